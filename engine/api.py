@@ -1,0 +1,207 @@
+"""The engine's Python API, used by the CLI, the pages and notebooks.
+
+Importing it is cheap: torch loads only in the functions that compute or load checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from engine.errors import NotFoundError, SpecError
+from engine.paths import REPO_ROOT, cache_dir
+from engine.store import Store
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.pipeline import ProgressFn
+    from engine.spec import RunSpec
+
+PRESETS_DIR = REPO_ROOT / "presets"
+
+
+@lru_cache(maxsize=8)
+def _store_at(root: str) -> Store:
+    return Store(Path(root))
+
+
+def open_store(root: str | Path | None = None) -> Store:
+    """The store of a cache folder (default: `AER_CACHE_DIR` or `cache/`), one per process."""
+    return _store_at(str(Path(root).resolve() if root else cache_dir()))
+
+
+def presets() -> dict[str, str]:
+    """Preset name → its one-line description (the first comment line of its YAML)."""
+    out = {}
+    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        out[path.stem] = first.lstrip("# ").strip()
+    return out
+
+
+def preset_path(name: str) -> Path:
+    """The YAML file of a named preset; SpecError naming the choices if there is none."""
+    if name not in presets():
+        raise SpecError([f"preset: unknown preset {name[:80]!r}; choose from {sorted(presets())}"])
+    return PRESETS_DIR / f"{name}.yaml"
+
+
+def load_spec(source: str | Path | None = None, *, preset: str | None = None, overrides: list[str] | None = None) -> "RunSpec":
+    """Validate a spec from a YAML/JSON file or a preset name, with `a.b=value` overrides."""
+    from engine.spec import load_spec as load
+
+    if (source is None) == (preset is None):
+        raise SpecError(["spec: give a spec file or a preset, not both or neither"])
+    return load(preset_path(preset) if preset else Path(source), overrides)
+
+
+def spec_from_text(text: str, overrides: list[str] | None = None) -> "RunSpec":
+    """Validate a spec from YAML or JSON text (an editor or an upload), by content."""
+    from engine.spec import apply_overrides, parse_text, validate
+
+    return validate(apply_overrides(parse_text(text), overrides or []))
+
+
+def run(spec: "RunSpec", store: Store | None = None, on_progress: "ProgressFn | None" = None) -> dict[str, Any]:
+    """Run a spec to completion (using the cache) and return its result document."""
+    from engine.pipeline import run as run_pipeline
+
+    store = store or open_store()
+    cached = run_pipeline(spec, store, on_progress)
+    return document(spec.run_id(), store, cached=cached)
+
+
+def document(run_id: str, store: Store | None = None, cached: bool = True) -> dict[str, Any]:
+    """The JSON result document of a run (the CLI contract of ARCHITECTURE.md)."""
+    store = store or open_store()
+    row = store.run(run_id)
+    robust = pd.DataFrame(store.robust([run_id]))
+    layers = pd.DataFrame(store.layers(run_id))
+    points = []
+    for step in store.steps(run_id):
+        k = step["step"]
+        rob = robust[robust["step"] == k] if len(robust) else robust
+        lay = layers[layers["step"] == k] if len(layers) else layers
+        points.append({
+            "step": k, "sparsity": step["sparsity"], "target_sparsity": step["target_sparsity"],
+            "clean_acc": step["clean_acc"], "checkpoint": step["checkpoint"], "sha256": step["sha256"],
+            "robust": [{"attack": r.attack, "norm": r.norm, "eps": r.eps, "acc": r.acc} for r in rob.itertuples()],
+            "layers": [{"layer": r.layer, "kind": r.kind, "numel": r.numel, "nonzero": r.nonzero,
+                        "sparsity": r.sparsity, "prunable": bool(r.prunable)} for r in lay.itertuples()],
+        })
+    return {"run_id": run_id, "cached": cached, "status": row["status"], "error": row["error"],
+            "base_id": row["base_id"], "engine_version": row["engine_version"], "n_steps": row["n_steps"],
+            "spec": json.loads(row["spec_json"]), "points": points}
+
+
+def runs_frame(store: Store | None = None) -> pd.DataFrame:
+    """One row per run: id, status, steps done of total, model, dataset, method, schedule."""
+    rows = []
+    for r in (store or open_store()).runs():
+        spec = json.loads(r["spec_json"])
+        rows.append({"run_id": r["run_id"], "status": r["status"], "steps_done": r["steps_done"],
+                     "n_steps": r["n_steps"], "dataset": spec["dataset"]["name"], "model": spec["model"]["name"],
+                     "method": spec["prune"]["method"], "schedule": spec["schedule"]["name"],
+                     "created_at": pd.to_datetime(r["created_at"], unit="s"), "error": r["error"]})
+    columns = ["run_id", "status", "steps_done", "n_steps", "dataset", "model", "method", "schedule", "created_at", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def robust_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:
+    """Tidy robust results: run_id, step, sparsity, clean_acc, attack, norm, eps, acc."""
+    columns = ["run_id", "step", "sparsity", "clean_acc", "attack", "norm", "eps", "acc"]
+    rows = (store or open_store()).robust(list(run_ids)) if run_ids else []
+    return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
+
+
+def layers_frame(run_id: str, store: Store | None = None) -> pd.DataFrame:
+    """Tidy per-layer table: step, layer, kind, numel, nonzero, sparsity, prunable."""
+    return pd.DataFrame((store or open_store()).layers(run_id))
+
+
+def export(run_id: str, fmt: str, out: Path, store: Store | None = None) -> Path:
+    """Write a run's results as JSON (the document) or CSV (the tidy robust table)."""
+    store = store or open_store()
+    out = Path(out)
+    if fmt == "json":
+        out.write_text(json.dumps(document(run_id, store), indent=2), encoding="utf-8")
+    elif fmt == "csv":
+        robust_frame([run_id], store).to_csv(out, index=False)
+    else:
+        raise SpecError([f"format: unknown format {fmt!r}; choose from ['csv', 'json']"])
+    return out
+
+
+def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torch.nn.Module":
+    """The model of a finished step, weights checked against their SHA-256, in eval mode."""
+    from engine.checkpoints import load_verified
+    from engine.datasets import load_dataset
+    from engine.device import prepare_model
+    from engine.models import build_model
+
+    store = store or open_store()
+    spec = json.loads(store.run(run_id)["spec_json"])
+    row = store.step(run_id, step)
+    model = build_model(spec["model"]["name"], load_dataset(spec["dataset"]["name"]).info)
+    model.load_state_dict(load_verified(store.root / row["checkpoint"], row["sha256"]))
+    return prepare_model(model).eval()
+
+
+def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """The run's fixed evaluation tensors: x in [0, 1] of shape (N, C, H, W), and labels y."""
+    from engine.datasets import load_dataset
+    from engine.pipeline import eval_split
+    from engine.spec import validate
+
+    spec = validate(json.loads((store or open_store()).run(run_id)["spec_json"]))
+    return eval_split(load_dataset(spec.dataset.name), spec)
+
+
+def launch(spec: "RunSpec", root: Path | None = None) -> subprocess.Popen:
+    """Start `python -m engine run` for a spec in a background process (until the job queue lands)."""
+    root = Path(root) if root else open_store().root
+    spec_file = root / "specs" / f"{spec.run_id()}.json"
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(spec.canonical_json(), encoding="utf-8")
+    with open(root / "specs" / f"{spec.run_id()}.log", "ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine", "--cache-dir", str(root), "run", str(spec_file), "--quiet"],
+            cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    (root / "specs" / f"{spec.run_id()}.pid").write_text(str(process.pid), encoding="ascii")
+    return process
+
+
+def _launched_alive(root: Path, run_id: str) -> bool:
+    """Whether the background process launched for this run is still alive."""
+    try:
+        pid = int((root / "specs" / f"{run_id}.pid").read_text(encoding="ascii"))
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def run_status(run_id: str, store: Store | None = None) -> dict[str, Any] | None:
+    """A run's status and steps done, or None if it has not started."""
+    store = store or open_store()
+    if not store.has_run(run_id):
+        return None
+    row = store.run(run_id)
+    return {"status": row["status"], "steps_done": len(store.steps(run_id)), "n_steps": row["n_steps"],
+            "error": row["error"], "alive": _launched_alive(store.root, run_id)}
+
+
+__all__ = [
+    "NotFoundError", "SpecError", "document", "eval_subset", "export", "launch", "layers_frame", "load_checkpoint",
+    "load_spec", "open_store", "presets", "robust_frame", "run", "run_status", "runs_frame", "spec_from_text",
+]

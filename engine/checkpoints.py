@@ -1,0 +1,55 @@
+"""Checkpoints as safetensors (never pickle): atomic publish and SHA-256-checked load."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
+
+from engine.errors import IntegrityError, NotFoundError
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> str:
+    """Write tensors to `path` atomically (temp file → fsync → rename); return the file's SHA-256.
+
+    A reader sees either no file or the whole file, never a partial one.
+    """
+    data = save_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_verified(path: Path, sha256: str) -> dict[str, torch.Tensor]:
+    """Load a checkpoint after checking its SHA-256 against the recorded one."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"checkpoint {path} is missing") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise IntegrityError(f"checkpoint {path} has SHA-256 {actual[:12]}…, expected {sha256[:12]}…; refusing to load")
+    return load_bytes(data)
+
+
+def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as plain contiguous CPU tensors."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -1,0 +1,197 @@
+"""The pipeline of one run: get or train the base → walk the schedule → evaluate every checkpoint.
+
+The only effectful edge of the engine: each step publishes its checkpoint and mask, then commits
+its rows in one transaction. A run killed mid-step resumes from its last finished step and, since
+each step draws from its own seeded generator and starts a fresh optimiser, ends with the same
+checkpoints as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from engine import ENGINE_VERSION
+from engine.checkpoints import load_verified, publish, state_tensors
+from engine.datasets import Dataset, load_dataset
+from engine.device import prepare_model, seed_everything
+from engine.errors import IntegrityError, NotFoundError
+from engine.evaluate import eval_indices, evaluate_model
+from engine.models import build_model
+from engine.pruning import METHODS, Masks, apply_masks, compute_masks, dense_masks, layer_table, overall_sparsity, prunable_layers
+from engine.schedules import PruneStep
+from engine.spec import RunSpec, canonical_json
+from engine.store import Store
+from engine.training import LOSSES, accuracy, train_steps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is: checkpoint `step` of `n_steps`, its phase, and work done within the phase."""
+
+    step: int
+    n_steps: int
+    phase: str
+    done: int = 0
+    total: int = 1
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def _silent(_: Progress) -> None:
+    pass
+
+
+def train_split(data: Dataset, spec: RunSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training tensors, or a seeded subset of `dataset.train_size` examples."""
+    if spec.dataset.train_size is None or spec.dataset.train_size >= len(data.x_train):
+        return data.x_train, data.y_train
+    idx = eval_indices(len(data.x_train), spec.dataset.train_size, spec.seed)
+    return data.x_train[idx], data.y_train[idx]
+
+
+def eval_split(data: Dataset, spec: RunSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed, seeded evaluation subset of the test split (x in [0, 1], y)."""
+    idx = eval_indices(len(data.x_test), spec.eval.n_samples, spec.seed)
+    return data.x_test[idx], data.y_test[idx]
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}|step|{step}".encode()))
+
+
+def _fresh_model(spec: RunSpec, data: Dataset) -> nn.Module:
+    torch.manual_seed(spec.seed)  # the same initial weights for the same seed
+    return prepare_model(build_model(spec.model.name, data.info)).eval()
+
+
+def base_model_state(spec: RunSpec, store: Store, data: Dataset, report: ProgressFn, n_steps: int) -> dict[str, torch.Tensor]:
+    """The trained base model's weights: from the store when present and intact, else trained now."""
+    base_id = spec.base_id()
+    row = store.base(base_id)
+    if row is not None:
+        try:
+            return load_verified(store.root / row["checkpoint"], row["sha256"])
+        except (IntegrityError, NotFoundError) as exc:
+            log.warning("retraining base %s: %s", base_id[:12], exc)
+    model = _fresh_model(spec, data)
+    x, y = train_split(data, spec)
+    steps = spec.train.epochs * math.ceil(len(x) / spec.train.batch_size)
+    started = time.perf_counter()
+    train_steps(
+        model, x, y, steps=steps, batch_size=spec.train.batch_size, lr=spec.train.lr,
+        generator=torch.Generator().manual_seed(spec.seed), optimizer=spec.train.optimizer,
+        loss_fn=LOSSES.get(spec.train.mode),
+        on_batch=lambda done, total: report(Progress(0, n_steps, "training the base model", done, total)),
+    )
+    seconds = time.perf_counter() - started
+    relative = f"bases/{base_id}.safetensors"
+    sha = publish(state_tensors(model), store.root / relative, {"base_id": base_id, "model": spec.model.name})
+    store.put_base({"base_id": base_id, "spec_json": canonical_json(spec.base()), "checkpoint": relative,
+                    "sha256": sha, "clean_acc": accuracy(model, data.x_test, data.y_test), "train_seconds": seconds})
+    return state_tensors(model)
+
+
+def _load_step(store: Store, run_id: str, step: int) -> tuple[dict[str, torch.Tensor], Masks]:
+    row = store.step(run_id, step)
+    weights = load_verified(store.root / row["checkpoint"], row["sha256"])
+    masks = load_verified(store.root / row["mask_checkpoint"], row["mask_sha256"])
+    return weights, {name: mask.float() for name, mask in masks.items()}
+
+
+def _publish_step(store: Store, spec: RunSpec, k: int, model: nn.Module, masks: Masks) -> dict[str, str]:
+    run_id = spec.run_id()
+    folder = f"runs/{run_id}"
+    meta = {"run_id": run_id, "step": str(k), "model": spec.model.name, "dataset": spec.dataset.name}
+    weights_path, mask_path = f"{folder}/step-{k:03d}.safetensors", f"{folder}/step-{k:03d}.masks.safetensors"
+    sha = publish(state_tensors(model), store.root / weights_path, meta)
+    mask_sha = publish({n: m.bool() for n, m in masks.items()}, store.root / mask_path, meta)
+    return {"checkpoint": weights_path, "sha256": sha, "mask_checkpoint": mask_path, "mask_sha256": mask_sha}
+
+
+def run_step(spec: RunSpec, store: Store, k: int, step: PruneStep, model: nn.Module, masks: Masks,
+             x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Tensor, y_eval: torch.Tensor,
+             report: ProgressFn, n_steps: int) -> Masks:
+    """Prune and fine-tune `model` in place for step k, publish it, evaluate it, commit its rows."""
+    layers = prunable_layers(model, spec.prune.prune_classifier)
+    started = time.perf_counter()
+    if k > 0:
+        phase = f"pruning to {step.sparsity:.1%}"
+        gen = _step_generator(spec.seed, k)
+        criterion = METHODS.get(spec.prune.method)()
+        masks = compute_masks(layers, step.sparsity, criterion, None if step.from_base else masks, gen)
+        apply_masks(layers, masks)
+        report(Progress(k, n_steps, phase, 0, max(step.finetune_steps, 1)))
+        train_steps(
+            model, x_train, y_train, steps=step.finetune_steps, batch_size=spec.prune.batch_size,
+            lr=spec.prune.lr, generator=gen, optimizer=spec.train.optimizer, loss_fn=LOSSES.get(spec.train.mode),
+            masked=(layers, masks),
+            on_batch=lambda done, total: report(Progress(k, n_steps, f"{phase}, fine-tuning", done, total)),
+        )
+    train_seconds = time.perf_counter() - started
+    files = _publish_step(store, spec, k, model, masks)
+    report(Progress(k, n_steps, "evaluating", 0, 1))
+    started = time.perf_counter()
+    clean_acc, points = evaluate_model(model.eval(), x_eval, y_eval, spec.eval, spec.seed)
+    store.put_step(
+        {"run_id": spec.run_id(), "step": k, "target_sparsity": step.sparsity, "sparsity": overall_sparsity(masks),
+         "clean_acc": clean_acc, **files, "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - started},
+        [vars(p) for p in points],
+        layer_table(model, masks),
+    )
+    report(Progress(k, n_steps, "evaluated", 1, 1))
+    return masks
+
+
+def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None) -> bool:
+    """Run a spec to completion in `store`; return True if every step was already cached."""
+    run_id, report = spec.run_id(), on_progress or _silent
+    if store.has_run(run_id) and store.run(run_id)["status"] == "done":
+        return True
+    seed_everything(spec.seed)
+    data = load_dataset(spec.dataset.name)
+    plan = [PruneStep(0.0, 0)] + spec.schedule.plan()
+    store.begin_run(run_id, spec.base_id(), spec.canonical_json(), ENGINE_VERSION, len(plan))
+    try:
+        _walk(spec, store, data, plan, report)
+    except Exception as exc:
+        store.finish_run(run_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    store.finish_run(run_id)
+    return False
+
+
+def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], report: ProgressFn) -> None:
+    run_id, n_steps = spec.run_id(), len(plan)
+    done = {row["step"] for row in store.steps(run_id)}
+    if len(done) == n_steps:
+        return
+    base = base_model_state(spec, store, data, report, n_steps)
+    x_train, y_train = train_split(data, spec)
+    x_eval, y_eval = eval_split(data, spec)
+    model = _fresh_model(spec, data)
+    layers = prunable_layers(model, spec.prune.prune_classifier)
+    in_memory = None  # the step whose result `model` holds
+    masks: Masks = {}
+    for k, step in enumerate(plan):
+        if k in done:
+            continue
+        if k == 0 or step.from_base:
+            model.load_state_dict(base)
+            masks = dense_masks(layers)
+        elif in_memory != k - 1:
+            weights, masks = _load_step(store, run_id, k - 1)  # resume from the last finished step
+            model.load_state_dict(weights)
+        masks = run_step(spec, store, k, step, model, masks, x_train, y_train, x_eval, y_eval, report, n_steps)
+        in_memory = k

@@ -1,0 +1,146 @@
+"""Unstructured pruning: criteria (registered), exact-count masks, and mask bookkeeping.
+
+Sparsity is the fraction of zero weights among prunable weights: conv and linear weights, the
+final classifier only when the spec says so, biases and norm layers never. A mask keeps exactly
+`n - round(s * n)` weights (per layer, or over all prunable weights for a global criterion), the
+same count `torch.nn.utils.prune` uses, and masks only grow: a pruned weight stays pruned.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from engine.models import classifier_name
+from engine.registry import Registry
+
+Masks = dict[str, torch.Tensor]
+
+
+class Criterion:
+    """A pruning criterion: an importance score per weight, ranked globally or per layer."""
+
+    scope: Literal["global", "layer"] = "layer"
+
+    def scores(self, weights: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Importance of every weight (higher is kept)."""
+        raise NotImplementedError
+
+
+METHODS: Registry[type[Criterion]] = Registry("pruning method")
+
+
+@METHODS.register("global_magnitude")
+class GlobalMagnitude(Criterion):
+    """Global magnitude: one |w| threshold across all prunable layers (Han et al. 2015)."""
+
+    scope = "global"
+
+    def scores(self, weights, generator):
+        return {name: w.abs() for name, w in weights.items()}
+
+
+@METHODS.register("layer_magnitude")
+class LayerMagnitude(Criterion):
+    """Layer-wise magnitude: every prunable layer pruned to the same sparsity by |w|."""
+
+    scope = "layer"
+
+    def scores(self, weights, generator):
+        return {name: w.abs() for name, w in weights.items()}
+
+
+@METHODS.register("random")
+class RandomCriterion(Criterion):
+    """Random (per layer): a seeded random score per weight; the baseline every method must beat."""
+
+    scope = "layer"
+
+    def scores(self, weights, generator):
+        return {name: torch.rand(w.shape, generator=generator).to(w.device) for name, w in weights.items()}
+
+
+def prunable_layers(model: nn.Module, include_classifier: bool = False) -> dict[str, nn.Module]:
+    """Conv and linear layers whose weights may be pruned, by module name, in model order."""
+    head = classifier_name(model)
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and (include_classifier or name != head)
+    }
+
+
+def _smallest(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the `count` lowest scores of a flat tensor (as torch.nn.utils.prune picks)."""
+    if count == 0:
+        return torch.empty(0, dtype=torch.long, device=scores.device)
+    return torch.topk(scores, k=count, largest=False).indices
+
+
+def compute_masks(
+    layers: dict[str, nn.Module],
+    sparsity: float,
+    criterion: Criterion,
+    previous: Masks | None = None,
+    generator: torch.Generator | None = None,
+) -> Masks:
+    """Masks (1 = kept) reaching `sparsity` exactly, nested inside `previous` masks."""
+    generator = generator or torch.Generator().manual_seed(0)
+    weights = {name: layer.weight.detach() for name, layer in layers.items()}
+    scores = criterion.scores(weights, generator)
+    if previous:
+        # already-pruned weights rank below everything, so masks are nested
+        scores = {n: s.masked_fill(previous[n] == 0, float("-inf")) for n, s in scores.items()}
+    if criterion.scope == "global":
+        flat = torch.cat([s.reshape(-1) for s in scores.values()])
+        keep = torch.ones_like(flat)
+        keep[_smallest(flat, round(sparsity * flat.numel()))] = 0.0
+        return _split(keep, weights)
+    masks = {}
+    for name, s in scores.items():
+        keep = torch.ones(s.numel(), device=s.device)
+        keep[_smallest(s.reshape(-1), round(sparsity * s.numel()))] = 0.0
+        masks[name] = keep.view_as(s)
+    return masks
+
+
+def _split(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> Masks:
+    out, start = {}, 0
+    for name, w in like.items():
+        out[name] = flat[start : start + w.numel()].view_as(w).clone()
+        start += w.numel()
+    return out
+
+
+@torch.no_grad()
+def apply_masks(layers: dict[str, nn.Module], masks: Masks) -> None:
+    """Zero the pruned weights in place (called after every optimiser step)."""
+    for name, mask in masks.items():
+        layers[name].weight.mul_(mask.to(layers[name].weight.dtype))
+
+
+def dense_masks(layers: dict[str, nn.Module]) -> Masks:
+    """All-ones masks: the dense model."""
+    return {name: torch.ones_like(layer.weight) for name, layer in layers.items()}
+
+
+def overall_sparsity(masks: Masks) -> float:
+    """Fraction of pruned weights over all masked layers."""
+    total = sum(m.numel() for m in masks.values())
+    zeros = sum(int((m == 0).sum()) for m in masks.values())
+    return zeros / total if total else 0.0
+
+
+def layer_table(model: nn.Module, masks: Masks) -> list[dict]:
+    """One row per conv/linear layer: parameters, non-zero count, sparsity, prunable flag."""
+    rows = []
+    for name, module in model.named_modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+            continue
+        numel = module.weight.numel()
+        nonzero = int((masks[name] != 0).sum()) if name in masks else int((module.weight != 0).sum())
+        rows.append({"layer": name, "kind": type(module).__name__, "numel": numel, "nonzero": nonzero,
+                     "sparsity": 1.0 - nonzero / numel, "prunable": name in masks})
+    return rows

@@ -1,0 +1,296 @@
+"""Run specs: frozen, typed, validated models; canonical JSON; SHA-256 run and base ids.
+
+A spec says everything that determines a result. Its canonical JSON (sorted keys, defaults
+filled in, plus ENGINE_VERSION) hashes to the run id; the base sub-spec (dataset, model,
+training, seed) hashes to the base id, so runs that differ only in pruning or evaluation share
+one trained base model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from engine import ENGINE_VERSION
+from engine.errors import SpecError
+from engine.schedules import SCHEDULES
+
+
+def _registry(kind: str):
+    """The registry of `kind`, imported on first use (they pull in torch)."""
+    if kind == "dataset":
+        from engine.datasets import DATASETS as registry
+    elif kind == "model":
+        from engine.models import MODELS as registry
+    elif kind == "pruning method":
+        from engine.pruning import METHODS as registry
+    elif kind == "training mode":
+        from engine.training import LOSSES as registry
+    else:
+        from engine.attacks import ATTACKS as registry
+    return registry
+
+
+def _known(kind: str, name: str) -> str:
+    registry = _registry(kind)
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; choose from {registry.names()}")
+    return name
+
+
+class Frozen(BaseModel):
+    """Frozen, strict-keyed base of every spec section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetSpec(Frozen):
+    """Which dataset, and optionally a seeded subset of its training split."""
+
+    name: str = "fashion_mnist"
+    train_size: int | None = Field(None, gt=0, description="seeded training subset; all if null")
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        return _known("dataset", value)
+
+
+class ModelSpec(Frozen):
+    """Which registered architecture."""
+
+    name: str = "small_cnn"
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        return _known("model", value)
+
+
+class TrainSpec(Frozen):
+    """Base training: the loss mode and its optimiser."""
+
+    mode: str = "natural"
+    epochs: int = Field(1, ge=1, le=1000)
+    batch_size: int = Field(128, ge=1, le=65536)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        return _known("training mode", value)
+
+
+class PruneSpec(Frozen):
+    """Pruning criterion and the fine-tuning optimiser used between pruning steps."""
+
+    method: str = "global_magnitude"
+    prune_classifier: bool = Field(False, description="also prune the final classifier layer")
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="fine-tune learning rate")
+    batch_size: int = Field(128, ge=1, le=65536)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        return _known("pruning method", value)
+
+
+ScheduleSpec = Annotated[
+    Union[tuple(SCHEDULES.get(name) for name in SCHEDULES.names())],  # type: ignore[misc]
+    Field(discriminator="name"),
+]
+
+
+class AttackSpec(Frozen):
+    """One attack over a list of strengths (ε in the attack's norm; L∞ on the [0, 1] scale)."""
+
+    name: str = "pgd_linf"
+    eps: list[float] = Field(min_length=1, max_length=64)
+    steps: int = Field(10, ge=1, le=1000)
+    step_size: float | None = Field(
+        None, gt=0.0, description="step as a multiple of ε; default 2.5 / steps (Madry et al.)"
+    )
+    random_start: bool = True
+    restarts: int = Field(1, ge=1, le=100)
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        return _known("attack", value)
+
+    @field_validator("eps")
+    @classmethod
+    def _eps_grid(cls, eps: list[float]) -> list[float]:
+        if any(e < 0 for e in eps):
+            raise ValueError("every ε must be >= 0")
+        # 0 is always evaluated: it anchors the curve at clean accuracy.
+        return sorted(set(eps) | {0.0})
+
+    def relative_step(self) -> float:
+        """The step size as a multiple of ε."""
+        return self.step_size if self.step_size is not None else 2.5 / self.steps
+
+
+class EvalSpec(Frozen):
+    """Evaluation of every checkpoint on one fixed, seeded subset of the test split."""
+
+    n_samples: int = Field(1000, ge=1, le=100_000)
+    batch_size: int = Field(250, ge=1, le=65536)
+    attacks: list[AttackSpec] = Field(default_factory=list, max_length=16)
+
+    @model_validator(mode="after")
+    def _unique_attacks(self) -> "EvalSpec":
+        names = [a.name for a in self.attacks]
+        if len(names) != len(set(names)):
+            raise ValueError("each attack may appear once; put all its ε in one list")
+        return self
+
+
+class BaseModelSpec(Frozen):
+    """The sub-spec that determines the trained base model."""
+
+    dataset: DatasetSpec
+    model: ModelSpec
+    train: TrainSpec
+    seed: int
+
+
+class RunSpec(Frozen):
+    """Everything that determines one run's results."""
+
+    dataset: DatasetSpec = DatasetSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    prune: PruneSpec = PruneSpec()
+    schedule: ScheduleSpec
+    eval: EvalSpec = EvalSpec()
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    def base(self) -> BaseModelSpec:
+        """The base-model sub-spec (shared by every run that trains the same base)."""
+        return BaseModelSpec(dataset=self.dataset, model=self.model, train=self.train, seed=self.seed)
+
+    def canonical_json(self) -> str:
+        """Sorted, compact JSON of the spec with every default filled in."""
+        return canonical_json(self)
+
+    def run_id(self) -> str:
+        """SHA-256 of the canonical JSON and the engine version."""
+        return spec_hash(self)
+
+    def base_id(self) -> str:
+        """SHA-256 of the base sub-spec; runs sharing it share one trained base."""
+        return spec_hash(self.base())
+
+
+def canonical_json(model: BaseModel) -> str:
+    """Canonical JSON of any spec model: sorted keys, no whitespace."""
+    return json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def spec_hash(model: BaseModel) -> str:
+    """SHA-256 hex digest of the canonical JSON plus ENGINE_VERSION."""
+    payload = f"{ENGINE_VERSION}\n{canonical_json(model)}".encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in SCHEDULES or str(item).startswith("function-"):
+            continue  # union tags and validator names are not fields the user wrote
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(spec)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check its spelling)"
+    if error["type"] == "union_tag_invalid":
+        return f"unknown schedule; choose from {SCHEDULES.names()}"
+    if error["type"] == "union_tag_not_found":
+        return f"missing 'name'; choose from {SCHEDULES.names()}"
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One 'field.path: message' line per problem."""
+    return [f"{_field_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node: Any = tree
+    for key in keys[:-1]:
+        if isinstance(node, list):
+            node = node[int(key)]
+        else:
+            node = node.setdefault(key, {})
+            if not isinstance(node, (dict, list)):
+                raise SpecError([f"{dotted}: {key!r} is not a section"])
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=value` overrides (values parsed as YAML scalars) to a raw spec tree."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError([f"--set {item!r}: expected key.path=value"])
+        try:
+            _set_path(tree, key.strip(), yaml.safe_load(raw))
+        except (ValueError, IndexError, yaml.YAMLError) as exc:
+            raise SpecError([f"{key.strip()}: cannot set ({exc})"]) from None
+    return tree
+
+
+def parse_text(text: str, source: str = "spec") -> dict[str, Any]:
+    """Parse YAML or JSON text (JSON is YAML) into a raw tree, safely."""
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError([f"{source}: not valid YAML or JSON ({exc.__class__.__name__})"]) from None
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise SpecError([f"{source}: the top level must be a mapping of sections"])
+    return tree
+
+
+def validate(tree: dict[str, Any]) -> RunSpec:
+    """Validate a raw tree into a RunSpec, or raise SpecError with one line per problem."""
+    try:
+        return RunSpec.model_validate(tree)
+    except ValidationError as exc:
+        raise SpecError(format_errors(exc)) from None
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> RunSpec:
+    """Read a YAML or JSON spec file, apply overrides, validate."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([f"{path}: cannot read ({exc.__class__.__name__})"]) from None
+    return validate(apply_overrides(parse_text(text, str(path)), overrides or []))

@@ -1,0 +1,221 @@
+"""The run store: one SQLite file (WAL, `BEGIN IMMEDIATE` writes, ordered migrations).
+
+Tidy tables that pandas reads straight into plots: `runs`, `steps` (one row per checkpoint; its
+presence is the step's done-mark), `robust` (run × step × attack × ε), `layers` (run × step ×
+layer), and `bases` (trained base models shared by runs). A step's rows commit in one
+transaction, so a killed process never leaves half a step. Values are always bound with `?`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from engine.errors import NotFoundError
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
+
+
+def migration(name: str):
+    """Register the next schema migration; migrations run once each, in declaration order."""
+
+    def decorate(fn: Callable[[sqlite3.Connection], None]):
+        if any(existing == name for existing, _ in MIGRATIONS):
+            raise ValueError(f"migration {name!r} is declared twice")
+        MIGRATIONS.append((name, fn))
+        return fn
+
+    return decorate
+
+
+@migration("0001_runs_steps_results")
+def _initial_schema(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE bases (
+        base_id TEXT PRIMARY KEY, spec_json TEXT NOT NULL, checkpoint TEXT NOT NULL,
+        sha256 TEXT NOT NULL, clean_acc REAL NOT NULL, train_seconds REAL NOT NULL,
+        created_at REAL NOT NULL)""")
+    db.execute("""CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, base_id TEXT NOT NULL, spec_json TEXT NOT NULL,
+        engine_version TEXT NOT NULL, n_steps INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+        error TEXT, created_at REAL NOT NULL, finished_at REAL)""")
+    db.execute("""CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        step INTEGER NOT NULL, target_sparsity REAL NOT NULL, sparsity REAL NOT NULL,
+        clean_acc REAL NOT NULL, checkpoint TEXT NOT NULL, sha256 TEXT NOT NULL,
+        mask_checkpoint TEXT NOT NULL, mask_sha256 TEXT NOT NULL,
+        train_seconds REAL NOT NULL, eval_seconds REAL NOT NULL, finished_at REAL NOT NULL,
+        PRIMARY KEY (run_id, step))""")
+    db.execute("""CREATE TABLE robust (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, attack TEXT NOT NULL, norm TEXT NOT NULL,
+        eps REAL NOT NULL, acc REAL NOT NULL CHECK (acc >= 0 AND acc <= 1),
+        PRIMARY KEY (run_id, step, attack, eps),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+    db.execute("""CREATE TABLE layers (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, layer TEXT NOT NULL, kind TEXT NOT NULL,
+        numel INTEGER NOT NULL, nonzero INTEGER NOT NULL, sparsity REAL NOT NULL,
+        prunable INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step, layer),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+
+
+class Store:
+    """The SQLite store of one cache folder; checkpoints live beside it under the same root."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / "aer.sqlite"
+        self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a committed step survives power loss
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.migrate()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (`BEGIN IMMEDIATE`): all or nothing."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def migrate(self) -> None:
+        """Apply the migrations this database has not seen, each in its own transaction."""
+        with self.atomic() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for name, apply in MIGRATIONS:
+            with self.atomic() as db:
+                if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                    continue
+                apply(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+
+    def integrity_ok(self) -> bool:
+        """`PRAGMA integrity_check` says ok."""
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # bases
+    def base(self, base_id: str) -> dict[str, Any] | None:
+        """The base-model row, or None."""
+        row = self.db.execute("SELECT * FROM bases WHERE base_id = ?", (base_id,)).fetchone()
+        return dict(row) if row else None
+
+    def put_base(self, row: dict[str, Any]) -> None:
+        """Record a published base model (the first writer wins; bases are deterministic)."""
+        with self.atomic() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO bases VALUES (:base_id, :spec_json, :checkpoint, :sha256, "
+                ":clean_acc, :train_seconds, :created_at)",
+                {**row, "created_at": time.time()},
+            )
+
+    # runs
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run row; NotFoundError if there is none."""
+        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id!r} is not in the store at {self.path}")
+        return dict(row)
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store has a row for this run."""
+        return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def resolve(self, prefix: str) -> str:
+        """The full run id for a unique prefix (at least 6 hex characters)."""
+        if len(prefix) < 6 or not all(c in "0123456789abcdef" for c in prefix):
+            raise NotFoundError(f"run id {prefix[:80]!r}: expected at least 6 lowercase hex characters")
+        rows = self.db.execute(
+            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        if len(rows) != 1:
+            raise NotFoundError(f"run id {prefix!r} matches {len(rows)} runs; give more characters")
+        return rows[0]["run_id"]
+
+    def begin_run(self, run_id: str, base_id: str, spec_json: str, engine_version: str, n_steps: int) -> None:
+        """Create the run row, or mark an unfinished one running again (resume)."""
+        with self.atomic() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, base_id, spec_json, engine_version, n_steps, status, created_at) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET status = 'running', error = NULL WHERE status != 'done'",
+                (run_id, base_id, spec_json, engine_version, n_steps, time.time()),
+            )
+
+    def finish_run(self, run_id: str, error: str | None = None) -> None:
+        """Mark a run done, or failed with its error."""
+        status = "failed" if error else "done"
+        with self.atomic() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
+                (status, error, time.time(), run_id),
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run row with its count of finished steps, newest first."""
+        rows = self.db.execute(
+            "SELECT r.*, (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps_done "
+            "FROM runs r ORDER BY r.created_at DESC"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    # steps and results
+    def put_step(self, step: dict[str, Any], robust: list[dict[str, Any]], layers: list[dict[str, Any]]) -> None:
+        """Write a step's row, robust results and layer table in one transaction (its done-mark)."""
+        with self.atomic() as db:
+            db.execute(
+                "INSERT INTO steps VALUES (:run_id, :step, :target_sparsity, :sparsity, :clean_acc, "
+                ":checkpoint, :sha256, :mask_checkpoint, :mask_sha256, :train_seconds, :eval_seconds, :finished_at)",
+                {**step, "finished_at": time.time()},
+            )
+            key = {"run_id": step["run_id"], "step": step["step"]}
+            db.executemany(
+                "INSERT INTO robust VALUES (:run_id, :step, :attack, :norm, :eps, :acc)",
+                [{**key, **r} for r in robust],
+            )
+            db.executemany(
+                "INSERT INTO layers VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, :prunable)",
+                [{**key, **layer, "prunable": int(layer["prunable"])} for layer in layers],
+            )
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The finished steps of a run, in order."""
+        rows = self.db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY step", (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def step(self, run_id: str, step: int) -> dict[str, Any]:
+        """One finished step; NotFoundError if it has not finished."""
+        row = self.db.execute("SELECT * FROM steps WHERE run_id = ? AND step = ?", (run_id, step)).fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id[:12]} has no finished step {step}")
+        return dict(row)
+
+    def robust(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Robust results of the given runs, joined with each step's sparsity."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(
+            f"SELECT r.*, s.sparsity, s.clean_acc FROM robust r JOIN steps s USING (run_id, step) "
+            f"WHERE r.run_id IN ({marks}) ORDER BY r.run_id, r.step, r.attack, r.eps",
+            run_ids,
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def layers(self, run_id: str) -> list[dict[str, Any]]:
+        """The per-layer table of every finished step of a run."""
+        rows = self.db.execute(
+            "SELECT * FROM layers WHERE run_id = ? ORDER BY step, rowid", (run_id,)
+        ).fetchall()
+        return [dict(r) for r in rows]

@@ -1,0 +1,102 @@
+"""Surface: robust accuracy over sparsity × ε for one run and attack, as surface, heat map or slices."""
+
+import re
+
+import streamlit as st
+
+from engine import api, figures
+
+VIEWS = ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity"]
+
+st.title("Robust accuracy over sparsity × ε")
+st.markdown(
+    "Each point is one checkpoint of a pruning run attacked at one strength ε: how much of the fixed "
+    "evaluation subset the model still classifies correctly. Read across to see robustness fall as the "
+    "attacker gets stronger; read down to see what pruning does to it."
+)
+with st.expander("How to read this plot"):
+    st.markdown(
+        "- **ε = 0 is clean accuracy**; curves never rise with ε, because an example broken at a smaller ε "
+        "stays broken at every larger one (its adversarial example lies inside the larger ball).\n"
+        "- L∞ budgets are on the [0, 1] pixel scale and shown as k/255 (8/255 ≈ 0.031).\n"
+        "- Sparsity is the fraction of zero weights among prunable weights (conv and linear, not the classifier).\n"
+        "- Surfaces of this kind extend the robustness-vs-compression panels of Merkle et al., "
+        "*Pruning in the Face of Adversaries* (arXiv:2108.08560)."
+    )
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def load_runs():
+    frame = api.runs_frame()
+    return frame[frame["steps_done"] > 0]
+
+
+def from_query(name: str, choices: list, default):
+    """A query parameter's value if it is one of `choices`, else `default` (with a short note)."""
+    raw = st.query_params.get(name)
+    if raw is None:
+        return default
+    for choice in choices:
+        if str(choice) == raw:
+            return choice
+    st.toast(f"Ignored the link's {name!r}: not one of the available choices.")
+    return default
+
+
+runs = load_runs()
+if runs.empty:
+    st.info("No finished checkpoints yet. Run the **quickstart** preset from Home, or "
+            "`python -m engine run --preset quickstart` in a terminal.")
+    st.stop()
+
+run_ids = list(runs["run_id"])
+wanted = st.query_params.get("run", "")
+default_run = run_ids[0]
+if wanted:
+    matches = [r for r in run_ids if re.fullmatch(r"[0-9a-f]{6,64}", wanted) and r.startswith(wanted)]
+    if len(matches) == 1:
+        default_run = matches[0]
+    else:
+        st.warning("The link's run is not in this store; showing the newest run instead.")
+
+labels = {r.run_id: f"{r.run_id[:12]} · {r.model} on {r.dataset} · {r.method} · {r.schedule} · {r.status}"
+          for r in runs.itertuples()}
+run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default_run), format_func=labels.get)
+robust = api.robust_frame([run_id])
+attacks = sorted(robust["attack"].unique()) or ["(none)"]
+attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(from_query("attack", attacks, attacks[0])))
+view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(from_query("view", VIEWS, VIEWS[0])))
+st.query_params.update({"run": run_id[:12], "attack": attack, "view": view})
+
+running = runs.set_index("run_id").loc[run_id, "status"] == "running"
+
+
+@st.fragment(run_every=3 if running else None)
+def draw() -> None:
+    """The chosen view of the chosen run; redraws every few seconds while the run computes."""
+    frame = api.robust_frame([run_id])
+    frame = frame[frame["attack"] == attack]
+    status = api.run_status(run_id)
+    if status and status["status"] == "running":
+        st.progress(status["steps_done"] / status["n_steps"],
+                    text=f"computing: {status['steps_done']} of {status['n_steps']} checkpoints so far")
+    title = labels[run_id]
+    if view == VIEWS[0]:
+        fig = figures.surface_3d(frame, title)
+    elif view == VIEWS[1]:
+        fig = figures.surface_heatmap(frame, title)
+    elif view == VIEWS[2]:
+        eps_values = sorted(frame["eps"].unique())
+        eps = st.select_slider("ε", eps_values, value=eps_values[-1],
+                               format_func=lambda e: figures.eps_label(e, figures.norm_of(frame)))
+        fig = figures.slice_at_eps(frame, eps, title)
+    else:
+        steps = sorted(frame["step"].unique())
+        chosen = st.multiselect("Checkpoints (step)", steps, default=steps)
+        fig = figures.slice_at_sparsity(frame, chosen, title)
+    st.plotly_chart(fig, width="stretch")
+    table = frame.pivot_table(index=["step", "sparsity", "clean_acc"], columns="eps", values="acc")
+    st.dataframe(table, width="stretch")
+
+
+draw()
