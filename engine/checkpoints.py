@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -24,9 +25,12 @@ def _fsync_dir(folder: Path) -> None:
 def publish(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> str:
     """Write tensors to `path` atomically (temp file → fsync → rename); return the file's SHA-256.
 
-    A reader sees either no file or the whole file, never a partial one.
+    A reader sees either no file or the whole file, never a partial one. The metadata goes in as
+    one sorted-JSON entry: safetensors writes several entries in hash order, which would make the
+    bytes (and so the SHA-256) of identical checkpoints differ from run to run.
     """
-    data = save_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    header = {"aer": json.dumps(metadata, sort_keys=True)} if metadata else None
+    data = save_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=header)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:

@@ -174,13 +174,19 @@ class Store:
 
     # steps and results
     def put_step(self, step: dict[str, Any], robust: list[dict[str, Any]], layers: list[dict[str, Any]]) -> None:
-        """Write a step's row, robust results and layer table in one transaction (its done-mark)."""
+        """Write a step's row, robust results and layer table in one transaction (its done-mark).
+
+        Steps are deterministic, so when another process already wrote this step, its rows stand
+        and this call changes nothing.
+        """
         with self.atomic() as db:
-            db.execute(
-                "INSERT INTO steps VALUES (:run_id, :step, :target_sparsity, :sparsity, :clean_acc, "
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO steps VALUES (:run_id, :step, :target_sparsity, :sparsity, :clean_acc, "
                 ":checkpoint, :sha256, :mask_checkpoint, :mask_sha256, :train_seconds, :eval_seconds, :finished_at)",
                 {**step, "finished_at": time.time()},
-            )
+            ).rowcount
+            if not inserted:
+                return
             key = {"run_id": step["run_id"], "step": step["step"]}
             db.executemany(
                 "INSERT INTO robust VALUES (:run_id, :step, :attack, :norm, :eps, :acc)",

@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated cache per test, tiny trained models, the smoke spec."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """A fresh cache folder that the engine, CLI subprocesses and pages all use."""
+    root = tmp_path / "cache"
+    root.mkdir()
+    monkeypatch.setenv("AER_CACHE_DIR", str(root))
+    monkeypatch.setenv("AER_DATA_DIR", str(tmp_path / "data"))
+    from engine import api
+
+    api._store_at.cache_clear()
+    yield root
+    api._store_at.cache_clear()
+
+
+@pytest.fixture
+def store(cache):
+    """The Store of the fresh cache."""
+    from engine import api
+
+    return api.open_store()
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """The synthetic dataset (deterministic, in memory)."""
+    from engine.datasets import load_dataset
+
+    return load_dataset("synthetic")
+
+
+def _trained(name: str, data, steps: int = 150):
+    from engine.device import prepare_model
+    from engine.models import build_model
+    from engine.training import train_steps
+
+    torch.manual_seed(0)
+    model = prepare_model(build_model(name, data.info), torch.device("cpu"))
+    train_steps(model, data.x_train, data.y_train, steps=steps, batch_size=64, lr=2e-3,
+                generator=torch.Generator().manual_seed(0))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_cnn(synthetic):
+    """A small CNN trained briefly on the synthetic data (eval mode)."""
+    return _trained("small_cnn", synthetic)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlp(synthetic):
+    """An MLP trained briefly on the synthetic data (eval mode)."""
+    return _trained("mlp", synthetic)
+
+
+@pytest.fixture
+def smoke_tree() -> dict:
+    """The raw smoke preset as a dict (edit freely)."""
+    import yaml
+
+    return yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())

@@ -1,0 +1,88 @@
+"""The CLI contract of ARCHITECTURE.md, through real subprocesses."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def cli(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "engine", *args], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke_doc(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-cache")
+    doc = json.loads(cli("--cache-dir", str(root), "run", "--preset", "smoke", "--json", "--quiet").stdout)
+    return root, doc
+
+
+def test_run_prints_the_json_contract(smoke_doc):
+    _, doc = smoke_doc
+    assert {"run_id", "cached", "spec", "points"} <= set(doc) and doc["cached"] is False
+    assert len(doc["run_id"]) == 64
+    for point in doc["points"]:
+        assert {"step", "sparsity", "clean_acc", "robust", "layers"} <= set(point)
+        for r in point["robust"]:
+            assert set(r) == {"attack", "norm", "eps", "acc"} and 0 <= r["acc"] <= 1
+
+
+def test_the_same_command_again_is_cached(smoke_doc):
+    root, doc = smoke_doc
+    again = json.loads(cli("--cache-dir", str(root), "run", "--preset", "smoke", "--json").stdout)
+    assert again["cached"] is True and again["points"] == doc["points"]
+
+
+def test_show_by_prefix_prints_the_same_document(smoke_doc):
+    root, doc = smoke_doc
+    shown = json.loads(cli("--cache-dir", str(root), "show", doc["run_id"][:10], "--json").stdout)
+    assert shown["points"] == doc["points"] and shown["spec"] == doc["spec"]
+
+
+def test_export_csv_and_json(smoke_doc, tmp_path):
+    import pandas as pd
+
+    root, doc = smoke_doc
+    cli("--cache-dir", str(root), "export", doc["run_id"], "--format", "csv", "--out", str(tmp_path / "r.csv"))
+    cli("--cache-dir", str(root), "export", doc["run_id"], "--format", "json", "--out", str(tmp_path / "r.json"))
+    table = pd.read_csv(tmp_path / "r.csv")
+    assert len(table) == sum(len(p["robust"]) for p in doc["points"])
+    assert json.loads((tmp_path / "r.json").read_text())["run_id"] == doc["run_id"]
+
+
+def test_ls_and_presets(smoke_doc):
+    root, doc = smoke_doc
+    assert doc["run_id"][:12] in cli("--cache-dir", str(root), "ls").stdout
+    listed = cli("presets").stdout
+    assert "smoke" in listed and "quickstart" in listed
+
+
+def test_overrides_change_the_run(smoke_doc, tmp_path):
+    root, doc = smoke_doc
+    other = json.loads(cli("--cache-dir", str(tmp_path), "run", "--preset", "smoke", "--set", "eval.attacks=[]",
+                           "--set", "schedule.final_sparsity=0.5", "--json", "--quiet").stdout)
+    assert other["run_id"] != doc["run_id"] and other["points"][-1]["sparsity"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_a_bad_spec_exits_2_with_one_line_per_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schedule: {name: gradual, final_sparsity: 1.5, end: 10, frequency: 5}\nmodel: {name: gpt}\n")
+    result = cli("--cache-dir", str(tmp_path), "run", str(bad), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert any(l.startswith("schedule.final_sparsity:") for l in lines)
+    assert any(l.startswith("model.name: unknown model 'gpt'") for l in lines)
+
+
+def test_unknown_preset_and_unknown_run_are_one_line_errors(tmp_path):
+    preset = cli("--cache-dir", str(tmp_path), "run", "--preset", "nope", check=False)
+    assert preset.returncode == 2 and preset.stderr.startswith("preset: unknown preset 'nope'")
+    show = cli("--cache-dir", str(tmp_path), "show", "deadbeef", check=False)
+    assert show.returncode == 1 and len(show.stderr.strip().splitlines()) == 1

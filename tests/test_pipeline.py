@@ -1,0 +1,119 @@
+"""The pipeline end to end on synthetic data: sparsity axis, honest curves, cache, resume, API."""
+
+import copy
+
+import pytest
+import torch
+
+from engine import api
+from engine.pipeline import run as run_pipeline
+from engine.spec import apply_overrides, validate
+from engine.training import accuracy
+
+
+def spec_of(tree, *overrides):
+    return validate(apply_overrides(copy.deepcopy(tree), list(overrides)))
+
+
+def test_smoke_run_gives_the_whole_sparsity_axis_with_honest_curves(store, smoke_tree):
+    spec = spec_of(smoke_tree)
+    doc = api.run(spec, store)
+    assert doc["status"] == "done" and doc["cached"] is False
+    targets = spec.schedule.sparsities()
+    assert [p["step"] for p in doc["points"]] == list(range(len(targets)))
+    n_prunable = sum(l["numel"] for l in doc["points"][0]["layers"] if l["prunable"])
+    for point, target in zip(doc["points"], targets):
+        assert point["sparsity"] == pytest.approx(target, abs=1 / n_prunable)
+        for attack in ("pgd_linf", "fgsm"):
+            curve = [r["acc"] for r in point["robust"] if r["attack"] == attack]
+            assert curve[0] == point["clean_acc"]
+            assert all(b <= a for a, b in zip(curve, curve[1:]))
+
+
+def test_second_run_is_served_from_the_cache(store, smoke_tree):
+    spec = spec_of(smoke_tree)
+    first = api.run(spec, store)
+    seen = []
+    second = api.run(spec, store, on_progress=seen.append)
+    assert second["cached"] is True and seen == []
+    assert second["points"] == first["points"]
+
+
+def test_runs_differing_only_in_pruning_share_one_base(store, smoke_tree):
+    api.run(spec_of(smoke_tree), store)
+    phases = []
+    api.run(spec_of(smoke_tree, "prune.method=random"), store, on_progress=lambda p: phases.append(p.phase))
+    assert store.db.execute("SELECT count(*) FROM bases").fetchone()[0] == 1
+    assert "training the base model" not in phases
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_a_run_killed_mid_schedule_resumes_to_the_same_checkpoints(tmp_path, smoke_tree):
+    from engine.store import Store
+
+    spec = spec_of(smoke_tree, "schedule.end=60")  # four steps
+    clean_store = Store(tmp_path / "uninterrupted")
+    run_pipeline(spec, clean_store)
+
+    crashed_store = Store(tmp_path / "crashed")
+
+    def crash_in_step_two(progress):
+        if progress.step == 2 and progress.done == 5:
+            raise Crash("killed")
+
+    with pytest.raises(Crash):
+        run_pipeline(spec, crashed_store, crash_in_step_two)
+    assert crashed_store.run(spec.run_id())["status"] == "failed"
+    assert [s["step"] for s in crashed_store.steps(spec.run_id())] == [0, 1]
+    run_pipeline(spec, crashed_store)
+    expected = [(s["step"], s["sha256"], s["mask_sha256"]) for s in clean_store.steps(spec.run_id())]
+    actual = [(s["step"], s["sha256"], s["mask_sha256"]) for s in crashed_store.steps(spec.run_id())]
+    assert actual == expected and len(actual) == 4
+    assert crashed_store.run(spec.run_id())["status"] == "done" and crashed_store.integrity_ok()
+
+
+@pytest.mark.parametrize("schedule", [
+    ["schedule={name: one_shot, targets: [0.5, 0.9], finetune_steps: 5}"],
+    ["schedule={name: iterative, targets: [0.5, 0.75], finetune_steps: 5}"],
+])
+@pytest.mark.parametrize("method", ["layer_magnitude", "random"])
+def test_every_schedule_and_method_runs(store, smoke_tree, schedule, method):
+    spec = spec_of(smoke_tree, *schedule, f"prune.method={method}", "eval.attacks=[]")
+    doc = api.run(spec, store)
+    assert [round(p["target_sparsity"], 3) for p in doc["points"]] == [0.0, *spec.schedule.targets]
+    assert all(p["robust"] == [] for p in doc["points"])
+
+
+def test_one_shot_masks_are_independent_of_each_other(store, smoke_tree):
+    spec = spec_of(smoke_tree, "schedule={name: one_shot, targets: [0.5, 0.9]}", "eval.attacks=[]")
+    api.run(spec, store)
+    half, ninety = (api.load_checkpoint(spec.run_id(), k, store) for k in (1, 2))
+    base = api.load_checkpoint(spec.run_id(), 0, store)
+    # without fine-tuning, every kept weight equals the base's weight
+    for name in ("fc1", "fc2"):
+        w0, w1, w2 = (getattr(m, name).weight for m in (base, half, ninety))
+        assert torch.equal(w1[w1 != 0], w0[w1 != 0]) and torch.equal(w2[w2 != 0], w0[w2 != 0])
+
+
+def test_loaded_checkpoint_reproduces_the_stored_clean_accuracy(store, smoke_tree):
+    spec = spec_of(smoke_tree)
+    doc = api.run(spec, store)
+    x, y = api.eval_subset(spec.run_id(), store)
+    assert x.min() >= 0 and x.max() <= 1 and len(x) == spec.eval.n_samples
+    for point in doc["points"]:
+        model = api.load_checkpoint(spec.run_id(), point["step"], store)
+        assert not model.training
+        assert accuracy(model, x, y) == point["clean_acc"]
+
+
+def test_frames_for_the_pages(store, smoke_tree):
+    spec = spec_of(smoke_tree)
+    api.run(spec, store)
+    runs = api.runs_frame(store)
+    assert runs.loc[0, "status"] == "done" and runs.loc[0, "steps_done"] == runs.loc[0, "n_steps"]
+    robust = api.robust_frame([spec.run_id()], store)
+    assert set(robust.columns) >= {"run_id", "step", "sparsity", "clean_acc", "attack", "norm", "eps", "acc"}
+    assert api.robust_frame([], store).empty
