@@ -52,28 +52,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _progress_bar():
-    from tqdm import tqdm
-
-    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n:.2f}/{total} steps [{elapsed}<{remaining}]")
+    """A tqdm bar over the run's checkpoints, created on the first progress report."""
+    state = {}
 
     def update(p) -> None:
-        bar.total = p.n_steps
-        bar.n = min(p.step + p.done / max(p.total, 1), p.n_steps) if p.phase != "evaluated" else p.step + 1
+        if "bar" not in state:
+            from tqdm import tqdm
+
+            state["bar"] = tqdm(total=p.n_steps, unit="step", file=sys.stderr, dynamic_ncols=True,
+                                bar_format="{l_bar}{bar}| {n:.2f}/{total} steps [{elapsed}<{remaining}]")
+        bar = state["bar"]
+        bar.n = p.step + 1 if p.phase == "evaluated" else min(p.step + p.done / max(p.total, 1), p.n_steps)
         bar.set_description(f"step {p.step} of {p.n_steps - 1} · {p.phase}", refresh=False)
         bar.update(0)  # redraws at most every `mininterval` seconds
 
-    return bar, update
+    def close() -> None:
+        if "bar" in state:
+            state["bar"].close()
+
+    return close, update
 
 
 def _cmd_run(args, api) -> int:
-    spec = api.load_spec(args.spec, preset=args.preset, overrides=args.overrides)
-    bar, update = (None, None) if args.quiet else _progress_bar()
+    tree = api.load_tree(args.spec, preset=args.preset, overrides=args.overrides)
+    close, update = (lambda: None, None) if args.quiet else _progress_bar()
     try:
-        doc = api.run(spec, on_progress=update)
+        doc = api.run_tree(tree, on_progress=update)
     finally:
-        if bar is not None:
-            bar.close()
+        close()
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

@@ -5,6 +5,7 @@ Importing it is cheap: torch loads only in the functions that compute or load ch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -54,13 +55,49 @@ def preset_path(name: str) -> Path:
     return PRESETS_DIR / f"{name}.yaml"
 
 
-def load_spec(source: str | Path | None = None, *, preset: str | None = None, overrides: list[str] | None = None) -> "RunSpec":
-    """Validate a spec from a YAML/JSON file or a preset name, with `a.b=value` overrides."""
-    from engine.spec import load_spec as load
+def load_tree(source: str | Path | None = None, *, preset: str | None = None,
+              overrides: list[str] | None = None) -> dict[str, Any]:
+    """The raw spec tree of a YAML/JSON file or a preset, with overrides applied (not validated)."""
+    from engine.spec import apply_overrides, parse_text
 
     if (source is None) == (preset is None):
         raise SpecError(["spec: give a spec file or a preset, not both or neither"])
-    return load(preset_path(preset) if preset else Path(source), overrides)
+    path = preset_path(preset) if preset else Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([f"{path}: cannot read ({exc.__class__.__name__})"]) from None
+    return apply_overrides(parse_text(text, str(path)), overrides or [])
+
+
+def raw_key(tree: dict[str, Any]) -> str:
+    """Hash of a raw spec tree and the engine version: the key of the cache-hit fast path."""
+    from engine import ENGINE_VERSION
+
+    payload = f"{ENGINE_VERSION}\n{json.dumps(tree, sort_keys=True, default=str)}".encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+def run_tree(tree: dict[str, Any], store: Store | None = None, on_progress: "ProgressFn | None" = None) -> dict[str, Any]:
+    """Validate and run a raw spec tree; a tree seen before and finished returns without torch."""
+    from engine.spec import validate
+
+    store = store or open_store()
+    key = raw_key(tree)
+    known = store.alias(key)
+    if known and store.run(known)["status"] == "done":
+        return document(known, store, cached=True)
+    spec = validate(tree)
+    doc = run(spec, store, on_progress)
+    store.put_alias(key, spec.run_id())
+    return doc
+
+
+def load_spec(source: str | Path | None = None, *, preset: str | None = None, overrides: list[str] | None = None) -> "RunSpec":
+    """Validate a spec from a YAML/JSON file or a preset name, with `a.b=value` overrides."""
+    from engine.spec import validate
+
+    return validate(load_tree(source, preset=preset, overrides=overrides))
 
 
 def spec_from_text(text: str, overrides: list[str] | None = None) -> "RunSpec":
@@ -203,5 +240,5 @@ def run_status(run_id: str, store: Store | None = None) -> dict[str, Any] | None
 
 __all__ = [
     "NotFoundError", "SpecError", "document", "eval_subset", "export", "launch", "layers_frame", "load_checkpoint",
-    "load_spec", "open_store", "presets", "robust_frame", "run", "run_status", "runs_frame", "spec_from_text",
+    "load_spec", "load_tree", "open_store", "presets", "robust_frame", "run", "run_status", "run_tree", "runs_frame", "spec_from_text",
 ]

@@ -6,8 +6,6 @@ The robust frame has one row per step × ε with columns `step`, `sparsity`, `cl
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -17,14 +15,12 @@ SEQUENTIAL = "Cividis"  # perceptually uniform and colour-blind safe
 
 
 def eps_label(eps: float, norm: str) -> str:
-    """ε as people write it: L∞ budgets as k/255 when close to one, else the number."""
+    """ε as people write it: L∞ budgets as k/255 (8/255, or 0.1 ≈ 25.5/255), others as numbers."""
     if norm == "Linf" and eps > 0:
         k = eps * 255
         if abs(k - round(k)) < 1e-6:
             return f"{round(k)}/255"
-        frac = Fraction(k).limit_denominator(4)
-        if abs(float(frac) - k) < 1e-6:
-            return f"{frac}/255"
+        return f"{eps:g} ≈ {k:.3g}/255"
     return f"{eps:g}"
 
 

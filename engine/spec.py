@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
@@ -285,12 +284,3 @@ def validate(tree: dict[str, Any]) -> RunSpec:
     except ValidationError as exc:
         raise SpecError(format_errors(exc)) from None
 
-
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> RunSpec:
-    """Read a YAML or JSON spec file, apply overrides, validate."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([f"{path}: cannot read ({exc.__class__.__name__})"]) from None
-    return validate(apply_overrides(parse_text(text, str(path)), overrides or []))

@@ -62,6 +62,12 @@ def _initial_schema(db: sqlite3.Connection) -> None:
         FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
 
 
+@migration("0002_spec_aliases")
+def _spec_aliases(db: sqlite3.Connection) -> None:
+    # raw spec text (hashed) -> run id, so a cache hit needs no validation and no torch import
+    db.execute("CREATE TABLE spec_aliases (raw_key TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id))")
+
+
 class Store:
     """The SQLite store of one cache folder; checkpoints live beside it under the same root."""
 
@@ -171,6 +177,16 @@ class Store:
             "FROM runs r ORDER BY r.created_at DESC"
         ).fetchall()
         return [dict(r) for r in rows]
+
+    def alias(self, raw_key: str) -> str | None:
+        """The run id recorded for a raw spec's key, or None."""
+        row = self.db.execute("SELECT run_id FROM spec_aliases WHERE raw_key = ?", (raw_key,)).fetchone()
+        return row["run_id"] if row else None
+
+    def put_alias(self, raw_key: str, run_id: str) -> None:
+        """Remember which run a raw spec validated to."""
+        with self.atomic() as db:
+            db.execute("INSERT OR IGNORE INTO spec_aliases VALUES (?, ?)", (raw_key, run_id))
 
     # steps and results
     def put_step(self, step: dict[str, Any], robust: list[dict[str, Any]], layers: list[dict[str, Any]]) -> None:

@@ -26,8 +26,9 @@ with st.expander("How to read this plot"):
 
 
 @st.cache_data(ttl=2, show_spinner=False)
-def load_runs():
-    frame = api.runs_frame()
+def load_runs(cache_root: str):
+    """Runs with at least one finished checkpoint (keyed by the cache folder it reads)."""
+    frame = api.runs_frame(api.open_store(cache_root))
     return frame[frame["steps_done"] > 0]
 
 
@@ -43,7 +44,7 @@ def from_query(name: str, choices: list, default):
     return default
 
 
-runs = load_runs()
+runs = load_runs(str(api.open_store().root))
 if runs.empty:
     st.info("No finished checkpoints yet. Run the **quickstart** preset from Home, or "
             "`python -m engine run --preset quickstart` in a terminal.")

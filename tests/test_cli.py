@@ -86,3 +86,13 @@ def test_unknown_preset_and_unknown_run_are_one_line_errors(tmp_path):
     assert preset.returncode == 2 and preset.stderr.startswith("preset: unknown preset 'nope'")
     show = cli("--cache-dir", str(tmp_path), "show", "deadbeef", check=False)
     assert show.returncode == 1 and len(show.stderr.strip().splitlines()) == 1
+
+
+def test_a_cache_hit_does_not_import_torch(smoke_doc):
+    root, doc = smoke_doc
+    code = ("import sys, json; from engine.__main__ import main; main(['--cache-dir', sys.argv[1], 'run', "
+            "'--preset', 'smoke', '--json']); print('torch' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert json.loads(result.stdout)["cached"] is True
+    assert result.stderr.strip().splitlines()[-1] == "False"

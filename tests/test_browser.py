@@ -1,0 +1,113 @@
+"""Real-browser tests: Debian's Chromium driven by Playwright against a freshly started server."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                reason="Debian's chromium is not installed (CI installs it)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)  # polling a readiness endpoint, not sleeping for luck
+    raise TimeoutError("server did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser-cache")
+    port = free_port()
+    env = {**os.environ, "AER_CACHE_DIR": str(root)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url, port, root
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        instance.close()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port`, read from /proc/net/tcp{,6}."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_server_listens_on_loopback_only(server):
+    _, port, _ = server
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing on 0.0.0.0 or ::
+
+
+def test_clicking_a_preset_runs_it_and_opens_its_surface(server, browser):
+    url, _, _ = server
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("button", name="Run smoke").click()
+    link = page.get_by_role("link", name="Open its surface")
+    link.wait_for(timeout=120_000)
+    page.get_by_text("3 of 3 checkpoints evaluated").wait_for(timeout=120_000)
+    link.click()
+    page.get_by_role("heading", name="Robust accuracy over sparsity × ε").wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    assert "run=" in page.url
+    page.close()
+
+
+def test_a_shared_surface_link_opens_the_same_view(server, browser):
+    url, _, root = server
+    from engine.store import Store
+
+    run_id = Store(root).runs()[0]["run_id"]
+    page = browser.new_page()
+    page.goto(f"{url}/surface?run={run_id[:12]}&view=heat+map&attack=fgsm")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    assert page.get_by_text("heat map").count() >= 1
+    assert "view=heat+map" in page.url or "view=heat%20map" in page.url
+    page.close()
