@@ -12,7 +12,6 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	# torchattacks pins requests~=2.25.1, which conflicts with streamlit: no deps here
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt

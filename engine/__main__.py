@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
 
     sub.add_parser("presets", help="list the named presets")
+    sub.add_parser("catalog", help="list the datasets, models, methods, schedules and attacks a spec may name")
 
     export = sub.add_parser("export", help="export a run's results")
     export.add_argument("run_id")
@@ -80,15 +81,16 @@ def _cmd_run(args, api) -> int:
         doc = api.run_tree(tree, on_progress=update)
     finally:
         close()
-    if args.json:
+    return _print_document(doc, args.json)
+
+
+def _print_document(doc: dict, as_json: bool) -> int:
+    """The document as JSON, or a header line and one summary row per checkpoint."""
+    if as_json:
         print(json.dumps(doc, indent=2))
-    else:
-        print(f"run {doc['run_id'][:12]} {'(cached)' if doc['cached'] else 'done'}")
-        _print_summary(doc)
-    return 0
-
-
-def _print_summary(doc: dict) -> None:
+        return 0
+    cached = " (cached)" if doc["cached"] else ""
+    print(f"run {doc['run_id']} · {doc['status']}{cached} · {len(doc['points'])}/{doc['n_steps']} steps")
     print(f"{'step':>4}  {'sparsity':>8}  {'clean':>6}  robust accuracy by attack and ε")
     for point in doc["points"]:
         curves = {}
@@ -96,17 +98,12 @@ def _print_summary(doc: dict) -> None:
             curves.setdefault(r["attack"], []).append(f"{r['eps']:g}:{r['acc']:.3f}")
         text = "  ".join(f"{name} " + " ".join(v) for name, v in curves.items())
         print(f"{point['step']:>4}  {point['sparsity']:>8.3f}  {point['clean_acc']:>6.3f}  {text}")
+    return 0
 
 
 def _cmd_show(args, api) -> int:
     store = api.open_store()
-    doc = api.document(store.resolve(args.run_id), store)
-    if args.json:
-        print(json.dumps(doc, indent=2))
-    else:
-        print(f"run {doc['run_id']} · {doc['status']} · {len(doc['points'])}/{doc['n_steps']} steps")
-        _print_summary(doc)
-    return 0
+    return _print_document(api.document(store.resolve(args.run_id), store), args.json)
 
 
 def _cmd_ls(args, api) -> int:
@@ -127,6 +124,14 @@ def _cmd_presets(args, api) -> int:
     return 0
 
 
+def _cmd_catalog(args, api) -> int:
+    for kind, entries in api.catalog().items():
+        print(f"{kind}s:")
+        for name, text in entries.items():
+            print(f"  {name:<18} {text.splitlines()[0] if text else ''}")
+    return 0
+
+
 def _cmd_export(args, api) -> int:
     store = api.open_store()
     out = api.export(store.resolve(args.run_id), args.format, args.out, store)
@@ -143,7 +148,7 @@ def _cmd_data(args, api) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "show": _cmd_show, "ls": _cmd_ls, "presets": _cmd_presets,
+COMMANDS = {"run": _cmd_run, "show": _cmd_show, "ls": _cmd_ls, "presets": _cmd_presets, "catalog": _cmd_catalog,
             "export": _cmd_export, "data": _cmd_data}
 
 

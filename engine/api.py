@@ -228,6 +228,20 @@ def _launched_alive(root: Path, run_id: str) -> bool:
         return False
 
 
+def catalog() -> dict[str, dict[str, str]]:
+    """Every registry's entries with their help text: what a spec may name."""
+    from engine.attacks import ATTACKS
+    from engine.datasets import DATASETS
+    from engine.models import MODELS
+    from engine.pruning import METHODS
+    from engine.schedules import SCHEDULES
+    from engine.training import LOSSES
+
+    families = {"dataset": DATASETS, "model": MODELS, "training mode": LOSSES, "pruning method": METHODS,
+                "schedule": SCHEDULES, "attack": ATTACKS}
+    return {kind: {name: registry.help(name) for name in registry.names()} for kind, registry in families.items()}
+
+
 def run_status(run_id: str, store: Store | None = None) -> dict[str, Any] | None:
     """A run's status and steps done, or None if it has not started."""
     store = store or open_store()
@@ -239,6 +253,6 @@ def run_status(run_id: str, store: Store | None = None) -> dict[str, Any] | None
 
 
 __all__ = [
-    "NotFoundError", "SpecError", "document", "eval_subset", "export", "launch", "layers_frame", "load_checkpoint",
+    "NotFoundError", "SpecError", "catalog", "document", "eval_subset", "export", "launch", "layers_frame", "load_checkpoint",
     "load_spec", "load_tree", "open_store", "presets", "robust_frame", "run", "run_status", "run_tree", "runs_frame", "spec_from_text",
 ]

@@ -7,7 +7,9 @@ cheaper than a torchvision DataLoader per epoch on this CPU).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import logging
 import struct
 from dataclasses import dataclass
@@ -122,11 +124,16 @@ def _mnist_like(folder_name: str, torchvision_cls: str, extra: tuple[Path, ...],
 
 
 def _download(fetch: Callable, hint: str) -> None:
-    """Run a torchvision download; turn any failure into one line saying how to get the data."""
+    """Run a torchvision download; turn any failure into one line saying how to get the data.
+
+    torchvision's own chatter is held back so that a failure prints that one line only.
+    """
     import torchvision
 
+    chatter = io.StringIO()
     try:
-        fetch(torchvision)
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            fetch(torchvision)
     except Exception as exc:  # noqa: BLE001 - network, checksum and disk errors all mean "unavailable"
         raise DataUnavailableError(f"{hint} (download failed: {exc.__class__.__name__})") from None
 

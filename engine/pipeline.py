@@ -193,5 +193,7 @@ def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], rep
         elif in_memory != k - 1:
             weights, masks = _load_step(store, run_id, k - 1)  # resume from the last finished step
             model.load_state_dict(weights)
+            device = next(model.parameters()).device
+            masks = {name: mask.to(device) for name, mask in masks.items()}
         masks = run_step(spec, store, k, step, model, masks, x_train, y_train, x_eval, y_eval, report, n_steps)
         in_memory = k

@@ -92,7 +92,7 @@ def compute_masks(
     scores = criterion.scores(weights, generator)
     if previous:
         # already-pruned weights rank below everything, so masks are nested
-        scores = {n: s.masked_fill(previous[n] == 0, float("-inf")) for n, s in scores.items()}
+        scores = {n: s.masked_fill(previous[n].to(s.device) == 0, float("-inf")) for n, s in scores.items()}
     if criterion.scope == "global":
         flat = torch.cat([s.reshape(-1) for s in scores.values()])
         keep = torch.ones_like(flat)
@@ -118,7 +118,8 @@ def _split(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> Masks:
 def apply_masks(layers: dict[str, nn.Module], masks: Masks) -> None:
     """Zero the pruned weights in place (called after every optimiser step)."""
     for name, mask in masks.items():
-        layers[name].weight.mul_(mask.to(layers[name].weight.dtype))
+        weight = layers[name].weight
+        weight.mul_(mask.to(device=weight.device, dtype=weight.dtype))
 
 
 def dense_masks(layers: dict[str, nn.Module]) -> Masks:

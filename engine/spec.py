@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -49,6 +50,18 @@ def _known(kind: str, name: str) -> str:
     return name
 
 
+def _registered(kind: str):
+    """A `str` type that must name an entry of the `kind` registry."""
+    return Annotated[str, AfterValidator(lambda name: _known(kind, name))]
+
+
+DatasetName = _registered("dataset")
+ModelName = _registered("model")
+TrainingMode = _registered("training mode")
+MethodName = _registered("pruning method")
+AttackName = _registered("attack")
+
+
 class Frozen(BaseModel):
     """Frozen, strict-keyed base of every spec section."""
 
@@ -58,53 +71,37 @@ class Frozen(BaseModel):
 class DatasetSpec(Frozen):
     """Which dataset, and optionally a seeded subset of its training split."""
 
-    name: str = "fashion_mnist"
+    name: DatasetName = "fashion_mnist"
     train_size: int | None = Field(None, gt=0, description="seeded training subset; all if null")
 
-    @field_validator("name")
-    @classmethod
-    def _known_name(cls, value: str) -> str:
-        return _known("dataset", value)
 
 
 class ModelSpec(Frozen):
     """Which registered architecture."""
 
-    name: str = "small_cnn"
+    name: ModelName = "small_cnn"
 
-    @field_validator("name")
-    @classmethod
-    def _known_name(cls, value: str) -> str:
-        return _known("model", value)
 
 
 class TrainSpec(Frozen):
     """Base training: the loss mode and its optimiser."""
 
-    mode: str = "natural"
+    mode: TrainingMode = "natural"
     epochs: int = Field(1, ge=1, le=1000)
     batch_size: int = Field(128, ge=1, le=65536)
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0.0, le=10.0)
 
-    @field_validator("mode")
-    @classmethod
-    def _known_mode(cls, value: str) -> str:
-        return _known("training mode", value)
 
 
 class PruneSpec(Frozen):
     """Pruning criterion and the fine-tuning optimiser used between pruning steps."""
 
-    method: str = "global_magnitude"
+    method: MethodName = "global_magnitude"
     prune_classifier: bool = Field(False, description="also prune the final classifier layer")
     lr: float = Field(1e-3, gt=0.0, le=10.0, description="fine-tune learning rate")
     batch_size: int = Field(128, ge=1, le=65536)
 
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        return _known("pruning method", value)
 
 
 ScheduleSpec = Annotated[
@@ -116,7 +113,7 @@ ScheduleSpec = Annotated[
 class AttackSpec(Frozen):
     """One attack over a list of strengths (ε in the attack's norm; L∞ on the [0, 1] scale)."""
 
-    name: str = "pgd_linf"
+    name: AttackName = "pgd_linf"
     eps: list[float] = Field(min_length=1, max_length=64)
     steps: int = Field(10, ge=1, le=1000)
     step_size: float | None = Field(
@@ -125,10 +122,6 @@ class AttackSpec(Frozen):
     random_start: bool = True
     restarts: int = Field(1, ge=1, le=100)
 
-    @field_validator("name")
-    @classmethod
-    def _known_name(cls, value: str) -> str:
-        return _known("attack", value)
 
     @field_validator("eps")
     @classmethod

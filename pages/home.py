@@ -39,7 +39,7 @@ if "launch_error" in st.session_state:
     st.error(st.session_state.pop("launch_error"))
 
 
-@st.fragment(run_every=2)
+@st.fragment(run_every=2 if st.session_state.get("watching") else None)
 def watched_run() -> None:
     """Live progress of the run launched from this page."""
     run_id = st.session_state.get("watching")

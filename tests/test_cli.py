@@ -62,6 +62,9 @@ def test_ls_and_presets(smoke_doc):
     assert doc["run_id"][:12] in cli("--cache-dir", str(root), "ls").stdout
     listed = cli("presets").stdout
     assert "smoke" in listed and "quickstart" in listed
+    catalog = cli("catalog").stdout
+    for name in ("fashion_mnist", "small_cnn", "global_magnitude", "gradual", "pgd_linf"):
+        assert name in catalog
 
 
 def test_overrides_change_the_run(smoke_doc, tmp_path):

@@ -102,3 +102,24 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
 def test_a_missing_checkpoint_is_reported(tmp_path):
     with pytest.raises(NotFoundError):
         load_verified(tmp_path / "nope.safetensors", "0" * 64)
+
+
+def test_each_thread_gets_its_own_connection(tmp_path):
+    import threading
+
+    store = Store(tmp_path)
+    run_id = _run(store)
+    errors = []
+
+    def write(step):
+        try:
+            store.put_step(_step(run_id, step), ROBUST, LAYERS)
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(store.steps(run_id)) == 8
