@@ -52,15 +52,18 @@ def surface_3d(frame: pd.DataFrame, title: str = "") -> go.Figure:
     if frame.empty:
         return _empty("no results yet")
     grid, norm = _grid(frame), norm_of(frame)
+    eps_values = list(grid.columns)
+    labels = [eps_label(e, norm) for e in eps_values]
     fig = go.Figure(go.Surface(
-        x=[eps_label(e, norm) for e in grid.columns], y=grid.index * 100, z=grid.values,
+        x=eps_values, y=grid.index * 100, z=grid.values,
         colorscale=SEQUENTIAL, cmin=0, cmax=100, colorbar_title="robust acc. (%)",
-        hovertemplate="ε %{x}<br>sparsity %{y:.1f}%<br>robust accuracy %{z:.1f}%<extra></extra>",
+        customdata=[labels] * len(grid.index),
+        hovertemplate="ε %{customdata}<br>sparsity %{y:.1f}%<br>robust accuracy %{z:.1f}%<extra></extra>",
     ))
     fig.update_layout(
         title=title, height=560, margin=dict(l=0, r=0, t=40, b=0),
-        scene=dict(xaxis_title=eps_axis_title(norm), yaxis_title="sparsity (%)",
-                   zaxis_title="robust accuracy (%)", zaxis_range=[0, 100]),
+        scene=dict(xaxis=dict(title=eps_axis_title(norm), tickvals=eps_values, ticktext=labels),
+                   yaxis_title="sparsity (%)", zaxis_title="robust accuracy (%)", zaxis_range=[0, 100]),
     )
     return fig
 

@@ -54,7 +54,7 @@ def watched_run() -> None:
     if status["error"]:
         st.error(status["error"])
     if done:
-        st.page_link("pages/surface.py", label="Open its surface", icon="🗻", query_params={"run": run_id[:12]})
+        st.page_link("pages/surface.py", label="Open its surface", icon=":material/landscape:", query_params={"run": run_id[:12]})
 
 
 watched_run()

@@ -26,7 +26,8 @@ def test_surface_is_sparsity_by_eps_in_percent(frame):
     fig = figures.surface_3d(frame, "t")
     surface = fig.data[0]
     assert len(surface.z) == 3 and len(surface.z[0]) == 3
-    assert surface.z[0][0] == pytest.approx(90.0) and list(surface.x)[1] == "8/255"
+    assert surface.z[0][0] == pytest.approx(90.0) and list(surface.x)[1] == pytest.approx(8 / 255)
+    assert list(fig.layout.scene.xaxis.ticktext)[1] == "8/255"
     assert fig.layout.scene.zaxis.range == (0, 100)
 
 
