@@ -21,11 +21,3 @@ def data_dir() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
-
-def inside(root: Path, *parts: str) -> Path:
-    """Join `parts` under `root`, refusing anything that would land outside it."""
-    root = root.resolve()
-    path = root.joinpath(*parts).resolve()
-    if path != root and root not in path.parents:
-        raise ValueError(f"path {'/'.join(parts)!r} leaves {root}")
-    return path

@@ -103,54 +103,72 @@ def base_model_state(spec: RunSpec, store: Store, data: Dataset, report: Progres
     return state_tensors(model)
 
 
-def _load_step(store: Store, run_id: str, step: int) -> tuple[dict[str, torch.Tensor], Masks]:
-    row = store.step(run_id, step)
-    weights = load_verified(store.root / row["checkpoint"], row["sha256"])
-    masks = load_verified(store.root / row["mask_checkpoint"], row["mask_sha256"])
-    return weights, {name: mask.float() for name, mask in masks.items()}
+@dataclass
+class Walk:
+    """What every step of one run's walk needs: the spec, the store, the tensors, the model."""
+
+    spec: RunSpec
+    store: Store
+    report: ProgressFn
+    n_steps: int
+    train: tuple[torch.Tensor, torch.Tensor]
+    evaluation: tuple[torch.Tensor, torch.Tensor]
+    model: nn.Module
+    layers: dict[str, nn.Module]
+
+    def load_step(self, step: int) -> Masks:
+        """Load a finished step's weights into the model (SHA-256-checked); return its masks."""
+        row = self.store.step(self.spec.run_id(), step)
+        self.model.load_state_dict(load_verified(self.store.root / row["checkpoint"], row["sha256"]))
+        masks = load_verified(self.store.root / row["mask_checkpoint"], row["mask_sha256"])
+        device = next(self.model.parameters()).device
+        return {name: mask.to(device=device, dtype=torch.float32) for name, mask in masks.items()}
+
+    def publish(self, k: int, masks: Masks) -> dict[str, str]:
+        """Publish step k's weights and masks; return their paths and SHA-256s for its row."""
+        spec, folder = self.spec, f"runs/{self.spec.run_id()}"
+        meta = {"run_id": spec.run_id(), "step": str(k), "model": spec.model.name, "dataset": spec.dataset.name}
+        weights_path, mask_path = f"{folder}/step-{k:03d}.safetensors", f"{folder}/step-{k:03d}.masks.safetensors"
+        sha = publish(state_tensors(self.model), self.store.root / weights_path, meta)
+        mask_sha = publish({n: m.bool() for n, m in masks.items()}, self.store.root / mask_path, meta)
+        return {"checkpoint": weights_path, "sha256": sha, "mask_checkpoint": mask_path, "mask_sha256": mask_sha}
 
 
-def _publish_step(store: Store, spec: RunSpec, k: int, model: nn.Module, masks: Masks) -> dict[str, str]:
-    run_id = spec.run_id()
-    folder = f"runs/{run_id}"
-    meta = {"run_id": run_id, "step": str(k), "model": spec.model.name, "dataset": spec.dataset.name}
-    weights_path, mask_path = f"{folder}/step-{k:03d}.safetensors", f"{folder}/step-{k:03d}.masks.safetensors"
-    sha = publish(state_tensors(model), store.root / weights_path, meta)
-    mask_sha = publish({n: m.bool() for n, m in masks.items()}, store.root / mask_path, meta)
-    return {"checkpoint": weights_path, "sha256": sha, "mask_checkpoint": mask_path, "mask_sha256": mask_sha}
+def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
+    """Prune the model to the step's sparsity (nested in `masks` unless from the base) and fine-tune."""
+    spec, phase = walk.spec, f"pruning to {step.sparsity:.1%}"
+    gen = _step_generator(spec.seed, k)
+    criterion = METHODS.get(spec.prune.method)()
+    masks = compute_masks(walk.layers, step.sparsity, criterion, None if step.from_base else masks, gen)
+    apply_masks(walk.layers, masks)
+    walk.report(Progress(k, walk.n_steps, phase, 0, max(step.finetune_steps, 1)))
+    train_steps(
+        walk.model, *walk.train, steps=step.finetune_steps, batch_size=spec.prune.batch_size, lr=spec.prune.lr,
+        generator=gen, optimizer=spec.train.optimizer, loss_fn=LOSSES.get(spec.train.mode),
+        masked=(walk.layers, masks),
+        on_batch=lambda done, total: walk.report(Progress(k, walk.n_steps, f"{phase}, fine-tuning", done, total)),
+    )
+    return masks
 
 
-def run_step(spec: RunSpec, store: Store, k: int, step: PruneStep, model: nn.Module, masks: Masks,
-             x_train: torch.Tensor, y_train: torch.Tensor, x_eval: torch.Tensor, y_eval: torch.Tensor,
-             report: ProgressFn, n_steps: int) -> Masks:
-    """Prune and fine-tune `model` in place for step k, publish it, evaluate it, commit its rows."""
-    layers = prunable_layers(model, spec.prune.prune_classifier)
+def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
+    """Step k: prune and fine-tune (k > 0), publish the checkpoint, evaluate it, commit its rows."""
     started = time.perf_counter()
     if k > 0:
-        phase = f"pruning to {step.sparsity:.1%}"
-        gen = _step_generator(spec.seed, k)
-        criterion = METHODS.get(spec.prune.method)()
-        masks = compute_masks(layers, step.sparsity, criterion, None if step.from_base else masks, gen)
-        apply_masks(layers, masks)
-        report(Progress(k, n_steps, phase, 0, max(step.finetune_steps, 1)))
-        train_steps(
-            model, x_train, y_train, steps=step.finetune_steps, batch_size=spec.prune.batch_size,
-            lr=spec.prune.lr, generator=gen, optimizer=spec.train.optimizer, loss_fn=LOSSES.get(spec.train.mode),
-            masked=(layers, masks),
-            on_batch=lambda done, total: report(Progress(k, n_steps, f"{phase}, fine-tuning", done, total)),
-        )
+        masks = prune_and_finetune(walk, k, step, masks)
     train_seconds = time.perf_counter() - started
-    files = _publish_step(store, spec, k, model, masks)
-    report(Progress(k, n_steps, "evaluating", 0, 1))
+    files = walk.publish(k, masks)
+    walk.report(Progress(k, walk.n_steps, "evaluating", 0, 1))
     started = time.perf_counter()
-    clean_acc, points = evaluate_model(model.eval(), x_eval, y_eval, spec.eval, spec.seed)
-    store.put_step(
-        {"run_id": spec.run_id(), "step": k, "target_sparsity": step.sparsity, "sparsity": overall_sparsity(masks),
-         "clean_acc": clean_acc, **files, "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - started},
+    clean_acc, points = evaluate_model(walk.model.eval(), *walk.evaluation, walk.spec.eval, walk.spec.seed)
+    walk.store.put_step(
+        {"run_id": walk.spec.run_id(), "step": k, "target_sparsity": step.sparsity,
+         "sparsity": overall_sparsity(masks), "clean_acc": clean_acc, **files, "train_seconds": train_seconds,
+         "eval_seconds": time.perf_counter() - started},
         [vars(p) for p in points],
-        layer_table(model, masks),
+        layer_table(walk.model, masks),
     )
-    report(Progress(k, n_steps, "evaluated", 1, 1))
+    walk.report(Progress(k, walk.n_steps, "evaluated", 1, 1))
     return masks
 
 
@@ -173,27 +191,22 @@ def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None) -> b
 
 
 def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], report: ProgressFn) -> None:
-    run_id, n_steps = spec.run_id(), len(plan)
-    done = {row["step"] for row in store.steps(run_id)}
-    if len(done) == n_steps:
+    done = {row["step"] for row in store.steps(spec.run_id())}
+    if len(done) == len(plan):
         return
-    base = base_model_state(spec, store, data, report, n_steps)
-    x_train, y_train = train_split(data, spec)
-    x_eval, y_eval = eval_split(data, spec)
+    base = base_model_state(spec, store, data, report, len(plan))
     model = _fresh_model(spec, data)
-    layers = prunable_layers(model, spec.prune.prune_classifier)
-    in_memory = None  # the step whose result `model` holds
+    walk = Walk(spec, store, report, len(plan), train_split(data, spec), eval_split(data, spec), model,
+                prunable_layers(model, spec.prune.prune_classifier))
+    in_memory = None  # the step whose result the model holds
     masks: Masks = {}
     for k, step in enumerate(plan):
         if k in done:
             continue
         if k == 0 or step.from_base:
             model.load_state_dict(base)
-            masks = dense_masks(layers)
+            masks = dense_masks(walk.layers)
         elif in_memory != k - 1:
-            weights, masks = _load_step(store, run_id, k - 1)  # resume from the last finished step
-            model.load_state_dict(weights)
-            device = next(model.parameters()).device
-            masks = {name: mask.to(device) for name, mask in masks.items()}
-        masks = run_step(spec, store, k, step, model, masks, x_train, y_train, x_eval, y_eval, report, n_steps)
+            masks = walk.load_step(k - 1)  # resume from the last finished step
+        masks = run_step(walk, k, step, masks)
         in_memory = k
