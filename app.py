@@ -1,11 +1,22 @@
-"""AER Lab: the Streamlit entry point. It only routes; each page lives in pages/."""
+"""AER Lab: the Streamlit entry point. It starts the local worker pool and routes to the pages in pages/."""
 
 import streamlit as st
 
+from engine import api
+
 st.set_page_config(page_title="AER Lab", page_icon=":material/shield:", layout="wide")
 
+
+@st.cache_resource(show_spinner=False)
+def worker_pool():
+    """One local worker pool per server process, unless one is alive for this cache (AER_WORKERS=0: none)."""
+    return api.ensure_workers()
+
+
+worker_pool()
 navigation = st.navigation({
     "AER Lab": [st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True)],
     "Explore": [st.Page("pages/surface.py", title="Surface", icon=":material/landscape:", url_path="surface")],
+    "Runs": [st.Page("pages/runs.py", title="Runs", icon=":material/queue:", url_path="runs")],
 })
 navigation.run()

@@ -4,6 +4,8 @@ Examples:
   python -m engine run --preset quickstart --json
   python -m engine run spec.yaml --set schedule.final_sparsity=0.9
   python -m engine show 3fa2c1 --json
+  python -m engine submit --preset quickstart --json && python -m engine worker --procs 1
+  python -m engine sweep presets/sweeps/smoke-grid.yaml --executor ray
 """
 
 from __future__ import annotations
@@ -46,6 +48,36 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("run_id")
     export.add_argument("--format", choices=["csv", "json"], required=True)
     export.add_argument("--out", required=True, type=Path)
+
+    submit = sub.add_parser("submit", help="queue a spec for the workers (returns at once)")
+    submit.add_argument("spec", nargs="?", help="YAML or JSON spec file")
+    submit.add_argument("--preset", help="a named preset instead of a file")
+    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    submit.add_argument("--json", action="store_true", help="print job_id, run_id and status as JSON")
+
+    status = sub.add_parser("status", help="a job's status and progress")
+    status.add_argument("job_id", type=int)
+    status.add_argument("--json", action="store_true")
+
+    cancel = sub.add_parser("cancel", help="cancel a job (a running one stops between batches)")
+    cancel.add_argument("job_id", type=int)
+
+    jobs = sub.add_parser("jobs", help="the queue, newest first")
+    jobs.add_argument("--json", action="store_true")
+
+    worker = sub.add_parser("worker", help="run workers that drain the queue")
+    worker.add_argument("--procs", type=int, default=1, help="worker processes to keep alive (default 1)")
+    worker.add_argument("--lease", type=float, default=30.0, help="lease seconds, renewed by a heartbeat")
+    worker.add_argument("--parent-pid", type=int, help="stop when this process exits (the app's server)")
+    worker.add_argument("--exit-when-idle", action="store_true", help="one worker, in this process, until the queue is empty")
+    worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    worker.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+
+    sweep = sub.add_parser("sweep", help="run a grid of specs (locally through the queue, or on Ray)")
+    sweep.add_argument("sweep", help="sweep YAML: a base (preset or spec) and a grid of field values")
+    sweep.add_argument("--executor", choices=["local", "ray"], default="local")
+    sweep.add_argument("--ray-address", help="an existing Ray cluster (default: a local instance)")
+    sweep.add_argument("--json", action="store_true")
 
     data = sub.add_parser("data", help="make sure a dataset is on disk (download where possible)")
     data.add_argument("name", nargs="?", default="fashion_mnist")
@@ -148,8 +180,71 @@ def _cmd_data(args, api) -> int:
     return 0
 
 
+def _cmd_submit(args, api) -> int:
+    job = api.submit(api.load_spec(args.spec, preset=args.preset, overrides=args.overrides))
+    brief = {"job_id": job["job_id"], "run_id": job["run_id"], "status": job["status"]}
+    print(json.dumps(brief) if args.json else f"job {brief['job_id']} · run {brief['run_id'][:12]} · {brief['status']}")
+    return 0
+
+
+def _describe(job: dict) -> str:
+    from engine.jobs.queue import describe
+
+    return f"job {job['job_id']} · run {job['run_id'][:12]} · attempt {job['attempts']} · {describe(job)}"
+
+
+def _cmd_status(args, api) -> int:
+    job = api.job(args.job_id)
+    print(json.dumps(job, indent=2) if args.json else _describe(job))
+    return 0
+
+
+def _cmd_cancel(args, api) -> int:
+    print(_describe(api.cancel(args.job_id)))
+    return 0
+
+
+def _cmd_jobs(args, api) -> int:
+    frame = api.jobs_frame()
+    if args.json:
+        print(frame.to_json(orient="records", indent=2))
+    elif frame.empty:
+        print("the queue is empty")
+    else:
+        for job in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+            print(_describe(job))
+    return 0
+
+
+def _cmd_worker(args, api) -> int:
+    from engine.jobs import worker
+
+    root = api.open_store().root
+    if args.child:
+        worker.serve_child(root, args.lease, args.parent_pid, args.threads)
+    elif args.exit_when_idle:
+        count = worker.Worker(api.open_store(), lease_seconds=args.lease).serve(exit_when_idle=True)
+        print(f"ran {count} jobs; the queue is empty")
+    else:
+        worker.supervise(root, max(1, args.procs), args.lease, args.parent_pid)
+    return 0
+
+
+def _cmd_sweep(args, api) -> int:
+    from engine import sweep
+
+    results = sweep.run_sweep(Path(args.sweep), api.open_store(), args.executor, args.ray_address)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for row in results:
+            print(f"{row['run_id'][:12]}  {row['status']:<9} {row['label']}")
+    return 0 if all(r["status"] == "done" for r in results) else 1
+
+
 COMMANDS = {"run": _cmd_run, "show": _cmd_show, "ls": _cmd_ls, "presets": _cmd_presets, "catalog": _cmd_catalog,
-            "export": _cmd_export, "data": _cmd_data}
+            "export": _cmd_export, "data": _cmd_data, "submit": _cmd_submit, "status": _cmd_status,
+            "cancel": _cmd_cancel, "jobs": _cmd_jobs, "worker": _cmd_worker, "sweep": _cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

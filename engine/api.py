@@ -100,6 +100,13 @@ def load_spec(source: str | Path | None = None, *, preset: str | None = None, ov
     return validate(load_tree(source, preset=preset, overrides=overrides))
 
 
+def validate_tree(tree: dict[str, Any]) -> "RunSpec":
+    """Validate a raw spec tree (SpecError with one line per problem)."""
+    from engine.spec import validate
+
+    return validate(tree)
+
+
 def spec_from_text(text: str, overrides: list[str] | None = None) -> "RunSpec":
     """Validate a spec from YAML or JSON text (an editor or an upload), by content."""
     from engine.spec import apply_overrides, parse_text, validate
@@ -202,30 +209,77 @@ def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor"
     return eval_split(load_dataset(spec.dataset.name), spec)
 
 
-def launch(spec: "RunSpec", root: Path | None = None) -> subprocess.Popen:
-    """Start `python -m engine run` for a spec in a background process (until the job queue lands)."""
-    root = Path(root) if root else open_store().root
-    spec_file = root / "specs" / f"{spec.run_id()}.json"
-    spec_file.parent.mkdir(parents=True, exist_ok=True)
-    spec_file.write_text(spec.canonical_json(), encoding="utf-8")
-    with open(root / "specs" / f"{spec.run_id()}.log", "ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "engine", "--cache-dir", str(root), "run", str(spec_file), "--quiet"],
-            cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    (root / "specs" / f"{spec.run_id()}.pid").write_text(str(process.pid), encoding="ascii")
+def submit(spec: "RunSpec", store: Store | None = None, max_attempts: int = 3) -> dict[str, Any]:
+    """Queue a spec for the workers; returns its job (an existing live one for the same run id)."""
+    from engine.jobs import queue
+
+    store = store or open_store()
+    run_id = spec.run_id()
+    done = store.has_run(run_id) and store.run(run_id)["status"] == "done"
+    return queue.submit(store, run_id, spec.canonical_json(), run_done=done, max_attempts=max_attempts).as_dict()
+
+
+def job(job_id: int, store: Store | None = None) -> dict[str, Any]:
+    """A job's status, attempts, progress (step, n_steps, phase, fraction, ETA) and error."""
+    from engine.jobs import queue
+
+    return queue.get(store or open_store(), int(job_id)).as_dict()
+
+
+def latest_job(run_id: str, store: Store | None = None) -> dict[str, Any] | None:
+    """The newest job of a run, or None."""
+    from engine.jobs import queue
+
+    found = queue.latest_for_run(store or open_store(), run_id)
+    return found.as_dict() if found else None
+
+
+def cancel(job_id: int, store: Store | None = None) -> dict[str, Any]:
+    """Cancel a queued job, or ask a running one to stop between batches."""
+    from engine.jobs import queue
+
+    return queue.cancel(store or open_store(), int(job_id)).as_dict()
+
+
+def retry(job_id: int, store: Store | None = None) -> dict[str, Any]:
+    """Queue a failed or cancelled job's spec again (it resumes from its last finished step)."""
+    from engine.jobs import queue
+
+    store = store or open_store()
+    old = queue.get(store, int(job_id))
+    done = store.has_run(old.run_id) and store.run(old.run_id)["status"] == "done"
+    return queue.submit(store, old.run_id, old.spec_json, run_done=done).as_dict()
+
+
+def jobs_frame(store: Store | None = None, limit: int = 200) -> pd.DataFrame:
+    """The queue, newest first: job_id, run_id, status, attempts, step, n_steps, phase, fraction, ETA, error."""
+    from engine.jobs import queue
+
+    columns = ["job_id", "run_id", "status", "attempts", "step", "n_steps", "phase", "fraction", "eta_seconds",
+               "error", "created_at", "updated_at"]
+    rows = [j.as_dict() for j in queue.jobs(store or open_store(), limit)]
+    return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
+
+
+def ensure_workers(root: Path | None = None, procs: int = 1) -> subprocess.Popen | None:
+    """Start a local worker pool for this cache unless one is alive (or AER_WORKERS=0).
+
+    The pool watches this process and stops when it exits; it is also terminated at exit.
+    """
+    import atexit
+
+    from engine.jobs import queue
+
+    store = open_store(root)
+    if os.environ.get("AER_WORKERS") == "0" or queue.live_workers(store):
+        return None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "--cache-dir", str(store.root), "worker", "--procs", str(procs),
+         "--parent-pid", str(os.getpid())],
+        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    atexit.register(process.terminate)
     return process
-
-
-def _launched_alive(root: Path, run_id: str) -> bool:
-    """Whether the background process launched for this run is still alive."""
-    try:
-        pid = int((root / "specs" / f"{run_id}.pid").read_text(encoding="ascii"))
-        os.kill(pid, 0)
-        return True
-    except (OSError, ValueError):
-        return False
 
 
 def catalog() -> dict[str, dict[str, str]]:
@@ -242,17 +296,8 @@ def catalog() -> dict[str, dict[str, str]]:
     return {kind: {name: registry.help(name) for name in registry.names()} for kind, registry in families.items()}
 
 
-def run_status(run_id: str, store: Store | None = None) -> dict[str, Any] | None:
-    """A run's status and steps done, or None if it has not started."""
-    store = store or open_store()
-    if not store.has_run(run_id):
-        return None
-    row = store.run(run_id)
-    return {"status": row["status"], "steps_done": len(store.steps(run_id)), "n_steps": row["n_steps"],
-            "error": row["error"], "alive": _launched_alive(store.root, run_id)}
-
-
 __all__ = [
-    "NotFoundError", "SpecError", "catalog", "document", "eval_subset", "export", "launch", "layers_frame", "load_checkpoint",
-    "load_spec", "load_tree", "open_store", "presets", "robust_frame", "run", "run_status", "run_tree", "runs_frame", "spec_from_text",
+    "NotFoundError", "SpecError", "cancel", "catalog", "document", "ensure_workers", "eval_subset", "export", "job",
+    "jobs_frame", "latest_job", "layers_frame", "load_checkpoint", "load_spec", "load_tree", "open_store", "presets",
+    "retry", "robust_frame", "run", "run_tree", "runs_frame", "spec_from_text", "submit", "validate_tree",
 ]

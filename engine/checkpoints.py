@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import torch
@@ -31,8 +32,13 @@ def publish(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, st
     """
     header = {"aer": json.dumps(metadata, sort_keys=True)} if metadata else None
     data = save_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=header)
+    return publish_bytes(data, path)
+
+
+def publish_bytes(data: bytes, path: Path) -> str:
+    """Write bytes to `path` atomically (temp file → fsync → rename); return their SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()

@@ -34,3 +34,11 @@ class IntegrityError(EngineError):
 
 class DataUnavailableError(EngineError):
     """A dataset is neither on disk nor downloadable; the message says how to get it."""
+
+
+class LeaseLost(EngineError):
+    """A worker no longer owns its job (its lease expired and another attempt took over)."""
+
+
+class Cancelled(EngineError):
+    """The user cancelled the job; the worker stops between batches."""

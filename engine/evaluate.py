@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -62,6 +63,7 @@ def robust_curve(
     batch_size: int = 250,
     seed: int = 0,
     correct: torch.Tensor | None = None,
+    on_batch: Callable[[], None] | None = None,
 ) -> list[RobustPoint]:
     """Robust accuracy at every ε of `spec.eps` (ascending, starting at 0), monotone by construction."""
     model.eval()
@@ -79,14 +81,20 @@ def robust_curve(
                     adv = attack.perturb(model, xb, yb, eps, gen)
                     with torch.no_grad():
                         robust[idx] &= (model(adv).argmax(1) == yb).cpu()
+                    if on_batch is not None:
+                        on_batch()  # lets a worker report progress and honour cancel between batches
         points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust)))
     return points
 
 
-def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: EvalSpec, seed: int) -> tuple[float, list[RobustPoint]]:
-    """Clean accuracy and every attack's robust curve on the evaluation subset."""
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: EvalSpec, seed: int,
+                   on_progress: Callable[[int, int], None] | None = None) -> tuple[float, list[RobustPoint]]:
+    """Clean accuracy and every attack's robust curve; `on_progress(curves done, curves)` per batch."""
     correct = predict(model, x, spec.batch_size) == y
     points: list[RobustPoint] = []
-    for attack_spec in spec.attacks:
-        points += robust_curve(model, x, y, attack_spec, batch_size=spec.batch_size, seed=seed, correct=correct)
+    total = len(spec.attacks)
+    for i, attack_spec in enumerate(spec.attacks):
+        hook = (lambda i=i: on_progress(i, total)) if on_progress else None
+        points += robust_curve(model, x, y, attack_spec, batch_size=spec.batch_size, seed=seed, correct=correct,
+                               on_batch=hook)
     return fraction(correct), points

@@ -23,13 +23,13 @@ from engine import ENGINE_VERSION
 from engine.checkpoints import load_verified, publish, state_tensors
 from engine.datasets import Dataset, load_dataset
 from engine.device import prepare_model, seed_everything
-from engine.errors import IntegrityError, NotFoundError
+from engine.errors import IntegrityError, LeaseLost, NotFoundError
 from engine.evaluate import eval_indices, evaluate_model
 from engine.models import build_model
 from engine.pruning import METHODS, Masks, apply_masks, compute_masks, dense_masks, layer_table, overall_sparsity, prunable_layers
 from engine.schedules import PruneStep
 from engine.spec import RunSpec, canonical_json
-from engine.store import Store
+from engine.store import Fence, Store
 from engine.training import LOSSES, accuracy, train_steps
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class Walk:
     evaluation: tuple[torch.Tensor, torch.Tensor]
     model: nn.Module
     layers: dict[str, nn.Module]
+    fence: Fence | None = None
 
     def load_step(self, step: int) -> Masks:
         """Load a finished step's weights into the model (SHA-256-checked); return its masks."""
@@ -126,6 +127,7 @@ class Walk:
 
     def publish(self, k: int, masks: Masks) -> dict[str, str]:
         """Publish step k's weights and masks; return their paths and SHA-256s for its row."""
+        self.store.check_fence(self.fence)  # a worker that lost its lease publishes nothing
         spec, folder = self.spec, f"runs/{self.spec.run_id()}"
         meta = {"run_id": spec.run_id(), "step": str(k), "model": spec.model.name, "dataset": spec.dataset.name}
         weights_path, mask_path = f"{folder}/step-{k:03d}.safetensors", f"{folder}/step-{k:03d}.masks.safetensors"
@@ -160,44 +162,54 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     files = walk.publish(k, masks)
     walk.report(Progress(k, walk.n_steps, "evaluating", 0, 1))
     started = time.perf_counter()
-    clean_acc, points = evaluate_model(walk.model.eval(), *walk.evaluation, walk.spec.eval, walk.spec.seed)
+    clean_acc, points = evaluate_model(
+        walk.model.eval(), *walk.evaluation, walk.spec.eval, walk.spec.seed,
+        on_progress=lambda done, total: walk.report(Progress(k, walk.n_steps, "evaluating", done, total)),
+    )
     walk.store.put_step(
         {"run_id": walk.spec.run_id(), "step": k, "target_sparsity": step.sparsity,
          "sparsity": overall_sparsity(masks), "clean_acc": clean_acc, **files, "train_seconds": train_seconds,
          "eval_seconds": time.perf_counter() - started},
         [vars(p) for p in points],
         layer_table(walk.model, masks),
+        fence=walk.fence,
     )
     walk.report(Progress(k, walk.n_steps, "evaluated", 1, 1))
     return masks
 
 
-def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None) -> bool:
-    """Run a spec to completion in `store`; return True if every step was already cached."""
+def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None, fence: Fence | None = None) -> bool:
+    """Run a spec to completion in `store`; return True if every step was already cached.
+
+    Under a job's `fence`, every write first checks that the job is still this worker's.
+    """
     run_id, report = spec.run_id(), on_progress or _silent
     if store.has_run(run_id) and store.run(run_id)["status"] == "done":
         return True
     seed_everything(spec.seed)
     data = load_dataset(spec.dataset.name)
     plan = [PruneStep(0.0, 0)] + spec.schedule.plan()
-    store.begin_run(run_id, spec.base_id(), spec.canonical_json(), ENGINE_VERSION, len(plan))
+    store.begin_run(run_id, spec.base_id(), spec.canonical_json(), ENGINE_VERSION, len(plan), fence)
     try:
-        _walk(spec, store, data, plan, report)
+        _walk(spec, store, data, plan, report, fence)
+    except LeaseLost:
+        raise  # the run belongs to another attempt now: leave its row alone
     except Exception as exc:
-        store.finish_run(run_id, error=f"{type(exc).__name__}: {exc}")
+        store.finish_run(run_id, f"{type(exc).__name__}: {exc}", fence)
         raise
-    store.finish_run(run_id)
+    store.finish_run(run_id, None, fence)
     return False
 
 
-def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], report: ProgressFn) -> None:
+def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], report: ProgressFn,
+          fence: Fence | None) -> None:
     done = {row["step"] for row in store.steps(spec.run_id())}
     if len(done) == len(plan):
         return
     base = base_model_state(spec, store, data, report, len(plan))
     model = _fresh_model(spec, data)
     walk = Walk(spec, store, report, len(plan), train_split(data, spec), eval_split(data, spec), model,
-                prunable_layers(model, spec.prune.prune_classifier))
+                prunable_layers(model, spec.prune.prune_classifier), fence)
     in_memory = None  # the step whose result the model holds
     masks: Masks = {}
     for k, step in enumerate(plan):
@@ -207,6 +219,11 @@ def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], rep
             model.load_state_dict(base)
             masks = dense_masks(walk.layers)
         elif in_memory != k - 1:
-            masks = walk.load_step(k - 1)  # resume from the last finished step
+            try:
+                masks = walk.load_step(k - 1)  # resume from the last finished step
+            except (IntegrityError, NotFoundError) as exc:
+                log.warning("recomputing from step %d of run %s: %s", k - 1, spec.run_id()[:12], exc)
+                store.forget_steps(spec.run_id(), k - 1)
+                return _walk(spec, store, data, plan, report, fence)
         masks = run_step(walk, k, step, masks)
         in_memory = k

@@ -227,7 +227,8 @@ def format_errors(exc: ValidationError) -> list[str]:
     return [f"{_field_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
 
 
-def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.0.c` in a raw spec tree, creating missing sections."""
     keys = dotted.split(".")
     node: Any = tree
     for key in keys[:-1]:
@@ -251,7 +252,7 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key.strip():
             raise SpecError([f"--set {item!r}: expected key.path=value"])
         try:
-            _set_path(tree, key.strip(), yaml.safe_load(raw))
+            set_path(tree, key.strip(), yaml.safe_load(raw))
         except (ValueError, IndexError, yaml.YAMLError) as exc:
             raise SpecError([f"{key.strip()}: cannot set ({exc})"]) from None
     return tree

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from engine.errors import NotFoundError
+from engine.errors import LeaseLost, NotFoundError
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
 
@@ -67,6 +67,47 @@ def _initial_schema(db: sqlite3.Connection) -> None:
 def _spec_aliases(db: sqlite3.Connection) -> None:
     # raw spec text (hashed) -> run id, so a cache hit needs no validation and no torch import
     db.execute("CREATE TABLE spec_aliases (raw_key TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id))")
+
+
+@migration("0003_jobs_workers")
+def _jobs(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE jobs (
+        job_id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, spec_json TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 3,
+        owner TEXT, lease_expires REAL, cancel_requested INTEGER NOT NULL DEFAULT 0,
+        step INTEGER, n_steps INTEGER, phase TEXT, fraction REAL, eta_seconds REAL, error TEXT,
+        created_at REAL NOT NULL, started_at REAL, finished_at REAL, updated_at REAL NOT NULL)""")
+    # the same run id never has two live jobs
+    db.execute("CREATE UNIQUE INDEX one_live_job_per_run ON jobs(run_id) WHERE status IN ('queued', 'running')")
+    db.execute("CREATE INDEX jobs_by_status ON jobs(status, job_id)")
+    db.execute("""CREATE TABLE workers (
+        owner TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,
+        started_at REAL NOT NULL, seen_at REAL NOT NULL)""")
+
+
+class Fence:
+    """Who may write a job's results: its current owner, on its current attempt.
+
+    Writes made under a fence check it inside their own transaction, so a worker that lost its
+    lease (paused, partitioned, presumed dead) can never overwrite the new owner's results.
+    """
+
+    def __init__(self, job_id: int, owner: str, attempt: int):
+        self.job_id, self.owner, self.attempt = job_id, owner, attempt
+
+    def holds(self, db: sqlite3.Connection) -> bool:
+        """Whether this fence still owns its job (call inside a transaction)."""
+        row = db.execute(
+            "SELECT 1 FROM jobs WHERE job_id = ? AND owner = ? AND attempts = ? AND status = 'running'",
+            (self.job_id, self.owner, self.attempt),
+        ).fetchone()
+        return row is not None
+
+    def check(self, db: sqlite3.Connection) -> None:
+        """Raise LeaseLost unless this fence still owns its job."""
+        if not self.holds(db):
+            raise LeaseLost(f"job {self.job_id} attempt {self.attempt} is no longer owned by {self.owner}")
 
 
 class Store:
@@ -165,9 +206,12 @@ class Store:
             raise NotFoundError(f"run id {prefix!r} matches {len(rows)} runs; give more characters")
         return rows[0]["run_id"]
 
-    def begin_run(self, run_id: str, base_id: str, spec_json: str, engine_version: str, n_steps: int) -> None:
+    def begin_run(self, run_id: str, base_id: str, spec_json: str, engine_version: str, n_steps: int,
+                  fence: Fence | None = None) -> None:
         """Create the run row, or mark an unfinished one running again (resume)."""
         with self.atomic() as db:
+            if fence:
+                fence.check(db)
             db.execute(
                 "INSERT INTO runs (run_id, base_id, spec_json, engine_version, n_steps, status, created_at) "
                 "VALUES (?, ?, ?, ?, ?, 'running', ?) "
@@ -175,10 +219,12 @@ class Store:
                 (run_id, base_id, spec_json, engine_version, n_steps, time.time()),
             )
 
-    def finish_run(self, run_id: str, error: str | None = None) -> None:
-        """Mark a run done, or failed with its error."""
+    def finish_run(self, run_id: str, error: str | None = None, fence: Fence | None = None) -> None:
+        """Mark a run done, or failed with its error (nothing, if the fence no longer holds)."""
         status = "failed" if error else "done"
         with self.atomic() as db:
+            if fence and not fence.holds(db):
+                return
             db.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
                 (status, error, time.time(), run_id),
@@ -203,13 +249,27 @@ class Store:
             db.execute("INSERT OR IGNORE INTO spec_aliases VALUES (?, ?)", (raw_key, run_id))
 
     # steps and results
-    def put_step(self, step: dict[str, Any], robust: list[dict[str, Any]], layers: list[dict[str, Any]]) -> None:
+    def check_fence(self, fence: Fence | None) -> None:
+        """Raise LeaseLost unless the fence (if any) still owns its job."""
+        if fence:
+            fence.check(self.db)
+
+    def forget_steps(self, run_id: str, from_step: int) -> None:
+        """Delete a run's steps from `from_step` on (their checkpoint failed its hash), to recompute them."""
+        with self.atomic() as db:
+            db.execute("DELETE FROM steps WHERE run_id = ? AND step >= ?", (run_id, from_step))
+            db.execute("UPDATE runs SET status = 'running' WHERE run_id = ? AND status = 'done'", (run_id,))
+
+    def put_step(self, step: dict[str, Any], robust: list[dict[str, Any]], layers: list[dict[str, Any]],
+                 fence: Fence | None = None) -> None:
         """Write a step's row, robust results and layer table in one transaction (its done-mark).
 
         Steps are deterministic, so when another process already wrote this step, its rows stand
         and this call changes nothing.
         """
         with self.atomic() as db:
+            if fence:
+                fence.check(db)
             inserted = db.execute(
                 "INSERT OR IGNORE INTO steps VALUES (:run_id, :step, :target_sparsity, :sparsity, :clean_acc, "
                 ":checkpoint, :sha256, :mask_checkpoint, :mask_sha256, :train_seconds, :eval_seconds, :finished_at)",

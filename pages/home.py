@@ -4,6 +4,7 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError
+from engine.jobs.queue import describe
 
 st.title("AER Lab")
 st.markdown(
@@ -14,16 +15,11 @@ st.markdown(
 
 
 def start(name: str) -> None:
-    """Launch a preset in the background unless it is done or already computing."""
+    """Queue a preset (or find its live or finished job) and follow it on this page."""
     try:
-        spec = api.load_spec(preset=name)
+        st.session_state["watching"] = api.submit(api.load_spec(preset=name))["job_id"]
     except EngineError as exc:
         st.session_state["launch_error"] = str(exc)
-        return
-    status = api.run_status(spec.run_id())
-    if status is None or status["status"] == "failed" or (status["status"] == "running" and not status["alive"]):
-        api.launch(spec)
-    st.session_state["watching"] = spec.run_id()
 
 
 st.subheader("Presets")
@@ -40,24 +36,22 @@ if "launch_error" in st.session_state:
 
 
 @st.fragment(run_every=2 if st.session_state.get("watching") else None)
-def watched_run() -> None:
-    """Live progress of the run launched from this page."""
-    run_id = st.session_state.get("watching")
-    if not run_id:
+def watched_job() -> None:
+    """Live progress of the job started from this page, with cancel and a link to its surface."""
+    job_id = st.session_state.get("watching")
+    if not job_id:
         return
-    status = api.run_status(run_id)
-    if status is None:
-        st.info(f"Run {run_id[:12]} is starting…")
-        return
-    done, total = status["steps_done"], status["n_steps"]
-    st.progress(done / total, text=f"Run {run_id[:12]}: {status['status']} · {done} of {total} checkpoints evaluated")
-    if status["error"]:
-        st.error(status["error"])
-    if done:
-        st.page_link("pages/surface.py", label="Open its surface", icon=":material/landscape:", query_params={"run": run_id[:12]})
+    job = api.job(job_id)
+    st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · {describe(job)}")
+    left, right = st.columns([1, 4])
+    if job["status"] in ("queued", "running"):
+        left.button("Cancel", key=f"cancel-{job_id}", on_click=api.cancel, args=(job_id,))
+    if job["status"] == "done" or (job.get("step") or 0) > 0:
+        right.page_link("pages/surface.py", label="Open its surface", icon=":material/landscape:",
+                        query_params={"run": job["run_id"][:12]})
 
 
-watched_run()
+watched_job()
 
 st.subheader("Runs")
 runs = api.runs_frame()

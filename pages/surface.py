@@ -5,6 +5,7 @@ import re
 import streamlit as st
 
 from engine import api, figures
+from engine.jobs.queue import describe
 
 VIEWS = ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity"]
 
@@ -77,10 +78,11 @@ def draw() -> None:
     """The chosen view of the chosen run; redraws every few seconds while the run computes."""
     frame = api.robust_frame([run_id])
     frame = frame[frame["attack"] == attack]
-    status = api.run_status(run_id)
-    if status and status["status"] == "running":
-        st.progress(status["steps_done"] / status["n_steps"],
-                    text=f"computing: {status['steps_done']} of {status['n_steps']} checkpoints so far")
+    job = api.latest_job(run_id)
+    if job and job["status"] in ("queued", "running"):
+        st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · {describe(job)}")
+    elif running:
+        st.info("This run is still computing elsewhere; the plot fills in as its steps land.")
     title = labels[run_id]
     if view == VIEWS[0]:
         fig = figures.surface_3d(frame, title)

@@ -12,6 +12,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+os.environ["AER_WORKERS"] = "0"  # AppTest runs of app.py must not start worker pools
 
 
 @pytest.fixture

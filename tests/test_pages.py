@@ -28,6 +28,11 @@ def populated(tmp_path_factory, request):
         running = validate(apply_overrides(copy.deepcopy(tree), ["seed=5"]))
         store = api.open_store()
         store.begin_run(running.run_id(), running.base_id(), running.canonical_json(), "test", 3)
+        from engine.jobs import queue
+
+        api.submit(running, store)
+        claimed = queue.claim(store, "test-worker", lease_seconds=3600)
+        queue.report(store, claimed.fence(), 1, 3, "pruning to 78.8%, fine-tuning", 0.45, 40.0)
         api._store_at.cache_clear()
     return root, done.run_id(), running.run_id()
 
@@ -40,9 +45,12 @@ def page(path: str, cache_root, monkeypatch, **query) -> AppTest:
     monkeypatch.setenv("AER_CACHE_DIR", str(cache_root))
     api._store_at.cache_clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(REPO / path), default_timeout=TIMEOUT)
+    # pages run inside the router, as in the app, so page links between them resolve
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     for key, value in query.items():
         at.query_params[key] = value
+    if path != "app.py":
+        at.switch_page(path)
     return at.run()
 
 
@@ -100,7 +108,8 @@ def test_surface_of_a_run_still_computing_shows_its_progress(populated, monkeypa
                    [{k: r[k] for k in ("attack", "norm", "eps", "acc")} for r in rows], [])
     at = page("pages/surface.py", root, monkeypatch, run=running_id[:12])
     assert not at.exception
-    assert any("computing" in (p.proto.text) for p in at.get("progress"))
+    texts = [p.proto.text for p in at.get("progress")]
+    assert any("step 1 of 2 · pruning to 78.8%, fine-tuning · about 40 s left" in t for t in texts), texts
 
 
 
@@ -108,3 +117,43 @@ def test_the_app_router_opens_home_by_default(cache, monkeypatch):
     at = page("app.py", cache, monkeypatch)
     assert not at.exception
     assert at.title[0].value == "AER Lab"
+
+
+def test_runs_page_on_an_empty_store(cache, monkeypatch):
+    at = page("pages/runs.py", cache, monkeypatch)
+    assert not at.exception
+    assert any("queue is empty" in i.value for i in at.info)
+
+
+def test_runs_page_shows_live_jobs_with_cancel_and_finished_ones_with_links(populated, monkeypatch):
+    root, done_id, running_id = populated
+    at = page("pages/runs.py", root, monkeypatch)
+    assert not at.exception
+    texts = [p.proto.text for p in at.get("progress")]
+    assert any(running_id[:12] in t and "step 1 of 2" in t for t in texts), texts
+    assert any(b.label == "Cancel" for b in at.button)
+
+
+def test_a_bad_yaml_spec_names_its_fields_and_submits_nothing(cache, monkeypatch):
+    from engine import api
+
+    at = page("pages/runs.py", cache, monkeypatch)
+    at.text_area[0].set_value("schedule: {name: gradual, final_sparsity: 2, end: 10, frequency: 5}\nmodel: {name: gpt}\n")
+    next(b for b in at.button if b.label == "Submit YAML").click()
+    at.run()
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("schedule.final_sparsity:") for e in errors)
+    assert any(e.startswith("model.name: unknown model 'gpt'") for e in errors)
+    assert api.jobs_frame(api.open_store()).empty
+
+
+def test_a_good_yaml_spec_is_queued_once(cache, monkeypatch):
+    from engine import api
+
+    at = page("pages/runs.py", cache, monkeypatch)
+    at.text_area[0].set_value(api.preset_path("smoke").read_text())
+    for _ in range(2):
+        next(b for b in at.button if b.label == "Submit YAML").click()
+        at.run()
+    assert not at.exception and any("Queued as job 1" in s.value for s in at.success)
+    assert len(api.jobs_frame(api.open_store())) == 1

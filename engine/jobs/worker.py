@@ -1,0 +1,181 @@
+"""Workers: claim a job, run its spec under the job's fence, report progress, honour cancel.
+
+`python -m engine worker --procs N` starts a supervisor that keeps N worker processes alive
+(restarting any that dies, so a job whose worker was killed is reclaimed once its lease expires)
+and stops them on SIGTERM or when its parent process (the app's server) goes away.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from engine.errors import Cancelled, EngineError, LeaseLost
+from engine.jobs import queue
+from engine.jobs.queue import Job, JobStatus
+from engine.store import Fence, Store
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(EngineError):
+    """The worker is shutting down; its job goes back to the queue without using an attempt."""
+
+
+def parent_alive(pid: int | None) -> bool:
+    """Whether the process that started us still runs (always True when there is none)."""
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+class ProgressTracker:
+    """The pipeline's progress callback for a job: throttled writes, ETA, cancel and lease checks."""
+
+    def __init__(self, worker: "Worker", fence: Fence, min_interval: float = 0.5):
+        self.worker, self.fence, self.min_interval = worker, fence, min_interval
+        self.started, self.first_fraction, self.last_write, self.last_phase = time.time(), None, 0.0, None
+
+    def __call__(self, p) -> None:
+        if self.worker.stopping.is_set():
+            raise Interrupted("worker stopping")
+        if self.worker.lease_lost.is_set():
+            raise LeaseLost(f"job {self.fence.job_id}: lease lost")
+        fraction = min((p.step + p.done / max(p.total, 1)) / max(p.n_steps, 1), 1.0)
+        if p.phase == "evaluated":
+            fraction = (p.step + 1) / p.n_steps
+        now = time.time()
+        if p.phase == self.last_phase and now - self.last_write < self.min_interval:
+            return
+        self.last_write, self.last_phase = now, p.phase
+        if queue.report(self.worker.store, self.fence, p.step, p.n_steps, p.phase, fraction, self._eta(fraction, now)):
+            raise Cancelled(f"job {self.fence.job_id} cancelled by the user")
+
+    def _eta(self, fraction: float, now: float) -> float | None:
+        if self.first_fraction is None:
+            self.first_fraction = fraction
+        gained = fraction - self.first_fraction
+        return (now - self.started) * (1 - fraction) / gained if gained > 0.01 else None
+
+
+class Worker:
+    """One worker: claims jobs from a store and runs them, one at a time."""
+
+    def __init__(self, store: Store, lease_seconds: float = 30.0, poll_seconds: float = 0.5,
+                 parent_pid: int | None = None):
+        self.store, self.lease_seconds, self.poll_seconds = store, lease_seconds, poll_seconds
+        self.parent_pid = parent_pid
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stopping, self.lease_lost = threading.Event(), threading.Event()
+
+    def serve(self, exit_when_idle: bool = False, max_jobs: int | None = None) -> int:
+        """Claim and run jobs until stopped (or idle, or `max_jobs` done); return the count run."""
+        queue.register_worker(self.store, self.owner, os.getpid(), socket.gethostname())
+        count, last_seen = 0, time.time()
+        try:
+            while not self.stopping.is_set() and parent_alive(self.parent_pid):
+                job = queue.claim(self.store, self.owner, self.lease_seconds)
+                if job is None:
+                    if exit_when_idle:
+                        break
+                    if time.time() - last_seen > 2:
+                        queue.worker_seen(self.store, self.owner)
+                        last_seen = time.time()
+                    self.stopping.wait(self.poll_seconds)
+                    continue
+                self.run_job(job)
+                count += 1
+                if max_jobs is not None and count >= max_jobs:
+                    break
+        finally:
+            queue.unregister_worker(self.store, self.owner)
+        return count
+
+    def run_job(self, job: Job) -> None:
+        """Run one claimed job to its end state, with a heartbeat renewing its lease meanwhile."""
+        from engine.pipeline import run as run_pipeline
+        from engine.spec import validate
+
+        fence, done = job.fence(), threading.Event()
+        self.lease_lost.clear()
+        beat = threading.Thread(target=self._heartbeat, args=(fence, done), daemon=True)
+        beat.start()
+        try:
+            run_pipeline(validate(json.loads(job.spec_json)), self.store, ProgressTracker(self, fence), fence)
+            queue.finish(self.store, fence, JobStatus.DONE)
+        except Cancelled:
+            queue.finish(self.store, fence, JobStatus.CANCELLED, "cancelled by the user")
+        except Interrupted:
+            queue.release(self.store, fence)
+        except LeaseLost as exc:
+            log.warning("%s: %s; its results stay with the new owner", self.owner, exc)
+        except Exception as exc:  # noqa: BLE001 - any failure of the run is recorded on its job
+            log.exception("job %s failed", job.job_id)
+            queue.finish(self.store, fence, JobStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        finally:
+            done.set()
+            beat.join()
+
+    def _heartbeat(self, fence: Fence, done: threading.Event) -> None:
+        """Renew the lease every third of it until `done`; flag a lost lease or an orphaned worker."""
+        while not done.wait(self.lease_seconds / 3):
+            if not parent_alive(self.parent_pid):
+                self.stopping.set()
+            if not queue.heartbeat(self.store, fence, self.lease_seconds):
+                self.lease_lost.set()
+                return
+
+
+def serve_child(root: Path, lease_seconds: float, parent_pid: int | None, threads: int | None) -> None:
+    """Entry of one worker process: stop cleanly on SIGTERM/SIGINT (the job goes back to the queue)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    worker = Worker(Store(root), lease_seconds=lease_seconds, parent_pid=parent_pid)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stopping.set())
+    worker.serve()
+
+
+def child_command(root: Path, lease_seconds: float, parent_pid: int, threads: int) -> list[str]:
+    """The command line of one worker process."""
+    return [sys.executable, "-m", "engine", "--cache-dir", str(root), "worker", "--child",
+            "--lease", str(lease_seconds), "--parent-pid", str(parent_pid), "--threads", str(threads)]
+
+
+def supervise(root: Path, procs: int, lease_seconds: float, parent_pid: int | None) -> None:
+    """Keep `procs` worker processes alive until SIGTERM/SIGINT or until `parent_pid` exits."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = max(1, (os.cpu_count() or 1) // procs)
+    command = child_command(root, lease_seconds, os.getpid(), threads)
+    children = [subprocess.Popen(command) for _ in range(procs)]
+    try:
+        while not stop.wait(0.5) and parent_alive(parent_pid):
+            for i, child in enumerate(children):
+                if child.poll() is not None:
+                    log.warning("worker %d exited with %s; starting another", child.pid, child.returncode)
+                    children[i] = subprocess.Popen(command)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -1,0 +1,99 @@
+"""Runs: submit a spec (form or YAML), follow the queue live, cancel, retry, export."""
+
+import json
+
+import streamlit as st
+
+from engine import api
+from engine.errors import EngineError, SpecError
+from engine.jobs.queue import describe
+
+st.title("Runs")
+st.markdown(
+    "Submit a pruning run and follow it here. Workers compute in the background, so you can close "
+    "the tab and come back; a run asked for twice is computed once."
+)
+
+
+def submit(tree_or_text) -> None:
+    """Validate and queue; keep the per-field problems for display instead of submitting."""
+    try:
+        spec = api.spec_from_text(tree_or_text) if isinstance(tree_or_text, str) else api.validate_tree(tree_or_text)
+        job = api.submit(spec)
+        st.session_state["submitted"] = f"Queued as job {job['job_id']} (run {job['run_id'][:12]}): {job['status']}."
+    except SpecError as exc:
+        st.session_state["problems"] = exc.problems
+
+
+form_tab, yaml_tab = st.tabs(["Form", "YAML"])
+with form_tab, st.form("spec-form"):
+    left, right = st.columns(2)
+    preset = left.selectbox("Start from preset", list(api.presets()), index=list(api.presets()).index("quickstart"))
+    method = right.selectbox("Pruning method", ["global_magnitude", "layer_magnitude", "random"])
+    final = left.slider("Final sparsity", 0.10, 0.99, 0.90, 0.01)
+    steps = right.slider("Pruning steps", 2, 10, 5)
+    eps_text = left.text_input("PGD L∞ ε (comma-separated, [0, 1] scale)", "0, 0.01, 0.02, 0.04, 0.08")
+    seed = right.number_input("Seed", 0, 2**31 - 1, 0)
+    if st.form_submit_button("Submit", type="primary"):
+        tree = api.load_tree(preset=preset)
+        try:
+            eps = [float(e) for e in eps_text.split(",") if e.strip()]
+        except ValueError:
+            eps = eps_text  # let the spec name the field
+        tree.update({"prune": {**tree.get("prune", {}), "method": method}, "seed": int(seed),
+                     "schedule": {"name": "gradual", "final_sparsity": final, "begin": 0,
+                                  "end": 100 * steps, "frequency": 100}})
+        tree["eval"] = {**tree.get("eval", {}), "attacks": [{"name": "pgd_linf", "eps": eps, "steps": 10}]}
+        submit(tree)
+
+with yaml_tab:
+    upload = st.file_uploader("Or upload a spec (YAML or JSON; checked by its content)", type=None)
+    default = upload.getvalue().decode("utf-8", errors="replace") if upload else api.preset_path("quickstart").read_text()
+    text = st.text_area("Spec", default, height=320)
+    if st.button("Submit YAML", type="primary"):
+        submit(text)
+
+for line in st.session_state.pop("problems", []):
+    st.error(line)
+if "submitted" in st.session_state:
+    st.success(st.session_state.pop("submitted"))
+
+
+def export_buttons(run_id: str, key: str) -> None:
+    """CSV and JSON downloads of a finished run's results."""
+    left, right = st.columns(2)
+    left.download_button("CSV", api.robust_frame([run_id]).to_csv(index=False), f"{run_id[:12]}.csv",
+                         "text/csv", key=f"csv-{key}")
+    right.download_button("JSON", json.dumps(api.document(run_id), indent=2), f"{run_id[:12]}.json",
+                          "application/json", key=f"json-{key}")
+
+
+@st.fragment(run_every=2)
+def queue_view() -> None:
+    """The newest jobs with live progress, cancel, retry, links and exports."""
+    jobs = api.jobs_frame(limit=30)
+    if jobs.empty:
+        st.info("The queue is empty: submit a spec above, or click a preset on Home.")
+        return
+    for job in jobs.astype(object).where(jobs.notna(), None).to_dict("records"):
+        with st.container(border=True):
+            st.progress(float(job["fraction"] or 0.0),
+                        text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {describe(job)}")
+            cols = st.columns([1, 1, 2, 2])
+            if job["status"] in ("queued", "running"):
+                cols[0].button("Cancel", key=f"cancel-{job['job_id']}", on_click=api.cancel, args=(job["job_id"],))
+            if job["status"] in ("failed", "cancelled"):
+                cols[0].button("Retry", key=f"retry-{job['job_id']}", on_click=api.retry, args=(job["job_id"],))
+            if job["status"] == "done" or (job["step"] or 0) > 0:
+                cols[1].page_link("pages/surface.py", label="Surface", icon=":material/landscape:",
+                                  query_params={"run": job["run_id"][:12]})
+            if job["status"] == "done":
+                with cols[3]:
+                    export_buttons(job["run_id"], str(job["job_id"]))
+
+
+st.subheader("Queue")
+try:
+    queue_view()
+except EngineError as exc:
+    st.error(str(exc))
