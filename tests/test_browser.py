@@ -1,6 +1,7 @@
 """Real-browser tests: Debian's Chromium driven by Playwright against a freshly started server."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -44,7 +45,7 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60) -> No
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-cache")
     port = free_port()
-    env = {**os.environ, "AER_CACHE_DIR": str(root)}
+    env = {**os.environ, "AER_CACHE_DIR": str(root), "AER_WORKERS": "1"}  # the app starts its own worker pool
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -56,6 +57,14 @@ def server(tmp_path_factory):
     finally:
         process.terminate()
         process.wait(timeout=20)
+        from engine.jobs import queue
+        from engine.store import Store
+
+        # the pool follows its server: no worker of this cache outlives it
+        store = Store(root)
+        deadline = time.monotonic() + 30
+        while queue.live_workers(store, within_seconds=3) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +101,22 @@ def test_clicking_a_preset_runs_it_and_opens_its_surface(server, browser):
     page.get_by_role("button", name="Run smoke").click()
     link = page.get_by_role("link", name="Open its surface")
     link.wait_for(timeout=120_000)
-    page.get_by_text("3 of 3 checkpoints evaluated").wait_for(timeout=120_000)
+    page.get_by_text(re.compile(r"Job \d+ · done")).wait_for(timeout=120_000)
     link.click()
     page.get_by_role("heading", name="Robust accuracy over sparsity × ε").wait_for(timeout=30_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     assert "run=" in page.url
+    page.close()
+
+
+def test_a_running_preset_can_be_cancelled_from_the_browser(server, browser):
+    url, _, _ = server
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_role("button", name="Run quickstart").click()
+    page.get_by_text("training the base model").first.wait_for(timeout=120_000)
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text("cancelled: cancelled by the user").first.wait_for(timeout=60_000)
     page.close()
 
 
