@@ -1,7 +1,7 @@
-"""Benchmarks (`python -m bench [quickstart]`): cold and cached runs of a preset through the CLI.
+"""Benchmarks: `python -m bench [PRESET ...]` times presets cold and cached through the CLI;
+`python -m bench --drill 20` kills a worker 20 times in one run and reports what survived.
 
-Prints wall-clock seconds of a cold run from an empty cache and of the cache hit that follows,
-and their ratio; nothing here asserts a time.
+Prints numbers (seconds, ratios, counts); nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -38,8 +38,15 @@ def preset_cold_and_hit(preset: str) -> dict:
 def main() -> None:
     """Run the chosen benchmarks and print one JSON line each."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("presets", nargs="*", default=["quickstart"])
-    for preset in parser.parse_args().presets:
+    parser.add_argument("presets", nargs="*", default=["quickstart"], help="presets to time cold and cached")
+    parser.add_argument("--drill", type=int, metavar="KILLS", help="run the crash drill with this many kill -9s")
+    args = parser.parse_args()
+    if args.drill:
+        from bench.drill import run_drill
+
+        print(json.dumps({"drill": run_drill(args.drill)}))
+        return
+    for preset in args.presets:
         print(json.dumps(preset_cold_and_hit(preset)))
 
 

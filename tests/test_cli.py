@@ -99,3 +99,24 @@ def test_a_cache_hit_does_not_import_torch(smoke_doc):
                             timeout=120)
     assert json.loads(result.stdout)["cached"] is True
     assert result.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_submit_status_cancel_and_jobs(tmp_path):
+    root = str(tmp_path)
+    first = json.loads(cli("--cache-dir", root, "submit", "--preset", "smoke", "--json").stdout)
+    again = json.loads(cli("--cache-dir", root, "submit", "--preset", "smoke", "--json").stdout)
+    assert set(first) == {"job_id", "run_id", "status"} and first == again and first["status"] == "queued"
+    status = json.loads(cli("--cache-dir", root, "status", str(first["job_id"]), "--json").stdout)
+    assert status["status"] == "queued" and status["attempts"] == 0
+    assert "queued" in cli("--cache-dir", root, "jobs").stdout
+    assert "cancelled" in cli("--cache-dir", root, "cancel", str(first["job_id"])).stdout
+    missing = cli("--cache-dir", root, "status", "999", check=False)
+    assert missing.returncode == 1 and "job 999" in missing.stderr
+
+
+def test_a_worker_drains_the_queue(tmp_path):
+    root = str(tmp_path)
+    job = json.loads(cli("--cache-dir", root, "submit", "--preset", "smoke", "--json").stdout)
+    assert "ran 1 jobs" in cli("--cache-dir", root, "worker", "--exit-when-idle").stdout
+    done = json.loads(cli("--cache-dir", root, "status", str(job["job_id"]), "--json").stdout)
+    assert done["status"] == "done" and done["fraction"] == 1.0

@@ -1,0 +1,57 @@
+"""Sweeps: grid expansion, the local executor through the queue, and Ray tasks on a local instance."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine.errors import SpecError
+from engine.store import Store
+from engine.sweep import expand, load_sweep, run_sweep
+from tests.conftest import REPO
+
+GRID = REPO / "presets" / "sweeps" / "smoke-grid.yaml"
+
+
+def test_grid_expands_to_every_combination_sharing_one_base():
+    specs = expand(load_sweep(GRID))
+    assert len(specs) == 4 and len({s.run_id() for _, s in specs}) == 4
+    assert len({s.base_id() for _, s in specs}) == 1
+    assert {label for label, _ in specs} >= {"schedule.final_sparsity=0.5, prune.method=random"}
+
+
+def test_a_bad_grid_value_names_the_combination_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("preset: smoke\ngrid:\n  schedule.final_sparsity: [0.5, 1.5]\n")
+    with pytest.raises(SpecError) as info:
+        expand(load_sweep(bad))
+    assert info.value.problems == ["[schedule.final_sparsity=1.5] schedule.final_sparsity: input should be less than 1"]
+
+
+def test_local_sweep_runs_through_the_queue_and_reruns_compute_nothing(tmp_path):
+    store = Store(tmp_path)
+    first = run_sweep(GRID, store, "local")
+    assert [r["status"] for r in first] == ["done"] * 4
+    assert store.db.execute("SELECT count(*) FROM bases").fetchone()[0] == 1
+    jobs_before = store.db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    again = run_sweep(GRID, store, "local")
+    assert again == first and store.db.execute("SELECT count(*) FROM jobs").fetchone()[0] == jobs_before
+
+
+def test_ray_sweep_lands_in_the_same_store_and_skips_finished_runs(tmp_path):
+    store = Store(tmp_path)
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("preset: smoke\ngrid:\n  prune.method: [random]\n")
+    (done,) = run_sweep(partial, store, "local")  # one of the four is already done
+    finished_before = store.run(done["run_id"])["finished_at"]
+    out = subprocess.run([sys.executable, "-m", "engine", "--cache-dir", str(tmp_path), "sweep", str(GRID),
+                          "--executor", "ray", "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(out.stdout)
+    assert [r["status"] for r in rows] == ["done"] * 4
+    for row in rows:
+        steps = store.steps(row["run_id"])
+        assert len(steps) == 3 and all((store.root / s["checkpoint"]).is_file() for s in steps)
+    assert store.run(done["run_id"])["finished_at"] == finished_before  # not computed again
+    assert store.integrity_ok()
