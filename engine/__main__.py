@@ -205,13 +205,13 @@ def _cmd_cancel(args, api) -> int:
 
 
 def _cmd_jobs(args, api) -> int:
-    frame = api.jobs_frame()
+    jobs = api.jobs()
     if args.json:
-        print(frame.to_json(orient="records", indent=2))
-    elif frame.empty:
+        print(json.dumps(jobs, indent=2))
+    elif not jobs:
         print("the queue is empty")
     else:
-        for job in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+        for job in jobs:
             print(_describe(job))
     return 0
 

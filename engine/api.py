@@ -251,13 +251,18 @@ def retry(job_id: int, store: Store | None = None) -> dict[str, Any]:
     return queue.submit(store, old.run_id, old.spec_json, run_done=done).as_dict()
 
 
-def jobs_frame(store: Store | None = None, limit: int = 200) -> pd.DataFrame:
-    """The queue, newest first: job_id, run_id, status, attempts, step, n_steps, phase, fraction, ETA, error."""
+def jobs(store: Store | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest jobs first, as plain dicts (None where a field is unset)."""
     from engine.jobs import queue
 
+    return [j.as_dict() for j in queue.jobs(store or open_store(), limit)]
+
+
+def jobs_frame(store: Store | None = None, limit: int = 200) -> pd.DataFrame:
+    """The queue, newest first: job_id, run_id, status, attempts, step, n_steps, phase, fraction, ETA, error."""
     columns = ["job_id", "run_id", "status", "attempts", "step", "n_steps", "phase", "fraction", "eta_seconds",
                "error", "created_at", "updated_at"]
-    rows = [j.as_dict() for j in queue.jobs(store or open_store(), limit)]
+    rows = jobs(store, limit)
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
 
@@ -298,6 +303,6 @@ def catalog() -> dict[str, dict[str, str]]:
 
 __all__ = [
     "NotFoundError", "SpecError", "cancel", "catalog", "document", "ensure_workers", "eval_subset", "export", "job",
-    "jobs_frame", "latest_job", "layers_frame", "load_checkpoint", "load_spec", "load_tree", "open_store", "presets",
+    "jobs", "jobs_frame", "latest_job", "layers_frame", "load_checkpoint", "load_spec", "load_tree", "open_store", "presets",
     "retry", "robust_frame", "run", "run_tree", "runs_frame", "spec_from_text", "submit", "validate_tree",
 ]

@@ -35,23 +35,29 @@ if "launch_error" in st.session_state:
     st.error(st.session_state.pop("launch_error"))
 
 
-@st.fragment(run_every=2 if st.session_state.get("watching") else None)
-def watched_job() -> None:
-    """Live progress of the job started from this page, with cancel and a link to its surface."""
-    job_id = st.session_state.get("watching")
-    if not job_id:
-        return
-    job = api.job(job_id)
-    st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · {describe(job)}")
+def job_row(job: dict) -> None:
+    """One job: live progress, cancel while it is live, a link to its surface once it has a step."""
+    st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {describe(job)}")
     left, right = st.columns([1, 4])
     if job["status"] in ("queued", "running"):
-        left.button("Cancel", key=f"cancel-{job_id}", on_click=api.cancel, args=(job_id,))
+        left.button("Cancel", key=f"cancel-{job['job_id']}", on_click=api.cancel, args=(job["job_id"],))
     if job["status"] == "done" or (job.get("step") or 0) > 0:
         right.page_link("pages/surface.py", label="Open its surface", icon=":material/landscape:",
                         query_params={"run": job["run_id"][:12]})
 
 
-watched_job()
+@st.fragment(run_every=2)
+def jobs_at_a_glance() -> None:
+    """The job started from this page and every live job, redrawn every two seconds."""
+    watching = st.session_state.get("watching")
+    shown = [j for j in api.jobs(limit=50) if j["job_id"] == watching or j["status"] in ("queued", "running")][:6]
+    if shown:
+        st.subheader("Jobs")
+    for job in shown:
+        job_row(job)
+
+
+jobs_at_a_glance()
 
 st.subheader("Runs")
 runs = api.runs_frame()

@@ -71,11 +71,11 @@ def export_buttons(run_id: str, key: str) -> None:
 @st.fragment(run_every=2)
 def queue_view() -> None:
     """The newest jobs with live progress, cancel, retry, links and exports."""
-    jobs = api.jobs_frame(limit=30)
-    if jobs.empty:
+    jobs = api.jobs(limit=30)
+    if not jobs:
         st.info("The queue is empty: submit a spec above, or click a preset on Home.")
         return
-    for job in jobs.astype(object).where(jobs.notna(), None).to_dict("records"):
+    for job in jobs:
         with st.container(border=True):
             st.progress(float(job["fraction"] or 0.0),
                         text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {describe(job)}")

@@ -125,8 +125,15 @@ def requeue_expired(store: Store, now: float | None = None) -> int:
 
 def claim(store: Store, owner: str, lease_seconds: float) -> Job | None:
     """Claim the oldest queued job for `owner` (after requeueing expired leases), or None."""
-    requeue_expired(store)
     now = time.time()
+    # a read first, so idle workers polling an empty queue never take the write lock
+    waiting = store.db.execute(
+        "SELECT 1 FROM jobs WHERE (status = 'queued' AND cancel_requested = 0) "
+        "OR (status = 'running' AND lease_expires < ?) LIMIT 1", (now,)
+    ).fetchone()
+    if waiting is None:
+        return None
+    requeue_expired(store, now)
     with store.atomic() as db:
         row = db.execute(
             "UPDATE jobs SET status = 'running', owner = ?, attempts = attempts + 1, lease_expires = ?, "
