@@ -1,4 +1,9 @@
-"""AER Lab: the Streamlit entry point. It starts the local worker pool and routes to the pages in pages/."""
+"""AER Lab: the Streamlit entry point. It starts the local worker pool and routes to the pages in pages/.
+
+Each page starts with a guard: with a folder named pages/ beside this file, a fresh Streamlit 1.67
+server answers the first visit to a deep link (/surface?…) by running that page on its own under
+an auto-discovered page list; the guard switches the server to this router and reruns.
+"""
 
 import streamlit as st
 

@@ -1,10 +1,16 @@
 """Home: what AER Lab is, the presets gallery, and the runs at a glance."""
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from engine import api
 from engine.errors import EngineError
 from engine.jobs.queue import describe
+
+if PagesManager.uses_pages_directory:  # a fresh server ran this page without app.py's router: hand over
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
 
 st.title("AER Lab")
 st.markdown(

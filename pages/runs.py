@@ -3,10 +3,16 @@
 import json
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from engine import api
 from engine.errors import EngineError, SpecError
 from engine.jobs.queue import describe
+
+if PagesManager.uses_pages_directory:  # a fresh server ran this page without app.py's router: hand over
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
 
 st.title("Runs")
 st.markdown(

@@ -3,9 +3,15 @@
 import re
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from engine import api, figures
 from engine.jobs.queue import describe
+
+if PagesManager.uses_pages_directory:  # a fresh server ran this page without app.py's router: hand over
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
 
 VIEWS = ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity"]
 

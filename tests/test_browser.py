@@ -94,6 +94,17 @@ def test_server_listens_on_loopback_only(server):
     assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing on 0.0.0.0 or ::
 
 
+def test_a_first_visit_to_a_deep_link_gets_the_app_and_its_navigation(server, browser):
+    url, _, _ = server  # this is the fresh server's first page visit
+    page = browser.new_page()
+    page.goto(f"{url}/surface?view=heat+map")
+    page.get_by_role("heading", name="Robust accuracy over sparsity × ε").wait_for(timeout=30_000)
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_role("link", name="Runs").wait_for(timeout=30_000)
+    assert "app" not in nav.inner_text().split() and "surface" not in nav.inner_text().split()
+    page.close()
+
+
 def test_clicking_a_preset_runs_it_and_opens_its_surface(server, browser):
     url, _, _ = server
     page = browser.new_page()
@@ -101,7 +112,7 @@ def test_clicking_a_preset_runs_it_and_opens_its_surface(server, browser):
     page.get_by_role("button", name="Run smoke").click()
     link = page.get_by_role("link", name="Open its surface")
     link.wait_for(timeout=120_000)
-    page.get_by_text(re.compile(r"Job \d+ · done")).wait_for(timeout=120_000)
+    page.get_by_text(re.compile(r"Job \d+ · run [0-9a-f]{12} · done")).wait_for(timeout=120_000)
     link.click()
     page.get_by_role("heading", name="Robust accuracy over sparsity × ε").wait_for(timeout=30_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
