@@ -2,7 +2,8 @@
 
 Each page starts with a guard: with a folder named pages/ beside this file, a fresh Streamlit 1.67
 server answers the first visit to a deep link (/surface?…) by running that page on its own under
-an auto-discovered page list; the guard switches the server to this router and reruns.
+an auto-discovered page list; the guard switches the server to this router and reruns once per
+session (AppTest resets that switch before every run, hence the once).
 """
 
 import streamlit as st

@@ -11,7 +11,9 @@ from engine.jobs.queue import describe
 
 if PagesManager.uses_pages_directory:  # a fresh server ran this page without app.py's router: hand over
     PagesManager.uses_pages_directory = False
-    st.rerun()
+    if not st.session_state.get("routed"):  # once per session, so no widget event is ever dropped
+        st.session_state["routed"] = True
+        st.rerun()
 
 
 st.title("Runs")

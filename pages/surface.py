@@ -10,7 +10,9 @@ from engine.jobs.queue import describe
 
 if PagesManager.uses_pages_directory:  # a fresh server ran this page without app.py's router: hand over
     PagesManager.uses_pages_directory = False
-    st.rerun()
+    if not st.session_state.get("routed"):  # once per session, so no widget event is ever dropped
+        st.session_state["routed"] = True
+        st.rerun()
 
 
 VIEWS = ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity"]
