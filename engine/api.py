@@ -127,23 +127,37 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
     """The JSON result document of a run (the CLI contract of ARCHITECTURE.md)."""
     store = store or open_store()
     row = store.run(run_id)
-    robust = pd.DataFrame(store.robust([run_id]))
-    layers = pd.DataFrame(store.layers(run_id))
+    by_step = {name: _group_by_step(rows) for name, rows in (
+        ("robust", store.robust([run_id])), ("transfer", store.robust([run_id], "transfer")),
+        ("layers", store.layers(run_id)))}
     points = []
     for step in store.steps(run_id):
         k = step["step"]
-        rob = robust[robust["step"] == k] if len(robust) else robust
-        lay = layers[layers["step"] == k] if len(layers) else layers
-        points.append({
+        point = {
             "step": k, "sparsity": step["sparsity"], "target_sparsity": step["target_sparsity"],
             "clean_acc": step["clean_acc"], "checkpoint": step["checkpoint"], "sha256": step["sha256"],
-            "robust": [{"attack": r.attack, "norm": r.norm, "eps": r.eps, "acc": r.acc} for r in rob.itertuples()],
-            "layers": [{"layer": r.layer, "kind": r.kind, "numel": r.numel, "nonzero": r.nonzero,
-                        "sparsity": r.sparsity, "prunable": bool(r.prunable)} for r in lay.itertuples()],
-        })
+            "robust": [_attack_point(r) for r in by_step["robust"].get(k, [])],
+            "layers": [{key: r[key] for key in ("layer", "kind", "numel", "nonzero", "sparsity")}
+                       | {"prunable": bool(r["prunable"])} for r in by_step["layers"].get(k, [])],
+        }
+        if by_step["transfer"]:
+            point["transfer"] = [_attack_point(r) for r in by_step["transfer"].get(k, [])]
+        points.append(point)
     return {"run_id": run_id, "cached": cached, "status": row["status"], "error": row["error"],
             "base_id": row["base_id"], "engine_version": row["engine_version"], "n_steps": row["n_steps"],
-            "spec": json.loads(row["spec_json"]), "points": points}
+            "spec": json.loads(row["spec_json"]), "points": points,
+            "warnings": [{k: w[k] for k in ("kind", "step", "attack", "message")} for w in warnings_list([run_id], store)]}
+
+
+def _group_by_step(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["step"], []).append(row)
+    return grouped
+
+
+def _attack_point(row: dict[str, Any]) -> dict[str, Any]:
+    return {"attack": row["attack"], "norm": row["norm"], "eps": row["eps"], "acc": row["acc"]}
 
 
 def runs_frame(store: Store | None = None) -> pd.DataFrame:
@@ -159,11 +173,27 @@ def runs_frame(store: Store | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def robust_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:
-    """Tidy robust results: run_id, step, sparsity, clean_acc, attack, norm, eps, acc."""
-    columns = ["run_id", "step", "sparsity", "clean_acc", "attack", "norm", "eps", "acc"]
-    rows = (store or open_store()).robust(list(run_ids)) if run_ids else []
+def robust_frame(run_ids: list[str], store: Store | None = None, source: str = "robust") -> pd.DataFrame:
+    """Tidy results: run_id, step, sparsity, clean_acc, attack, norm, eps, acc, params.
+
+    `source` is "robust" (white-box attacks on each checkpoint) or "transfer" (crafted on the base).
+    """
+    columns = ["run_id", "step", "sparsity", "clean_acc", "attack", "norm", "eps", "acc", "params"]
+    rows = (store or open_store()).robust(list(run_ids), source) if run_ids else []
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
+
+
+def warnings_list(run_ids: list[str], store: Store | None = None, unbounded: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Hygiene warnings of runs: recorded during evaluation, plus those read off their curves."""
+    from engine.summaries import hygiene
+
+    store = store or open_store()
+    found = [{"kind": w["kind"], "run_id": w["run_id"], "step": w["step"], "attack": "", "message": w["message"]}
+             for w in store.warnings(list(run_ids))]
+    for source in ("robust", "transfer"):
+        frame = robust_frame(run_ids, store, source)
+        found += [vars(w) | {"source": source} for w in hygiene(frame, unbounded)] if not frame.empty else []
+    return found
 
 
 def layers_frame(run_id: str, store: Store | None = None) -> pd.DataFrame:
@@ -304,5 +334,5 @@ def catalog() -> dict[str, dict[str, str]]:
 __all__ = [
     "NotFoundError", "SpecError", "cancel", "catalog", "document", "ensure_workers", "eval_subset", "export", "job",
     "jobs", "jobs_frame", "latest_job", "layers_frame", "load_checkpoint", "load_spec", "load_tree", "open_store", "presets",
-    "retry", "robust_frame", "run", "run_tree", "runs_frame", "spec_from_text", "submit", "validate_tree",
+    "retry", "robust_frame", "warnings_list", "run", "run_tree", "runs_frame", "spec_from_text", "submit", "validate_tree",
 ]

@@ -27,8 +27,11 @@ def export_run(store: Store, run_id: str) -> dict[str, Any]:
              for row in steps for key in ("checkpoint", "mask_checkpoint")}
     if base:
         files[base["checkpoint"]] = (store.root / base["checkpoint"]).read_bytes()
-    robust = [{k: r[k] for k in ("run_id", "step", "attack", "norm", "eps", "acc")} for r in store.robust([run_id])]
-    return {"run": run, "base": base, "steps": steps, "robust": robust, "layers": store.layers(run_id), "files": files}
+    keys = ("run_id", "step", "attack", "norm", "eps", "acc", "params")
+    robust = [{k: r[k] for k in keys} for r in store.robust([run_id])]
+    transfer = [{k: r[k] for k in keys} for r in store.robust([run_id], "transfer")]
+    return {"run": run, "base": base, "steps": steps, "robust": robust, "transfer": transfer,
+            "warnings": store.warnings([run_id]), "layers": store.layers(run_id), "files": files}
 
 
 def export_base(store: Store, base_id: str) -> dict[str, Any] | None:
@@ -67,9 +70,9 @@ def import_run(store: Store, bundle: dict[str, Any]) -> None:
     run = bundle["run"]
     store.begin_run(run["run_id"], run["base_id"], run["spec_json"], run["engine_version"], run["n_steps"])
     for step in bundle["steps"]:
-        rows = [r for r in bundle["robust"] if r["step"] == step["step"]]
-        layers = [{k: v for k, v in r.items() if k not in ("run_id", "step")}
-                  for r in bundle["layers"] if r["step"] == step["step"]]
-        store.put_step({k: v for k, v in step.items() if k != "finished_at"},
-                       [{k: r[k] for k in ("attack", "norm", "eps", "acc")} for r in rows], layers)
+        of_step = {name: [{k: v for k, v in r.items() if k not in ("run_id", "step")}
+                          for r in bundle[name] if r["step"] == step["step"]]
+                   for name in ("robust", "transfer", "layers", "warnings")}
+        store.put_step({k: v for k, v in step.items() if k != "finished_at"}, of_step["robust"], of_step["layers"],
+                       transfer=of_step["transfer"], warnings=of_step["warnings"])
     store.finish_run(run["run_id"], run["error"])

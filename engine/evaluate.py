@@ -9,6 +9,7 @@ accuracy at ε = 0, never rises, and later ε cost less as fewer examples remain
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass
 from typing import Callable
@@ -24,12 +25,30 @@ from engine.training import predict
 
 @dataclass(frozen=True)
 class RobustPoint:
-    """Robust accuracy (a fraction of the evaluation subset) of one attack at one ε."""
+    """Robust accuracy (a fraction of the evaluation subset) of one attack at one ε.
+
+    `params` is the attack's full configuration and seed as JSON, stored beside the number.
+    """
 
     attack: str
     norm: str
     eps: float
     acc: float
+    params: str = ""
+
+
+Adversarial = dict[float, torch.Tensor]
+"""ε → the input each example gets at that budget: its first successful adversarial example at a
+budget ≤ ε, else the attack's last attempt at ε (the clean input at ε = 0)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One checkpoint's clean accuracy, robust curves and (when kept) the adversarial inputs."""
+
+    clean_acc: float
+    points: list[RobustPoint]
+    adversarial: dict[str, Adversarial]
 
 
 def fraction(flags: torch.Tensor) -> float:
@@ -64,11 +83,17 @@ def robust_curve(
     seed: int = 0,
     correct: torch.Tensor | None = None,
     on_batch: Callable[[], None] | None = None,
+    keep: Adversarial | None = None,
 ) -> list[RobustPoint]:
-    """Robust accuracy at every ε of `spec.eps` (ascending, starting at 0), monotone by construction."""
+    """Robust accuracy at every ε of `spec.eps` (ascending, starting at 0), monotone by construction.
+
+    With a `keep` dict, also records each ε's adversarial inputs (for transfer to other models).
+    """
     model.eval()
     attack = build_attack(spec)
+    params = json.dumps({**spec.model_dump(mode="json"), "seed": seed}, sort_keys=True)
     robust = (predict(model, x, batch_size) == y) if correct is None else correct.clone()
+    current = x.clone() if keep is not None else None
     points = []
     for eps in spec.eps:
         if eps > 0:
@@ -81,20 +106,44 @@ def robust_curve(
                     adv = attack.perturb(model, xb, yb, eps, gen)
                     with torch.no_grad():
                         robust[idx] &= (model(adv).argmax(1) == yb).cpu()
+                    if current is not None:
+                        current[idx] = adv.cpu()
                     if on_batch is not None:
                         on_batch()  # lets a worker report progress and honour cancel between batches
-        points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust)))
+        if keep is not None:
+            keep[float(eps)] = current.clone()
+        points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
+    return points
+
+
+def transfer_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, adversarial: Adversarial,
+                   batch_size: int = 250, seed: int = 0) -> list[RobustPoint]:
+    """Accuracy of `model` on inputs crafted against another model (the base), per ε.
+
+    An example fooled at a smaller ε stays fooled at larger ones (its input lies inside the larger
+    ball), so this curve too starts at clean accuracy and never rises.
+    """
+    norm = ATTACKS.get(spec.name).norm
+    params = json.dumps({**spec.model_dump(mode="json"), "seed": seed, "source": "base"}, sort_keys=True)
+    robust = predict(model, x, batch_size) == y
+    points = []
+    for eps in spec.eps:
+        if eps > 0:
+            robust &= predict(model, adversarial[float(eps)], batch_size) == y
+        points.append(RobustPoint(spec.name, norm, float(eps), fraction(robust), params))
     return points
 
 
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: EvalSpec, seed: int,
-                   on_progress: Callable[[int, int], None] | None = None) -> tuple[float, list[RobustPoint]]:
+                   on_progress: Callable[[int, int], None] | None = None, keep_adversarial: bool = False) -> Evaluation:
     """Clean accuracy and every attack's robust curve; `on_progress(curves done, curves)` per batch."""
     correct = predict(model, x, spec.batch_size) == y
     points: list[RobustPoint] = []
+    adversarial: dict[str, Adversarial] = {}
     total = len(spec.attacks)
     for i, attack_spec in enumerate(spec.attacks):
         hook = (lambda i=i: on_progress(i, total)) if on_progress else None
+        keep = adversarial.setdefault(attack_spec.name, {}) if keep_adversarial else None
         points += robust_curve(model, x, y, attack_spec, batch_size=spec.batch_size, seed=seed, correct=correct,
-                               on_batch=hook)
-    return fraction(correct), points
+                               on_batch=hook, keep=keep)
+    return Evaluation(fraction(correct), points, adversarial)

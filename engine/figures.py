@@ -68,15 +68,18 @@ def surface_3d(frame: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
-def surface_heatmap(frame: pd.DataFrame, title: str = "") -> go.Figure:
-    """Robust accuracy over sparsity × ε as an annotated heat map."""
+def surface_heatmap(frame: pd.DataFrame, title: str = "", spots: pd.DataFrame | None = None) -> go.Figure:
+    """Robust accuracy over sparsity × ε as an annotated heat map; sweet spots marked with ★."""
     if frame.empty:
         return _empty("no results yet")
     grid, norm = _grid(frame), norm_of(frame)
+    marked = set() if spots is None else set(zip(spots["sparsity"], spots["eps"]))
+    text = [[f"{grid.iloc[i, j]:.1f}" + (" ★" if (s, e) in marked else "") for j, e in enumerate(grid.columns)]
+            for i, s in enumerate(grid.index)]
     fig = go.Figure(go.Heatmap(
         x=[eps_label(e, norm) for e in grid.columns], y=[f"{s:.1%}" for s in grid.index], z=grid.values,
         colorscale=SEQUENTIAL, zmin=0, zmax=100, colorbar_title="robust acc. (%)",
-        text=grid.round(1).values, texttemplate="%{text}",
+        text=text, texttemplate="%{text}",
         hovertemplate="ε %{x}<br>sparsity %{y}<br>robust accuracy %{z:.1f}%<extra></extra>",
     ))
     fig.update_layout(title=title, height=460, xaxis_title=eps_axis_title(norm), yaxis_title="sparsity",
@@ -123,4 +126,22 @@ def slice_at_sparsity(frame: pd.DataFrame, steps: list[int], title: str = "") ->
     fig.update_layout(title=title, height=420, xaxis_title=eps_axis_title(norm), yaxis_title="robust accuracy (%)",
                       yaxis_range=[0, 100],
                       xaxis=dict(tickvals=eps_values, ticktext=[eps_label(e, norm) for e in eps_values]))
+    return fig
+
+
+def transfer_vs_white_box(white: pd.DataFrame, transfer: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
+    """Accuracy over sparsity at one ε: attacked directly (white-box) vs attacked with the base's examples."""
+    if white.empty or transfer.empty:
+        return _empty("no transfer results yet")
+    norm = norm_of(white)
+    clean = white.drop_duplicates("step").sort_values("sparsity")
+    traces = [go.Scatter(x=clean["sparsity"] * 100, y=clean["clean_acc"] * 100, name="clean", mode="lines+markers",
+                         line=dict(color=OKABE_ITO[7], dash="dash"))]
+    for i, (name, frame) in enumerate((("transfer from the base", transfer), ("white-box", white))):
+        at = frame[frame["eps"] == eps].sort_values("sparsity")
+        traces.append(go.Scatter(x=at["sparsity"] * 100, y=at["acc"] * 100, name=f"{name}, ε = {eps_label(eps, norm)}",
+                                 mode="lines+markers", line=dict(color=OKABE_ITO[i + 1])))
+    fig = go.Figure(traces)
+    fig.update_layout(title=title, height=440, xaxis_title="sparsity (%)", yaxis_title="accuracy (%)",
+                      yaxis_range=[0, 100], hovermode="x unified")
     return fig

@@ -24,12 +24,13 @@ from engine.checkpoints import load_verified, publish, state_tensors
 from engine.datasets import Dataset, load_dataset
 from engine.device import prepare_model, seed_everything
 from engine.errors import IntegrityError, LeaseLost, NotFoundError
-from engine.evaluate import eval_indices, evaluate_model
+from engine.evaluate import Adversarial, RobustPoint, eval_indices, evaluate_model, transfer_curve
 from engine.models import build_model
 from engine.pruning import METHODS, Masks, apply_masks, compute_masks, dense_masks, layer_table, overall_sparsity, prunable_layers
 from engine.schedules import PruneStep
 from engine.spec import RunSpec, canonical_json
 from engine.store import Fence, Store
+from engine.summaries import input_range_warning
 from engine.training import LOSSES, accuracy, train_steps
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ class Walk:
     evaluation: tuple[torch.Tensor, torch.Tensor]
     model: nn.Module
     layers: dict[str, nn.Module]
+    base: dict[str, torch.Tensor]
     fence: Fence | None = None
+    transfer_from: dict[str, Adversarial] | None = None  # inputs crafted on the base, per attack and ε
 
     def load_step(self, step: int) -> Masks:
         """Load a finished step's weights into the model (SHA-256-checked); return its masks."""
@@ -153,6 +156,36 @@ def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Mas
     return masks
 
 
+def base_adversarial(walk: Walk) -> dict[str, Adversarial]:
+    """Adversarial inputs crafted on the base model (recomputed, deterministically, after a resume)."""
+    spec = walk.spec
+    base = _fresh_model(spec, load_dataset(spec.dataset.name))
+    base.load_state_dict(walk.base)
+    return evaluate_model(base.eval(), *walk.evaluation, spec.eval, spec.seed, keep_adversarial=True).adversarial
+
+
+def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], list[dict]]:
+    """Clean accuracy, white-box rows, transfer rows and warnings of the model at step k."""
+    spec, (x, y) = walk.spec, walk.evaluation
+    transfer_wanted = spec.eval.transfer and bool(spec.eval.attacks)
+    evaluation = evaluate_model(
+        walk.model.eval(), x, y, spec.eval, spec.seed, keep_adversarial=transfer_wanted and k == 0,
+        on_progress=lambda done, total: walk.report(Progress(k, walk.n_steps, "evaluating", done, total)),
+    )
+    transfer: list[RobustPoint] = []
+    if transfer_wanted:
+        if k == 0:
+            walk.transfer_from = evaluation.adversarial
+        elif walk.transfer_from is None:
+            walk.transfer_from = base_adversarial(walk)
+        for attack in spec.eval.attacks:
+            transfer += transfer_curve(walk.model, x, y, attack, walk.transfer_from[attack.name],
+                                       spec.eval.batch_size, spec.seed)
+    warning = input_range_warning(float(x.min()), float(x.max()))
+    warnings = [{"kind": "inputs_outside_unit_range", "message": warning}] if warning else []
+    return evaluation.clean_acc, [vars(p) for p in evaluation.points], [vars(p) for p in transfer], warnings
+
+
 def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     """Step k: prune and fine-tune (k > 0), publish the checkpoint, evaluate it, commit its rows."""
     started = time.perf_counter()
@@ -162,17 +195,12 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     files = walk.publish(k, masks)
     walk.report(Progress(k, walk.n_steps, "evaluating", 0, 1))
     started = time.perf_counter()
-    clean_acc, points = evaluate_model(
-        walk.model.eval(), *walk.evaluation, walk.spec.eval, walk.spec.seed,
-        on_progress=lambda done, total: walk.report(Progress(k, walk.n_steps, "evaluating", done, total)),
-    )
+    clean_acc, robust, transfer, warnings = evaluate_step(walk, k)
     walk.store.put_step(
         {"run_id": walk.spec.run_id(), "step": k, "target_sparsity": step.sparsity,
          "sparsity": overall_sparsity(masks), "clean_acc": clean_acc, **files, "train_seconds": train_seconds,
          "eval_seconds": time.perf_counter() - started},
-        [vars(p) for p in points],
-        layer_table(walk.model, masks),
-        fence=walk.fence,
+        robust, layer_table(walk.model, masks), fence=walk.fence, transfer=transfer, warnings=warnings,
     )
     walk.report(Progress(k, walk.n_steps, "evaluated", 1, 1))
     return masks
@@ -209,7 +237,7 @@ def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], rep
     base = base_model_state(spec, store, data, report, len(plan))
     model = _fresh_model(spec, data)
     walk = Walk(spec, store, report, len(plan), train_split(data, spec), eval_split(data, spec), model,
-                prunable_layers(model, spec.prune.prune_classifier), fence)
+                prunable_layers(model, spec.prune.prune_classifier), base, fence)
     in_memory = None  # the step whose result the model holds
     masks: Masks = {}
     for k, step in enumerate(plan):

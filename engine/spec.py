@@ -142,6 +142,7 @@ class EvalSpec(Frozen):
     n_samples: int = Field(1000, ge=1, le=100_000)
     batch_size: int = Field(250, ge=1, le=65536)
     attacks: list[AttackSpec] = Field(default_factory=list, max_length=16)
+    transfer: bool = Field(False, description="also evaluate every checkpoint on adversarial examples crafted on the base")
 
     @model_validator(mode="after")
     def _unique_attacks(self) -> "EvalSpec":

@@ -86,6 +86,20 @@ def _jobs(db: sqlite3.Connection) -> None:
         started_at REAL NOT NULL, seen_at REAL NOT NULL)""")
 
 
+@migration("0004_transfer_warnings_params")
+def _transfer(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE transfer (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, attack TEXT NOT NULL, norm TEXT NOT NULL,
+        eps REAL NOT NULL, acc REAL NOT NULL CHECK (acc >= 0 AND acc <= 1), params TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, step, attack, eps),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+    db.execute("""CREATE TABLE warnings (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
+        PRIMARY KEY (run_id, step, kind),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+    db.execute("ALTER TABLE robust ADD COLUMN params TEXT NOT NULL DEFAULT ''")
+
+
 class Fence:
     """Who may write a job's results: its current owner, on its current attempt.
 
@@ -261,7 +275,8 @@ class Store:
             db.execute("UPDATE runs SET status = 'running' WHERE run_id = ? AND status = 'done'", (run_id,))
 
     def put_step(self, step: dict[str, Any], robust: list[dict[str, Any]], layers: list[dict[str, Any]],
-                 fence: Fence | None = None) -> None:
+                 fence: Fence | None = None, transfer: list[dict[str, Any]] = (),
+                 warnings: list[dict[str, Any]] = ()) -> None:
         """Write a step's row, robust results and layer table in one transaction (its done-mark).
 
         Steps are deterministic, so when another process already wrote this step, its rows stand
@@ -278,10 +293,14 @@ class Store:
             if not inserted:
                 return
             key = {"run_id": step["run_id"], "step": step["step"]}
-            db.executemany(
-                "INSERT INTO robust VALUES (:run_id, :step, :attack, :norm, :eps, :acc)",
-                [{**key, **r} for r in robust],
-            )
+            for table, rows in (("robust", robust), ("transfer", transfer)):
+                db.executemany(
+                    f"INSERT INTO {table} (run_id, step, attack, norm, eps, acc, params) "
+                    "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params)",
+                    [{"params": "", **key, **r} for r in rows],
+                )
+            db.executemany("INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)",
+                           [{**key, **w} for w in warnings])
             db.executemany(
                 "INSERT INTO layers VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, :prunable)",
                 [{**key, **layer, "prunable": int(layer["prunable"])} for layer in layers],
@@ -299,14 +318,23 @@ class Store:
             raise NotFoundError(f"run {run_id[:12]} has no finished step {step}")
         return dict(row)
 
-    def robust(self, run_ids: list[str]) -> list[dict[str, Any]]:
-        """Robust results of the given runs, joined with each step's sparsity."""
+    def robust(self, run_ids: list[str], table: str = "robust") -> list[dict[str, Any]]:
+        """White-box (`robust`) or base-transfer (`transfer`) results of runs, with each step's sparsity."""
+        if table not in ("robust", "transfer"):
+            raise ValueError(f"table {table!r}: choose 'robust' or 'transfer'")
         marks = ",".join("?" * len(run_ids))
         rows = self.db.execute(
-            f"SELECT r.*, s.sparsity, s.clean_acc FROM robust r JOIN steps s USING (run_id, step) "
+            f"SELECT r.*, s.sparsity, s.clean_acc FROM {table} r JOIN steps s USING (run_id, step) "
             f"WHERE r.run_id IN ({marks}) ORDER BY r.run_id, r.step, r.attack, r.eps",
             run_ids,
         ).fetchall()
+        return [dict(r) for r in rows]
+
+    def warnings(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Warnings recorded while evaluating the given runs."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(f"SELECT * FROM warnings WHERE run_id IN ({marks}) ORDER BY run_id, step",
+                               run_ids).fetchall()
         return [dict(r) for r in rows]
 
     def layers(self, run_id: str) -> list[dict[str, Any]]:

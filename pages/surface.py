@@ -5,7 +5,7 @@ import re
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from engine import api, figures
+from engine import api, figures, summaries
 from engine.jobs.queue import describe
 
 if PagesManager.uses_pages_directory:  # a fresh server ran this page without app.py's router: hand over
@@ -95,7 +95,7 @@ def draw() -> None:
     if view == VIEWS[0]:
         fig = figures.surface_3d(frame, title)
     elif view == VIEWS[1]:
-        fig = figures.surface_heatmap(frame, title)
+        fig = figures.surface_heatmap(frame, title, summaries.sweet_spots(frame))
     elif view == VIEWS[2]:
         eps_values = sorted(frame["eps"].unique())
         eps = st.select_slider("ε", eps_values, value=eps_values[-1],
@@ -106,8 +106,16 @@ def draw() -> None:
         chosen = st.multiselect("Checkpoints (step)", steps, default=steps)
         fig = figures.slice_at_sparsity(frame, chosen, title)
     st.plotly_chart(fig, width="stretch")
-    table = frame.pivot_table(index=["step", "sparsity", "clean_acc"], columns="eps", values="acc")
-    st.dataframe(table, width="stretch")
+    for warning in api.warnings_list([run_id])[:5]:
+        st.warning(f"Step {warning['step']}: {warning['message']}", icon=":material/warning:")
+    spots = summaries.sweet_spots(frame)
+    auc = summaries.auc_table(frame).drop(columns=["run_id", "attack", "norm"])
+    auc["sweet spots (ε)"] = [len(spots[spots["step"] == k]) for k in auc["step"]]
+    st.caption("AUC: area under robust accuracy vs ε divided by the ε range (1 = unbreakable). A sweet spot (★ on "
+               "the heat map) is a pruned checkpoint at least as robust as the dense model at that ε, within 0.5 pt. "
+               "Click a column to sort.")
+    st.dataframe(auc, hide_index=True, width="stretch",
+                 column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")})
 
 
 draw()

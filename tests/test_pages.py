@@ -157,3 +157,33 @@ def test_a_good_yaml_spec_is_queued_once(cache, monkeypatch):
         at.run()
     assert not at.exception and any("Queued as job 1" in s.value for s in at.success)
     assert len(api.jobs_frame(api.open_store())) == 1
+
+
+def test_transfer_page_on_an_empty_store_says_what_to_run(cache, monkeypatch):
+    at = page("pages/transfer.py", cache, monkeypatch)
+    assert not at.exception and any("eval.transfer" in i.value for i in at.info)
+
+
+def test_transfer_page_draws_a_run_with_transfer_results(tmp_path, monkeypatch, smoke_tree):
+    from engine import api
+    from engine.spec import apply_overrides, validate
+
+    monkeypatch.setenv("AER_CACHE_DIR", str(tmp_path))
+    api._store_at.cache_clear()
+    spec = validate(apply_overrides(smoke_tree, ["eval.transfer=true"]))
+    api.run(spec, api.open_store())
+    at = page("pages/transfer.py", tmp_path, monkeypatch, run=spec.run_id()[:12], attack="fgsm")
+    assert not at.exception
+    assert at.sidebar.selectbox[1].value == "fgsm"
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["step", "sparsity", "clean_acc", "white-box", "transfer"]
+    assert table["white-box"].iloc[0] == table["transfer"].iloc[0]
+
+
+def test_surface_shows_the_auc_table(populated, monkeypatch):
+    root, done_id, _ = populated
+    at = page("pages/surface.py", root, monkeypatch, run=done_id[:12], view="heat map")
+    assert not at.exception
+    auc = at.dataframe[0].value
+    assert {"step", "sparsity", "clean_acc", "auc", "sweet spots (ε)"} <= set(auc.columns)
+    assert auc["auc"].between(0, 1).all()

@@ -117,3 +117,45 @@ def test_frames_for_the_pages(store, smoke_tree):
     robust = api.robust_frame([spec.run_id()], store)
     assert set(robust.columns) >= {"run_id", "step", "sparsity", "clean_acc", "attack", "norm", "eps", "acc"}
     assert api.robust_frame([], store).empty
+
+
+def test_transfer_from_the_base_equals_white_box_at_step_0_and_never_rises(store, smoke_tree):
+    spec = spec_of(smoke_tree, "eval.transfer=true")
+    doc = api.run(spec, store)
+    first = doc["points"][0]
+    assert first["transfer"] == first["robust"]  # crafted on this very model
+    for point in doc["points"]:
+        for attack in ("pgd_linf", "fgsm"):
+            curve = [r["acc"] for r in point["transfer"] if r["attack"] == attack]
+            white = [r["acc"] for r in point["robust"] if r["attack"] == attack]
+            assert curve[0] == point["clean_acc"] and all(b <= a for a, b in zip(curve, curve[1:]))
+            assert len(curve) == len(white)
+    params = api.robust_frame([spec.run_id()], store, "transfer")["params"].iloc[0]
+    assert '"source": "base"' in params and '"seed": 0' in params
+
+
+def test_a_resumed_run_recrafts_the_same_transfer_examples(tmp_path, smoke_tree):
+    from engine.store import Store
+
+    spec = spec_of(smoke_tree, "eval.transfer=true")
+    whole = Store(tmp_path / "whole")
+    run_pipeline(spec, whole)
+    resumed = Store(tmp_path / "resumed")
+
+    def stop_after_step_one(progress):
+        if progress.step == 2 and progress.done == 3:
+            raise Crash("killed")
+
+    with pytest.raises(Crash):
+        run_pipeline(spec, resumed, stop_after_step_one)
+    run_pipeline(spec, resumed)
+    assert resumed.robust([spec.run_id()], "transfer") == whole.robust([spec.run_id()], "transfer")
+
+
+def test_every_robust_row_keeps_its_attack_parameters_and_seed(store, smoke_tree):
+    import json
+
+    spec = spec_of(smoke_tree)
+    api.run(spec, store)
+    params = json.loads(api.robust_frame([spec.run_id()], store)["params"].iloc[-1])
+    assert params["name"] == "pgd_linf" and params["steps"] == 5 and params["seed"] == 0

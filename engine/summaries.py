@@ -1,0 +1,105 @@
+"""Summaries and evaluation hygiene over tidy robust frames (pure pandas; no torch, no store).
+
+Frames have one row per run × step × attack × ε with `sparsity`, `clean_acc`, `norm`, `eps` and
+`acc` (fractions). Every function here reads a frame and returns numbers or rows; none writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# Attacks ordered by strength within a norm: a weaker one should never beat a stronger one.
+STRONGER_THAN = {"fgsm": ("pgd_linf",)}
+HYGIENE_TOLERANCE = 0.01  # one point of accuracy: below this, differences are attack noise
+
+
+def normalised_auc(eps: np.ndarray, acc: np.ndarray) -> float:
+    """Area under robust accuracy vs ε (trapezoid), divided by the ε range: 1 = clean at 100 % throughout."""
+    order = np.argsort(eps)
+    eps, acc = np.asarray(eps, float)[order], np.asarray(acc, float)[order]
+    span = eps[-1] - eps[0]
+    if len(eps) < 2 or span <= 0:
+        return float(acc[0]) if len(acc) else float("nan")
+    return float(np.sum((acc[1:] + acc[:-1]) / 2 * np.diff(eps)) / span)
+
+
+def auc_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run × step × attack: sparsity, clean accuracy, normalised AUC and the ε range."""
+    rows = []
+    for (run_id, step, attack), curve in frame.groupby(["run_id", "step", "attack"], sort=True):
+        rows.append({"run_id": run_id, "step": step, "attack": attack, "norm": curve["norm"].iloc[0],
+                     "sparsity": curve["sparsity"].iloc[0], "clean_acc": curve["clean_acc"].iloc[0],
+                     "auc": normalised_auc(curve["eps"].to_numpy(), curve["acc"].to_numpy()),
+                     "eps_max": curve["eps"].max()})
+    return pd.DataFrame(rows, columns=["run_id", "step", "attack", "norm", "sparsity", "clean_acc", "auc", "eps_max"])
+
+
+def sweet_spots(frame: pd.DataFrame, tolerance: float = 0.005) -> pd.DataFrame:
+    """Pruned checkpoints whose robust accuracy is at least the dense model's (step 0) minus `tolerance`.
+
+    Returned per run × attack × ε, for ε > 0 (at ε = 0 this is clean accuracy).
+    """
+    attacked = frame[frame["eps"] > 0]
+    dense = attacked[attacked["step"] == 0][["run_id", "attack", "eps", "acc"]].rename(columns={"acc": "dense_acc"})
+    merged = attacked[attacked["step"] > 0].merge(dense, on=["run_id", "attack", "eps"])
+    spots = merged[merged["acc"] >= merged["dense_acc"] - tolerance]
+    return spots[["run_id", "step", "sparsity", "attack", "eps", "acc", "dense_acc"]].reset_index(drop=True)
+
+
+def adversarial_share(clean_acc: float, robust_acc: float, share: np.ndarray) -> np.ndarray:
+    """Accuracy when a share r of inputs is adversarial: (1 − r) · clean + r · robust (Merkle et al.)."""
+    share = np.asarray(share, float)
+    return (1 - share) * clean_acc + share * robust_acc
+
+
+@dataclass(frozen=True)
+class Warning:
+    """One hygiene problem, said so that a reviewer knows what to distrust."""
+
+    kind: str
+    run_id: str
+    step: int
+    attack: str
+    message: str
+
+
+def hygiene(frame: pd.DataFrame, unbounded: tuple[str, ...] = (), near_zero: float = 0.05) -> list[Warning]:
+    """Warnings: accuracy rising with ε, a weaker attack beating a stronger one, an unbounded attack not near 0 %."""
+    found: list[Warning] = []
+    for (run_id, step, attack), curve in frame.groupby(["run_id", "step", "attack"], sort=True):
+        curve = curve.sort_values("eps")
+        rises = np.diff(curve["acc"].to_numpy()) > 1e-9
+        if rises.any():
+            at = curve["eps"].to_numpy()[1:][rises][0]
+            found.append(Warning("rises_with_eps", run_id, int(step), attack,
+                                 f"{attack} robust accuracy rises with ε (at ε = {at:g}): gradient masking or a broken attack"))
+        if attack in unbounded and curve["acc"].iloc[-1] > near_zero:
+            found.append(Warning("unbounded_not_zero", run_id, int(step), attack,
+                                 f"{attack} is unbounded but leaves {curve['acc'].iloc[-1]:.1%} accuracy at its largest ε"))
+    found += _weaker_beats_stronger(frame)
+    return found
+
+
+def _weaker_beats_stronger(frame: pd.DataFrame) -> list[Warning]:
+    found = []
+    for weak, strong_ones in STRONGER_THAN.items():
+        for strong in strong_ones:
+            a = frame[frame["attack"] == weak][["run_id", "step", "eps", "acc"]]
+            b = frame[frame["attack"] == strong][["run_id", "step", "eps", "acc"]]
+            both = a.merge(b, on=["run_id", "step", "eps"], suffixes=("_weak", "_strong"))
+            bad = both[(both["eps"] > 0) & (both["acc_weak"] < both["acc_strong"] - HYGIENE_TOLERANCE)]
+            for row in bad.itertuples():
+                found.append(Warning("weaker_beats_stronger", row.run_id, int(row.step), weak,
+                                     f"{weak} ({row.acc_weak:.1%}) beats {strong} ({row.acc_strong:.1%}) at ε = {row.eps:g}: "
+                                     f"{strong} is under-converged; raise its steps or restarts"))
+    return found
+
+
+def input_range_warning(x_min: float, x_max: float) -> str | None:
+    """A message when evaluation inputs leave [0, 1] (normalisation belongs inside the model)."""
+    if x_min < -1e-6 or x_max > 1 + 1e-6:
+        return f"evaluation inputs span [{x_min:.3g}, {x_max:.3g}], outside [0, 1]: ε would not mean what it says"
+    return None

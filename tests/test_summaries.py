@@ -1,0 +1,66 @@
+"""AUC, sweet spots, the adversarial-share mix and each hygiene warning on crafted frames."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import summaries
+
+
+def frame(curves: dict, sparsity=None, clean=0.9, run="r") -> pd.DataFrame:
+    rows = []
+    for (step, attack), points in curves.items():
+        for eps, acc in points:
+            rows.append({"run_id": run, "step": step, "sparsity": (sparsity or {}).get(step, step / 10),
+                         "clean_acc": clean, "attack": attack, "norm": "Linf", "eps": eps, "acc": acc})
+    return pd.DataFrame(rows)
+
+
+def test_auc_of_known_curves():
+    assert summaries.normalised_auc(np.array([0, 1]), np.array([1.0, 1.0])) == 1.0
+    assert summaries.normalised_auc(np.array([0, 0.5, 1]), np.array([1.0, 0.5, 0.0])) == pytest.approx(0.5)
+    assert summaries.normalised_auc(np.array([0, 0.1, 0.3]), np.array([0.8, 0.4, 0.0])) == pytest.approx(
+        ((0.8 + 0.4) / 2 * 0.1 + 0.4 / 2 * 0.2) / 0.3)
+
+
+def test_auc_table_has_one_row_per_checkpoint_and_attack():
+    table = summaries.auc_table(frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.1)], (1, "pgd_linf"): [(0, 0.9), (0.1, 0.3)]}))
+    assert list(table["auc"]) == pytest.approx([0.5, 0.6]) and list(table["step"]) == [0, 1]
+
+
+def test_sweet_spots_are_pruned_points_at_least_as_robust_as_dense():
+    f = frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.30)], (1, "pgd_linf"): [(0, 0.9), (0.1, 0.298)],
+               (2, "pgd_linf"): [(0, 0.9), (0.1, 0.2)]})
+    spots = summaries.sweet_spots(f, tolerance=0.005)
+    assert list(spots["step"]) == [1] and spots.loc[0, "dense_acc"] == 0.30
+
+
+def test_adversarial_share_mixes_clean_and_robust():
+    assert list(summaries.adversarial_share(0.9, 0.1, np.array([0, 0.5, 1]))) == pytest.approx([0.9, 0.5, 0.1])
+
+
+def test_clean_frames_raise_no_warning():
+    f = frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.2)], (0, "fgsm"): [(0, 0.9), (0.1, 0.4)]})
+    assert summaries.hygiene(f) == []
+
+
+def test_rising_with_eps_is_flagged():
+    (w,) = summaries.hygiene(frame({(0, "pgd_linf"): [(0, 0.9), (0.05, 0.3), (0.1, 0.4)]}))
+    assert w.kind == "rises_with_eps" and "0.1" in w.message
+
+
+def test_fgsm_beating_pgd_is_flagged():
+    f = frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.4)], (0, "fgsm"): [(0, 0.9), (0.1, 0.2)]})
+    (w,) = summaries.hygiene(f)
+    assert w.kind == "weaker_beats_stronger" and "pgd_linf" in w.message
+
+
+def test_unbounded_attack_far_from_zero_is_flagged():
+    f = frame({(0, "deepfool"): [(0, 0.9), (10.0, 0.3)]})
+    assert [w.kind for w in summaries.hygiene(f, unbounded=("deepfool",))] == ["unbounded_not_zero"]
+    assert summaries.hygiene(frame({(0, "deepfool"): [(0, 0.9), (10.0, 0.01)]}), unbounded=("deepfool",)) == []
+
+
+def test_inputs_outside_the_unit_range_are_flagged():
+    assert summaries.input_range_warning(0.0, 1.0) is None
+    assert "outside [0, 1]" in summaries.input_range_warning(-0.42, 2.8)
