@@ -183,7 +183,7 @@ def robust_frame(run_ids: list[str], store: Store | None = None, source: str = "
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
 
-def warnings_list(run_ids: list[str], store: Store | None = None, unbounded: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def warnings_list(run_ids: list[str], store: Store | None = None) -> list[dict[str, Any]]:
     """Hygiene warnings of runs: recorded during evaluation, plus those read off their curves."""
     from engine.summaries import hygiene
 
@@ -192,7 +192,10 @@ def warnings_list(run_ids: list[str], store: Store | None = None, unbounded: tup
              for w in store.warnings(list(run_ids))]
     for source in ("robust", "transfer"):
         frame = robust_frame(run_ids, store, source)
-        found += [vars(w) | {"source": source} for w in hygiene(frame, unbounded)] if not frame.empty else []
+        if frame.empty:
+            continue
+        unbounded = tuple(sorted({r.attack for r in frame.itertuples() if '"unbounded": true' in (r.params or "")}))
+        found += [vars(w) | {"source": source} for w in hygiene(frame, unbounded)]
     return found
 
 

@@ -64,7 +64,8 @@ def eval_indices(n_test: int, n_samples: int, seed: int) -> torch.Tensor:
 
 def build_attack(spec: AttackSpec) -> Attack:
     """The registered attack of an AttackSpec, configured from it."""
-    return ATTACKS.get(spec.name)(steps=spec.steps, relative_step=spec.relative_step(), random_start=spec.random_start)
+    return ATTACKS.get(spec.name)(steps=spec.steps, relative_step=spec.relative_step(),
+                                  random_start=spec.random_start, **spec.options)
 
 
 def _generator(seed: int, attack: str, eps: float, restart: int) -> torch.Generator:
@@ -91,8 +92,10 @@ def robust_curve(
     """
     model.eval()
     attack = build_attack(spec)
-    params = json.dumps({**spec.model_dump(mode="json"), "seed": seed}, sort_keys=True)
+    params = json.dumps({**spec.model_dump(mode="json"), "seed": seed, "unbounded": attack.minimal}, sort_keys=True)
     robust = (predict(model, x, batch_size) == y) if correct is None else correct.clone()
+    if attack.minimal:
+        return _curve_from_distances(model, x, y, spec, attack, robust, batch_size, seed, params, on_batch, keep)
     current = x.clone() if keep is not None else None
     points = []
     for eps in spec.eps:
@@ -112,6 +115,28 @@ def robust_curve(
                         on_batch()  # lets a worker report progress and honour cancel between batches
         if keep is not None:
             keep[float(eps)] = current.clone()
+        points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
+    return points
+
+
+def _curve_from_distances(model, x, y, spec, attack, correct, batch_size, seed, params, on_batch, keep):
+    """One minimal-distance run, then accuracy at every ε: robust iff correct and distance > ε."""
+    distance = torch.full((len(x),), float("inf"))
+    adversarial = x.clone()
+    alive = correct.nonzero().flatten()
+    gen = _generator(seed, spec.name, 0.0, 0)
+    for start in range(0, len(alive), batch_size):
+        idx = alive[start : start + batch_size]
+        xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
+        dist, adv = attack.distances(model, xb, yb, gen)
+        distance[idx], adversarial[idx] = dist.cpu(), adv.cpu()
+        if on_batch is not None:
+            on_batch()
+    points = []
+    for eps in spec.eps:
+        robust = correct & (distance > eps)
+        if keep is not None:  # an example's adversarial counts from the budget it fits in
+            keep[float(eps)] = torch.where((~robust & correct).view(-1, *[1] * (x.dim() - 1)), adversarial, x)
         points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
     return points
 

@@ -121,6 +121,7 @@ class AttackSpec(Frozen):
     )
     random_start: bool = True
     restarts: int = Field(1, ge=1, le=100)
+    options: dict[str, float | int | str] = Field(default_factory=dict, description="attack-specific parameters")
 
 
     @field_validator("eps")
@@ -130,6 +131,14 @@ class AttackSpec(Frozen):
             raise ValueError("every ε must be >= 0")
         # 0 is always evaluated: it anchors the curve at clean accuracy.
         return sorted(set(eps) | {0.0})
+
+    @model_validator(mode="after")
+    def _known_options(self) -> "AttackSpec":
+        allowed = _registry("attack").get(self.name).options
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            raise ValueError(f"options: unknown option(s) {unknown} for {self.name}; choose from {sorted(allowed)}")
+        return self
 
     def relative_step(self) -> float:
         """The step size as a multiple of ε."""

@@ -10,6 +10,15 @@ from engine.spec import AttackSpec
 from engine.training import accuracy
 
 
+BOUNDED = [n for n in ATTACKS.names() if not ATTACKS.get(n).minimal]
+MINIMAL = [n for n in ATTACKS.names() if ATTACKS.get(n).minimal]
+FAST = {"square": {"n_queries": 100}}  # keep the query-based attack quick in tests
+
+
+def make(name, steps=5, relative_step=0.5, random_start=True):
+    return ATTACKS.get(name)(steps=steps, relative_step=relative_step, random_start=random_start, **FAST.get(name, {}))
+
+
 @pytest.fixture(scope="module")
 def batch(synthetic):
     return synthetic.x_test[:128], synthetic.y_test[:128]
@@ -20,21 +29,23 @@ def _ball_distance(delta, norm):
     return flat.abs().max(1).values if norm == "Linf" else flat.norm(dim=1)
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", BOUNDED)
 @pytest.mark.parametrize("eps", [0.03, 0.3])
 def test_attack_stays_inside_its_ball_and_the_pixel_range(tiny_cnn, batch, name, eps):
     x, y = batch
-    attack = ATTACKS.get(name)(steps=5, relative_step=0.5, random_start=True)
+    x, y = (x[:32], y[:32]) if name in ("autoattack", "apgd_t", "square") else (x, y)
+    attack = make(name)
     adv = attack.perturb(tiny_cnn, x, y, eps, torch.Generator().manual_seed(0))
     assert adv.min() >= 0 and adv.max() <= 1
     assert bool((_ball_distance(adv - x, attack.norm) <= eps + 1e-5).all())
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+@pytest.mark.parametrize("name", [n for n in BOUNDED if n != "autoattack"])
 def test_attack_lowers_accuracy(tiny_cnn, batch, name):
     x, y = batch
     eps = 0.15 if ATTACKS.get(name).norm == "Linf" else 3.0
-    adv = ATTACKS.get(name)(steps=10, relative_step=0.25, random_start=False).perturb(tiny_cnn, x, y, eps)
+    adv = make(name, steps=10, relative_step=0.25, random_start=False).perturb(tiny_cnn, x, y, eps,
+                                                                            torch.Generator().manual_seed(0))
     assert accuracy(tiny_cnn, adv, y) < accuracy(tiny_cnn, x, y) - 0.1
 
 
@@ -67,11 +78,16 @@ def test_pgd_with_random_start_agrees_with_torchattacks_in_accuracy(tiny_cnn, sy
     assert abs(accuracy(tiny_cnn, ours, y) - accuracy(tiny_cnn, theirs, y)) <= 0.03
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
+GRIDS = {"Linf": [0.0, 0.02, 0.05, 0.1, 0.2], "L2": [0.0, 0.5, 1.0, 2.0, 4.0], "L0": [0, 2, 5, 10, 20]}
+
+
+@pytest.mark.parametrize("name", [n for n in ATTACKS.names() if n != "autoattack"])
 def test_curve_starts_at_clean_accuracy_and_never_rises(tiny_cnn, synthetic, name):
     x, y = synthetic.x_test[:300], synthetic.y_test[:300]
-    grid = [0.0, 0.02, 0.05, 0.1, 0.2] if ATTACKS.get(name).norm == "Linf" else [0.0, 0.5, 1.0, 2.0, 4.0]
-    points = robust_curve(tiny_cnn, x, y, AttackSpec(name=name, eps=grid, steps=5), batch_size=64)
+    grid = GRIDS[ATTACKS.get(name).norm]
+    steps = 50 if ATTACKS.get(name).minimal else 5
+    spec = AttackSpec(name=name, eps=grid, steps=steps, options=FAST.get(name, {}))
+    points = robust_curve(tiny_cnn, x, y, spec, batch_size=100)
     accs = [p.acc for p in points]
     assert points[0].eps == 0 and accs[0] == pytest.approx(accuracy(tiny_cnn, x, y))
     assert all(b <= a for a, b in zip(accs, accs[1:]))
@@ -103,3 +119,49 @@ def test_carry_over_curve_matches_attacking_every_eps_separately(tiny_cnn, synth
     for point, independent in zip(curve, separate):
         assert point.acc <= independent + 1e-9  # carry-over can only find more breaks
         assert point.acc >= independent - 0.02  # and not many more at these ε
+
+
+def test_deepfool_matches_torchattacks(tiny_cnn, batch):
+    x, y = batch[0][:32], batch[1][:32]  # torchattacks' DeepFool loops over images one by one
+    _, ours = ATTACKS.get("deepfool")(steps=50).distances(tiny_cnn, x, y)
+    theirs = torchattacks.DeepFool(tiny_cnn, steps=50, overshoot=0.02)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MINIMAL)
+def test_minimal_distances_measure_successful_perturbations(tiny_cnn, batch, name):
+    from engine.attacks.base import norm_distance
+
+    x, y = batch
+    attack = ATTACKS.get(name)(steps=100 if name == "cw_l2" else 50, **({"c": 10.0} if name == "cw_l2" else {}))
+    dist, adv = attack.distances(tiny_cnn, x, y)
+    assert adv.min() >= 0 and adv.max() <= 1
+    fooled = torch.isfinite(dist) & (dist > 0)
+    assert fooled.float().mean() > 0.5
+    with torch.no_grad():
+        assert bool((tiny_cnn(adv[fooled]).argmax(1) != y[fooled]).all())
+    assert torch.allclose(dist[fooled], norm_distance(adv - x, attack.norm)[fooled], atol=1e-4)
+
+
+def test_the_distance_curve_matches_cutting_deepfool_to_each_budget(tiny_cnn, synthetic):
+    """BAP's protocol: cut the DeepFool perturbation to ε and attack; same accuracy as reading distances."""
+    from engine.attacks.base import flat_norm
+
+    x, y = synthetic.x_test[:200], synthetic.y_test[:200]
+    grid = [0.0, 0.5, 1.0, 1.5, 3.0]
+    curve = robust_curve(tiny_cnn, x, y, AttackSpec(name="deepfool", eps=grid, steps=50))
+    _, adv = ATTACKS.get("deepfool")(steps=50).distances(tiny_cnn, x, y)
+    r = adv - x
+    for point in curve[1:]:
+        cut = torch.clamp(x + r * torch.clamp(point.eps / (flat_norm(r) + 1e-12), max=1.0), 0, 1)
+        # a cut perturbation can still fool a little below the found distance (DeepFool overshoots),
+        # and points left on the boundary flip either way by rounding
+        assert abs(point.acc - accuracy(tiny_cnn, cut, y)) <= 0.05
+
+
+def test_unknown_attack_options_are_named(smoke_tree):
+    from engine.errors import SpecError
+    from engine.spec import apply_overrides, validate
+
+    with pytest.raises(SpecError, match=r"eval.attacks\[0\]: options: unknown option\(s\) \['c'\] for pgd_linf"):
+        validate(apply_overrides(smoke_tree, ["eval.attacks.0.options={c: 1}"]))

@@ -14,16 +14,29 @@ from engine.registry import Registry
 class Attack:
     """An evasion attack on a classifier that takes inputs in [0, 1] and normalises inside.
 
-    Subclasses set `norm` ("Linf" or "L2") and implement `perturb`. Strengths are in the
-    attack's norm: L∞ as a fraction of the [0, 1] range, L2 as a raw norm.
+    Subclasses set `norm` ("Linf", "L2" or "L0") and implement `perturb` (bounded attacks) or
+    `distances` (minimal-distance attacks, `minimal = True`). Strengths are in the attack's norm:
+    L∞ as a fraction of the [0, 1] range, L2 as a raw norm, L0 as a count of pixels changed.
+    `options` lists the attack's extra parameters and their defaults (spec: `options: {...}`).
     """
 
     norm: ClassVar[str] = "Linf"
+    minimal: ClassVar[bool] = False
+    options: ClassVar[dict[str, float | int | str]] = {}
 
-    def __init__(self, steps: int = 10, relative_step: float = 0.25, random_start: bool = True):
+    def __init__(self, steps: int = 10, relative_step: float = 0.25, random_start: bool = True, **options):
         self.steps = steps
         self.relative_step = relative_step
         self.random_start = random_start
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; choose from {sorted(self.options)}")
+        self.opts = {**self.options, **options}
+
+    def distances(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Minimal-distance attacks: (per-example distance, adversarial examples); inf where it failed."""
+        raise NotImplementedError(f"{type(self).__name__} is a bounded attack; use perturb()")
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -51,3 +64,18 @@ def uniform_like(x: torch.Tensor, low: float, high: float, generator: torch.Gene
 def flat_norm(t: torch.Tensor) -> torch.Tensor:
     """Per-example L2 norm, shaped (N, 1, 1, 1) for broadcasting."""
     return t.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def norm_distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-example size of a perturbation in a norm: L∞, L2, or L0 as pixels (any channel) changed."""
+    flat = delta.flatten(1)
+    if norm == "Linf":
+        return flat.abs().max(dim=1).values
+    if norm == "L2":
+        return flat.norm(p=2, dim=1)
+    return (delta.abs() > 1e-8).any(dim=1).flatten(1).sum(dim=1).float()
+
+
+def seed_from(generator: torch.Generator | None) -> int:
+    """A seed drawn from `generator` (for libraries that use the global RNG, like torchattacks)."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item()) if generator else 0
