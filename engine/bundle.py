@@ -28,7 +28,7 @@ def export_run(store: Store, run_id: str) -> dict[str, Any]:
     if base:
         files[base["checkpoint"]] = (store.root / base["checkpoint"]).read_bytes()
     keys = ("run_id", "step", "attack", "norm", "eps", "acc", "params")
-    robust = [{k: r[k] for k in keys} for r in store.robust([run_id])]
+    robust = [{k: r[k] for k in (*keys, "seconds")} for r in store.robust([run_id])]
     transfer = [{k: r[k] for k in keys} for r in store.robust([run_id], "transfer")]
     return {"run": run, "base": base, "steps": steps, "robust": robust, "transfer": transfer,
             "warnings": store.warnings([run_id]), "layers": store.layers(run_id), "files": files}

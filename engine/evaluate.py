@@ -9,7 +9,9 @@ accuracy at ε = 0, never rises, and later ε cost less as fewer examples remain
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Callable
@@ -35,6 +37,7 @@ class RobustPoint:
     eps: float
     acc: float
     params: str = ""
+    seconds: float | None = None  # wall time of the attack's whole curve on this checkpoint
 
 
 Adversarial = dict[float, torch.Tensor]
@@ -169,6 +172,9 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Eva
     for i, attack_spec in enumerate(spec.attacks):
         hook = (lambda i=i: on_progress(i, total)) if on_progress else None
         keep = adversarial.setdefault(attack_spec.name, {}) if keep_adversarial else None
-        points += robust_curve(model, x, y, attack_spec, batch_size=spec.batch_size, seed=seed, correct=correct,
-                               on_batch=hook, keep=keep)
+        started = time.perf_counter()
+        curve = robust_curve(model, x, y, attack_spec, batch_size=spec.batch_size, seed=seed, correct=correct,
+                             on_batch=hook, keep=keep)
+        seconds = time.perf_counter() - started
+        points += [dataclasses.replace(p, seconds=seconds) for p in curve]
     return Evaluation(fraction(correct), points, adversarial)

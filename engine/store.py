@@ -100,6 +100,11 @@ def _transfer(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE robust ADD COLUMN params TEXT NOT NULL DEFAULT ''")
 
 
+@migration("0005_attack_seconds")
+def _attack_seconds(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE robust ADD COLUMN seconds REAL")
+
+
 class Fence:
     """Who may write a job's results: its current owner, on its current attempt.
 
@@ -293,12 +298,16 @@ class Store:
             if not inserted:
                 return
             key = {"run_id": step["run_id"], "step": step["step"]}
-            for table, rows in (("robust", robust), ("transfer", transfer)):
-                db.executemany(
-                    f"INSERT INTO {table} (run_id, step, attack, norm, eps, acc, params) "
-                    "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params)",
-                    [{"params": "", **key, **r} for r in rows],
-                )
+            db.executemany(
+                "INSERT INTO robust (run_id, step, attack, norm, eps, acc, params, seconds) "
+                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :seconds)",
+                [{"params": "", "seconds": None, **key, **r} for r in robust],
+            )
+            db.executemany(
+                "INSERT INTO transfer (run_id, step, attack, norm, eps, acc, params) "
+                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params)",
+                [{"params": "", **key, **{k: v for k, v in r.items() if k != "seconds"}} for r in transfer],
+            )
             db.executemany("INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)",
                            [{**key, **w} for w in warnings])
             db.executemany(
