@@ -123,9 +123,9 @@ def robust_curve(
 
 
 def _curve_from_distances(model, x, y, spec, attack, correct, batch_size, seed, params, on_batch, keep):
-    """One minimal-distance run, then accuracy at every ε: robust iff correct and distance > ε."""
-    distance = torch.full((len(x),), float("inf"))
-    adversarial = x.clone()
+    """One minimal-distance run, then every ε: an example is broken once its distance fits the budget
+    or its perturbation cut to the budget already fools the model (BAP's protocol), and stays broken."""
+    distance, adversarial = torch.full((len(x),), float("inf")), x.clone()
     alive = correct.nonzero().flatten()
     gen = _generator(seed, spec.name, 0.0, 0)
     for start in range(0, len(alive), batch_size):
@@ -135,11 +135,15 @@ def _curve_from_distances(model, x, y, spec, attack, correct, batch_size, seed, 
         distance[idx], adversarial[idx] = dist.cpu(), adv.cpu()
         if on_batch is not None:
             on_batch()
-    points = []
+    robust, points = correct.clone(), []
     for eps in spec.eps:
-        robust = correct & (distance > eps)
-        if keep is not None:  # an example's adversarial counts from the budget it fits in
-            keep[float(eps)] = torch.where((~robust & correct).view(-1, *[1] * (x.dim() - 1)), adversarial, x)
+        candidate = attack.cut(x, adversarial, eps) if eps > 0 else None
+        robust &= distance > eps
+        if candidate is not None:
+            robust &= predict(model, candidate, batch_size) == y
+        if keep is not None:  # the input each example gets at this budget, for transfer
+            fits = (distance <= eps).view(-1, *[1] * (x.dim() - 1))
+            keep[float(eps)] = torch.where(fits, adversarial, x if candidate is None else candidate)
         points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
     return points
 

@@ -121,11 +121,23 @@ def test_carry_over_curve_matches_attacking_every_eps_separately(tiny_cnn, synth
         assert point.acc >= independent - 0.02  # and not many more at these ε
 
 
-def test_deepfool_matches_torchattacks(tiny_cnn, batch):
-    x, y = batch[0][:32], batch[1][:32]  # torchattacks' DeepFool loops over images one by one
-    _, ours = ATTACKS.get("deepfool")(steps=50).distances(tiny_cnn, x, y)
-    theirs = torchattacks.DeepFool(tiny_cnn, steps=50, overshoot=0.02)(x, y)
+def test_deepfool_first_step_matches_torchattacks(tiny_cnn, batch):
+    # inside the box (no pixel at 0 or 1) both take the same linearised step; torchattacks loops per image
+    x, y = 0.1 + 0.8 * batch[0][:32], batch[1][:32]
+    _, ours = ATTACKS.get("deepfool")(steps=1).distances(tiny_cnn, x, y)
+    theirs = torchattacks.DeepFool(tiny_cnn, steps=1, overshoot=0.02)(x, y)
     assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_deepfool_flips_most_correct_inputs_and_at_least_as_many_as_torchattacks(tiny_cnn, batch):
+    x, y = batch[0][:64], batch[1][:64]
+    correct = tiny_cnn(x).argmax(1) == y
+    dist, _ = ATTACKS.get("deepfool")(steps=50).distances(tiny_cnn, x, y)
+    theirs = torchattacks.DeepFool(tiny_cnn, steps=50, overshoot=0.02)(x, y)
+    with torch.no_grad():
+        theirs_fooled = (tiny_cnn(theirs).argmax(1) != y) & correct
+    ours_fooled = torch.isfinite(dist) & correct
+    assert ours_fooled.sum() >= 0.95 * correct.sum() and ours_fooled.sum() >= theirs_fooled.sum()
 
 
 @pytest.mark.parametrize("name", MINIMAL)
@@ -154,9 +166,9 @@ def test_the_distance_curve_matches_cutting_deepfool_to_each_budget(tiny_cnn, sy
     r = adv - x
     for point in curve[1:]:
         cut = torch.clamp(x + r * torch.clamp(point.eps / (flat_norm(r) + 1e-12), max=1.0), 0, 1)
-        # a cut perturbation can still fool a little below the found distance (DeepFool overshoots),
-        # and points left on the boundary flip either way by rounding
-        assert abs(point.acc - accuracy(tiny_cnn, cut, y)) <= 0.05
+        independent = accuracy(tiny_cnn, cut, y)
+        # the curve counts what the cut breaks and what smaller budgets broke: never above, rarely far below
+        assert independent - 0.05 <= point.acc <= independent + 1e-9
 
 
 def test_unknown_attack_options_are_named(smoke_tree):

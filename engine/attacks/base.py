@@ -33,6 +33,15 @@ class Attack:
             raise ValueError(f"unknown option(s) {sorted(unknown)}; choose from {sorted(self.options)}")
         self.opts = {**self.options, **options}
 
+    def cut(self, x: torch.Tensor, adv: torch.Tensor, eps: float) -> torch.Tensor | None:
+        """The found perturbation shrunk into the ε-ball (BAP's "cut"), or None where the norm has no cut."""
+        delta = adv - x
+        if self.norm == "L2":
+            return torch.clamp(x + delta * torch.clamp(eps / (flat_norm(delta) + 1e-12), max=1.0), 0.0, 1.0)
+        if self.norm == "Linf":
+            return torch.clamp(x + delta.clamp(-eps, eps), 0.0, 1.0)
+        return None
+
     def distances(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Minimal-distance attacks: (per-example distance, adversarial examples); inf where it failed."""

@@ -1,8 +1,12 @@
 """DeepFool (Moosavi-Dezfooli et al. 2016, arXiv:1511.04599). Minimal L2; x in [0, 1].
 
-Batched over examples; each step follows torchattacks' DeepFool step for step (linearise every
-class boundary at the current point, move to the nearest one with overshoot, clamp to [0, 1]),
-so the two agree on the same model and inputs.
+Batched over examples. Each step linearises every class boundary at the current point and moves
+towards the nearest one. As in the paper and Foolbox, the steps accumulate and the overshoot
+scales their sum (x' = clip(x + (1 + overshoot) · Σ r_i)); torchattacks instead restarts every
+step from the clipped point, which stalls on images with many pixels at 0 or 1 (on Fashion-MNIST
+it left 37 % of inputs unbroken after 50 steps). Directions that would push a pixel out of
+[0, 1] are dropped before linearising, so the attack moves only where it can. Where no pixel sits
+on the box the first step equals torchattacks'; the tests check that, and the fooling rate.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class DeepFool(Attack):
 
     def distances(self, model, x, y, generator=None):
         adv, active = x.clone(), torch.ones(len(x), dtype=torch.bool, device=x.device)
+        total = torch.zeros_like(x)
         for _ in range(self.steps):
             idx = active.nonzero().flatten()
             if len(idx) == 0:
@@ -38,7 +43,8 @@ class DeepFool(Attack):
                 break
             step = self._step(logits, xa, y[idx])
             keep = idx[still]
-            adv[keep] = torch.clamp(adv[keep] + (1 + self.opts["overshoot"]) * step[still], 0.0, 1.0)
+            total[keep] += step[still]
+            adv[keep] = torch.clamp(x[keep] + (1 + self.opts["overshoot"]) * total[keep], 0.0, 1.0)
         with torch.no_grad():
             fooled = model(adv).argmax(1) != y
         dist = norm_distance(adv - x, "L2")
@@ -53,6 +59,9 @@ class DeepFool(Attack):
         rows = torch.arange(n, device=logits.device)
         f_prime = (logits - logits[rows, labels][:, None]).detach()
         w_prime = grads - grads[rows, labels][:, None]
+        # box constraint: pixels already at 0 (1) cannot move down (up); linearise in the directions left
+        point = xa.detach()[:, None]
+        w_prime = w_prime.masked_fill(((point <= 0) & (w_prime < 0)) | ((point >= 1) & (w_prime > 0)), 0.0)
         w_norm = w_prime.flatten(2).norm(dim=2)
         value = f_prime.abs() / w_norm
         value[rows, labels] = float("inf")
