@@ -119,7 +119,7 @@ def test_a_stopped_worker_past_its_lease_has_its_late_writes_refused(tmp_path, r
                 worker.terminate()
                 worker.wait(timeout=30)
     assert hashes(store, spec.run_id()) == expected
-    assert queue.get(store, job_id).attempts == 2 and store.integrity_ok()
+    assert queue.get(store, job_id).attempts >= 2 and store.integrity_ok()  # a 1 s lease may change hands again under load
 
 
 CLAIMER = """
