@@ -177,3 +177,12 @@ def test_unknown_attack_options_are_named(smoke_tree):
 
     with pytest.raises(SpecError, match=r"eval.attacks\[0\]: options: unknown option\(s\) \['c'\] for pgd_linf"):
         validate(apply_overrides(smoke_tree, ["eval.attacks.0.options={c: 1}"]))
+
+
+@pytest.mark.parametrize("name, grid", [("pgd_linf", [0.0, 0.05]), ("pgd_l2", [0.0, 1.0]), ("apgd_ce", [0.0, 0.05]),
+                                        ("deepfool", [0.0, 1.0]), ("jsma_l0", [0, 6])])
+def test_more_steps_never_raise_robust_accuracy(tiny_cnn, synthetic, name, grid):
+    x, y = synthetic.x_test[:200], synthetic.y_test[:200]
+    few, many = (robust_curve(tiny_cnn, x, y, AttackSpec(name=name, eps=grid, steps=s), batch_size=100)[-1].acc
+                 for s in (2, 20))
+    assert many <= few + 0.01
