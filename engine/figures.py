@@ -145,3 +145,24 @@ def transfer_vs_white_box(white: pd.DataFrame, transfer: pd.DataFrame, eps: floa
     fig.update_layout(title=title, height=440, xaxis_title="sparsity (%)", yaxis_title="accuracy (%)",
                       yaxis_range=[0, 100], hovermode="x unified")
     return fig
+
+
+def adversarial_share_lines(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
+    """Accuracy when a share r of inputs is adversarial at ε, (1 − r)·clean + r·robust, one line per checkpoint.
+
+    The "additional assumptions" scenario of Merkle et al. (arXiv:2108.08560): the best sparsity can
+    change with r, where lines cross.
+    """
+    if frame.empty:
+        return _empty("no results yet")
+    share = [i / 20 for i in range(21)]
+    fig = go.Figure()
+    at = frame[frame["eps"] == eps].sort_values("sparsity")
+    for i, row in enumerate(at.itertuples()):
+        mix = [(1 - r) * row.clean_acc * 100 + r * row.acc * 100 for r in share]
+        fig.add_trace(go.Scatter(x=share, y=mix, mode="lines", name=f"{row.sparsity:.1%} sparse",
+                                 line=dict(color=OKABE_ITO[i % len(OKABE_ITO)])))
+    fig.update_layout(title=title, height=420, yaxis_range=[0, 100], yaxis_title="accuracy (%)",
+                      xaxis_title=f"share r of inputs attacked at ε = {eps_label(eps, norm_of(frame))}",
+                      hovermode="x unified")
+    return fig

@@ -15,7 +15,7 @@ if PagesManager.uses_pages_directory:  # a fresh server ran this page without ap
         st.rerun()
 
 
-VIEWS = ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity"]
+VIEWS = ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity", "adversarial share"]
 
 st.title("Robust accuracy over sparsity × ε")
 st.markdown(
@@ -29,6 +29,8 @@ with st.expander("How to read this plot"):
         "stays broken at every larger one (its adversarial example lies inside the larger ball).\n"
         "- L∞ budgets are on the [0, 1] pixel scale and shown as k/255 (8/255 ≈ 0.031).\n"
         "- Sparsity is the fraction of zero weights among prunable weights (conv and linear, not the classifier).\n"
+        "- *Adversarial share* mixes the two: accuracy when a share r of inputs is attacked, "
+        "(1 − r)·clean + r·robust; where lines cross, the best sparsity depends on how many inputs are hostile.\n"
         "- Surfaces of this kind extend the robustness-vs-compression panels of Merkle et al., "
         "*Pruning in the Face of Adversaries* (arXiv:2108.08560)."
     )
@@ -96,11 +98,12 @@ def draw() -> None:
         fig = figures.surface_3d(frame, title)
     elif view == VIEWS[1]:
         fig = figures.surface_heatmap(frame, title, summaries.sweet_spots(frame))
-    elif view == VIEWS[2]:
+    elif view in (VIEWS[2], VIEWS[4]):
         eps_values = sorted(frame["eps"].unique())
         eps = st.select_slider("ε", eps_values, value=eps_values[-1],
                                format_func=lambda e: figures.eps_label(e, figures.norm_of(frame)))
-        fig = figures.slice_at_eps(frame, eps, title)
+        builder = figures.slice_at_eps if view == VIEWS[2] else figures.adversarial_share_lines
+        fig = builder(frame, eps, title)
     else:
         steps = sorted(frame["step"].unique())
         chosen = st.multiselect("Checkpoints (step)", steps, default=steps)

@@ -53,3 +53,10 @@ def test_slice_at_sparsity_draws_one_curve_per_step(frame):
 def test_empty_frames_give_a_message_not_an_error(builder):
     fig = builder(pd.DataFrame(columns=["step", "sparsity", "clean_acc", "eps", "acc", "norm"]))
     assert fig.layout.annotations[0].text == "no results yet"
+
+
+def test_adversarial_share_runs_from_clean_to_robust(frame):
+    fig = figures.adversarial_share_lines(frame, 0.1)
+    assert len(fig.data) == 3
+    first = fig.data[0]
+    assert first.y[0] == pytest.approx(90.0) and first.y[-1] == pytest.approx(36.0)

@@ -75,7 +75,8 @@ def test_surface_on_an_empty_store_says_what_to_run(cache, monkeypatch):
     assert any("quickstart" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("view", ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity"])
+@pytest.mark.parametrize("view", ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity",
+                                  "adversarial share"])
 def test_surface_draws_every_view_of_a_finished_run(populated, monkeypatch, view):
     root, done_id, _ = populated
     at = page("pages/surface.py", root, monkeypatch, run=done_id[:12], view=view, attack="fgsm")
