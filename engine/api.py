@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.errors import NotFoundError, SpecError
 from engine.paths import REPO_ROOT, cache_dir
-from engine.store import Store
+from engine.store import EFFICIENCY_COLUMNS, Store
 
 if TYPE_CHECKING:
     import torch
@@ -129,7 +129,7 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
     row = store.run(run_id)
     by_step = {name: _group_by_step(rows) for name, rows in (
         ("robust", store.robust([run_id])), ("transfer", store.robust([run_id], "transfer")),
-        ("layers", store.layers(run_id)))}
+        ("layers", store.layers(run_id)), ("efficiency", store.efficiency([run_id])))}
     points = []
     for step in store.steps(run_id):
         k = step["step"]
@@ -142,6 +142,8 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
         }
         if by_step["transfer"]:
             point["transfer"] = [_attack_point(r) for r in by_step["transfer"].get(k, [])]
+        for cost in by_step["efficiency"].get(k, []):
+            point["efficiency"] = {c: cost[c] for c in EFFICIENCY_COLUMNS}
         points.append(point)
     return {"run_id": run_id, "cached": cached, "status": row["status"], "error": row["error"],
             "base_id": row["base_id"], "engine_version": row["engine_version"], "n_steps": row["n_steps"],
@@ -180,6 +182,13 @@ def robust_frame(run_ids: list[str], store: Store | None = None, source: str = "
     """
     columns = ["run_id", "step", "sparsity", "clean_acc", "attack", "norm", "eps", "acc", "params"]
     rows = (store or open_store()).robust(list(run_ids), source) if run_ids else []
+    return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
+
+
+def efficiency_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:
+    """Per run × step: parameters, compression, FLOPs, theoretical speed-up, sparse size, CPU latency."""
+    columns = ["run_id", "step", "sparsity", *EFFICIENCY_COLUMNS]
+    rows = (store or open_store()).efficiency(list(run_ids)) if run_ids else []
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
 
@@ -335,7 +344,7 @@ def catalog() -> dict[str, dict[str, str]]:
 
 
 __all__ = [
-    "NotFoundError", "SpecError", "cancel", "catalog", "document", "ensure_workers", "eval_subset", "export", "job",
+    "NotFoundError", "SpecError", "cancel", "catalog", "document", "efficiency_frame", "ensure_workers", "eval_subset", "export", "job",
     "jobs", "jobs_frame", "latest_job", "layers_frame", "load_checkpoint", "load_spec", "load_tree", "open_store", "presets",
     "retry", "robust_frame", "warnings_list", "run", "run_tree", "runs_frame", "spec_from_text", "submit", "validate_tree",
 ]

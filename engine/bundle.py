@@ -31,7 +31,8 @@ def export_run(store: Store, run_id: str) -> dict[str, Any]:
     robust = [{k: r[k] for k in (*keys, "seconds")} for r in store.robust([run_id])]
     transfer = [{k: r[k] for k in keys} for r in store.robust([run_id], "transfer")]
     return {"run": run, "base": base, "steps": steps, "robust": robust, "transfer": transfer,
-            "warnings": store.warnings([run_id]), "layers": store.layers(run_id), "files": files}
+            "warnings": store.warnings([run_id]), "layers": store.layers(run_id), "files": files,
+            "efficiency": store.efficiency([run_id])}
 
 
 def export_base(store: Store, base_id: str) -> dict[str, Any] | None:
@@ -73,6 +74,7 @@ def import_run(store: Store, bundle: dict[str, Any]) -> None:
         of_step = {name: [{k: v for k, v in r.items() if k not in ("run_id", "step")}
                           for r in bundle[name] if r["step"] == step["step"]]
                    for name in ("robust", "transfer", "layers", "warnings")}
+        cost = next((e for e in bundle["efficiency"] if e["step"] == step["step"]), None)
         store.put_step({k: v for k, v in step.items() if k != "finished_at"}, of_step["robust"], of_step["layers"],
-                       transfer=of_step["transfer"], warnings=of_step["warnings"])
+                       transfer=of_step["transfer"], warnings=of_step["warnings"], efficiency=cost)
     store.finish_run(run["run_id"], run["error"])

@@ -23,6 +23,7 @@ from engine import ENGINE_VERSION
 from engine.checkpoints import load_verified, publish, state_tensors
 from engine.datasets import Dataset, load_dataset
 from engine.device import prepare_model, seed_everything
+from engine.efficiency import measure as measure_efficiency
 from engine.errors import IntegrityError, LeaseLost, NotFoundError
 from engine.evaluate import Adversarial, RobustPoint, eval_indices, evaluate_model, transfer_curve
 from engine.models import build_model
@@ -196,11 +197,13 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     walk.report(Progress(k, walk.n_steps, "evaluating", 0, 1))
     started = time.perf_counter()
     clean_acc, robust, transfer, warnings = evaluate_step(walk, k)
+    cost = measure_efficiency(walk.model, masks, walk.evaluation[0][:1])
     walk.store.put_step(
         {"run_id": walk.spec.run_id(), "step": k, "target_sparsity": step.sparsity,
          "sparsity": overall_sparsity(masks), "clean_acc": clean_acc, **files, "train_seconds": train_seconds,
          "eval_seconds": time.perf_counter() - started},
         robust, layer_table(walk.model, masks), fence=walk.fence, transfer=transfer, warnings=warnings,
+        efficiency=cost,
     )
     walk.report(Progress(k, walk.n_steps, "evaluated", 1, 1))
     return masks

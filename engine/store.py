@@ -105,6 +105,20 @@ def _attack_seconds(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE robust ADD COLUMN seconds REAL")
 
 
+EFFICIENCY_COLUMNS = ("params", "nonzero_params", "compression_ratio", "flops", "sparse_flops",
+                      "theoretical_speedup", "size_bytes", "latency_ms_b1", "latency_ms_b128")
+
+
+@migration("0006_efficiency")
+def _efficiency(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE efficiency (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, params INTEGER NOT NULL, nonzero_params INTEGER NOT NULL,
+        compression_ratio REAL NOT NULL, flops INTEGER NOT NULL, sparse_flops REAL NOT NULL,
+        theoretical_speedup REAL NOT NULL, size_bytes REAL NOT NULL, latency_ms_b1 REAL NOT NULL,
+        latency_ms_b128 REAL NOT NULL, PRIMARY KEY (run_id, step),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+
+
 class Fence:
     """Who may write a job's results: its current owner, on its current attempt.
 
@@ -281,7 +295,7 @@ class Store:
 
     def put_step(self, step: dict[str, Any], robust: list[dict[str, Any]], layers: list[dict[str, Any]],
                  fence: Fence | None = None, transfer: list[dict[str, Any]] = (),
-                 warnings: list[dict[str, Any]] = ()) -> None:
+                 warnings: list[dict[str, Any]] = (), efficiency: dict[str, Any] | None = None) -> None:
         """Write a step's row, robust results and layer table in one transaction (its done-mark).
 
         Steps are deterministic, so when another process already wrote this step, its rows stand
@@ -310,6 +324,11 @@ class Store:
             )
             db.executemany("INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)",
                            [{**key, **w} for w in warnings])
+            if efficiency:
+                names = ", ".join(EFFICIENCY_COLUMNS)
+                marks = ", ".join(f":{c}" for c in EFFICIENCY_COLUMNS)
+                db.execute(f"INSERT INTO efficiency (run_id, step, {names}) VALUES (:run_id, :step, {marks})",
+                           {**key, **efficiency})
             db.executemany(
                 "INSERT INTO layers VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, :prunable)",
                 [{**key, **layer, "prunable": int(layer["prunable"])} for layer in layers],
@@ -337,6 +356,14 @@ class Store:
             f"WHERE r.run_id IN ({marks}) ORDER BY r.run_id, r.step, r.attack, r.eps",
             run_ids,
         ).fetchall()
+        return [dict(r) for r in rows]
+
+    def efficiency(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Efficiency rows (one per run × step) of the given runs, with each step's sparsity."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(
+            f"SELECT e.*, s.sparsity FROM efficiency e JOIN steps s USING (run_id, step) "
+            f"WHERE e.run_id IN ({marks}) ORDER BY e.run_id, e.step", run_ids).fetchall()
         return [dict(r) for r in rows]
 
     def warnings(self, run_ids: list[str]) -> list[dict[str, Any]]:

@@ -60,3 +60,4 @@ def test_adversarial_share_runs_from_clean_to_robust(frame):
     assert len(fig.data) == 3
     first = fig.data[0]
     assert first.y[0] == pytest.approx(90.0) and first.y[-1] == pytest.approx(36.0)
+

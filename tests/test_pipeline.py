@@ -159,3 +159,16 @@ def test_every_robust_row_keeps_its_attack_parameters_and_seed(store, smoke_tree
     api.run(spec, store)
     params = json.loads(api.robust_frame([spec.run_id()], store)["params"].iloc[-1])
     assert params["name"] == "pgd_linf" and params["steps"] == 5 and params["seed"] == 0
+
+
+def test_every_checkpoint_reports_its_efficiency(store, smoke_tree):
+    spec = spec_of(smoke_tree)
+    doc = api.run(spec, store)
+    dense, pruned = doc["points"][0]["efficiency"], doc["points"][-1]["efficiency"]
+    assert dense["compression_ratio"] == 1.0 and dense["theoretical_speedup"] == 1.0
+    prunable = sum(l["numel"] for l in doc["points"][-1]["layers"] if l["prunable"])
+    assert pruned["params"] - pruned["nonzero_params"] == round(0.9 * prunable)
+    assert pruned["compression_ratio"] > 2 and pruned["theoretical_speedup"] > 2 and pruned["size_bytes"] < dense["size_bytes"]
+    assert pruned["latency_ms_b1"] > 0 and pruned["latency_ms_b128"] > pruned["latency_ms_b1"]
+    frame = api.efficiency_frame([spec.run_id()], store)
+    assert list(frame["step"]) == [0, 1, 2]
