@@ -1,9 +1,7 @@
 """AER Lab: the Streamlit entry point. It starts the local worker pool and routes to the pages in pages/.
 
-Each page starts with a guard: with a folder named pages/ beside this file, a fresh Streamlit 1.67
-server answers the first visit to a deep link (/surface?…) by running that page on its own under
-an auto-discovered page list; the guard switches the server to this router and reruns once per
-session (AppTest resets that switch before every run, hence the once).
+Each page starts with `pages.route_through_app()`: a fresh Streamlit 1.67 server runs a deep-linked
+page on its own, without this router, because a folder named pages/ sits beside this file.
 """
 
 import streamlit as st

@@ -1,17 +1,13 @@
 """Home: what AER Lab is, the presets gallery, and the runs at a glance."""
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from engine import api
 from engine.errors import EngineError
 from engine.jobs.queue import describe
+from pages import route_through_app
 
-if PagesManager.uses_pages_directory:  # a fresh server ran this page without app.py's router: hand over
-    PagesManager.uses_pages_directory = False
-    if not st.session_state.get("routed"):  # once per session, so no widget event is ever dropped
-        st.session_state["routed"] = True
-        st.rerun()
+route_through_app()
 
 
 st.title("AER Lab")

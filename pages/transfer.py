@@ -1,15 +1,11 @@
 """Transfer: adversarial examples crafted once on the base model, evaluated on every pruned checkpoint."""
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from engine import api, figures
+from pages import route_through_app
 
-if PagesManager.uses_pages_directory:  # a fresh server ran this page without app.py's router: hand over
-    PagesManager.uses_pages_directory = False
-    if not st.session_state.get("routed"):  # once per session, so no widget event is ever dropped
-        st.session_state["routed"] = True
-        st.rerun()
+route_through_app()
 
 st.title("Transfer from the base model")
 st.markdown(

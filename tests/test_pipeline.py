@@ -51,6 +51,16 @@ class Crash(RuntimeError):
     pass
 
 
+def crash_at(step: int, done: int):
+    """A progress callback that kills the run when it reaches `done` batches of `step`."""
+
+    def report(progress):
+        if progress.step == step and progress.done == done:
+            raise Crash("killed")
+
+    return report
+
+
 def test_a_run_killed_mid_schedule_resumes_to_the_same_checkpoints(tmp_path, smoke_tree):
     from engine.store import Store
 
@@ -59,13 +69,8 @@ def test_a_run_killed_mid_schedule_resumes_to_the_same_checkpoints(tmp_path, smo
     run_pipeline(spec, clean_store)
 
     crashed_store = Store(tmp_path / "crashed")
-
-    def crash_in_step_two(progress):
-        if progress.step == 2 and progress.done == 5:
-            raise Crash("killed")
-
     with pytest.raises(Crash):
-        run_pipeline(spec, crashed_store, crash_in_step_two)
+        run_pipeline(spec, crashed_store, crash_at(step=2, done=5))
     assert crashed_store.run(spec.run_id())["status"] == "failed"
     assert [s["step"] for s in crashed_store.steps(spec.run_id())] == [0, 1]
     run_pipeline(spec, crashed_store)
@@ -141,13 +146,8 @@ def test_a_resumed_run_recrafts_the_same_transfer_examples(tmp_path, smoke_tree)
     whole = Store(tmp_path / "whole")
     run_pipeline(spec, whole)
     resumed = Store(tmp_path / "resumed")
-
-    def stop_after_step_one(progress):
-        if progress.step == 2 and progress.done == 3:
-            raise Crash("killed")
-
     with pytest.raises(Crash):
-        run_pipeline(spec, resumed, stop_after_step_one)
+        run_pipeline(spec, resumed, crash_at(step=2, done=3))
     run_pipeline(spec, resumed)
     assert resumed.robust([spec.run_id()], "transfer") == whole.robust([spec.run_id()], "transfer")
 
