@@ -334,9 +334,9 @@ def catalog() -> dict[str, dict[str, str]]:
     from engine.attacks import ATTACKS
     from engine.datasets import DATASETS
     from engine.models import MODELS
-    from engine.pruning import METHODS
+    from engine.methods import METHODS
     from engine.schedules import SCHEDULES
-    from engine.training import LOSSES
+    from engine.losses import LOSSES
 
     families = {"dataset": DATASETS, "model": MODELS, "training mode": LOSSES, "pruning method": METHODS,
                 "schedule": SCHEDULES, "attack": ATTACKS}

@@ -32,7 +32,7 @@ def export_run(store: Store, run_id: str) -> dict[str, Any]:
     transfer = [{k: r[k] for k in keys} for r in store.robust([run_id], "transfer")]
     return {"run": run, "base": base, "steps": steps, "robust": robust, "transfer": transfer,
             "warnings": store.warnings([run_id]), "layers": store.layers(run_id), "files": files,
-            "efficiency": store.efficiency([run_id])}
+            "efficiency": store.efficiency([run_id]), "budgets": store.budgets([run_id])}
 
 
 def export_base(store: Store, base_id: str) -> dict[str, Any] | None:
@@ -74,7 +74,14 @@ def import_run(store: Store, bundle: dict[str, Any]) -> None:
         of_step = {name: [{k: v for k, v in r.items() if k not in ("run_id", "step")}
                           for r in bundle[name] if r["step"] == step["step"]]
                    for name in ("robust", "transfer", "layers", "warnings")}
-        cost = next((e for e in bundle["efficiency"] if e["step"] == step["step"]), None)
+        cost = _row_of(bundle["efficiency"], step["step"], ("sparsity",))
+        budget = _row_of(bundle.get("budgets", []), step["step"], ("sparsity", "clean_acc"))
         store.put_step({k: v for k, v in step.items() if k != "finished_at"}, of_step["robust"], of_step["layers"],
-                       transfer=of_step["transfer"], warnings=of_step["warnings"], efficiency=cost)
+                       transfer=of_step["transfer"], warnings=of_step["warnings"], efficiency=cost, budget=budget)
     store.finish_run(run["run_id"], run["error"])
+
+
+def _row_of(rows: list[dict[str, Any]], step: int, joined: tuple[str, ...]) -> dict[str, Any] | None:
+    """The row of `step`, without the columns the store joined in from the steps table."""
+    row = next((r for r in rows if r["step"] == step), None)
+    return None if row is None else {k: v for k, v in row.items() if k not in joined}

@@ -27,12 +27,18 @@ from engine.efficiency import measure as measure_efficiency
 from engine.errors import IntegrityError, LeaseLost, NotFoundError
 from engine.evaluate import Adversarial, RobustPoint, eval_indices, evaluate_model, transfer_curve
 from engine.models import build_model
-from engine.pruning import METHODS, Masks, apply_masks, compute_masks, dense_masks, layer_table, overall_sparsity, prunable_layers
+from engine.efficiency import measure_shrunk
+from engine.losses import LOSSES, budget_summary
+from engine.mrs import sensitivity
+from engine.methods import METHODS
+from engine.pruning import (Criterion, Masks, PruneContext, apply_masks, dense_masks, layer_table, overall_sparsity,
+                            prunable_layers)
 from engine.schedules import PruneStep
 from engine.spec import RunSpec, canonical_json
 from engine.store import Fence, Store
+from engine.structured import norm_followers, silence_dead_channels
 from engine.summaries import input_range_warning
-from engine.training import LOSSES, accuracy, train_steps
+from engine.training import accuracy, train_steps
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +97,13 @@ def base_model_state(spec: RunSpec, store: Store, data: Dataset, report: Progres
     x, y = train_split(data, spec)
     steps = spec.train.epochs * math.ceil(len(x) / spec.train.batch_size)
     started = time.perf_counter()
+    generator = torch.Generator().manual_seed(spec.seed)
     train_steps(
         model, x, y, steps=steps, batch_size=spec.train.batch_size, lr=spec.train.lr,
-        generator=torch.Generator().manual_seed(spec.seed), optimizer=spec.train.optimizer,
-        loss_fn=LOSSES.get(spec.train.mode),
-        on_batch=lambda done, total: report(Progress(0, n_steps, "training the base model", done, total)),
+        generator=generator, optimizer=spec.train.optimizer,
+        loss_fn=LOSSES.get(spec.train.mode)(spec.train.adversary, generator),
+        on_batch=lambda done, total: report(Progress(0, n_steps, f"training the base model ({spec.train.mode})",
+                                                     done, total)),
     )
     seconds = time.perf_counter() - started
     relative = f"bases/{base_id}.safetensors"
@@ -118,8 +126,16 @@ class Walk:
     model: nn.Module
     layers: dict[str, nn.Module]
     base: dict[str, torch.Tensor]
+    criterion: Criterion
+    followers: dict[str, nn.Module]  # conv → its BatchNorm, silenced with pruned filters
     fence: Fence | None = None
     transfer_from: dict[str, Adversarial] | None = None  # inputs crafted on the base, per attack and ε
+
+    def hold_masks(self, masks: Masks) -> None:
+        """Zero pruned weights (and, for filter pruning, the pruned channels' bias and BatchNorm)."""
+        apply_masks(self.layers, masks)
+        if self.criterion.granularity == "filter":
+            silence_dead_channels(self.layers, masks, self.followers)
 
     def load_step(self, step: int) -> Masks:
         """Load a finished step's weights into the model (SHA-256-checked); return its masks."""
@@ -140,21 +156,29 @@ class Walk:
         return {"checkpoint": weights_path, "sha256": sha, "mask_checkpoint": mask_path, "mask_sha256": mask_sha}
 
 
-def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
-    """Prune the model to the step's sparsity (nested in `masks` unless from the base) and fine-tune."""
+def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tuple[Masks, dict]:
+    """Prune the model to the step's sparsity (nested in `masks` unless from the base) and fine-tune.
+
+    Returns the masks and the step's notes: its budget statistics and per-layer ratios, where any.
+    """
     spec, phase = walk.spec, f"pruning to {step.sparsity:.1%}"
     gen = _step_generator(spec.seed, k)
-    criterion = METHODS.get(spec.prune.method)()
-    masks = compute_masks(walk.layers, step.sparsity, criterion, None if step.from_base else masks, gen)
-    apply_masks(walk.layers, masks)
+    mode, adversary = spec.finetune_mode()
+    loss = LOSSES.get(mode)(adversary, gen)
+    context = PruneContext(
+        walk.model, walk.train, loss, spec.prune, spec.train.optimizer,
+        lambda done, total: walk.report(Progress(k, walk.n_steps, f"{phase}, selecting", done, total)))
+    masks = walk.criterion.select(walk.layers, step.sparsity, None if step.from_base else masks, gen, context)
+    walk.hold_masks(masks)
+    loss.records.clear()  # budgets spent while selecting (HYDRA's scores) are not the fine-tuning's
     walk.report(Progress(k, walk.n_steps, phase, 0, max(step.finetune_steps, 1)))
     train_steps(
         walk.model, *walk.train, steps=step.finetune_steps, batch_size=spec.prune.batch_size, lr=spec.prune.lr,
-        generator=gen, optimizer=spec.train.optimizer, loss_fn=LOSSES.get(spec.train.mode),
-        masked=(walk.layers, masks),
-        on_batch=lambda done, total: walk.report(Progress(k, walk.n_steps, f"{phase}, fine-tuning", done, total)),
+        generator=gen, optimizer=spec.train.optimizer, loss_fn=loss, masked=(walk.layers, masks),
+        after_step=lambda: walk.hold_masks(masks),
+        on_batch=lambda done, total: walk.report(Progress(k, walk.n_steps, f"{phase}, fine-tuning ({mode})", done, total)),
     )
-    return masks
+    return masks, {"budget": budget_summary(loss.records), "ratios": context.notes.get("ratios", {})}
 
 
 def base_adversarial(walk: Walk) -> dict[str, Adversarial]:
@@ -187,23 +211,44 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
     return evaluation.clean_acc, [vars(p) for p in evaluation.points], [vars(p) for p in transfer], warnings
 
 
+def layer_rows(walk: Walk, k: int, masks: Masks, ratios: dict[str, float]) -> list[dict]:
+    """The per-layer table of step k, with each layer's MRS when the spec asks for it."""
+    rows = layer_table(walk.model, masks)
+    probe = walk.spec.eval.mrs
+    if probe is not None:
+        walk.report(Progress(k, walk.n_steps, "probing layer sensitivity (MRS)", 0, 1))
+        mrs = sensitivity(walk.model, *walk.evaluation, probe, _step_generator(walk.spec.seed, k), masks)
+        rows = [{**row, "mrs": mrs.get(row["layer"])} for row in rows]
+    return [{**row, "ratio": ratios.get(row["layer"])} for row in rows]
+
+
+def step_efficiency(walk: Walk, masks: Masks) -> dict[str, float]:
+    """Efficiency of the masked model and, for filter pruning, of the physically smaller one."""
+    example = walk.evaluation[0][:1]
+    cost = measure_efficiency(walk.model, masks, example)
+    if walk.criterion.granularity == "filter":
+        cost.update(measure_shrunk(walk.model, masks, example))
+    return cost
+
+
 def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     """Step k: prune and fine-tune (k > 0), publish the checkpoint, evaluate it, commit its rows."""
     started = time.perf_counter()
+    notes: dict = {"budget": None, "ratios": {}}
     if k > 0:
-        masks = prune_and_finetune(walk, k, step, masks)
+        masks, notes = prune_and_finetune(walk, k, step, masks)
     train_seconds = time.perf_counter() - started
     files = walk.publish(k, masks)
     walk.report(Progress(k, walk.n_steps, "evaluating", 0, 1))
     started = time.perf_counter()
     clean_acc, robust, transfer, warnings = evaluate_step(walk, k)
-    cost = measure_efficiency(walk.model, masks, walk.evaluation[0][:1])
+    layers = layer_rows(walk, k, masks, notes["ratios"])
     walk.store.put_step(
         {"run_id": walk.spec.run_id(), "step": k, "target_sparsity": step.sparsity,
          "sparsity": overall_sparsity(masks), "clean_acc": clean_acc, **files, "train_seconds": train_seconds,
          "eval_seconds": time.perf_counter() - started},
-        robust, layer_table(walk.model, masks), fence=walk.fence, transfer=transfer, warnings=warnings,
-        efficiency=cost,
+        robust, layers, fence=walk.fence, transfer=transfer, warnings=warnings,
+        efficiency=step_efficiency(walk, masks), budget=notes["budget"],
     )
     walk.report(Progress(k, walk.n_steps, "evaluated", 1, 1))
     return masks
@@ -239,8 +284,13 @@ def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], rep
         return
     base = base_model_state(spec, store, data, report, len(plan))
     model = _fresh_model(spec, data)
+    criterion = METHODS.get(spec.prune.method)()
+    layers = prunable_layers(model, spec.prune.prune_classifier, criterion.layer_kinds)
+    if not layers:
+        kinds = " or ".join(kind.__name__ for kind in criterion.layer_kinds)
+        raise ValueError(f"prune.method: {spec.prune.method} prunes {kinds} layers; model {spec.model.name} has none")
     walk = Walk(spec, store, report, len(plan), train_split(data, spec), eval_split(data, spec), model,
-                prunable_layers(model, spec.prune.prune_classifier), base, fence)
+                layers, base, criterion, norm_followers(model), fence)
     in_memory = None  # the step whose result the model holds
     masks: Masks = {}
     for k, step in enumerate(plan):

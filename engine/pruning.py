@@ -1,14 +1,17 @@
-"""Unstructured pruning: criteria (registered), exact-count masks, and mask bookkeeping.
+"""Pruning criteria (registered), exact-count masks, and mask bookkeeping.
 
 Sparsity is the fraction of zero weights among prunable weights: conv and linear weights, the
-final classifier only when the spec says so, biases and norm layers never. A mask keeps exactly
-`n - round(s * n)` weights (per layer, or over all prunable weights for a global criterion), the
-same count `torch.nn.utils.prune` uses, and masks only grow: a pruned weight stays pruned.
+final classifier only when the spec says so, biases and norm layers never. An unstructured mask
+keeps exactly `n - round(s * n)` weights (per layer, or over all prunable weights for a global
+criterion), the same count `torch.nn.utils.prune` uses, and masks only grow: a pruned weight
+stays pruned. Structured criteria (engine.structured) prune whole filters or kernels of conv
+layers; criteria that train (HYDRA, MRPF) override `select`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
@@ -19,14 +22,34 @@ from engine.registry import Registry
 Masks = dict[str, torch.Tensor]
 
 
+@dataclass
+class PruneContext:
+    """What a criterion that trains or probes may use: the model, training tensors, loss and spec."""
+
+    model: nn.Module
+    train: tuple[torch.Tensor, torch.Tensor]
+    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+    spec: Any  # the run's PruneSpec
+    optimizer: str = "adam"
+    report: Callable[[int, int], None] = lambda done, total: None
+    notes: dict[str, Any] = field(default_factory=dict)  # what the criterion wants stored (e.g. MRS)
+
+
 class Criterion:
     """A pruning criterion: an importance score per weight, ranked globally or per layer."""
 
     scope: Literal["global", "layer"] = "layer"
+    granularity: Literal["weight", "kernel", "filter"] = "weight"
+    layer_kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
 
     def scores(self, weights: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Importance of every weight (higher is kept)."""
         raise NotImplementedError
+
+    def select(self, layers: dict[str, nn.Module], sparsity: float, previous: Masks | None,
+               generator: torch.Generator, context: PruneContext | None = None) -> Masks:
+        """The masks of one pruning step (criteria that train or probe override this)."""
+        return compute_masks(layers, sparsity, self, previous, generator)
 
 
 METHODS: Registry[type[Criterion]] = Registry("pruning method")
@@ -62,13 +85,23 @@ class RandomCriterion(Criterion):
         return {name: torch.rand(w.shape, generator=generator).to(w.device) for name, w in weights.items()}
 
 
-def prunable_layers(model: nn.Module, include_classifier: bool = False) -> dict[str, nn.Module]:
-    """Conv and linear layers whose weights may be pruned, by module name, in model order."""
+@METHODS.register("lwm")
+class LeastWeightMagnitude(LayerMagnitude):
+    """LWM (HYDRA's baseline): per-layer magnitude, one shot, then robust fine-tuning (Sehwag et al. 2020).
+
+    The mask equals HYDRA's at its scaled initialisation; use it with a one_shot schedule and an
+    adversarial fine-tuning mode to compare with `hydra` on one base.
+    """
+
+
+def prunable_layers(model: nn.Module, include_classifier: bool = False,
+                    kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)) -> dict[str, nn.Module]:
+    """Layers of `kinds` whose weights may be pruned, by module name, in model order."""
     head = classifier_name(model)
     return {
         name: module
         for name, module in model.named_modules()
-        if isinstance(module, (nn.Conv2d, nn.Linear)) and (include_classifier or name != head)
+        if isinstance(module, kinds) and (include_classifier or name != head)
     }
 
 

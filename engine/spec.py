@@ -35,9 +35,9 @@ def _registry(kind: str):
     elif kind == "model":
         from engine.models import MODELS as registry
     elif kind == "pruning method":
-        from engine.pruning import METHODS as registry
+        from engine.methods import METHODS as registry
     elif kind == "training mode":
-        from engine.training import LOSSES as registry
+        from engine.losses import LOSSES as registry
     else:
         from engine.attacks import ATTACKS as registry
     return registry
@@ -83,24 +83,92 @@ class ModelSpec(Frozen):
 
 
 
+class AdversarySpec(Frozen):
+    """The training adversary of the adversarial modes (pgd_at, trades, ap, bap); natural ignores it.
+
+    `eps` is an L∞ budget on the [0, 1] scale (pgd_at, trades, ap). BAP ignores `eps`: its budget
+    per example is ρ · min(DeepFool distance, cutoff) in RMS-normalised L2, `cutoff` being a fixed
+    value, "blind" (the batch mean, re-estimated every batch) or null (no cut).
+    """
+
+    attack: Literal["pgd_linf", "fgsm"] = Field("pgd_linf", description="ap: the fixed-budget attack")
+    eps: float = Field(0.1, ge=0.0, le=1.0, description="L∞ budget of pgd_at, trades and ap")
+    steps: int = Field(7, ge=1, le=100, description="PGD steps")
+    step_size: float | None = Field(None, gt=0.0, description="PGD step as a multiple of ε; default 2.5 / steps")
+    beta: float = Field(6.0, ge=0.0, le=100.0, description="trades: weight of the KL term")
+    cutoff: Literal["blind"] | float | None = Field("blind", description="bap: RMS-L2 cutoff, 'blind' or null")
+    rho: float = Field(1.0, gt=0.0, le=4.0, description="bap: scale of the cut perturbation")
+    deepfool_steps: int = Field(5, ge=1, le=100, description="bap: DeepFool iterations")
+    overshoot: float = Field(0.02, ge=0.0, le=1.0, description="bap: DeepFool overshoot")
+
+    @field_validator("cutoff")
+    @classmethod
+    def _positive_cutoff(cls, cutoff):
+        if isinstance(cutoff, float) and cutoff <= 0:
+            raise ValueError("cutoff must be > 0, 'blind' or null")
+        return cutoff
+
+    def relative_step(self) -> float:
+        """The PGD step size as a multiple of ε."""
+        return self.step_size if self.step_size is not None else 2.5 / self.steps
+
+
 class TrainSpec(Frozen):
-    """Base training: the loss mode and its optimiser."""
+    """Base training: the loss mode (natural, pgd_at, trades), its adversary and its optimiser."""
 
     mode: TrainingMode = "natural"
+    adversary: AdversarySpec = AdversarySpec()
     epochs: int = Field(1, ge=1, le=1000)
     batch_size: int = Field(128, ge=1, le=65536)
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0.0, le=10.0)
 
+    @model_validator(mode="after")
+    def _natural(self) -> "TrainSpec":
+        # natural training uses no adversary: reset it, so that unused values never change an id
+        if self.mode == "natural" and self.adversary != AdversarySpec():
+            return self.model_copy(update={"adversary": AdversarySpec()})
+        return self
+
+
+
+class MRSSpec(Frozen):
+    """Module Robustness Sensitivity probe (our documented reading of Bai et al. 2024, after RiFT).
+
+    For each layer: the largest rise of the adversarial loss on a fixed PGD set when that layer's
+    weights alone climb the loss by gradient ascent within ‖ΔW‖ ≤ radius · ‖W‖.
+    """
+
+    radius: float = Field(0.1, gt=0.0, le=10.0, description="relative weight-ball radius")
+    ascent_steps: int = Field(10, ge=1, le=1000)
+    lr: float = Field(1.0, gt=0.0, le=100.0, description="gradient-ascent step")
+    n_samples: int = Field(256, ge=1, le=100_000)
+    eps: float = Field(0.1, ge=0.0, le=1.0, description="L∞ ε of the fixed PGD-10 set")
 
 
 class PruneSpec(Frozen):
-    """Pruning criterion and the fine-tuning optimiser used between pruning steps."""
+    """Pruning criterion, the fine-tuning loss and optimiser used between pruning steps.
+
+    `mode` is the fine-tuning loss: natural, pgd_at, trades, ap (0.5 clean + 0.5 adversarial at a
+    fixed budget) or bap (the same with BAP's cutoff-scale budgets); null means the base's mode
+    with the base's adversary. `score_steps` and `score_lr` drive HYDRA's score optimisation.
+    """
 
     method: MethodName = "global_magnitude"
     prune_classifier: bool = Field(False, description="also prune the final classifier layer")
+    mode: TrainingMode | None = Field(None, description="fine-tuning loss; null = the base's mode")
+    adversary: AdversarySpec = AdversarySpec()
     lr: float = Field(1e-3, gt=0.0, le=10.0, description="fine-tune learning rate")
     batch_size: int = Field(128, ge=1, le=65536)
+    score_steps: int = Field(100, ge=0, le=1_000_000, description="hydra: score-optimisation batches per step")
+    score_lr: float = Field(0.1, gt=0.0, le=10.0, description="hydra: SGD learning rate of the scores")
+    mrs: MRSSpec = Field(MRSSpec(), description="mrpf: the MRS probe that sets the per-layer ratios")
+
+    @model_validator(mode="after")
+    def _natural(self) -> "PruneSpec":
+        if self.mode in (None, "natural") and self.adversary != AdversarySpec():
+            return self.model_copy(update={"adversary": AdversarySpec()})
+        return self
 
 
 
@@ -152,6 +220,7 @@ class EvalSpec(Frozen):
     batch_size: int = Field(250, ge=1, le=65536)
     attacks: list[AttackSpec] = Field(default_factory=list, max_length=16)
     transfer: bool = Field(False, description="also evaluate every checkpoint on adversarial examples crafted on the base")
+    mrs: MRSSpec | None = Field(None, description="also measure every layer's MRS at every checkpoint")
 
     @model_validator(mode="after")
     def _unique_attacks(self) -> "EvalSpec":
@@ -196,6 +265,12 @@ class RunSpec(Frozen):
     def base_id(self) -> str:
         """SHA-256 of the base sub-spec; runs sharing it share one trained base."""
         return spec_hash(self.base())
+
+    def finetune_mode(self) -> tuple[str, AdversarySpec]:
+        """The fine-tuning loss and its adversary: the prune section's, or the base's when unset."""
+        if self.prune.mode is None:
+            return self.train.mode, self.train.adversary
+        return self.prune.mode, self.prune.adversary
 
 
 def canonical_json(model: BaseModel) -> str:

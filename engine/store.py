@@ -119,6 +119,28 @@ def _efficiency(db: sqlite3.Connection) -> None:
         FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
 
 
+SHRUNK_COLUMNS = ("shrunk_params", "shrunk_flops", "removed_channels", "shrunk_latency_ms_b1",
+                  "shrunk_latency_ms_b128")
+BUDGET_COLUMNS = ("norm", "batches", "examples", "cutoff", "budget_mean", "budget_q10", "budget_q25",
+                  "budget_q50", "budget_q75", "budget_q90", "distance_mean", "distance_q10", "distance_q25",
+                  "distance_q50", "distance_q75", "distance_q90")
+
+
+@migration("0007_robust_pruning")
+def _robust_pruning(db: sqlite3.Connection) -> None:
+    for column, kind in zip(SHRUNK_COLUMNS, ("INTEGER", "INTEGER", "INTEGER", "REAL", "REAL")):
+        db.execute(f"ALTER TABLE efficiency ADD COLUMN {column} {kind}")
+    db.execute("ALTER TABLE layers ADD COLUMN mrs REAL")
+    db.execute("ALTER TABLE layers ADD COLUMN ratio REAL")
+    db.execute("""CREATE TABLE budgets (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, norm TEXT NOT NULL, batches INTEGER NOT NULL,
+        examples INTEGER NOT NULL, cutoff REAL, budget_mean REAL NOT NULL, budget_q10 REAL NOT NULL,
+        budget_q25 REAL NOT NULL, budget_q50 REAL NOT NULL, budget_q75 REAL NOT NULL, budget_q90 REAL NOT NULL,
+        distance_mean REAL, distance_q10 REAL, distance_q25 REAL, distance_q50 REAL, distance_q75 REAL,
+        distance_q90 REAL, PRIMARY KEY (run_id, step),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+
+
 class Fence:
     """Who may write a job's results: its current owner, on its current attempt.
 
@@ -141,6 +163,14 @@ class Fence:
         """Raise LeaseLost unless this fence still owns its job."""
         if not self.holds(db):
             raise LeaseLost(f"job {self.job_id} attempt {self.attempt} is no longer owned by {self.owner}")
+
+
+def _insert(db: sqlite3.Connection, table: str, columns: tuple[str, ...], defaults: dict[str, Any],
+            row: dict[str, Any]) -> None:
+    """Insert one row of fixed `columns` (column names are constants of this module, never input)."""
+    names = ", ".join(("run_id", "step") + columns)
+    marks = ", ".join(f":{c}" for c in ("run_id", "step") + columns)
+    db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", {**defaults, **row})
 
 
 class Store:
@@ -295,7 +325,8 @@ class Store:
 
     def put_step(self, step: dict[str, Any], robust: list[dict[str, Any]], layers: list[dict[str, Any]],
                  fence: Fence | None = None, transfer: list[dict[str, Any]] = (),
-                 warnings: list[dict[str, Any]] = (), efficiency: dict[str, Any] | None = None) -> None:
+                 warnings: list[dict[str, Any]] = (), efficiency: dict[str, Any] | None = None,
+                 budget: dict[str, Any] | None = None) -> None:
         """Write a step's row, robust results and layer table in one transaction (its done-mark).
 
         Steps are deterministic, so when another process already wrote this step, its rows stand
@@ -325,14 +356,23 @@ class Store:
             db.executemany("INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)",
                            [{**key, **w} for w in warnings])
             if efficiency:
-                names = ", ".join(EFFICIENCY_COLUMNS)
-                marks = ", ".join(f":{c}" for c in EFFICIENCY_COLUMNS)
-                db.execute(f"INSERT INTO efficiency (run_id, step, {names}) VALUES (:run_id, :step, {marks})",
-                           {**key, **efficiency})
+                _insert(db, "efficiency", EFFICIENCY_COLUMNS + SHRUNK_COLUMNS, {c: None for c in SHRUNK_COLUMNS},
+                        {**key, **efficiency})
+            if budget:
+                _insert(db, "budgets", BUDGET_COLUMNS, {c: None for c in BUDGET_COLUMNS}, {**key, **budget})
             db.executemany(
-                "INSERT INTO layers VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, :prunable)",
-                [{**key, **layer, "prunable": int(layer["prunable"])} for layer in layers],
+                "INSERT INTO layers (run_id, step, layer, kind, numel, nonzero, sparsity, prunable, mrs, ratio) "
+                "VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, :prunable, :mrs, :ratio)",
+                [{"mrs": None, "ratio": None, **key, **layer, "prunable": int(layer["prunable"])} for layer in layers],
             )
+
+    def budgets(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Budget statistics (one row per run × step that trained adversarially), with each step's sparsity."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(
+            f"SELECT b.*, s.sparsity, s.clean_acc FROM budgets b JOIN steps s USING (run_id, step) "
+            f"WHERE b.run_id IN ({marks}) ORDER BY b.run_id, b.step", run_ids).fetchall()
+        return [dict(r) for r in rows]
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """The finished steps of a run, in order."""

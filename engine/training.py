@@ -1,4 +1,4 @@
-"""Training: registered loss modes, seeded batching over in-memory tensors, masked fine-tuning."""
+"""Training: seeded batching over in-memory tensors and masked fine-tuning (losses: engine.losses)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ from torch import nn
 
 from engine.device import to_input
 from engine.pruning import Masks, apply_masks
-from engine.registry import Registry
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-LOSSES: Registry[LossFn] = Registry("training mode")
 BatchHook = Callable[[int, int], None]
 
 
-@LOSSES.register("natural")
 def natural_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Natural training: cross-entropy on clean inputs."""
     return F.cross_entropy(model(x), y)
@@ -51,11 +48,15 @@ def train_steps(
     loss_fn: LossFn = natural_loss,
     masked: tuple[dict[str, nn.Module], Masks] | None = None,
     on_batch: BatchHook | None = None,
+    params: list[torch.Tensor] | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> float:
-    """Train `steps` batches; re-apply masks after every optimiser step. Returns the mean loss."""
+    """Train `steps` batches of `params` (default: every trainable parameter); re-apply masks after
+    every optimiser step. Returns the mean loss."""
     if steps == 0:
         return float("nan")
-    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer, lr)
+    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, optimizer, lr)
     model.train()
     total = 0.0
     batches = index_batches(len(x), batch_size, generator)
@@ -68,6 +69,8 @@ def train_steps(
         opt.step()
         if masked is not None:
             apply_masks(*masked)  # keep pruned weights at exactly zero
+        if after_step is not None:
+            after_step()
         total += float(loss.detach())
         if on_batch is not None:
             on_batch(i + 1, steps)
