@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.errors import NotFoundError, SpecError
 from engine.paths import REPO_ROOT, cache_dir
-from engine.store import EFFICIENCY_COLUMNS, Store
+from engine.store import BUDGET_COLUMNS, EFFICIENCY_COLUMNS, SHRUNK_COLUMNS, Store
 
 if TYPE_CHECKING:
     import torch
@@ -129,7 +129,8 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
     row = store.run(run_id)
     by_step = {name: _group_by_step(rows) for name, rows in (
         ("robust", store.robust([run_id])), ("transfer", store.robust([run_id], "transfer")),
-        ("layers", store.layers(run_id)), ("efficiency", store.efficiency([run_id])))}
+        ("layers", store.layers(run_id)), ("efficiency", store.efficiency([run_id])),
+        ("budget", store.budgets([run_id])))}
     points = []
     for step in store.steps(run_id):
         k = step["step"]
@@ -137,13 +138,14 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
             "step": k, "sparsity": step["sparsity"], "target_sparsity": step["target_sparsity"],
             "clean_acc": step["clean_acc"], "checkpoint": step["checkpoint"], "sha256": step["sha256"],
             "robust": [_attack_point(r) for r in by_step["robust"].get(k, [])],
-            "layers": [{key: r[key] for key in ("layer", "kind", "numel", "nonzero", "sparsity")}
-                       | {"prunable": bool(r["prunable"])} for r in by_step["layers"].get(k, [])],
+            "layers": [_layer_point(r) for r in by_step["layers"].get(k, [])],
         }
         if by_step["transfer"]:
             point["transfer"] = [_attack_point(r) for r in by_step["transfer"].get(k, [])]
         for cost in by_step["efficiency"].get(k, []):
-            point["efficiency"] = {c: cost[c] for c in EFFICIENCY_COLUMNS}
+            point["efficiency"] = {c: cost[c] for c in EFFICIENCY_COLUMNS + SHRUNK_COLUMNS if cost[c] is not None}
+        for budget in by_step["budget"].get(k, []):
+            point["budget"] = {c: budget[c] for c in BUDGET_COLUMNS if budget[c] is not None}
         points.append(point)
     return {"run_id": run_id, "cached": cached, "status": row["status"], "error": row["error"],
             "base_id": row["base_id"], "engine_version": row["engine_version"], "n_steps": row["n_steps"],
@@ -156,6 +158,11 @@ def _group_by_step(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]
     for row in rows:
         grouped.setdefault(row["step"], []).append(row)
     return grouped
+
+
+def _layer_point(row: dict[str, Any]) -> dict[str, Any]:
+    point = {key: row[key] for key in ("layer", "kind", "numel", "nonzero", "sparsity")} | {"prunable": bool(row["prunable"])}
+    return point | {key: row[key] for key in ("mrs", "ratio") if row.get(key) is not None}
 
 
 def _attack_point(row: dict[str, Any]) -> dict[str, Any]:
@@ -186,8 +193,9 @@ def robust_frame(run_ids: list[str], store: Store | None = None, source: str = "
 
 
 def efficiency_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:
-    """Per run × step: parameters, compression, FLOPs, theoretical speed-up, sparse size, CPU latency."""
-    columns = ["run_id", "step", "sparsity", *EFFICIENCY_COLUMNS]
+    """Per run × step: parameters, compression, FLOPs, theoretical speed-up, sparse size, CPU latency,
+    and for filter pruning the physically smaller model's parameters, FLOPs and latency."""
+    columns = ["run_id", "step", "sparsity", *EFFICIENCY_COLUMNS, *SHRUNK_COLUMNS]
     rows = (store or open_store()).efficiency(list(run_ids)) if run_ids else []
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
@@ -209,8 +217,20 @@ def warnings_list(run_ids: list[str], store: Store | None = None) -> list[dict[s
 
 
 def layers_frame(run_id: str, store: Store | None = None) -> pd.DataFrame:
-    """Tidy per-layer table: step, layer, kind, numel, nonzero, sparsity, prunable."""
-    return pd.DataFrame((store or open_store()).layers(run_id))
+    """Tidy per-layer table: step, layer, kind, numel, nonzero, sparsity, prunable, mrs, ratio."""
+    store = store or open_store()
+    frame = pd.DataFrame(store.layers(run_id))
+    if frame.empty:
+        return frame
+    steps = pd.DataFrame(store.steps(run_id))[["step", "sparsity"]].rename(columns={"sparsity": "step_sparsity"})
+    return frame.merge(steps, on="step", how="left")
+
+
+def budget_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:
+    """Budget trajectories: one row per run × pruning step that trained adversarially (AP or BAP)."""
+    columns = ["run_id", "step", "sparsity", "clean_acc", *BUDGET_COLUMNS]
+    rows = (store or open_store()).budgets(list(run_ids)) if run_ids else []
+    return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
 
 def export(run_id: str, fmt: str, out: Path, store: Store | None = None) -> Path:

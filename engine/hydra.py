@@ -32,7 +32,7 @@ def scaled_init(weight: torch.Tensor) -> torch.Tensor:
 def top_k_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """1 on the kept |scores| of one layer: `round(sparsity · n)` entries are zeroed, as in prune.py."""
     flat = torch.ones(scores.numel(), device=scores.device)
-    count = round(sparsity * scores.numel())
+    count = math.floor(sparsity * scores.numel() + 1e-9)  # HYDRA zeroes int((1 - k) · n)
     if count:
         flat[torch.topk(scores.abs().reshape(-1), k=count, largest=False).indices] = 0.0
     return flat.view_as(scores)
@@ -58,6 +58,23 @@ class ScoredWeight(nn.Module):
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight * _StraightThrough.apply(self.scores, self.sparsity)
+
+
+@METHODS.register("lwm")
+class LeastWeightMagnitude(Criterion):
+    """LWM (HYDRA's baseline): per-layer magnitude, one shot, then robust fine-tuning (Sehwag et al. 2020).
+
+    Exactly HYDRA's scaled initialisation sent straight to fine-tuning (same top-k count); use it
+    with a one_shot schedule and an adversarial fine-tuning mode to compare with `hydra` on one base.
+    """
+
+    scope = "layer"
+
+    def select(self, layers, sparsity, previous, generator, context=None) -> Masks:
+        scores = {n: scaled_init(l.weight.detach()) for n, l in layers.items()}
+        if previous:
+            scores = {n: s.abs().masked_fill(previous[n].to(s.device) == 0, 0.0) for n, s in scores.items()}
+        return {n: top_k_mask(s, sparsity) for n, s in scores.items()}
 
 
 @METHODS.register("hydra")

@@ -85,15 +85,6 @@ class RandomCriterion(Criterion):
         return {name: torch.rand(w.shape, generator=generator).to(w.device) for name, w in weights.items()}
 
 
-@METHODS.register("lwm")
-class LeastWeightMagnitude(LayerMagnitude):
-    """LWM (HYDRA's baseline): per-layer magnitude, one shot, then robust fine-tuning (Sehwag et al. 2020).
-
-    The mask equals HYDRA's at its scaled initialisation; use it with a one_shot schedule and an
-    adversarial fine-tuning mode to compare with `hydra` on one base.
-    """
-
-
 def prunable_layers(model: nn.Module, include_classifier: bool = False,
                     kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)) -> dict[str, nn.Module]:
     """Layers of `kinds` whose weights may be pruned, by module name, in model order."""

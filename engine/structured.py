@@ -34,6 +34,11 @@ class Structured(Criterion):
         return structured_masks(layers, sparsity, self, previous, generator)
 
 
+def _group_sums(mask: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """A weight mask summed over each group of `scores`' shape (0 where the group is pruned)."""
+    return mask.sum(dim=tuple(range(scores.dim(), mask.dim())))
+
+
 def _expand(group_mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     shape = group_mask.shape + (1,) * (weight.dim() - group_mask.dim())
     return group_mask.view(shape).expand_as(weight).clone()
@@ -46,8 +51,8 @@ def structured_masks(layers: dict[str, nn.Module], sparsity: float, criterion: S
     scores = criterion.group_scores(weights, generator)
     sizes = {n: weights[n].numel() // scores[n].numel() for n in weights}
     if previous:  # pruned groups stay pruned: they rank below everything
-        dims = tuple(range(scores[n].dim(), weights[n].dim()))
-        scores = {n: s.masked_fill(previous[n].to(s.device).sum(dim=dims) == 0, float("-inf")) for n, s in scores.items()}
+        scores = {n: s.masked_fill(_group_sums(previous[n].to(s.device), s) == 0, float("-inf"))
+                  for n, s in scores.items()}
     if criterion.scope == "layer":
         keep = {}
         for name, s in scores.items():

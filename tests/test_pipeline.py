@@ -44,7 +44,7 @@ def test_runs_differing_only_in_pruning_share_one_base(store, smoke_tree):
     phases = []
     api.run(spec_of(smoke_tree, "prune.method=random"), store, on_progress=lambda p: phases.append(p.phase))
     assert store.db.execute("SELECT count(*) FROM bases").fetchone()[0] == 1
-    assert "training the base model" not in phases
+    assert not any(phase.startswith("training the base model") for phase in phases)
 
 
 class Crash(RuntimeError):

@@ -11,7 +11,7 @@ from engine.pruning import (METHODS, apply_masks, compute_masks, dense_masks, la
                             prunable_layers)
 from engine.training import train_steps
 
-UNSTRUCTURED = ["global_magnitude", "layer_magnitude", "lwm", "random"]
+UNSTRUCTURED = ["global_magnitude", "layer_magnitude", "random"]
 
 
 @pytest.fixture

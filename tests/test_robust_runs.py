@@ -1,0 +1,82 @@
+"""One end-to-end run per robust-pruning method through the pipeline, on synthetic data."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from engine import api
+from engine.spec import apply_overrides, validate
+
+TREE = {
+    "dataset": {"name": "synthetic", "train_size": 512},
+    "model": {"name": "small_cnn"},
+    "train": {"mode": "pgd_at", "epochs": 1, "batch_size": 64, "lr": 0.002,
+              "adversary": {"eps": 0.05, "steps": 2}},
+    "prune": {"method": "lwm", "batch_size": 64, "lr": 0.001, "score_steps": 4},
+    "schedule": {"name": "one_shot", "targets": [0.5, 0.9], "finetune_steps": 4},
+    "eval": {"n_samples": 64, "batch_size": 64, "attacks": [{"name": "pgd_linf", "eps": [0, 0.05], "steps": 3}]},
+    "seed": 0,
+}
+
+
+def run(*overrides, tree=TREE):
+    return api.run(validate(apply_overrides(copy.deepcopy(tree), list(overrides))), api.open_store())
+
+
+def honest(doc):
+    for point in doc["points"]:
+        curve = [r["acc"] for r in point["robust"]]
+        assert curve[0] == point["clean_acc"] and curve == sorted(curve, reverse=True)
+
+
+def test_hydra_with_no_score_steps_is_lwm_and_with_some_differs(cache):
+    lwm = run()
+    same = run("prune.method=hydra", "prune.score_steps=0")
+    hydra = run("prune.method=hydra")
+    assert lwm["base_id"] == same["base_id"] == hydra["base_id"]
+    strip = lambda doc: [(p["clean_acc"], p["robust"], p["sparsity"]) for p in doc["points"]]
+    assert strip(same) == strip(lwm)
+    assert [p["sparsity"] for p in hydra["points"]] == pytest.approx([0.0, 0.5, 0.9], abs=1e-3)
+    honest(hydra)
+
+
+@pytest.mark.parametrize("mode", ["ap", "bap"])
+def test_adversarial_pruning_stores_a_budget_per_pruning_step(cache, mode):
+    doc = run(f"prune.mode={mode}", "prune.method=global_magnitude", "train.mode=natural",
+              "schedule={name: gradual, final_sparsity: 0.8, begin: 0, end: 6, frequency: 3}")
+    honest(doc)
+    budgets = [p.get("budget") for p in doc["points"]]
+    assert budgets[0] is None and all(b is not None for b in budgets[1:])
+    for b in budgets[1:]:
+        assert b["budget_q10"] <= b["budget_q50"] <= b["budget_q90"]
+        assert b["norm"] == ("RMS-L2" if mode == "bap" else "Linf")
+    frame = api.budget_frame([doc["run_id"]])
+    assert list(frame["step"]) == list(range(1, len(doc["points"]))) and len(frame) >= 2 and frame["sparsity"].is_monotonic_increasing
+
+
+def test_trades_base_then_filter_pruning_measures_the_smaller_model(cache):
+    doc = run("train.mode=trades", "prune.method=filter_layer")
+    honest(doc)
+    last = doc["points"][-1]
+    assert last["efficiency"]["shrunk_params"] < last["efficiency"]["params"]
+    assert last["efficiency"]["removed_channels"] == round(0.9 * 32) + round(0.9 * 64)
+    assert all(l["sparsity"] == 0 for l in last["layers"] if l["kind"] == "Linear")
+
+
+def test_mrpf_stores_its_ratios_and_eval_mrs_every_layer(cache):
+    doc = run("prune.method=mrpf", "prune.mrs={n_samples: 32, ascent_steps: 2}",
+              "eval.mrs={n_samples: 32, ascent_steps: 2}")
+    honest(doc)
+    for point in doc["points"]:
+        assert all(layer["mrs"] >= 0 for layer in point["layers"])
+    pruned = doc["points"][1]["layers"]
+    assert all("ratio" in layer for layer in pruned if layer["kind"] == "Conv2d")
+    frame = api.layers_frame(doc["run_id"])
+    assert {"mrs", "ratio", "step_sparsity"} <= set(frame.columns) and frame["mrs"].notna().all()
+
+
+def test_filter_pruning_refuses_a_model_without_convs(cache):
+    with pytest.raises(ValueError, match="prune.method: filter_layer prunes Conv2d layers; model mlp has none"):
+        run("prune.method=filter_layer", "model.name=mlp")
