@@ -19,6 +19,7 @@ import pandas as pd
 from engine.errors import NotFoundError, SpecError
 from engine.paths import REPO_ROOT, cache_dir
 from engine.store import BUDGET_COLUMNS, EFFICIENCY_COLUMNS, SHRUNK_COLUMNS, Store
+from engine.spec import describe
 
 if TYPE_CHECKING:
     import torch
@@ -177,8 +178,11 @@ def runs_frame(store: Store | None = None) -> pd.DataFrame:
         rows.append({"run_id": r["run_id"], "status": r["status"], "steps_done": r["steps_done"],
                      "n_steps": r["n_steps"], "dataset": spec["dataset"]["name"], "model": spec["model"]["name"],
                      "method": spec["prune"]["method"], "schedule": spec["schedule"]["name"],
+                     "base_mode": spec["train"]["mode"], "finetune_mode": spec["prune"].get("mode") or spec["train"]["mode"],
+                     "base_id": r["base_id"], "label": describe(spec),
                      "created_at": pd.to_datetime(r["created_at"], unit="s"), "error": r["error"]})
-    columns = ["run_id", "status", "steps_done", "n_steps", "dataset", "model", "method", "schedule", "created_at", "error"]
+    columns = ["run_id", "status", "steps_done", "n_steps", "dataset", "model", "method", "schedule", "base_mode",
+               "finetune_mode", "base_id", "label", "created_at", "error"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -224,6 +228,13 @@ def layers_frame(run_id: str, store: Store | None = None) -> pd.DataFrame:
         return frame
     steps = pd.DataFrame(store.steps(run_id))[["step", "sparsity"]].rename(columns={"sparsity": "step_sparsity"})
     return frame.merge(steps, on="step", how="left")
+
+
+def runs_having(what: str, store: Store | None = None) -> list[str]:
+    """Ids of runs (newest first) that have `budgets`, `mrs` or `transfer` results."""
+    store = store or open_store()
+    having = store.runs_having(what)
+    return [r["run_id"] for r in store.runs() if r["run_id"] in having]
 
 
 def budget_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:

@@ -166,3 +166,118 @@ def adversarial_share_lines(frame: pd.DataFrame, eps: float, title: str = "") ->
                       xaxis_title=f"share r of inputs attacked at ε = {eps_label(eps, norm_of(frame))}",
                       hovermode="x unified")
     return fig
+
+
+BUDGET_UNITS = {"Linf": "L∞ budget (pixel scale)", "RMS-L2": "budget (RMS-normalised L2, ‖r‖₂/√D)"}
+
+
+def budget_trajectory(frame: pd.DataFrame, labels: dict[str, str] | None = None) -> go.Figure:
+    """Training budgets per pruning step, one panel per run side by side (AP vs BAP).
+
+    Each panel: the 10–90 % and 25–75 % bands of the per-example budgets, their median, and the
+    cutoff; the x axis is the pruning step, the step's sparsity in the hover.
+    """
+    if frame.empty:
+        return _empty("no budget trajectories yet: run an ap or bap fine-tuning mode")
+    from plotly.subplots import make_subplots
+
+    labels = labels or {}
+    runs = list(dict.fromkeys(frame["run_id"]))
+    fig = make_subplots(rows=1, cols=len(runs), shared_yaxes=False,
+                        subplot_titles=[labels.get(r, r[:12]) for r in runs])
+    for col, run_id in enumerate(runs, start=1):
+        part = frame[frame["run_id"] == run_id].sort_values("step")
+        _budget_panel(fig, part, col, show_legend=col == 1)
+        fig.update_yaxes(title_text=BUDGET_UNITS.get(str(part["norm"].iloc[0]), "budget"), rangemode="tozero",
+                         row=1, col=col)
+        fig.update_xaxes(title_text="pruning step", dtick=1, row=1, col=col)
+    fig.update_layout(height=420, legend=dict(orientation="h", y=-0.25), margin=dict(t=60))
+    return fig
+
+
+def _band(fig: go.Figure, part: pd.DataFrame, low: str, high: str, name: str, opacity: float, col: int,
+          show_legend: bool) -> None:
+    x = list(part["step"]) + list(part["step"])[::-1]
+    y = list(part[high]) + list(part[low])[::-1]
+    fig.add_trace(go.Scatter(x=x, y=y, fill="toself", fillcolor=OKABE_ITO[0], opacity=opacity, line_width=0,
+                             name=name, legendgroup=name, showlegend=show_legend, hoverinfo="skip"), row=1, col=col)
+
+
+def _budget_panel(fig: go.Figure, part: pd.DataFrame, col: int, show_legend: bool) -> None:
+    _band(fig, part, "budget_q10", "budget_q90", "budgets 10–90 %", 0.2, col, show_legend)
+    _band(fig, part, "budget_q25", "budget_q75", "budgets 25–75 %", 0.35, col, show_legend)
+    hover = [f"step {s} · sparsity {sp:.1%}" for s, sp in zip(part["step"], part["sparsity"])]
+    fig.add_trace(go.Scatter(x=part["step"], y=part["budget_q50"], mode="lines+markers", name="median budget",
+                             legendgroup="median", showlegend=show_legend, line_color=OKABE_ITO[0],
+                             text=hover, hovertemplate="%{text}<br>median budget %{y:.4f}<extra></extra>"),
+                  row=1, col=col)
+    fig.add_trace(go.Scatter(x=part["step"], y=part["cutoff"], mode="lines+markers", name="cutoff c (batch mean)",
+                             legendgroup="cutoff", showlegend=show_legend, line=dict(color=OKABE_ITO[3], dash="dash"),
+                             text=hover, hovertemplate="%{text}<br>cutoff %{y:.4f}<extra></extra>"), row=1, col=col)
+    if "distance_q50" in part and part["distance_q50"].notna().any():
+        fig.add_trace(go.Scatter(x=part["step"], y=part["distance_q50"], mode="lines", name="median DeepFool distance",
+                                 legendgroup="distance", showlegend=show_legend,
+                                 line=dict(color=OKABE_ITO[2], dash="dot"), text=hover,
+                                 hovertemplate="%{text}<br>median distance %{y:.4f}<extra></extra>"), row=1, col=col)
+
+
+def _layer_grid(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+    order = list(dict.fromkeys(frame["layer"]))
+    grid = frame.pivot_table(index="layer", columns="step", values=value, aggfunc="mean")
+    return grid.reindex(order)
+
+
+def layer_heatmap(frame: pd.DataFrame, value: str = "mrs", title: str = "") -> go.Figure:
+    """A layer × pruning-step heat map of `mrs` (Module Robustness Sensitivity) or `sparsity` (%)."""
+    if frame.empty or value not in frame or frame[value].isna().all():
+        what = "MRS: run a spec with eval.mrs set" if value == "mrs" else "per-layer results yet"
+        return _empty(f"no {what}")
+    grid = _layer_grid(frame, value)
+    scale = 100 if value == "sparsity" else 1
+    steps = list(grid.columns)
+    sparsity = frame.drop_duplicates("step").set_index("step")["step_sparsity"] if "step_sparsity" in frame else None
+    ticks = [f"{s}<br>{sparsity[s]:.0%}" if sparsity is not None else str(s) for s in steps]
+    colour = {"mrs": "MRS (loss rise)", "sparsity": "sparsity (%)"}[value]
+    fig = go.Figure(go.Heatmap(
+        z=grid.values * scale, x=ticks, y=list(grid.index), colorscale=SEQUENTIAL, colorbar_title=colour,
+        zmin=0, zmax=100 if value == "sparsity" else None,
+        hovertemplate="layer %{y}<br>step %{x}<br>" + colour + " %{z:.4g}<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title="pruning step (sparsity)", yaxis_title="layer",
+                      yaxis_autorange="reversed", height=120 + 40 * len(grid.index))
+    return fig
+
+
+def ratios_bars(frame: pd.DataFrame, step: int) -> go.Figure:
+    """Per-layer pruned share at one step: MRPF's ratios beside the achieved sparsity (and MRS)."""
+    part = frame[frame["step"] == step]
+    if part.empty:
+        return _empty("no layers at this step")
+    fig = go.Figure(go.Bar(x=part["layer"], y=part["sparsity"] * 100, name="achieved sparsity",
+                           marker_color=OKABE_ITO[0]))
+    if "ratio" in part and part["ratio"].notna().any():
+        fig.add_trace(go.Bar(x=part["layer"], y=part["ratio"] * 100, name="MRPF ratio", marker_color=OKABE_ITO[1]))
+    fig.update_layout(barmode="group", yaxis_title="pruned (%)", yaxis_range=[0, 100], xaxis_title="layer",
+                      height=360, legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def runs_at_eps(frame: pd.DataFrame, eps: float, labels: dict[str, str] | None = None, title: str = "") -> go.Figure:
+    """Robust accuracy (%) vs sparsity at one ε, one line per run (frame: several runs, one attack)."""
+    part = frame[frame["eps"] == eps]
+    if part.empty:
+        return _empty("no results at this ε")
+    labels, norm = labels or {}, norm_of(frame)
+    fig = go.Figure()
+    for i, (run_id, rows) in enumerate(part.groupby("run_id", sort=False)):
+        rows = rows.sort_values("sparsity")
+        name = labels.get(run_id, run_id[:12])
+        fig.add_trace(go.Scatter(
+            x=rows["sparsity"] * 100, y=rows["acc"] * 100, mode="lines+markers", name=name,
+            line_color=OKABE_ITO[i % len(OKABE_ITO)], customdata=rows["clean_acc"] * 100,
+            hovertemplate=f"{name}<br>sparsity %{{x:.1f}} %<br>robust %{{y:.1f}} %<br>clean %{{customdata:.1f}} %<extra></extra>",
+        ))
+    fig.update_layout(title=title or f"Robust accuracy at ε = {eps_label(eps, norm)}", xaxis_title="sparsity (%)",
+                      yaxis_title="robust accuracy (%)", yaxis_range=[0, 100], height=420,
+                      legend=dict(orientation="h", y=-0.25))
+    return fig

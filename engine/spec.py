@@ -284,6 +284,33 @@ def spec_hash(model: BaseModel) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+def _schedule_words(schedule: dict[str, Any]) -> str:
+    if schedule["name"] == "gradual":
+        return f"gradual → {schedule['final_sparsity']:.0%}"
+    targets = schedule.get("targets") or [0.0]
+    return f"{schedule['name'].replace('_', '-')} → {', '.join(f'{t:.0%}' for t in targets)}"
+
+
+def _mode_words(mode: str, adversary: dict[str, Any]) -> str:
+    if mode in ("pgd_at", "trades") or (mode == "ap"):
+        return f"{mode} ε={adversary['eps']:g}"
+    if mode == "bap":
+        cutoff = adversary["cutoff"]
+        return f"bap ρ={adversary['rho']:g}, cutoff {'blind' if cutoff == 'blind' else cutoff}"
+    return mode
+
+
+def describe(spec: dict[str, Any]) -> str:
+    """A run's spec in words, for labels and hovers: model, data, base, method, schedule, fine-tuning."""
+    train, prune = spec["train"], spec["prune"]
+    base = _mode_words(train["mode"], train.get("adversary", {}))
+    words = f"{spec['model']['name']} on {spec['dataset']['name']} · {base} base · {prune['method']} · " \
+            f"{_schedule_words(spec['schedule'])}"
+    if prune.get("mode") not in (None, train["mode"]):
+        words += f" · fine-tune {_mode_words(prune['mode'], prune.get('adversary', {}))}"
+    return words
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:

@@ -374,6 +374,13 @@ class Store:
             f"WHERE b.run_id IN ({marks}) ORDER BY b.run_id, b.step", run_ids).fetchall()
         return [dict(r) for r in rows]
 
+    def runs_having(self, what: str) -> set[str]:
+        """Ids of runs with any `budgets` rows, `mrs` values or `transfer` rows."""
+        query = {"budgets": "SELECT DISTINCT run_id FROM budgets",
+                 "mrs": "SELECT DISTINCT run_id FROM layers WHERE mrs IS NOT NULL",
+                 "transfer": "SELECT DISTINCT run_id FROM transfer"}[what]
+        return {row[0] for row in self.db.execute(query)}
+
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """The finished steps of a run, in order."""
         rows = self.db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY step", (run_id,)).fetchall()

@@ -1,7 +1,12 @@
 """Helpers shared by the pages (Streamlit's page discovery skips this file)."""
 
+import re
+
+import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+
+RUN_PREFIX = re.compile(r"[0-9a-f]{6,64}")
 
 
 def route_through_app() -> None:
@@ -17,3 +22,40 @@ def route_through_app() -> None:
         if not st.session_state.get("routed"):
             st.session_state["routed"] = True
             st.rerun()
+
+
+def runs_from_query(name: str, run_ids: list[str], default: list[str]) -> list[str]:
+    """The runs a link names (comma-separated id prefixes of at least 6 hex digits), else `default`.
+
+    Unknown, ambiguous or malformed entries are dropped with one short note; nothing else is read.
+    """
+    raw = st.query_params.get(name)
+    if raw is None:
+        return default
+    chosen, dropped = [], 0
+    for prefix in raw[:2000].split(","):
+        matches = [r for r in run_ids if RUN_PREFIX.fullmatch(prefix) and r.startswith(prefix)]
+        if len(matches) == 1 and matches[0] not in chosen:
+            chosen.append(matches[0])
+        else:
+            dropped += 1
+    if dropped:
+        st.warning(f"Ignored {dropped} run(s) of the link that this store does not hold.")
+    return chosen or default
+
+
+def choice_from_query(name: str, choices: list, default):
+    """A query parameter's value if it is one of `choices`, else `default` (with a short note)."""
+    raw = st.query_params.get(name)
+    if raw is None:
+        return default
+    for choice in choices:
+        if str(choice) == raw:
+            return choice
+    st.toast(f"Ignored the link's {name!r}: not one of the available choices.")
+    return default
+
+
+def run_labels(runs: pd.DataFrame) -> dict[str, str]:
+    """Run id → '1a2b3c4d5e6f · the spec in words'."""
+    return {r.run_id: f"{r.run_id[:12]} · {r.label}" for r in runs.itertuples()}

@@ -22,8 +22,7 @@ with st.expander("How to read this plot"):
         "Models* (arXiv:2308.08160); runs need `eval.transfer: true`."
     )
 
-runs = api.runs_frame()
-with_transfer = [r for r in runs["run_id"] if not api.robust_frame([r], source="transfer").empty]
+with_transfer = api.runs_having("transfer")
 if not with_transfer:
     st.info("No run has transfer results yet. Submit a spec with `eval: {transfer: true, attacks: [...]}` on the "
             "Runs page, or `python -m engine run SPEC --set eval.transfer=true`.")

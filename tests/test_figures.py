@@ -61,3 +61,56 @@ def test_adversarial_share_runs_from_clean_to_robust(frame):
     first = fig.data[0]
     assert first.y[0] == pytest.approx(90.0) and first.y[-1] == pytest.approx(36.0)
 
+
+
+def budget_rows() -> pd.DataFrame:
+    rows = []
+    for run_id, norm, base in (("ap-run", "Linf", 0.1), ("bap-run", "RMS-L2", 0.05)):
+        for step in (1, 2, 3):
+            spread = 0.0 if norm == "Linf" else 0.01 * step
+            row = {"run_id": run_id, "step": step, "sparsity": 0.3 * step, "clean_acc": 0.8, "norm": norm,
+                   "cutoff": base, "budget_mean": base}
+            row.update({f"budget_q{q}": base - spread + 2 * spread * q / 100 for q in (10, 25, 50, 75, 90)})
+            row.update({f"distance_q{q}": (base * 2 if norm == "RMS-L2" else None) for q in (10, 25, 50, 75, 90)})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_budget_trajectory_puts_each_run_in_its_own_panel():
+    fig = figures.budget_trajectory(budget_rows(), {"ap-run": "AP ε=0.1", "bap-run": "BAP"})
+    assert [a.text for a in fig.layout.annotations] == ["AP ε=0.1", "BAP"]
+    medians = [t for t in fig.data if t.name == "median budget"]
+    assert len(medians) == 2 and list(medians[1].y) == pytest.approx([0.05, 0.05, 0.05])
+    assert fig.layout.yaxis.title.text.startswith("L∞") and fig.layout.yaxis2.title.text.startswith("budget (RMS")
+    assert [t.xaxis for t in fig.data if t.name == "median DeepFool distance"] == ["x2"]
+    assert "no budget" in figures.budget_trajectory(pd.DataFrame()).layout.annotations[0].text
+
+
+def layer_rows() -> pd.DataFrame:
+    return pd.DataFrame([{"step": step, "step_sparsity": step * 0.4, "layer": layer, "sparsity": step * 0.4,
+                          "mrs": mrs * (1 + step), "ratio": None if step == 0 else step * 0.4}
+                         for step in (0, 1, 2) for layer, mrs in (("conv1", 0.5), ("conv2", 0.1), ("fc", 0.02))])
+
+
+def test_layer_heatmap_is_layers_by_steps_in_model_order():
+    fig = figures.layer_heatmap(layer_rows(), "mrs")
+    heat = fig.data[0]
+    assert list(heat.y) == ["conv1", "conv2", "fc"] and list(heat.x) == ["0<br>0%", "1<br>40%", "2<br>80%"]
+    assert heat.z[0][2] == pytest.approx(1.5)
+    sparsity = figures.layer_heatmap(layer_rows(), "sparsity").data[0]
+    assert sparsity.z[1][1] == pytest.approx(40.0) and sparsity.zmax == 100
+    assert "eval.mrs" in figures.layer_heatmap(layer_rows().assign(mrs=None), "mrs").layout.annotations[0].text
+
+
+def test_ratio_bars_show_ratio_beside_achieved_sparsity():
+    fig = figures.ratios_bars(layer_rows(), 2)
+    assert [t.name for t in fig.data] == ["achieved sparsity", "MRPF ratio"]
+    assert list(fig.data[1].y) == pytest.approx([80.0, 80.0, 80.0])
+    assert [t.name for t in figures.ratios_bars(layer_rows(), 0).data] == ["achieved sparsity"]
+
+
+def test_runs_at_eps_draws_one_line_per_run(frame):
+    both = pd.concat([frame, frame.assign(run_id="s", acc=frame["acc"] / 2)])
+    fig = figures.runs_at_eps(both, 0.1, {"r": "first"})
+    assert [t.name for t in fig.data] == ["first", "s"]
+    assert list(fig.data[1].y) == pytest.approx([x / 2 for x in fig.data[0].y])

@@ -1,0 +1,78 @@
+"""The Budget and Layers pages through AppTest: empty store, populated store, hostile links."""
+
+import copy
+
+import pytest
+
+from tests.test_pages import page
+from tests.test_robust_runs import TREE
+
+
+@pytest.fixture(scope="module")
+def robust_cache(tmp_path_factory):
+    """A cache with an AP run and a BAP run (MRS at every step) and an MRPF run, on synthetic data."""
+    from engine import api
+    from engine.spec import apply_overrides, validate
+
+    root = tmp_path_factory.mktemp("robust-pages")
+    gradual = "schedule={name: gradual, final_sparsity: 0.8, begin: 0, end: 6, frequency: 3}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AER_CACHE_DIR", str(root))
+        api._store_at.cache_clear()
+        ids = {}
+        for name, overrides in {
+            "ap": ["train.mode=natural", "prune.method=global_magnitude", "prune.mode=ap", gradual],
+            "bap": ["train.mode=natural", "prune.method=global_magnitude", "prune.mode=bap", gradual,
+                    "eval.mrs={n_samples: 32, ascent_steps: 2}"],
+            "mrpf": ["prune.method=mrpf", "prune.mrs={n_samples: 32, ascent_steps: 2}"],
+        }.items():
+            spec = validate(apply_overrides(copy.deepcopy(TREE), overrides))
+            ids[name] = api.run(spec, api.open_store())["run_id"]
+        api._store_at.cache_clear()
+    return root, ids
+
+
+@pytest.mark.parametrize("path", ["pages/budget.py", "pages/layers.py"])
+def test_empty_store_says_what_to_run(cache, monkeypatch, path):
+    at = page(path, cache, monkeypatch)
+    assert not at.exception
+    assert any("python -m engine run" in i.value for i in at.info)
+
+
+def test_budget_page_shows_ap_and_bap_side_by_side(robust_cache, monkeypatch):
+    root, ids = robust_cache
+    at = page("pages/budget.py", root, monkeypatch)
+    assert not at.exception
+    assert set(at.multiselect[0].value) == {ids["ap"], ids["bap"]}
+    assert len(at.get("plotly_chart")) == 2
+    table = at.dataframe[0].value
+    assert set(table["norm"]) == {"Linf", "RMS-L2"} and (table["budget_q50"] > 0).all()
+    assert set(at.query_params["runs"].split(",")) == {ids["ap"][:12], ids["bap"][:12]}
+
+
+def test_budget_page_restores_its_runs_from_the_link_and_drops_strangers(robust_cache, monkeypatch):
+    root, ids = robust_cache
+    at = page("pages/budget.py", root, monkeypatch, runs=f"{ids['bap'][:12]},../../etc/passwd,{'f' * 5000}")
+    assert not at.exception
+    assert at.multiselect[0].value == [ids["bap"]]
+    assert any("Ignored 2 run(s)" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("view", ["MRS heat map", "sparsity heat map", "ratios at one step"])
+def test_layers_page_draws_every_view(robust_cache, monkeypatch, view):
+    root, ids = robust_cache
+    at = page("pages/layers.py", root, monkeypatch, view=view)
+    assert not at.exception
+    assert at.selectbox[0].value == ids["bap"]  # the newest run with MRS values
+    assert at.radio[0].value == view and len(at.get("plotly_chart")) == 1
+    assert "mrs" in at.dataframe[0].value.columns
+
+
+def test_layers_page_opens_the_linked_run(robust_cache, monkeypatch):
+    root, ids = robust_cache
+    at = page("pages/layers.py", root, monkeypatch, run=ids["mrpf"][:12], view="ratios at one step")
+    assert not at.exception
+    assert at.selectbox[0].value == ids["mrpf"]
+    frame = at.dataframe[0].value
+    assert frame["ratio"].notna().any()
+    assert any("no MRS" in i.value for i in at.info) is False
