@@ -118,17 +118,23 @@ def _cmd_run(args, api) -> int:
 
 def _print_document(doc: dict, as_json: bool) -> int:
     """The document as JSON, or a header line and one summary row per checkpoint."""
+    from engine.spec import describe
+
     if as_json:
         print(json.dumps(doc, indent=2))
         return 0
     cached = " (cached)" if doc["cached"] else ""
     print(f"run {doc['run_id']} · {doc['status']}{cached} · {len(doc['points'])}/{doc['n_steps']} steps")
+    print(f"    {describe(doc['spec'])}")
     print(f"{'step':>4}  {'sparsity':>8}  {'clean':>6}  robust accuracy by attack and ε")
     for point in doc["points"]:
         curves = {}
         for r in point["robust"]:
             curves.setdefault(r["attack"], []).append(f"{r['eps']:g}:{r['acc']:.3f}")
         text = "  ".join(f"{name} " + " ".join(v) for name, v in curves.items())
+        if "budget" in point:
+            budget = point["budget"]
+            text += f"  · budget median {budget['budget_q50']:.4g} ({budget['norm']}), cutoff {budget.get('cutoff', float('nan')):.4g}"
         print(f"{point['step']:>4}  {point['sparsity']:>8.3f}  {point['clean_acc']:>6.3f}  {text}")
     return 0
 

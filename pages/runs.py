@@ -29,26 +29,52 @@ def submit(tree_or_text) -> None:
         st.session_state["problems"] = exc.problems
 
 
+def form_tree(preset, method, schedule, final, steps, base_mode, finetune, train_eps, eps_text, seed, mrs) -> dict:
+    """The raw spec the form describes, on top of a preset (the spec validation names bad fields)."""
+    tree = api.load_tree(preset=preset)
+    try:
+        eps = [float(e) for e in eps_text.split(",") if e.strip()]
+    except ValueError:
+        eps = eps_text  # let the spec name the field
+    adversary = {"eps": float(train_eps)}
+    prune = {**tree.get("prune", {}), "method": method}
+    if finetune != "same as base":
+        prune.update({"mode": finetune, "adversary": adversary})
+    if schedule == "gradual":
+        plan = {"name": "gradual", "final_sparsity": final, "begin": 0, "end": 100 * steps, "frequency": 100}
+    else:
+        plan = {"name": "one_shot", "targets": [round(final * (k + 1) / steps, 4) for k in range(steps)],
+                "finetune_steps": 100}
+    tree.update({"prune": prune, "seed": int(seed), "schedule": plan,
+                 "train": {**tree.get("train", {}), "mode": base_mode, "adversary": adversary}})
+    tree["eval"] = {**tree.get("eval", {}), "attacks": [{"name": "pgd_linf", "eps": eps, "steps": 10}]}
+    if mrs:
+        tree["eval"]["mrs"] = {}
+    return tree
+
+
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
+catalog = api.catalog()
 with form_tab, st.form("spec-form"):
     left, right = st.columns(2)
     preset = left.selectbox("Start from preset", list(api.presets()), index=list(api.presets()).index("quickstart"))
-    method = right.selectbox("Pruning method", ["global_magnitude", "layer_magnitude", "random"])
-    final = left.slider("Final sparsity", 0.10, 0.99, 0.90, 0.01)
-    steps = right.slider("Pruning steps", 2, 10, 5)
+    method = right.selectbox("Pruning method", list(catalog["pruning method"]),
+                             index=list(catalog["pruning method"]).index("global_magnitude"),
+                             help="Structured methods (filter_*, kernel_*, mrpf) prune conv layers only; hydra and "
+                                  "lwm go with a one-shot schedule.")
+    schedule = left.radio("Schedule", ["gradual", "one-shot"], horizontal=True)
+    final = right.slider("Final sparsity", 0.10, 0.99, 0.90, 0.01)
+    steps = left.slider("Pruning steps", 2, 10, 5)
+    base_mode = right.selectbox("Base training", ["natural", "pgd_at", "trades"])
+    finetune = left.selectbox("Fine-tuning loss", ["same as base", "natural", "pgd_at", "trades", "ap", "bap"],
+                              help="ap: 0.5 clean + 0.5 adversarial at a fixed ε; bap: per-example budgets from "
+                                   "DeepFool, capped at the batch mean (see the Budget page).")
+    train_eps = right.number_input("Training ε (L∞, [0, 1] scale)", 0.0, 1.0, 0.1, 0.01)
     eps_text = left.text_input("PGD L∞ ε (comma-separated, [0, 1] scale)", "0, 0.01, 0.02, 0.04, 0.08")
     seed = right.number_input("Seed", 0, 2**31 - 1, 0)
+    mrs = left.checkbox("Measure every layer's MRS at every step (Layers page)")
     if st.form_submit_button("Submit", type="primary"):
-        tree = api.load_tree(preset=preset)
-        try:
-            eps = [float(e) for e in eps_text.split(",") if e.strip()]
-        except ValueError:
-            eps = eps_text  # let the spec name the field
-        tree.update({"prune": {**tree.get("prune", {}), "method": method}, "seed": int(seed),
-                     "schedule": {"name": "gradual", "final_sparsity": final, "begin": 0,
-                                  "end": 100 * steps, "frequency": 100}})
-        tree["eval"] = {**tree.get("eval", {}), "attacks": [{"name": "pgd_linf", "eps": eps, "steps": 10}]}
-        submit(tree)
+        submit(form_tree(preset, method, schedule, final, steps, base_mode, finetune, train_eps, eps_text, seed, mrs))
 
 with yaml_tab:
     upload = st.file_uploader("Or upload a spec (YAML or JSON; checked by its content)", type=None)

@@ -76,3 +76,26 @@ def test_layers_page_opens_the_linked_run(robust_cache, monkeypatch):
     frame = at.dataframe[0].value
     assert frame["ratio"].notna().any()
     assert any("no MRS" in i.value for i in at.info) is False
+
+
+def test_the_runs_form_queues_hydra_on_an_adversarial_base_with_bap_fine_tuning(cache, monkeypatch):
+    import json
+
+    from engine import api
+
+    at = page("pages/runs.py", cache, monkeypatch)
+    by_label = lambda widgets, label: next(w for w in widgets if w.label == label)
+    by_label(at.selectbox, "Pruning method").set_value("hydra")
+    by_label(at.selectbox, "Base training").set_value("pgd_at")
+    by_label(at.selectbox, "Fine-tuning loss").set_value("bap")
+    by_label(at.radio, "Schedule").set_value("one-shot")
+    by_label(at.checkbox, "Measure every layer's MRS at every step (Layers page)").check()
+    next(b for b in at.button if b.label == "Submit").click()
+    at.run()
+    assert not at.exception and any("Queued as job 1" in s.value for s in at.success)
+    run_id = api.jobs_frame(api.open_store())["run_id"].iloc[0]
+    spec = json.loads(api.open_store().db.execute("SELECT spec_json FROM jobs WHERE run_id LIKE ?",
+                                                  (run_id + "%",)).fetchone()[0])
+    assert spec["prune"]["method"] == "hydra" and spec["prune"]["mode"] == "bap"
+    assert spec["train"]["mode"] == "pgd_at" and spec["schedule"]["name"] == "one_shot"
+    assert spec["eval"]["mrs"] is not None
