@@ -80,3 +80,18 @@ def test_mrpf_stores_its_ratios_and_eval_mrs_every_layer(cache):
 def test_filter_pruning_refuses_a_model_without_convs(cache):
     with pytest.raises(ValueError, match="prune.method: filter_layer prunes Conv2d layers; model mlp has none"):
         run("prune.method=filter_layer", "model.name=mlp")
+
+
+@pytest.mark.slow
+def test_adversarial_training_raises_pgd_accuracy_at_its_budget(cache):
+    """RESEARCH.md check 15 on synthetic data: PGD-AT and TRADES beat natural training at ε_train."""
+    tree = copy.deepcopy(TREE)
+    tree["dataset"]["train_size"], tree["train"]["epochs"] = 2000, 3
+    tree["eval"] = {"n_samples": 300, "batch_size": 300,
+                    "attacks": [{"name": "pgd_linf", "eps": [0, 0.1], "steps": 5}]}
+    tree["schedule"] = {"name": "one_shot", "targets": [0.5], "finetune_steps": 0}
+    at_eps = {}
+    for mode in ("natural", "pgd_at", "trades"):
+        doc = run(f"train.mode={mode}", "train.adversary={eps: 0.1, steps: 3}", tree=tree)
+        at_eps[mode] = doc["points"][0]["robust"][-1]["acc"]
+    assert at_eps["pgd_at"] >= at_eps["natural"] + 0.2 and at_eps["trades"] >= at_eps["natural"] + 0.2, at_eps
