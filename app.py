@@ -4,6 +4,8 @@ Each page starts with `pages.route_through_app()`: a fresh Streamlit 1.67 server
 page on its own, without this router, because a folder named pages/ sits beside this file.
 """
 
+import threading
+
 import streamlit as st
 
 from engine import api
@@ -17,7 +19,16 @@ def worker_pool():
     return api.ensure_workers()
 
 
+@st.cache_resource(show_spinner=False)
+def warm_imports() -> threading.Thread:
+    """Import torch and the registries in the background once per server, so no page waits for them."""
+    thread = threading.Thread(target=api.catalog, name="warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 worker_pool()
+warm_imports()
 navigation = st.navigation({
     "AER Lab": [st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True)],
     "Explore": [st.Page("pages/surface.py", title="Surface", icon=":material/landscape:", url_path="surface"),

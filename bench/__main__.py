@@ -1,4 +1,7 @@
-"""Benchmarks: `python -m bench [PRESET ...]` times presets cold and cached through the CLI;
+"""Benchmarks: `python -m bench` measures every figure of AER Lab's speed against a baseline
+measured in the same run and prints it beside its target: the robustness surface vs a torchattacks
+loop (speed ratio, accuracy difference, share of the matmul peak), structured pruning's latency
+ratio, a preset cold and cached, and page render time from 1,000 runs; `--only` picks figures.
 `python -m bench --drill 20` kills a worker 20 times in one run and reports what survived.
 
 Prints numbers (seconds, ratios, counts); nothing here asserts a time.
@@ -35,19 +38,72 @@ def preset_cold_and_hit(preset: str) -> dict:
             "points": [(p["sparsity"], p["clean_acc"], [r["acc"] for r in p["robust"]]) for p in doc["points"]]}
 
 
+FIGURES = ("surface", "structured", "presets", "pages")
+
+# (figure, key, target, higher is better)
+TARGETS = [
+    ("surface", "speedup", 4.0, True), ("surface", "max_acc_diff_pt", 0.5, False),
+    ("surface", "ours_peak_fraction", 0.35, True),
+    ("structured", "speedup_b128", 2.5, True), ("structured", "speedup_b1", 1.8, True),
+    ("presets", "cold_s", 60.0, False), ("presets", "hit_s", 2.0, False),
+    ("pages", "slowest_warm_s", 1.0, False),
+]
+
+
+def measure(figure: str, presets: list[str]) -> dict:
+    """One figure's numbers (each ratio measured within this run)."""
+    if figure == "surface":
+        from bench import surface
+
+        return surface.run()
+    if figure == "structured":
+        from bench import structured
+
+        return structured.run()
+    if figure == "pages":
+        from bench import pages
+
+        return pages.run()
+    return preset_cold_and_hit(presets[0])
+
+
+def table(results: dict[str, dict]) -> str:
+    """The figures beside their targets, one line each."""
+    lines = [f"{'figure':<11} {'measure':<20} {'value':>9}  target"]
+    for figure, key, target, higher in TARGETS:
+        if figure in results and key in results[figure]:
+            value = results[figure][key]
+            met = value >= target if higher else value <= target
+            lines.append(f"{figure:<11} {key:<20} {value:>9}  {'≥' if higher else '≤'} {target:g}  "
+                         f"{'met' if met else 'NOT met'}")
+    return "\n".join(lines)
+
+
 def main() -> None:
-    """Run the chosen benchmarks and print one JSON line each."""
+    """Run the chosen benchmarks, print a table with targets, and write all numbers as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("presets", nargs="*", default=["quickstart"], help="presets to time cold and cached")
+    parser.add_argument("presets", nargs="*", default=["quickstart"], help="preset to time cold and cached")
+    parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES), help="figures to measure")
     parser.add_argument("--drill", type=int, metavar="KILLS", help="run the crash drill with this many kill -9s")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder for the JSON record")
     args = parser.parse_args()
     if args.drill:
         from bench.drill import run_drill
 
         print(json.dumps({"drill": run_drill(args.drill)}))
         return
-    for preset in args.presets:
-        print(json.dumps(preset_cold_and_hit(preset)))
+    import torch
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    results = {}
+    for figure in args.only:
+        results[figure] = measure(figure, args.presets)
+        print(json.dumps({figure: results[figure]}), flush=True)
+    print(table(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = args.out / time.strftime("%Y%m%d-%H%M%S.json")
+    record.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": results}, indent=2))
+    print(f"written to {record.relative_to(REPO) if record.is_relative_to(REPO) else record}")
 
 
 if __name__ == "__main__":

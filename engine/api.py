@@ -178,7 +178,8 @@ def runs_frame(store: Store | None = None) -> pd.DataFrame:
         rows.append({"run_id": r["run_id"], "status": r["status"], "steps_done": r["steps_done"],
                      "n_steps": r["n_steps"], "dataset": spec["dataset"]["name"], "model": spec["model"]["name"],
                      "method": spec["prune"]["method"], "schedule": spec["schedule"]["name"],
-                     "base_mode": spec["train"]["mode"], "finetune_mode": spec["prune"].get("mode") or spec["train"]["mode"],
+                     "base_mode": spec["train"].get("mode", "natural"),
+                     "finetune_mode": spec["prune"].get("mode") or spec["train"].get("mode", "natural"),
                      "base_id": r["base_id"], "label": describe(spec),
                      "created_at": pd.to_datetime(r["created_at"], unit="s"), "error": r["error"]})
     columns = ["run_id", "status", "steps_done", "n_steps", "dataset", "model", "method", "schedule", "base_mode",

@@ -4,7 +4,8 @@ Pure: takes a model and tensors, returns numbers, writes nothing. A robust curve
 one pass over its ε grid in increasing order, attacking only the examples still robust at the
 previous ε: an example broken at a smaller ε of the same norm stays broken at every larger one
 (its adversarial example lies inside the larger ball too). So the curve starts at clean
-accuracy at ε = 0, never rises, and later ε cost less as fewer examples remain.
+accuracy at ε = 0, never rises, and later ε cost less as fewer examples remain. Within one
+attack, iterative attacks drop an example at the first iterate that fools the model.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def robust_curve(
     """
     model.eval()
     attack = build_attack(spec)
+    attack.stop_when_fooled = True  # an iterate that fools is an adversarial example; stop spending on it
     params = json.dumps({**spec.model_dump(mode="json"), "seed": seed, "unbounded": attack.minimal}, sort_keys=True)
     robust = (predict(model, x, batch_size) == y) if correct is None else correct.clone()
     if attack.minimal:

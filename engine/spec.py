@@ -292,21 +292,22 @@ def _schedule_words(schedule: dict[str, Any]) -> str:
 
 
 def _mode_words(mode: str, adversary: dict[str, Any]) -> str:
-    if mode in ("pgd_at", "trades") or (mode == "ap"):
-        return f"{mode} ε={adversary['eps']:g}"
+    defaults = AdversarySpec()
+    if mode in ("pgd_at", "trades", "ap"):
+        return f"{mode} ε={adversary.get('eps', defaults.eps):g}"
     if mode == "bap":
-        cutoff = adversary["cutoff"]
-        return f"bap ρ={adversary['rho']:g}, cutoff {'blind' if cutoff == 'blind' else cutoff}"
+        cutoff = adversary.get("cutoff", defaults.cutoff)
+        return f"bap ρ={adversary.get('rho', defaults.rho):g}, cutoff {cutoff}"
     return mode
 
 
 def describe(spec: dict[str, Any]) -> str:
     """A run's spec in words, for labels and hovers: model, data, base, method, schedule, fine-tuning."""
-    train, prune = spec["train"], spec["prune"]
-    base = _mode_words(train["mode"], train.get("adversary", {}))
-    words = f"{spec['model']['name']} on {spec['dataset']['name']} · {base} base · {prune['method']} · " \
+    train, prune = spec.get("train", {}), spec.get("prune", {})
+    base = _mode_words(train.get("mode", "natural"), train.get("adversary", {}))
+    words = f"{spec['model']['name']} on {spec['dataset']['name']} · {base} base · {prune.get('method', '?')} · " \
             f"{_schedule_words(spec['schedule'])}"
-    if prune.get("mode") not in (None, train["mode"]):
+    if prune.get("mode") not in (None, train.get("mode", "natural")):
         words += f" · fine-tune {_mode_words(prune['mode'], prune.get('adversary', {}))}"
     return words
 

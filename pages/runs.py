@@ -53,8 +53,14 @@ def form_tree(preset, method, schedule, final, steps, base_mode, finetune, train
     return tree
 
 
+@st.cache_resource(show_spinner=False)
+def registry_names() -> dict[str, list[str]]:
+    """Every registry's names (imports torch once per server)."""
+    return {kind: list(entries) for kind, entries in api.catalog().items()}
+
+
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
-catalog = api.catalog()
+catalog = registry_names()
 with form_tab, st.form("spec-form"):
     left, right = st.columns(2)
     preset = left.selectbox("Start from preset", list(api.presets()), index=list(api.presets()).index("quickstart"))

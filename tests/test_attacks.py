@@ -186,3 +186,33 @@ def test_more_steps_never_raise_robust_accuracy(tiny_cnn, synthetic, name, grid)
     few, many = (robust_curve(tiny_cnn, x, y, AttackSpec(name=name, eps=grid, steps=s), batch_size=100)[-1].acc
                  for s in (2, 20))
     assert many <= few + 0.01
+
+
+@pytest.mark.parametrize("name", ["pgd_linf", "pgd_l2"])
+def test_stopping_fooled_examples_early_only_finds_more_breaks(tiny_cnn, synthetic, name):
+    """Early stop keeps each first fooling iterate; the others follow plain PGD's path exactly."""
+    x, y = synthetic.x_test[:300], synthetic.y_test[:300]
+    eps = 0.08 if name == "pgd_linf" else 1.0
+    plain = make(name, steps=10, relative_step=0.25, random_start=False)
+    early = make(name, steps=10, relative_step=0.25, random_start=False)
+    early.stop_when_fooled = True
+    adv_plain, adv_early = plain.perturb(tiny_cnn, x, y, eps), early.perturb(tiny_cnn, x, y, eps)
+    with torch.no_grad():
+        robust_plain = tiny_cnn(adv_plain).argmax(1) == y
+        robust_early = tiny_cnn(adv_early).argmax(1) == y
+    assert int((robust_early & ~robust_plain).sum()) <= 1  # float noise of smaller batches at most
+    assert 0 < int(robust_early.sum()) <= int(robust_plain.sum())
+    assert float(_ball_distance(adv_early - x, plain.norm).max()) <= eps + 1e-5
+    assert adv_early.min() >= 0 and adv_early.max() <= 1
+
+
+def test_the_fast_surface_equals_torchattacks_per_eps_within_noise(tiny_cnn, synthetic):
+    """Issue 8's promise on a small scale: one pass over the ε grid vs torchattacks at every ε."""
+    x, y = synthetic.x_test, synthetic.y_test
+    grid = [0.0, 0.02, 0.05, 0.1]
+    curve = robust_curve(tiny_cnn, x, y, AttackSpec(name="pgd_linf", eps=grid, steps=10), seed=3)
+    torch.manual_seed(3)
+    for point, eps in zip(curve, grid):
+        adv = torchattacks.PGD(tiny_cnn, eps=eps, alpha=eps / 4, steps=10, random_start=True)(x, y) if eps else x
+        reference = accuracy(tiny_cnn, adv, y)
+        assert abs(point.acc - reference) <= 0.03, (eps, point.acc, reference)

@@ -23,6 +23,7 @@ class Attack:
     norm: ClassVar[str] = "Linf"
     minimal: ClassVar[bool] = False
     options: ClassVar[dict[str, float | int | str]] = {}
+    stop_when_fooled: bool = False  # iterative attacks that honour it drop examples once fooled
 
     def __init__(self, steps: int = 10, relative_step: float = 0.25, random_start: bool = True, **options):
         self.steps = steps
