@@ -10,7 +10,7 @@ import streamlit as st
 
 from engine import api
 
-st.set_page_config(page_title="AER Lab", page_icon=":material/shield:", layout="wide")
+st.set_page_config(page_title="AER Lab", page_icon=".streamlit/favicon.png", layout="wide")  # local: no CDN
 
 
 @st.cache_resource(show_spinner=False)

@@ -142,3 +142,33 @@ def test_a_shared_surface_link_opens_the_same_view(server, browser):
     assert page.get_by_text("heat map").count() >= 1
     assert "view=heat+map" in page.url or "view=heat%20map" in page.url
     page.close()
+
+
+SCREENSHOTS = REPO / "tests" / "output" / "screenshots"
+TITLES = {"home": "AER Lab", "surface": "Robust accuracy over sparsity × ε", "layers": "Layer by layer",
+          "budget": "Adversarial budgets while pruning", "transfer": "Transfer from the base model", "runs": "Runs"}
+
+
+@pytest.mark.parametrize("path", list(TITLES))
+def test_every_page_renders_in_the_browser_without_console_errors(server, browser, path):
+    url, _, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors, probes = [], []
+    # Streamlit's frontend finds its server path by probing {page path}/_stcore/health and host-config
+    # first; the 404s of those probes are its design, not ours. Every other failed request counts.
+    page.on("response", lambda r: probes.append(r.url) if r.status == 404 and re.search(
+        r"/[a-z]+/_stcore/(health|host-config)$", r.url) else None)
+    page.on("requestfailed", lambda request: errors.append(f"{request.url}: {request.failure}"))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{url}/{'' if path == 'home' else path}")  # the default page lives at /
+    page.get_by_role("heading", name=TITLES[path]).first.wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{path}.png"), full_page=True)
+    assert page.get_by_text("Traceback").count() == 0
+    not_found = [e for e in errors if "status of 404" in e]
+    assert len(not_found) <= len(probes), errors  # only the path probes answered 404
+    assert [e for e in errors if "status of 404" not in e] == [], errors  # nothing fetched from outside
+    assert not any(host in " ".join(errors) for host in ("gstatic", "googleapis", "twemoji")), errors
+    page.close()
