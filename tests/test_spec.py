@@ -110,3 +110,11 @@ def test_override_without_equals_is_refused(smoke_tree):
 def test_defaults_make_a_complete_spec():
     spec = RunSpec.model_validate({"schedule": {"name": "one_shot", "targets": [0.5]}})
     assert spec.dataset.name == "fashion_mnist" and spec.model.name == "small_cnn"
+
+
+def test_every_preset_validates():
+    from engine import api
+
+    for name in api.presets():
+        spec = api.load_spec(preset=name)
+        assert spec.run_id() and spec.schedule.sparsities()[0] == 0.0, name
