@@ -32,6 +32,7 @@ warm_imports()
 navigation = st.navigation({
     "AER Lab": [st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True)],
     "Explore": [st.Page("pages/surface.py", title="Surface", icon=":material/landscape:", url_path="surface"),
+                st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
                 st.Page("pages/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
                 st.Page("pages/budget.py", title="Budget", icon=":material/tune:", url_path="budget"),
                 st.Page("pages/transfer.py", title="Transfer", icon=":material/swap_horiz:", url_path="transfer")],

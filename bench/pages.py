@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ["home", "surface", "layers", "budget", "transfer", "runs"]
+PAGES = ["home", "surface", "compare", "layers", "budget", "transfer", "runs"]
 
 
 def fill(root: Path, n_runs: int) -> None:
@@ -27,7 +27,7 @@ def fill(root: Path, n_runs: int) -> None:
         run_id = f"{i:064x}"
         spec = ('{"dataset":{"name":"synthetic"},"model":{"name":"small_cnn"},"prune":{"method":"global_magnitude",'
                 '"mode":"bap"},"schedule":{"name":"gradual","final_sparsity":0.9},"train":{"mode":"natural"},"seed":%d}' % i)
-        store.begin_run(run_id, "b" * 64, spec, "bench", 6)
+        store.begin_run(run_id, f"{i % 50:064x}", spec, "bench", 6)  # 50 bases of 20 runs each
         for step in range(6):
             sparsity = step * 0.18
             robust = [{"attack": "pgd_linf", "norm": "Linf", "eps": e, "acc": max(0.0, 0.9 - e * 5 - sparsity / 10)}

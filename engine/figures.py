@@ -6,6 +6,7 @@ The robust frame has one row per step × ε with columns `step`, `sparsity`, `cl
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -280,4 +281,53 @@ def runs_at_eps(frame: pd.DataFrame, eps: float, labels: dict[str, str] | None =
     fig.update_layout(title=title or f"Robust accuracy at ε = {eps_label(eps, norm)}", xaxis_title="sparsity (%)",
                       yaxis_title="robust accuracy (%)", yaxis_range=[0, 100], height=420,
                       legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "") -> go.Figure:
+    """Second run minus first, in accuracy points over sparsity × ε (diverging, centred on 0)."""
+    if diff.empty:
+        return _empty("the runs share no sparsity range or ε")
+    points = diff.values * 100
+    bound = max(float(np.nanmax(np.abs(points))), 1.0)
+    fig = go.Figure(go.Heatmap(
+        z=points, x=[eps_label(e, norm) for e in diff.columns], y=diff.index * 100, colorscale="PuOr",
+        zmid=0, zmin=-bound, zmax=bound, colorbar_title="Δ robust acc. (pt)",
+        hovertemplate="sparsity %{y:.1f} %<br>ε %{x}<br>second − first %{z:+.1f} pt<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title=eps_axis_title(norm), yaxis_title="sparsity (%)", height=440)
+    return fig
+
+
+PARETO_AXES = {"sparsity": ("sparsity", "sparsity (%)", 100.0, False),
+               "flops": ("sparse_flops", "FLOPs per image (sparse)", 1.0, True),
+               "latency": ("latency_ms_b128", "latency at batch 128 (ms, this CPU)", 1.0, True)}
+
+
+def pareto_scatter(frame: pd.DataFrame, axis: str, eps: float, labels: dict[str, str] | None = None) -> go.Figure:
+    """Robust accuracy at ε against sparsity, FLOPs or latency for every checkpoint, Pareto front joined.
+
+    `frame`: robust rows at one ε merged with efficiency columns. For sparsity, more is better;
+    for FLOPs and latency, less is.
+    """
+    from engine.summaries import pareto_front
+
+    column, title, scale, lower_is_better = PARETO_AXES[axis]
+    part = frame.dropna(subset=[column]) if column in frame else frame.iloc[0:0]
+    if part.empty:
+        return _empty(f"no {axis} numbers for these runs")
+    labels = labels or {}
+    cost = part[column].to_numpy() * (1 if lower_is_better else -1)
+    front = part[pareto_front(cost, part["acc"].to_numpy())].sort_values(column)
+    fig = go.Figure()
+    for i, (run_id, rows) in enumerate(part.groupby("run_id", sort=False)):
+        fig.add_trace(go.Scatter(x=rows[column] * scale, y=rows["acc"] * 100, mode="markers",
+                                 name=labels.get(run_id, run_id[:12]), marker=dict(size=10, color=OKABE_ITO[i % 8]),
+                                 text=[f"step {s}" for s in rows["step"]],
+                                 hovertemplate="%{text}<br>%{x:.4g}<br>robust %{y:.1f} %<extra></extra>"))
+    fig.add_trace(go.Scatter(x=front[column] * scale, y=front["acc"] * 100, mode="lines", name="Pareto front",
+                             line=dict(color="#000000", dash="dot"), hoverinfo="skip"))
+    norm = norm_of(part)
+    fig.update_layout(xaxis_title=title, yaxis_title=f"robust accuracy at ε = {eps_label(eps, norm)} (%)",
+                      yaxis_range=[0, 100], height=440, legend=dict(orientation="h", y=-0.25))
     return fig

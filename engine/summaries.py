@@ -103,3 +103,35 @@ def input_range_warning(x_min: float, x_max: float) -> str | None:
     if x_min < -1e-6 or x_max > 1 + 1e-6:
         return f"evaluation inputs span [{x_min:.3g}, {x_max:.3g}], outside [0, 1]: ε would not mean what it says"
     return None
+
+
+def difference_grid(first: pd.DataFrame, second: pd.DataFrame, points: int = 21) -> pd.DataFrame:
+    """Robust accuracy of `second` minus `first` (fractions) over sparsity × ε, one attack each.
+
+    Runs with different schedules checkpoint at different sparsities, so each run's accuracy at
+    every ε is interpolated linearly over sparsity onto a common grid spanning only the range both
+    runs cover; ε values are those both runs evaluated. Rows: sparsity; columns: ε.
+    """
+    eps_values = sorted(set(first["eps"]) & set(second["eps"]))
+    low = max(first["sparsity"].min(), second["sparsity"].min())
+    high = min(first["sparsity"].max(), second["sparsity"].max())
+    if not eps_values or high < low:
+        return pd.DataFrame()
+    grid = np.linspace(low, high, points) if high > low else np.array([low])
+
+    def along(frame: pd.DataFrame, eps: float) -> np.ndarray:
+        curve = frame[frame["eps"] == eps].groupby("sparsity")["acc"].mean().sort_index()
+        return np.interp(grid, curve.index.to_numpy(), curve.to_numpy())
+
+    diff = {eps: along(second, eps) - along(first, eps) for eps in eps_values}
+    return pd.DataFrame(diff, index=pd.Index(grid, name="sparsity"))
+
+
+def pareto_front(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points no other point beats (lower or equal cost and higher value, one strictly)."""
+    cost, value = np.asarray(cost, float), np.asarray(value, float)
+    front = np.ones(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        better = (cost <= cost[i]) & (value >= value[i]) & ((cost < cost[i]) | (value > value[i]))
+        front[i] = not better.any()
+    return front

@@ -114,3 +114,19 @@ def test_runs_at_eps_draws_one_line_per_run(frame):
     fig = figures.runs_at_eps(both, 0.1, {"r": "first"})
     assert [t.name for t in fig.data] == ["first", "s"]
     assert list(fig.data[1].y) == pytest.approx([x / 2 for x in fig.data[0].y])
+
+
+def test_difference_heatmap_is_centred_on_zero_in_points():
+    diff = pd.DataFrame({0.0: [0.0, 0.02], 0.1: [-0.05, 0.1]}, index=pd.Index([0.0, 0.5], name="sparsity"))
+    heat = figures.difference_heatmap(diff, "Linf").data[0]
+    assert heat.zmid == 0 and heat.zmax == pytest.approx(10.0) and heat.zmin == pytest.approx(-10.0)
+    assert list(heat.y) == [0.0, 50.0] and list(heat.x) == ["0", "0.1 ≈ 25.5/255"]
+    assert "no sparsity" in figures.difference_heatmap(pd.DataFrame(), "Linf").layout.annotations[0].text
+
+
+def test_pareto_scatter_joins_the_front(frame):
+    at_eps = frame[frame["eps"] == 0.1].assign(latency_ms_b128=[3.0, 2.0, 1.0])
+    fig = figures.pareto_scatter(at_eps, "latency", 0.1)
+    front = fig.data[-1]
+    assert front.name == "Pareto front" and len(front.x) == 3  # faster and less accurate: all unbeaten
+    assert "no flops" in figures.pareto_scatter(at_eps, "flops", 0.1).layout.annotations[0].text

@@ -99,3 +99,27 @@ def test_the_runs_form_queues_hydra_on_an_adversarial_base_with_bap_fine_tuning(
     assert spec["prune"]["method"] == "hydra" and spec["prune"]["mode"] == "bap"
     assert spec["train"]["mode"] == "pgd_at" and spec["schedule"]["name"] == "one_shot"
     assert spec["eval"]["mrs"] is not None
+
+
+def test_compare_on_an_empty_store_says_what_to_run(cache, monkeypatch):
+    at = page("pages/compare.py", cache, monkeypatch)
+    assert not at.exception and any("two runs on one base" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("axis", ["sparsity", "flops", "latency"])
+def test_compare_draws_runs_on_one_base_three_ways(robust_cache, monkeypatch, axis):
+    root, ids = robust_cache
+    at = page("pages/compare.py", root, monkeypatch, x=axis)
+    assert not at.exception
+    assert set(at.multiselect[0].value) == {ids["ap"], ids["bap"]}  # the MRPF run has another base
+    assert len(at.get("plotly_chart")) == 3 and at.radio[0].value == axis
+    assert at.query_params["x"] == axis
+
+
+def test_compare_restores_runs_and_eps_from_the_link(robust_cache, monkeypatch):
+    root, ids = robust_cache
+    at = page("pages/compare.py", root, monkeypatch, runs=f"{ids['bap'][:12]},{ids['ap'][:12]}", eps="0.0",
+              attack="nonsense")
+    assert not at.exception
+    assert at.multiselect[0].value == [ids["bap"], ids["ap"]]
+    assert at.sidebar.select_slider[0].value == 0.0 and at.sidebar.selectbox[0].value == "pgd_linf"

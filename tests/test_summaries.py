@@ -64,3 +64,28 @@ def test_unbounded_attack_far_from_zero_is_flagged():
 def test_inputs_outside_the_unit_range_are_flagged():
     assert summaries.input_range_warning(0.0, 1.0) is None
     assert "outside [0, 1]" in summaries.input_range_warning(-0.42, 2.8)
+
+
+def test_difference_grid_interpolates_onto_the_shared_sparsity_range():
+    import numpy as np
+    import pandas as pd
+
+    from engine.summaries import difference_grid
+
+    def run(sparsities, offset):
+        return pd.DataFrame([{"sparsity": s, "eps": e, "acc": 0.9 - s / 2 - e + offset}
+                             for s in sparsities for e in (0.0, 0.1)])
+
+    diff = difference_grid(run([0.0, 0.5, 0.9], 0.0), run([0.0, 0.3, 0.6], 0.05), points=7)
+    assert diff.index.min() == 0.0 and diff.index.max() == 0.6  # only where both runs have checkpoints
+    assert list(diff.columns) == [0.0, 0.1]
+    assert np.allclose(diff.values, 0.05)  # linear curves: the interpolated difference is the offset
+    assert difference_grid(run([0.0, 0.2], 0), run([0.5, 0.9], 0)).empty
+
+
+def test_pareto_front_keeps_only_unbeaten_points():
+    from engine.summaries import pareto_front
+
+    cost = [1.0, 2.0, 3.0, 2.0, 4.0]
+    value = [0.5, 0.7, 0.6, 0.7, 0.9]
+    assert pareto_front(cost, value).tolist() == [True, True, False, True, True]

@@ -1,0 +1,70 @@
+"""Compare: two or more runs on one base model, side by side, as a difference, and as a Pareto view."""
+
+import streamlit as st
+
+from engine import api, figures, summaries
+from pages import choice_from_query, route_through_app, run_labels, runs_from_query
+
+route_through_app()
+
+AXES = ["sparsity", "flops", "latency"]
+
+st.title("Compare pruning runs")
+st.markdown(
+    "What-if on one trained base: how do two schedules or methods differ in robustness at the same "
+    "sparsity? Pick runs that share a base model; the difference map shows where one beats the other, and "
+    "the Pareto view which checkpoints are worth keeping for what they cost."
+)
+with st.expander("How to read these plots"):
+    st.markdown(
+        "- **Side by side**: robust accuracy against sparsity at one ε, one line per run (hover for clean accuracy).\n"
+        "- **Difference**: second run minus first, in accuracy points, over sparsity × ε. Orange: the second is more "
+        "robust; purple: the first. Runs checkpoint at different sparsities, so both are interpolated linearly onto "
+        "the sparsity range they share.\n"
+        "- **Pareto**: every checkpoint's robust accuracy against its cost (sparsity, sparse FLOPs or measured "
+        "latency); the dotted line joins the checkpoints no other one beats on both.\n"
+        "- Runs share a base when dataset, model, base training and seed agree (their base id)."
+    )
+
+runs = api.runs_frame()
+runs = runs[runs["steps_done"] > 0]
+shared = runs.groupby("base_id")["run_id"].transform("count") >= 2
+if runs.empty or not shared.any():
+    st.info("Compare needs two runs on one base. Run a preset twice with a different method, e.g. "
+            "`python -m engine run --preset quickstart` and `python -m engine run --preset quickstart "
+            "--set prune.method=random`.")
+    st.stop()
+
+labels = run_labels(runs)
+run_ids = list(runs.loc[shared, "run_id"])
+linked = runs_from_query("runs", run_ids, [])
+base_id = runs.set_index("run_id").loc[(linked or run_ids)[0], "base_id"]
+same_base = [r for r in run_ids if runs.set_index("run_id").loc[r, "base_id"] == base_id]
+chosen = st.sidebar.multiselect("Runs (one base)", same_base, default=[r for r in linked if r in same_base] or same_base[:2],
+                                format_func=labels.get)
+robust = api.robust_frame(chosen)
+attacks = sorted(robust["attack"].unique())
+if len(chosen) < 2 or not attacks:
+    st.info("Pick at least two runs with robust results in the sidebar.")
+    st.stop()
+attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0])))
+axis = st.sidebar.radio("Pareto cost", AXES, index=AXES.index(choice_from_query("x", AXES, AXES[0])))
+robust = robust[robust["attack"] == attack]
+norm = figures.norm_of(robust)
+eps_values = sorted(robust["eps"].unique())
+eps = st.sidebar.select_slider("ε", eps_values, value=choice_from_query("eps", eps_values, eps_values[-1]),
+                               format_func=lambda e: figures.eps_label(e, norm))
+st.query_params.update({"runs": ",".join(r[:12] for r in chosen), "attack": attack, "x": axis, "eps": str(eps)})
+
+side, difference, pareto = st.tabs(["Side by side", "Difference", "Pareto"])
+side.plotly_chart(figures.runs_at_eps(robust, eps, labels), width="stretch")
+first, second = chosen[0], chosen[1]
+diff = summaries.difference_grid(robust[robust["run_id"] == first], robust[robust["run_id"] == second])
+difference.caption(f"Second − first: {labels[second]}  −  {labels[first]}")
+difference.plotly_chart(figures.difference_heatmap(diff, norm), width="stretch")
+at_eps = robust[robust["eps"] == eps].merge(api.efficiency_frame(chosen).drop(columns=["sparsity"]),
+                                            on=["run_id", "step"], how="left")
+pareto.plotly_chart(figures.pareto_scatter(at_eps, axis, eps, labels), width="stretch")
+auc = summaries.auc_table(robust).merge(runs[["run_id", "label"]], on="run_id")
+st.dataframe(auc[["label", "step", "sparsity", "clean_acc", "auc"]], hide_index=True, width="stretch",
+             column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")})
