@@ -35,7 +35,8 @@ navigation = st.navigation({
                 st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
                 st.Page("pages/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
                 st.Page("pages/budget.py", title="Budget", icon=":material/tune:", url_path="budget"),
-                st.Page("pages/transfer.py", title="Transfer", icon=":material/swap_horiz:", url_path="transfer")],
+                st.Page("pages/transfer.py", title="Transfer", icon=":material/swap_horiz:", url_path="transfer"),
+                st.Page("pages/playground.py", title="Playground", icon=":material/science:", url_path="playground")],
     "Runs": [st.Page("pages/runs.py", title="Runs", icon=":material/queue:", url_path="runs")],
 })
 navigation.run()

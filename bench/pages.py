@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PAGES = ["home", "surface", "compare", "layers", "budget", "transfer", "runs"]
+PAGES = ["home", "surface", "compare", "layers", "budget", "transfer", "runs"]  # playground needs checkpoints
 
 
 def fill(root: Path, n_runs: int) -> None:

@@ -331,3 +331,29 @@ def pareto_scatter(frame: pd.DataFrame, axis: str, eps: float, labels: dict[str,
     fig.update_layout(xaxis_title=title, yaxis_title=f"robust accuracy at ε = {eps_label(eps, norm)} (%)",
                       yaxis_range=[0, 100], height=440, legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def playground_grid(examples: list, class_names: tuple[str, ...], amplify: float = 10.0) -> go.Figure:
+    """Each attacked image as a row: clean, perturbation (×`amplify`, grey = 0) and adversarial image."""
+    from plotly.subplots import make_subplots
+
+    if not examples:
+        return _empty("pick at least one image")
+    titles = []
+    for e in examples:
+        adv_guess = e.pruned_top3[0][0]
+        titles += [f"#{e.index}: {class_names[e.label]}", f"perturbation ×{amplify:g}",
+                   f"pruned sees {class_names[adv_guess]}" + (" ✗" if adv_guess != e.label else " ✓")]
+    fig = make_subplots(rows=len(examples), cols=3, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.06)
+    for row, e in enumerate(examples, start=1):
+        delta = np.clip(0.5 + amplify * e.perturbation, 0.0, 1.0)
+        for col, image in enumerate((e.clean, delta, e.adversarial), start=1):
+            pixels = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+            if pixels.ndim == 2:
+                pixels = np.stack([pixels] * 3, axis=-1)
+            fig.add_trace(go.Image(z=pixels, hoverinfo="skip"), row=row, col=col)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=230 * len(examples), margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -123,3 +123,34 @@ def test_compare_restores_runs_and_eps_from_the_link(robust_cache, monkeypatch):
     assert not at.exception
     assert at.multiselect[0].value == [ids["bap"], ids["ap"]]
     assert at.sidebar.select_slider[0].value == 0.0 and at.sidebar.selectbox[0].value == "pgd_linf"
+
+
+def test_playground_on_an_empty_store_says_what_to_run(cache, monkeypatch):
+    at = page("pages/playground.py", cache, monkeypatch)
+    assert not at.exception and any("teaching" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("eps", ["nan", "inf", "-1", "1e400"])
+def test_playground_refuses_non_finite_budgets(robust_cache, monkeypatch, eps):
+    root, _ = robust_cache
+    at = page("pages/playground.py", root, monkeypatch, eps=eps)
+    assert not at.exception and at.sidebar.number_input[0].value == 0.1
+
+
+@pytest.mark.parametrize("attack", ["pgd_linf", "fgsm", "pgd_l2", "deepfool"])
+def test_playground_attacks_a_cached_checkpoint(robust_cache, monkeypatch, attack):
+    root, ids = robust_cache
+    at = page("pages/playground.py", root, monkeypatch, run=ids["ap"][:12], attack=attack, img="5")
+    assert not at.exception
+    assert at.sidebar.selectbox[0].value == ids["ap"] and at.sidebar.selectbox[2].value == attack
+    assert len(at.get("plotly_chart")) == 1
+    table = at.dataframe[0].value
+    assert list(table["image"]) == [5, 6, 7] and table["dense, attacked"].str.contains("%").all()
+    assert "ms" in at.caption[0].value
+
+
+def test_playground_ignores_hostile_parameters(robust_cache, monkeypatch):
+    root, _ = robust_cache
+    at = page("pages/playground.py", root, monkeypatch, run="../../etc", step="99", eps="nan'; DROP", img="-4")
+    assert not at.exception
+    assert at.sidebar.number_input[0].value >= 0
