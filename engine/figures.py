@@ -333,12 +333,18 @@ def pareto_scatter(frame: pd.DataFrame, axis: str, eps: float, labels: dict[str,
     return fig
 
 
-def playground_grid(examples: list, class_names: tuple[str, ...], amplify: float = 10.0) -> go.Figure:
-    """Each attacked image as a row: clean, perturbation (×`amplify`, grey = 0) and adversarial image."""
+def playground_grid(examples: list, class_names: tuple[str, ...], amplify: float | None = None) -> go.Figure:
+    """Each attacked image as a row: clean, perturbation (amplified around mid-grey) and adversarial image.
+
+    By default the amplification maps the largest perturbation to full contrast.
+    """
     from plotly.subplots import make_subplots
 
     if not examples:
         return _empty("pick at least one image")
+    if amplify is None:
+        largest = max(float(np.abs(e.perturbation).max()) for e in examples)
+        amplify = round(0.5 / largest, 1) if largest > 0 else 1.0
     titles = []
     for e in examples:
         adv_guess = e.pruned_top3[0][0]

@@ -24,8 +24,8 @@ with st.expander("How to read this"):
     st.markdown(
         "- The attack is crafted on the **pruned** model; the dense model (the run's step 0) sees the same "
         "adversarial image, so you can see whether the fooling transfers.\n"
-        "- The middle panel shows the perturbation ×10 around mid-grey: lighter pixels were brightened, darker "
-        "ones dimmed. L∞ budgets are on the [0, 1] pixel scale (0.1 ≈ 25/255); L2 budgets are raw norms.\n"
+        "- The middle panel shows the perturbation amplified around mid-grey (the factor is in its title) so the "
+        "largest change reaches full contrast: lighter pixels were brightened, darker ones dimmed. L∞ budgets are on the [0, 1] pixel scale (0.1 ≈ 25/255); L2 budgets are raw norms.\n"
         "- DeepFool finds the smallest L2 change that flips the prediction and is then cut to the budget, "
         "as in the BAP evaluation protocol."
     )

@@ -130,3 +130,17 @@ def test_pareto_scatter_joins_the_front(frame):
     front = fig.data[-1]
     assert front.name == "Pareto front" and len(front.x) == 3  # faster and less accurate: all unbeaten
     assert "no flops" in figures.pareto_scatter(at_eps, "flops", 0.1).layout.annotations[0].text
+
+
+def test_playground_grid_amplifies_the_largest_change_to_full_contrast():
+    import numpy as np
+
+    from engine.playground import Example
+
+    clean = np.full((4, 4), 0.5)
+    delta = np.zeros((4, 4))
+    delta[0, 0] = 0.05
+    example = Example(3, 1, clean, clean + delta, delta, [(2, 0.9)], [(1, 0.8)], [(1, 0.7)])
+    fig = figures.playground_grid([example], ("a", "b", "c"))
+    assert [a.text for a in fig.layout.annotations] == ["#3: b", "perturbation ×10", "pruned sees c ✗"]
+    assert fig.data[1].z[0][0][0] == 255 and fig.data[1].z[1][1][0] == 127
