@@ -1,0 +1,49 @@
+"""Shared links: every page with hostile or stale query parameters, fuzzed with hypothesis.
+
+A link may carry anything; each page must answer with its default view (and at most a short
+note), never a traceback, and never read a file outside the cache.
+"""
+
+import builtins
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.test_pages import page, populated  # noqa: F401  (fixture)
+
+PAGES = ["home", "surface", "compare", "layers", "budget", "transfer", "playground", "runs"]
+KEYS = ["run", "runs", "attack", "view", "eps", "step", "img", "x"]
+HOSTILE = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["../../etc/passwd", "/etc/passwd", "..", "%2e%2e%2f", "nan", "inf", "-1", "1e400",
+                     "'; DROP TABLE runs; --", "0" * 64, "f" * 5000, "\x00", "{{7*7}}"]),
+)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_works_beside_a_running_job(populated, monkeypatch, path):  # noqa: F811
+    root, _, _ = populated
+    at = page(f"pages/{path}.py", root, monkeypatch)
+    assert not at.exception
+
+
+@pytest.mark.parametrize("path", PAGES)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(st.sampled_from(KEYS), HOSTILE, max_size=4))
+def test_hostile_links_never_raise_or_read_outside_the_cache(populated, monkeypatch, path, params):  # noqa: F811
+    root, _, _ = populated
+    opened = []
+    real_open = builtins.open
+
+    def spy(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    at = page(f"pages/{path}.py", root, monkeypatch, **params)
+    assert not at.exception, (path, params, at.exception)
+    for name in opened:
+        resolved = Path(name).resolve() if not name.isdigit() else None
+        assert resolved is None or not any(v and v in name for v in params.values() if len(v) > 2), (name, params)
