@@ -366,13 +366,17 @@ class Store:
                 [{"mrs": None, "ratio": None, **key, **layer, "prunable": int(layer["prunable"])} for layer in layers],
             )
 
-    def budgets(self, run_ids: list[str]) -> list[dict[str, Any]]:
-        """Budget statistics (one row per run × step that trained adversarially), with each step's sparsity."""
+    def _per_step(self, table: str, step_columns: str, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Rows of a per run × step table (a constant name) joined with columns of their step."""
         marks = ",".join("?" * len(run_ids))
         rows = self.db.execute(
-            f"SELECT b.*, s.sparsity, s.clean_acc FROM budgets b JOIN steps s USING (run_id, step) "
-            f"WHERE b.run_id IN ({marks}) ORDER BY b.run_id, b.step", run_ids).fetchall()
+            f"SELECT t.*, {step_columns} FROM {table} t JOIN steps s USING (run_id, step) "
+            f"WHERE t.run_id IN ({marks}) ORDER BY t.run_id, t.step", run_ids).fetchall()
         return [dict(r) for r in rows]
+
+    def budgets(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Budget statistics (one row per run × step that trained adversarially), with each step's sparsity."""
+        return self._per_step("budgets", "s.sparsity, s.clean_acc", run_ids)
 
     def runs_having(self, what: str) -> set[str]:
         """Ids of runs with any `budgets` rows, `mrs` values or `transfer` rows."""
@@ -407,11 +411,7 @@ class Store:
 
     def efficiency(self, run_ids: list[str]) -> list[dict[str, Any]]:
         """Efficiency rows (one per run × step) of the given runs, with each step's sparsity."""
-        marks = ",".join("?" * len(run_ids))
-        rows = self.db.execute(
-            f"SELECT e.*, s.sparsity FROM efficiency e JOIN steps s USING (run_id, step) "
-            f"WHERE e.run_id IN ({marks}) ORDER BY e.run_id, e.step", run_ids).fetchall()
-        return [dict(r) for r in rows]
+        return self._per_step("efficiency", "s.sparsity", run_ids)
 
     def warnings(self, run_ids: list[str]) -> list[dict[str, Any]]:
         """Warnings recorded while evaluating the given runs."""

@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine import api, figures, summaries
 from engine.jobs.queue import describe
-from pages import route_through_app
+from pages import choice_from_query, route_through_app, run_labels
 
 route_through_app()
 
@@ -39,18 +39,6 @@ def load_runs(cache_root: str):
     return frame[frame["steps_done"] > 0]
 
 
-def from_query(name: str, choices: list, default):
-    """A query parameter's value if it is one of `choices`, else `default` (with a short note)."""
-    raw = st.query_params.get(name)
-    if raw is None:
-        return default
-    for choice in choices:
-        if str(choice) == raw:
-            return choice
-    st.toast(f"Ignored the link's {name!r}: not one of the available choices.")
-    return default
-
-
 runs = load_runs(str(api.open_store().root))
 if runs.empty:
     st.info("No finished checkpoints yet. Run the **quickstart** preset from Home, or "
@@ -67,13 +55,12 @@ if wanted:
     else:
         st.warning("The link's run is not in this store; showing the newest run instead.")
 
-labels = {r.run_id: f"{r.run_id[:12]} · {r.model} on {r.dataset} · {r.method} · {r.schedule} · {r.status}"
-          for r in runs.itertuples()}
+labels = {run: f"{label} · {status}" for (run, label), status in zip(run_labels(runs).items(), runs["status"])}
 run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default_run), format_func=labels.get)
 robust = api.robust_frame([run_id])
 attacks = sorted(robust["attack"].unique()) or ["(none)"]
-attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(from_query("attack", attacks, attacks[0])))
-view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(from_query("view", VIEWS, VIEWS[0])))
+attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0])))
+view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(choice_from_query("view", VIEWS, VIEWS[0])))
 st.query_params.update({"run": run_id[:12], "attack": attack, "view": view})
 
 running = runs.set_index("run_id").loc[run_id, "status"] == "running"
