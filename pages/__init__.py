@@ -59,3 +59,9 @@ def choice_from_query(name: str, choices: list, default):
 def run_labels(runs: pd.DataFrame) -> dict[str, str]:
     """Run id → '1a2b3c4d5e6f · the spec in words'."""
     return {r.run_id: f"{r.run_id[:12]} · {r.label}" for r in runs.itertuples()}
+
+
+def refresh_while_running(runs: pd.DataFrame, chosen: list[str], seconds: float = 3.0) -> float | None:
+    """`run_every` for a fragment: redraw every few seconds while any chosen run still computes."""
+    running = set(runs.loc[runs["status"] == "running", "run_id"])
+    return seconds if running & set(chosen) else None

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine import api, figures
-from pages import choice_from_query, route_through_app, run_labels, runs_from_query
+from pages import choice_from_query, refresh_while_running, route_through_app, run_labels, runs_from_query
 
 route_through_app()
 
@@ -40,20 +40,30 @@ chosen = st.sidebar.multiselect("Runs", with_budgets, default=runs_from_query("r
 if not chosen:
     st.info("Pick at least one run in the sidebar.")
     st.stop()
-st.plotly_chart(figures.budget_trajectory(api.budget_frame(chosen), labels), width="stretch")
+
 
 robust = api.robust_frame(chosen)
 attacks = sorted(robust["attack"].unique())
-if attacks:
-    attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0])))
-    robust = robust[robust["attack"] == attack]
-    eps_values = sorted(robust["eps"].unique())
-    eps = st.select_slider("ε of the robustness comparison", eps_values, value=eps_values[-1],
-                           format_func=lambda e: figures.eps_label(e, figures.norm_of(robust)))
-    st.plotly_chart(figures.runs_at_eps(robust, eps, labels), width="stretch")
-    st.query_params.update({"runs": ",".join(r[:12] for r in chosen), "attack": attack})
+attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0]))) \
+    if attacks else None
+st.query_params.update({"runs": ",".join(r[:12] for r in chosen), **({"attack": attack} if attack else {})})
 
-table = api.budget_frame(chosen)[["run_id", "step", "sparsity", "clean_acc", "norm", "cutoff", "budget_q50",
-                                  "distance_q50"]]
-table["run_id"] = table["run_id"].str[:12]
-st.dataframe(table, hide_index=True, width="stretch")
+
+@st.fragment(run_every=refresh_while_running(runs, chosen))
+def draw() -> None:
+    """Trajectories, the robustness they bought and the table; redrawn while a chosen run computes."""
+    st.plotly_chart(figures.budget_trajectory(api.budget_frame(chosen), labels), width="stretch")
+    robust = api.robust_frame(chosen)
+    if attack:
+        robust = robust[robust["attack"] == attack]
+        eps_values = sorted(robust["eps"].unique())
+        eps = st.select_slider("ε of the robustness comparison", eps_values, value=eps_values[-1],
+                               format_func=lambda e: figures.eps_label(e, figures.norm_of(robust)))
+        st.plotly_chart(figures.runs_at_eps(robust, eps, labels), width="stretch")
+    table = api.budget_frame(chosen)[["run_id", "step", "sparsity", "clean_acc", "norm", "cutoff", "budget_q50",
+                                      "distance_q50"]]
+    table["run_id"] = table["run_id"].str[:12]
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+draw()

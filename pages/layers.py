@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine import api, figures
-from pages import choice_from_query, route_through_app, run_labels, runs_from_query
+from pages import choice_from_query, refresh_while_running, route_through_app, run_labels, runs_from_query
 
 route_through_app()
 
@@ -41,19 +41,26 @@ with_mrs = api.runs_having("mrs")
 default = runs_from_query("run", run_ids, (with_mrs or run_ids)[:1])[0]
 run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default), format_func=labels.get)
 view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(choice_from_query("view", VIEWS, VIEWS[0])))
-frame = api.layers_frame(run_id)
 st.query_params.update({"run": run_id[:12], "view": view})
 
-if view == VIEWS[0]:
-    if frame.empty or frame["mrs"].isna().all():
-        st.info("This run has no MRS values: run its spec again with `eval.mrs: {}` set.")
-    st.plotly_chart(figures.layer_heatmap(frame, "mrs", labels[run_id]), width="stretch")
-elif view == VIEWS[1]:
-    st.plotly_chart(figures.layer_heatmap(frame, "sparsity", labels[run_id]), width="stretch")
-else:
-    steps = sorted(frame["step"].unique())
-    step = st.select_slider("Pruning step", steps, value=steps[-1])
-    st.plotly_chart(figures.ratios_bars(frame, step), width="stretch")
 
-columns = [c for c in ("step", "step_sparsity", "layer", "kind", "numel", "sparsity", "mrs", "ratio") if c in frame]
-st.dataframe(frame[columns], hide_index=True, width="stretch")
+@st.fragment(run_every=refresh_while_running(runs, [run_id]))
+def draw() -> None:
+    """The chosen view and the layer table; redrawn while the run computes."""
+    frame = api.layers_frame(run_id)
+    if view == VIEWS[0]:
+        if frame.empty or frame["mrs"].isna().all():
+            st.info("This run has no MRS values: run its spec again with `eval.mrs: {}` set.")
+        st.plotly_chart(figures.layer_heatmap(frame, "mrs", labels[run_id]), width="stretch")
+    elif view == VIEWS[1]:
+        st.plotly_chart(figures.layer_heatmap(frame, "sparsity", labels[run_id]), width="stretch")
+    else:
+        steps = sorted(frame["step"].unique())
+        step = st.select_slider("Pruning step", steps, value=steps[-1])
+        st.plotly_chart(figures.ratios_bars(frame, step), width="stretch")
+
+    columns = [c for c in ("step", "step_sparsity", "layer", "kind", "numel", "sparsity", "mrs", "ratio") if c in frame]
+    st.dataframe(frame[columns], hide_index=True, width="stretch")
+
+
+draw()
