@@ -38,8 +38,8 @@ if runs.empty or not shared.any():
 labels = run_labels(runs)
 run_ids = list(runs.loc[shared, "run_id"])
 linked = runs_from_query("runs", run_ids, [])
-base_id = runs.set_index("run_id").loc[(linked or run_ids)[0], "base_id"]
-same_base = [r for r in run_ids if runs.set_index("run_id").loc[r, "base_id"] == base_id]
+base_of = dict(zip(runs["run_id"], runs["base_id"]))
+same_base = [r for r in run_ids if base_of[r] == base_of[(linked or run_ids)[0]]]
 chosen = st.sidebar.multiselect("Runs (one base)", same_base, default=[r for r in linked if r in same_base] or same_base[:2],
                                 format_func=labels.get)
 robust = api.robust_frame(chosen)
