@@ -25,7 +25,7 @@ from engine.attacks.pgd import PGDLinf
 from engine.device import to_input
 from engine.pruning import METHODS, Masks, PruneContext, prunable_layers
 from engine.spec import MRSSpec
-from engine.structured import Structured, _expand
+from engine.structured import Structured, expand_groups
 
 
 def adversarial_set(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: MRSSpec,
@@ -141,5 +141,5 @@ def ratio_filter_masks(layers: dict[str, nn.Module], ratios: dict[str, float], p
         already = int((s == float("-inf")).sum())
         count = max(round(ratios[name] * s.numel()), already)
         keep[torch.topk(s, k=count, largest=False).indices] = 0.0
-        masks[name] = _expand(keep, weights[name])
+        masks[name] = expand_groups(keep, weights[name])
     return masks

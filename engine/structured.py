@@ -39,7 +39,7 @@ def _group_sums(mask: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
     return mask.sum(dim=tuple(range(scores.dim(), mask.dim())))
 
 
-def _expand(group_mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def expand_groups(group_mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     shape = group_mask.shape + (1,) * (weight.dim() - group_mask.dim())
     return group_mask.view(shape).expand_as(weight).clone()
 
@@ -59,7 +59,7 @@ def structured_masks(layers: dict[str, nn.Module], sparsity: float, criterion: S
             flat = torch.ones(s.numel(), device=s.device)
             flat[torch.topk(s.reshape(-1), k=round(sparsity * s.numel()), largest=False).indices] = 0.0
             keep[name] = flat.view_as(s)
-        return {name: _expand(keep[name], weights[name]) for name in weights}
+        return {name: expand_groups(keep[name], weights[name]) for name in weights}
     return _global_groups(weights, scores, sizes, sparsity)
 
 
@@ -77,7 +77,7 @@ def _global_groups(weights, scores, sizes, sparsity: float) -> Masks:
     keep[order[:count]] = 0.0
     masks, start = {}, 0
     for name, s in scores.items():
-        masks[name] = _expand(keep[start : start + s.numel()].view_as(s), weights[name])
+        masks[name] = expand_groups(keep[start : start + s.numel()].view_as(s), weights[name])
         start += s.numel()
     return masks
 

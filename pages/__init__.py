@@ -65,3 +65,12 @@ def refresh_while_running(runs: pd.DataFrame, chosen: list[str], seconds: float 
     """`run_every` for a fragment: redraw every few seconds while any chosen run still computes."""
     running = set(runs.loc[runs["status"] == "running", "run_id"])
     return seconds if running & set(chosen) else None
+
+
+def runs_with_checkpoints(runs: pd.DataFrame, at_least: int, message: str) -> pd.DataFrame:
+    """The runs with at least `at_least` finished steps; when there are none, say what to run and stop."""
+    runs = runs[runs["steps_done"] >= at_least]
+    if runs.empty:
+        st.info(message)
+        st.stop()
+    return runs

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from engine import api, figures
-from pages import choice_from_query, refresh_while_running, route_through_app, run_labels, runs_from_query
+from pages import (choice_from_query, refresh_while_running, route_through_app, run_labels, runs_from_query,
+                   runs_with_checkpoints)
 
 route_through_app()
 
@@ -28,12 +29,9 @@ with st.expander("How to read this plot"):
         "target) beside the sparsity each layer reached."
     )
 
-runs = api.runs_frame()
-runs = runs[runs["steps_done"] > 0]
-if runs.empty:
-    st.info("No finished checkpoints yet. Run a spec with `eval.mrs: {}` (MRS at every step), e.g. "
-            "`python -m engine run --preset quickstart --set 'eval.mrs={}'`, or `prune.method: mrpf`.")
-    st.stop()
+runs = runs_with_checkpoints(
+    api.runs_frame(), 1, "No finished checkpoints yet. Run a spec with `eval.mrs: {}` (MRS at every step), e.g. "
+    "`python -m engine run --preset quickstart --set 'eval.mrs={}'`, or `prune.method: mrpf`.")
 
 labels = run_labels(runs)
 run_ids = list(runs["run_id"])

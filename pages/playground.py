@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import api, figures
-from pages import choice_from_query, route_through_app, run_labels, runs_from_query
+from pages import choice_from_query, route_through_app, run_labels, runs_from_query, runs_with_checkpoints
 
 route_through_app()
 
@@ -42,12 +42,9 @@ def models(cache_root: str, run_id: str, step: int):
     return api.load_checkpoint(run_id, step, store), api.load_checkpoint(run_id, 0, store), x, y, classes
 
 
-runs = api.runs_frame()
-runs = runs[runs["steps_done"] > 1]
-if runs.empty:
-    st.info("The playground needs a run with a pruned checkpoint. Run the **teaching** preset from Home, or "
-            "`python -m engine run --preset teaching`.")
-    st.stop()
+runs = runs_with_checkpoints(
+    api.runs_frame(), 2, "The playground needs a run with a pruned checkpoint. Run the **teaching** preset from Home, "
+    "or `python -m engine run --preset teaching`.")
 
 labels, run_ids = run_labels(runs), list(runs["run_id"])
 run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(runs_from_query("run", run_ids, run_ids[:1])[0]),
