@@ -30,7 +30,8 @@ def warm_imports() -> threading.Thread:
 worker_pool()
 warm_imports()
 navigation = st.navigation({
-    "AER Lab": [st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True)],
+    "AER Lab": [st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+                st.Page("pages/papers.py", title="Papers", icon=":material/menu_book:", url_path="papers")],
     "Explore": [st.Page("pages/surface.py", title="Surface", icon=":material/landscape:", url_path="surface"),
                 st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
                 st.Page("pages/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),

@@ -6,6 +6,7 @@ Examples:
   python -m engine show 3fa2c1 --json
   python -m engine submit --preset quickstart --json && python -m engine worker --procs 1
   python -m engine sweep presets/sweeps/smoke-grid.yaml --executor ray
+  python -m engine run-paper hydra && python -m engine check-preset hydra --json
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--executor", choices=["local", "ray"], default="local")
     sweep.add_argument("--ray-address", help="an existing Ray cluster (default: a local instance)")
     sweep.add_argument("--json", action="store_true")
+
+    sub.add_parser("papers", help="list the paper presets (one per seed paper, with its claim)")
+    paper = sub.add_parser("run-paper", help="run a paper preset's variants, then check its claim")
+    paper.add_argument("name", help="a paper preset (see `papers`)")
+    paper.add_argument("--reduced", action="store_true", help="the tiny version (synthetic data, a few steps)")
+    paper.add_argument("--executor", choices=["local", "ray"], default="local")
+    paper.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    check = sub.add_parser("check-preset", help="does a paper preset's claim hold in the store? with the numbers")
+    check.add_argument("name", help="a paper preset (see `papers`)")
+    check.add_argument("--reduced", action="store_true", help="check the tiny version's runs")
+    check.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
     data = sub.add_parser("data", help="make sure a dataset is on disk (download where possible)")
     data.add_argument("name", nargs="?", default="fashion_mnist")
@@ -248,9 +260,49 @@ def _cmd_sweep(args, api) -> int:
     return 0 if all(r["status"] == "done" for r in results) else 1
 
 
+def _cmd_papers(args, api) -> int:
+    from engine import papers
+
+    for name in papers.paper_names():
+        preset = papers.load_paper(name)
+        cold = f"≈{preset.cold_seconds / 60:.0f} min cold" if preset.cold_seconds else "cold time not measured"
+        print(f"{name:<10} {preset.title} ({cold})\n{'':<10} claim: {preset.claim}")
+    return 0
+
+
+def _print_verdict(verdict, as_json: bool, seconds: float | None = None) -> int:
+    """A verdict as JSON, or its headline, one line per finding and the table of numbers."""
+    if as_json:
+        print(json.dumps(verdict.as_dict() | ({"seconds": round(seconds, 1)} if seconds is not None else {}), indent=2))
+    else:
+        if seconds is not None:
+            print(f"ran in {seconds:.0f} s")
+        print(verdict.headline)
+        for finding in verdict.findings:
+            print(f"  [{'holds' if finding.holds else 'fails'}] {finding.claim}: {finding.numbers}")
+        if not verdict.table.empty:
+            print(verdict.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0 if verdict.status != "incomplete" else 1
+
+
+def _cmd_run_paper(args, api) -> int:
+    from engine import papers
+
+    store = api.open_store()
+    seconds = papers.run(args.name, store, args.reduced, args.executor, progress=not args.json)
+    return _print_verdict(papers.check(args.name, store, args.reduced), args.json, seconds)
+
+
+def _cmd_check_preset(args, api) -> int:
+    from engine import papers
+
+    return _print_verdict(papers.check(args.name, api.open_store(), args.reduced), args.json)
+
+
 COMMANDS = {"run": _cmd_run, "show": _cmd_show, "ls": _cmd_ls, "presets": _cmd_presets, "catalog": _cmd_catalog,
             "export": _cmd_export, "data": _cmd_data, "submit": _cmd_submit, "status": _cmd_status,
-            "cancel": _cmd_cancel, "jobs": _cmd_jobs, "worker": _cmd_worker, "sweep": _cmd_sweep}
+            "cancel": _cmd_cancel, "jobs": _cmd_jobs, "worker": _cmd_worker, "sweep": _cmd_sweep,
+            "papers": _cmd_papers, "run-paper": _cmd_run_paper, "check-preset": _cmd_check_preset}
 
 
 def main(argv: list[str] | None = None) -> int:

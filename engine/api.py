@@ -361,6 +361,41 @@ def ensure_workers(root: Path | None = None, procs: int = 1) -> subprocess.Popen
     return process
 
 
+@lru_cache(maxsize=32)
+def paper_specs(name: str, reduced: bool = False) -> dict[str, "RunSpec"]:
+    """A paper preset's variants as validated specs (label → spec), computed once per process."""
+    from engine import papers
+
+    return papers.expand(papers.load_paper(name), reduced)
+
+
+def paper_presets() -> dict[str, Any]:
+    """Paper preset name → its validated PaperPreset (title, paper, claim, cold_seconds, ...)."""
+    from engine import papers
+
+    return {name: papers.load_paper(name) for name in papers.paper_names()}
+
+
+def paper_results(name: str, store: Store | None = None, reduced: bool = False) -> Any:
+    """What the store holds for a paper preset's runs (engine.papers.PaperResults)."""
+    from engine import papers
+
+    return papers.gather(paper_specs(name, reduced), store or open_store())
+
+
+def paper_verdict(name: str, results: Any = None, store: Store | None = None, reduced: bool = False) -> Any:
+    """Does the paper's claim hold in this store? (engine.claims.Verdict, with the numbers)."""
+    from engine import papers
+
+    return papers.judge(papers.load_paper(name), results or paper_results(name, store, reduced))
+
+
+def submit_paper(name: str, store: Store | None = None, reduced: bool = False) -> list[dict[str, Any]]:
+    """Queue every variant of a paper preset for the workers; their jobs (existing live ones reused)."""
+    store = store or open_store()
+    return [submit(spec, store) for spec in paper_specs(name, reduced).values()]
+
+
 def catalog() -> dict[str, dict[str, str]]:
     """Every registry's entries with their help text: what a spec may name."""
     from engine.attacks import ATTACKS
@@ -377,6 +412,7 @@ def catalog() -> dict[str, dict[str, str]]:
 
 __all__ = [
     "NotFoundError", "SpecError", "cancel", "catalog", "document", "efficiency_frame", "ensure_workers", "eval_subset", "export", "job",
-    "jobs", "jobs_frame", "latest_job", "layers_frame", "load_checkpoint", "load_spec", "load_tree", "open_store", "presets",
+    "jobs", "jobs_frame", "latest_job", "layers_frame", "load_checkpoint", "load_spec", "load_tree", "open_store",
+    "paper_presets", "paper_results", "paper_specs", "paper_verdict", "presets", "submit_paper",
     "retry", "robust_frame", "warnings_list", "run", "run_tree", "runs_frame", "spec_from_text", "submit", "validate_tree",
 ]

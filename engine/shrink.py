@@ -78,6 +78,8 @@ def shrink(model: nn.Module, masks: Masks) -> nn.Module | None:
                 return None
             mask = masks.get(name)
             live = torch.arange(module.out_channels) if mask is None else (~dead_filters(mask.cpu())).nonzero().flatten()
+            if len(live) == 0:  # a fully pruned layer still passes on one (silenced, all-zero) channel
+                live = torch.zeros(1, dtype=torch.long)
             layers.append(_conv(module.cpu(), live, keep))
             keep, channels = live, module.out_channels
         elif isinstance(module, nn.BatchNorm2d):

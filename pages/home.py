@@ -39,6 +39,36 @@ if "launch_error" in st.session_state:
     st.error(st.session_state.pop("launch_error"))
 
 
+def start_paper(name: str) -> None:
+    """Queue every variant of a paper preset; the page then opens that paper's page."""
+    try:
+        api.submit_paper(name)
+        st.session_state["open-paper"] = name
+    except EngineError as exc:
+        st.session_state["launch_error"] = str(exc)
+
+
+def paper_card(name: str, preset) -> None:
+    """One paper preset: its claim, cold run time, a button that runs it and opens its page."""
+    st.markdown(f"**{preset.title}**")
+    st.caption(preset.claim)
+    cold = f"≈ {preset.cold_seconds / 60:.0f} min cold on 2 CPU cores" if preset.cold_seconds else "cold time not measured"
+    st.caption(f":material/timer: {cold} · {len(preset.variants)} runs, one shared base")
+    st.button("Run and check the claim", key=f"paper-{name}", type="primary", on_click=start_paper, args=(name,))
+    st.page_link("pages/papers.py", label="Open", icon=":material/menu_book:", query_params={"paper": name})
+
+
+st.subheader("One click per paper")
+st.markdown("Each seed paper's experiment, shrunk to minutes on a laptop CPU, with its claim checked on the results.")
+papers = api.paper_presets()
+paper_columns = st.columns(min(len(papers), 3) or 1)
+for i, (name, preset) in enumerate(papers.items()):
+    with paper_columns[i % len(paper_columns)].container(border=True):
+        paper_card(name, preset)
+if "open-paper" in st.session_state:
+    st.switch_page("pages/papers.py", query_params={"paper": st.session_state.pop("open-paper")})
+
+
 def job_row(job: dict) -> None:
     """One job: live progress, cancel while it is live, a link to its surface once it has a step."""
     st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {describe(job)}")

@@ -145,7 +145,7 @@ def test_a_shared_surface_link_opens_the_same_view(server, browser):
 
 
 SCREENSHOTS = REPO / "tests" / "output" / "screenshots"
-TITLES = {"home": "AER Lab", "surface": "Robust accuracy over sparsity × ε", "compare": "Compare pruning runs",
+TITLES = {"home": "AER Lab", "papers": "Papers, reproduced small", "surface": "Robust accuracy over sparsity × ε", "compare": "Compare pruning runs",
           "layers": "Layer by layer",
           "budget": "Adversarial budgets while pruning", "transfer": "Transfer from the base model",
           "playground": "Attack playground", "runs": "Runs"}

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from tests.test_pages import page, populated  # noqa: F401  (fixture)
 
-PAGES = ["home", "surface", "compare", "layers", "budget", "transfer", "playground", "runs"]
-KEYS = ["run", "runs", "attack", "view", "eps", "step", "img", "x"]
+PAGES = ["home", "papers", "surface", "compare", "layers", "budget", "transfer", "playground", "runs"]
+KEYS = ["run", "runs", "attack", "view", "eps", "step", "img", "x", "paper"]
 HOSTILE = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["../../etc/passwd", "/etc/passwd", "..", "%2e%2e%2f", "nan", "inf", "-1", "1e400",

@@ -212,6 +212,20 @@ def test_the_smaller_model_computes_what_the_masked_one_does(synthetic, name):
     assert [c.out_channels for c in convs] == [round(l.out_channels / 2) for l in layers.values()]
 
 
+def test_a_fully_pruned_conv_layer_still_shrinks_to_the_same_outputs(synthetic):
+    model = model_of("lenet5", synthetic)
+    layers = prunable_layers(model, False, (nn.Conv2d,))
+    masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in layers.items()}
+    masks["features.conv1"] = torch.zeros_like(masks["features.conv1"])  # every filter of the first conv
+    apply_masks(layers, masks)
+    silence_dead_channels(layers, masks, norm_followers(model))
+    small = shrink(model, masks)
+    x = synthetic.x_test[:16]
+    with torch.no_grad():
+        assert torch.allclose(small(x), model(x), atol=1e-5)
+    assert [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)][0] == 1
+
+
 def test_followers_pair_each_conv_with_its_batchnorm(synthetic):
     followers = norm_followers(model_of("resnet8", synthetic))
     assert followers["layer1.conv1"] is not None and len(followers) == 9  # stem, six block convs, two shortcuts

@@ -1,0 +1,87 @@
+"""Papers: each seed paper's experiment at laptop scale, its figure from our store, its claim checked."""
+
+import streamlit as st
+
+from engine import api, paper_figures
+from engine.errors import EngineError
+from engine.jobs.queue import describe
+from pages import choice_from_query, route_through_app
+
+route_through_app()
+
+st.title("Papers, reproduced small")
+st.markdown(
+    "Each preset shrinks one seed paper's experiment to a laptop CPU (Fashion-MNIST, small CNNs, minutes "
+    "instead of GPU-days), runs its variants from one shared base model, redraws the paper's figure from the "
+    "store and says whether the paper's claim holds **in this run**, with the numbers. At this scale some "
+    "claims do not hold; the verdict says so rather than tuning the experiment until they do."
+)
+
+presets = api.paper_presets()
+names = list(presets)
+name = st.segmented_control("Paper", names, default=choice_from_query("paper", names, names[0]),
+                            format_func=lambda n: presets[n].title) or names[0]
+st.query_params["paper"] = name
+preset = presets[name]
+
+
+def start() -> None:
+    """Queue every variant of the chosen paper preset (finished runs are not computed again)."""
+    try:
+        st.session_state[f"paper-jobs-{name}"] = [j["job_id"] for j in api.submit_paper(name)]
+    except EngineError as exc:
+        st.session_state["paper-error"] = str(exc)
+
+
+st.subheader(preset.title)
+st.caption(preset.paper)
+st.markdown(f"**The claim.** {preset.claim}")
+cold = f"about {preset.cold_seconds / 60:.0f} minutes" if preset.cold_seconds else "not measured yet"
+left, right = st.columns([1, 3])
+left.button(f"Run the {len(preset.variants)} variants", on_click=start, type="primary", key=f"run-paper-{name}")
+right.caption(f"From an empty cache on 2 CPU cores: {cold}. Finished runs are read from the cache at once. "
+              f"CLI: `python -m engine run-paper {name}`, then `python -m engine check-preset {name}`.")
+if "paper-error" in st.session_state:
+    st.error(st.session_state.pop("paper-error"))
+
+specs = api.paper_specs(name)
+live = {label: api.latest_job(spec.run_id()) for label, spec in specs.items()}
+computing = any(job and job["status"] in ("queued", "running") for job in live.values())
+
+VERDICT_STYLE = {"holds": st.success, "fails": st.warning, "incomplete": st.info}
+
+
+def progress_rows() -> None:
+    """One progress bar per variant whose run is queued or computing."""
+    for label, spec in specs.items():
+        job = api.latest_job(spec.run_id())
+        if job and job["status"] in ("queued", "running"):
+            st.progress(float(job["fraction"] or 0.0), text=f"{label} · {describe(job)}")
+
+
+@st.fragment(run_every=3 if computing else None)
+def draw() -> None:
+    """Verdict, findings, the paper's figures and the numbers; redrawn while a variant computes."""
+    results = api.paper_results(name)
+    progress_rows()
+    verdict = api.paper_verdict(name, results)
+    VERDICT_STYLE[verdict.status](verdict.headline if verdict.status != "incomplete" else
+                                  f"{verdict.headline}. Click “Run” above, or run `python -m engine run-paper {name}`.")
+    for finding in verdict.findings:
+        mark = ":green[holds]" if finding.holds else ":orange[does not hold]"
+        st.markdown(f"- {mark} — {finding.claim}: {finding.numbers}")
+    if results.robust.empty:
+        return
+    for i, figure in enumerate(paper_figures.paper_figures(preset.check, results, preset.options)):
+        st.plotly_chart(figure, width="stretch", key=f"paper-figure-{i}")
+    with st.expander("How to read these figures"):
+        st.markdown(preset.figure_note or preset.claim)
+    if not verdict.table.empty:
+        with st.expander("The numbers behind the verdict"):
+            st.dataframe(verdict.table, hide_index=True, width="stretch")
+    run_ids = ",".join(r[:12] for label, r in results.run_ids.items() if results.status[label] != "missing")
+    st.page_link("pages/compare.py", label="Compare these runs", icon=":material/compare_arrows:",
+                 query_params={"runs": run_ids})
+
+
+draw()

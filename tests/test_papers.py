@@ -1,0 +1,219 @@
+"""Paper presets: their specs, their claim checks on hand-made stores, their figures, and tiny versions end to end."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine import api, papers
+from engine.claims import CHECKS
+from engine.errors import SpecError
+from engine.paper_figures import paper_figures
+from tests.paper_fakes import fill_paper
+
+NAMES = ["bap", "hydra", "mrpf", "pfa", "transfer"]
+
+
+# ---- the presets themselves -------------------------------------------------------------------
+
+def test_there_is_one_preset_per_seed_paper():
+    assert papers.paper_names() == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_preset_validates_full_and_reduced_and_its_options_fit_its_check(name):
+    preset = papers.load_paper(name)
+    full, tiny = papers.expand(preset), papers.expand(preset, reduced=True)
+    assert list(full) == list(tiny) == list(preset.variants)
+    assert len({s.run_id() for s in full.values()}) == len(full)  # every variant is its own run
+    assert len({s.base_id() for s in full.values()}) == 1  # ... on one shared base model
+    assert all(s.dataset.name == "synthetic" for s in tiny.values())
+    inspect.signature(CHECKS.get(preset.check)).bind(None, **preset.options)  # raises if an option is unknown
+    assert preset.cold_seconds and preset.cold_seconds < 20 * 60  # measured, and minutes, not hours
+
+
+def test_presets_of_the_same_base_share_its_training():
+    base = {name: next(iter(api.paper_specs(name).values())).base_id() for name in NAMES}
+    assert base["bap"] == base["pfa"] and base["hydra"] == base["mrpf"]
+    hydra = api.paper_specs("hydra")["HYDRA"]
+    assert hydra.train.mode == "pgd_at" and hydra.schedule.targets == [0.9, 0.95, 0.99]
+
+
+def test_an_unknown_preset_names_the_choices():
+    with pytest.raises(SpecError, match="choose from"):
+        papers.load_paper("../etc/passwd")
+
+
+def _write(folder, name, text):
+    (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+
+
+BASE = """title: T
+paper: P
+claim: C
+check: {check}
+base: {{schedule: {{name: one_shot, targets: [0.5]}}}}
+variants:
+  a: {{prune.method: global_magnitude}}
+  b: {{prune.method: {second}}}
+"""
+
+
+def test_bad_presets_get_messages_naming_the_field(tmp_path, monkeypatch):
+    monkeypatch.setattr(papers, "PAPERS_DIR", tmp_path)
+    _write(tmp_path, "unknown", BASE.format(check="nope", second="random"))
+    _write(tmp_path, "twins", BASE.format(check="hydra", second="global_magnitude"))
+    _write(tmp_path, "typo", BASE.format(check="hydra", second="random") + "colds: 3\n")
+    with pytest.raises(SpecError, match="check: unknown claim check 'nope'"):
+        papers.load_paper("unknown")
+    with pytest.raises(SpecError, match="two variants give the same spec"):
+        papers.expand(papers.load_paper("twins"))
+    with pytest.raises(SpecError, match="typo: colds: unknown field"):
+        papers.load_paper("typo")
+
+
+# ---- claim checks on hand-made stores ---------------------------------------------------------
+
+def hydra_holds(variant, step, target, attack, eps):
+    lwm = {0: 0.6, 1: 0.5, 2: 0.45, 3: 0.3}[step]
+    return 0.8, lwm + (0.1 * step / 3 if variant == "HYDRA" else 0), 0
+
+
+def hydra_fails(variant, step, target, attack, eps):
+    clean, robust, _ = hydra_holds(variant, step, target, attack, eps)
+    return clean, robust - (0.05 * step if variant == "HYDRA" else 0), 0
+
+
+def bap_holds(variant, step, target, attack, eps):
+    wobble = 0.05 * (step % 2)
+    return {"natural GP": (0.9, 0.1 + wobble), "AP ε=0.05": (0.85, 0.3 + 2 * wobble),
+            "AP ε=0.1": (0.8, 0.5 + 2 * wobble), "BAP": (0.83, 0.4)}[variant] + (0,)
+
+
+def bap_fails(variant, step, target, attack, eps):
+    clean, robust, _ = bap_holds(variant, step, target, attack, eps)
+    return clean, (0.2 + 0.15 * step if variant == "BAP" else robust), 0
+
+
+def pfa_holds(variant, step, target, attack, eps):
+    cr = 1 / (1 - target)
+    if variant == "unstructured global":
+        return (0.9 if cr <= 16 else 0.7), (0.41 if cr == 2 else 0.4 - 0.01 * step), 0
+    if variant == "filter global":
+        return (0.9 if cr < 4 else 0.5), (0.4 if step == 0 else 0.2), 0
+    return 0.9 - 0.01 * step, (0.4 if step == 0 else 0.3), 0
+
+
+def pfa_fails(variant, step, target, attack, eps):
+    clean, robust, _ = pfa_holds(variant, step, target, attack, eps)
+    return (0.9 if variant == "filter global" else clean), (0.6 if variant == "filter global" and step else robust), 0
+
+
+def transfer_holds(variant, step, target, attack, eps):
+    return 0.9, 0.3 - 0.1 * target, 0.3
+
+
+def transfer_fails(variant, step, target, attack, eps):
+    return 0.9, 0.3, (0.3 if step == 0 else 0.1)
+
+
+def mrpf_holds(variant, step, target, attack, eps):
+    robust = {"MRPF": 0.5, "uniform L1": 0.45, "uniform random": 0.44, "uniform L1 without fine-tuning": 0.2}[variant]
+    return 0.8, (0.55 if step == 0 else robust), 0
+
+
+def mrpf_fails(variant, step, target, attack, eps):
+    robust = {"MRPF": 0.3, "uniform L1": 0.45, "uniform random": 0.2, "uniform L1 without fine-tuning": 0.44}[variant]
+    return 0.8, (0.55 if step == 0 else robust), 0
+
+
+SCENARIOS = {"hydra": (hydra_holds, hydra_fails), "bap": (bap_holds, bap_fails), "pfa": (pfa_holds, pfa_fails),
+             "transfer": (transfer_holds, transfer_fails), "mrpf": (mrpf_holds, mrpf_fails)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_claim_that_holds_in_the_store_is_said_to_hold_with_its_numbers(store, name):
+    fill_paper(store, name, SCENARIOS[name][0])
+    verdict = papers.check(name, store)
+    assert verdict.status == "holds", verdict.headline
+    assert verdict.headline.startswith("Holds here") and all(f.holds for f in verdict.findings)
+    assert "%" in verdict.headline or "pt" in verdict.headline  # the numbers behind it
+    assert not verdict.table.empty
+    json.dumps(verdict.as_dict())  # JSON-ready
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_claim_that_fails_in_the_store_is_reported_as_failing(store, name):
+    fill_paper(store, name, SCENARIOS[name][1])
+    verdict = papers.check(name, store)
+    assert verdict.status == "fails", verdict.headline
+    assert verdict.headline.startswith("Does not hold here")
+    assert any(not f.holds for f in verdict.findings)
+
+
+def test_the_numbers_in_a_verdict_are_the_stores(store):
+    fill_paper(store, "hydra", hydra_holds)
+    verdict = papers.check("hydra", store)
+    last = verdict.table.iloc[-1]
+    assert last["target"] == 0.99 and last["HYDRA"] == pytest.approx(0.4) and last["LWM"] == pytest.approx(0.3)
+    assert "40.0 % vs 30.0 % (+10.0 pt)" in verdict.findings[0].numbers
+
+
+def test_a_preset_with_runs_missing_is_incomplete_and_says_which(store):
+    fill_paper(store, "mrpf", mrpf_holds, only=["MRPF", "uniform L1"])
+    verdict = papers.check("mrpf", store)
+    assert verdict.status == "incomplete"
+    assert "2 of 4 runs not finished" in verdict.headline and "uniform random (missing)" in verdict.headline
+
+
+# ---- figures ----------------------------------------------------------------------------------
+
+FIGURE_TRACES = {"hydra": [4], "bap": [4 * 4, None], "pfa": [None, None, None, 7], "transfer": [3, 3], "mrpf": [4]}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_paper_figure_is_drawn_from_the_store(store, name):
+    fill_paper(store, name, SCENARIOS[name][0])
+    preset = papers.load_paper(name)
+    figures = paper_figures(preset.check, api.paper_results(name, store), preset.options)
+    assert len(figures) == len(FIGURE_TRACES[name])
+    for figure, traces in zip(figures, FIGURE_TRACES[name]):
+        assert len(figure.data) == traces if traces is not None else len(figure.data) > 0
+
+
+def test_paper_figures_of_an_empty_store_say_there_is_nothing_yet(store):
+    for name in NAMES:
+        preset = papers.load_paper(name)
+        figures = paper_figures(preset.check, api.paper_results(name, store), preset.options)
+        assert all(len(f.data) == 0 and f.layout.annotations for f in figures)
+
+
+# ---- the tiny versions, end to end ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["bap", "mrpf", "pfa", "transfer"])
+def test_the_reduced_preset_runs_end_to_end_and_gets_a_verdict(store, name):
+    papers.run(name, store, reduced=True, progress=False)
+    results = api.paper_results(name, store, reduced=True)
+    assert results.missing() == []
+    verdict = api.paper_verdict(name, results)
+    assert verdict.status in ("holds", "fails") and verdict.findings
+    preset = papers.load_paper(name)
+    assert all(len(f.data) for f in paper_figures(preset.check, results, preset.options))
+
+
+def test_the_cli_runs_a_reduced_paper_and_checks_it_as_json(cache):
+    run = subprocess.run([sys.executable, "-m", "engine", "run-paper", "hydra", "--reduced", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    ran = json.loads(run.stdout)
+    assert ran["status"] in ("holds", "fails") and ran["seconds"] > 0 and len(ran["table"]) == 3
+    check = subprocess.run([sys.executable, "-m", "engine", "check-preset", "hydra", "--reduced"],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0 and ran["headline"] in check.stdout
+    missing = subprocess.run([sys.executable, "-m", "engine", "check-preset", "hydra"], capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 1 and "2 of 2 runs not finished" in missing.stdout
