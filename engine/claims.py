@@ -77,6 +77,12 @@ def signed_pt(value: float) -> str:
     return f"{100 * value:+.1f} pt"
 
 
+def eps_text(eps: float) -> str:
+    """ε as people write it: 8/255 when it is a whole number of 255ths, else the number."""
+    k = eps * 255
+    return f"{round(k)}/255" if eps > 0 and abs(k - round(k)) < 1e-6 else f"{eps:g}"
+
+
 def at_eps(frame: pd.DataFrame, eps: float) -> pd.DataFrame:
     """Rows at strength ε (matched to 1e-9), one per step, sorted by step."""
     rows = frame[np.isclose(frame["eps"], eps, atol=1e-9)]
@@ -118,13 +124,13 @@ def bap(results: "PaperResults", attack: str, eps: float, ap: list[str], bap: st
     trade = Finding(
         f"AP with the larger budget ({ap[-1]}) has lower clean and higher robust accuracy than {ap[0]}",
         bool(large.clean_mean <= small.clean_mean and large.robust_mean >= small.robust_mean),
-        f"clean {pt(large.clean_mean)} vs {pt(small.clean_mean)}, robust at ε={eps:g} "
+        f"clean {pt(large.clean_mean)} vs {pt(small.clean_mean)}, robust at ε={eps_text(eps)} "
         f"{pt(large.robust_mean)} vs {pt(small.robust_mean)}")
     ap_spreads = {label: table.loc[label, "spread"] for label in ap}
     stable = Finding(
         "BAP's robustness varies less across sparsity than every AP budget's",
         bool(table.loc[bap, "spread"] <= min(ap_spreads.values()) + tolerance),
-        f"spread of robust accuracy at ε={eps:g} over the pruned steps: BAP {100 * table.loc[bap, 'spread']:.1f} pt vs "
+        f"spread of robust accuracy at ε={eps_text(eps)} over the pruned steps: BAP {100 * table.loc[bap, 'spread']:.1f} pt vs "
         + ", ".join(f"{label} {100 * s:.1f} pt" for label, s in ap_spreads.items()))
     return verdict([trade, stable], table.reset_index())
 
@@ -148,7 +154,7 @@ def hydra(results: "PaperResults", attack: str, eps: float, hydra: str, lwm: str
     k_first, k_last = 1 - first["target"], 1 - last["target"]
     ahead = Finding(
         f"{hydra} ≥ {lwm} at k = {k_last:.2g}", bool(last["gap"] >= -tolerance),
-        f"PGD accuracy at ε={eps:g}, k={k_last:.2g}: {pt(last[hydra])} vs {pt(last[lwm])} ({signed_pt(last['gap'])})")
+        f"PGD accuracy at ε={eps_text(eps)}, k={k_last:.2g}: {pt(last[hydra])} vs {pt(last[lwm])} ({signed_pt(last['gap'])})")
     grows = Finding(
         f"the gap grows with compression (k = {k_first:.2g} → {k_last:.2g})",
         bool(last["gap"] >= first["gap"] - tolerance),
@@ -189,7 +195,7 @@ def pfa(results: "PaperResults", attack: str, eps: float, unstructured: str, fil
     spot = Finding(
         "a sweet spot: 2–4× unstructured global pruning is as robust as the dense model",
         best is not None and best["robust_acc"] >= dense - tolerance,
-        f"robust accuracy at ε={eps:g}: dense {pt(dense)}, best of 2–4× "
+        f"robust accuracy at ε={eps_text(eps)}: dense {pt(dense)}, best of 2–4× "
         + (f"{pt(best['robust_acc'])} at {best['compression']:g}×" if best is not None else "missing"))
     collapse = {label: _first_collapse(series(label, "clean_acc"), series(label, "compression"), drop)
                 for label in (filter, unstructured)}
@@ -229,7 +235,7 @@ def transfer(results: "PaperResults", attack: str, eps: float, tolerance: float 
     comparable = Finding(
         "robustness to the base's examples stays comparable to the base's own",
         bool(len(held)) and comparable_gap >= -tolerance,
-        f"worst change of transfer accuracy at ε={eps:g} over {len(held)} pruned checkpoints whose clean accuracy held: "
+        f"worst change of transfer accuracy at ε={eps_text(eps)} over {len(held)} pruned checkpoints whose clean accuracy held: "
         f"{signed_pt(comparable_gap) if len(held) else 'none held'} (base: {pt(float(dense['transfer'].mean()))})")
     margin = float((pruned["transfer"] - pruned["white_box"]).min()) if len(pruned) else float("nan")
     above = Finding(
@@ -254,7 +260,7 @@ def mrpf(results: "PaperResults", attack: str, eps: float, mrpf: str, uniform: s
     gap = table[mrpf] - table[uniform]
     ahead = Finding(
         f"{mrpf} ≥ {uniform} at every sparsity", bool(len(gap)) and float(gap.min()) >= -tolerance,
-        f"PGD accuracy at ε={eps:g}: " + ", ".join(
+        f"PGD accuracy at ε={eps_text(eps)}: " + ", ".join(
             f"{t:.0%} {pt(m)} vs {pt(u)}" for t, m, u in zip(table["target"], table[mrpf], table[uniform])))
     tuning = float((table[uniform] - table[untuned]).mean())
     criterion = float((table[uniform] - table[random]).abs().mean())
