@@ -101,6 +101,8 @@ def robust_curve(
     robust = (predict(model, x, batch_size) == y) if correct is None else correct.clone()
     if attack.minimal:
         return _curve_from_distances(model, x, y, spec, attack, robust, batch_size, seed, params, on_batch, keep)
+    if attack.opts.get("search") == "descend":
+        return _curve_descending(model, x, y, spec, attack, robust, batch_size, seed, params, on_batch, keep)
     current = x.clone() if keep is not None else None
     points = []
     for eps in spec.eps:
@@ -120,6 +122,63 @@ def robust_curve(
                         on_batch()  # lets a worker report progress and honour cancel between batches
         if keep is not None:
             keep[float(eps)] = current.clone()
+        points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
+    return points
+
+
+def _attack_alive(model, x, y, attack, eps, idx_alive, gen, batch_size, on_batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attack the examples `idx_alive` at ε in batches: (fooled flags, adversarial inputs), CPU tensors."""
+    fooled = torch.zeros(len(idx_alive), dtype=torch.bool)
+    adversarial = x[idx_alive].clone()
+    for start in range(0, len(idx_alive), batch_size):
+        idx = idx_alive[start : start + batch_size]
+        xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
+        adv = attack.perturb(model, xb, yb, eps, gen)
+        with torch.no_grad():
+            fooled[start : start + len(idx)] = (model(adv).argmax(1) != yb).cpu()
+        adversarial[start : start + len(idx)] = adv.cpu()
+        if on_batch is not None:
+            on_batch()
+    return fooled, adversarial
+
+
+def _curve_descending(model, x, y, spec, attack, correct, batch_size, seed, params, on_batch, keep):
+    """`options: {search: descend}`: the ε grid from the largest budget down, each ε attacking only the
+    examples broken at the ε above it; an example the attack fails to break at ε counts as robust at
+    every smaller ε too, without being attacked there.
+
+    Attacks that break are cheap (they stop at the first fooling iterate, and a large ball fools
+    fast); each correctly classified example pays for one failed attack at most. The assumption
+    (failure at ε ⇒ robust below ε) is the attack's own monotonicity, not a bound: bench/ measures
+    how far this curve sits from attacking every ε.
+    """
+    broken_at = torch.full((len(x),), float("inf"))  # smallest grid ε at which an adversarial example was found
+    found = x.clone()  # that adversarial example (or the last failed attempt)
+    alive = correct.nonzero().flatten()
+    for eps in sorted((e for e in spec.eps if e > 0), reverse=True):
+        fooled_here = torch.zeros(len(alive), dtype=torch.bool)
+        for restart in range(spec.restarts):
+            todo = (~fooled_here).nonzero().flatten()
+            if len(todo) == 0:
+                break
+            fooled, adversarial = _attack_alive(model, x, y, attack, eps, alive[todo],
+                                                _generator(seed, spec.name, eps, restart), batch_size, on_batch)
+            fooled_here[todo[fooled]] = True
+            keep_idx = alive[todo] if restart == 0 else alive[todo[fooled]]
+            found[keep_idx] = adversarial if restart == 0 else adversarial[fooled]
+        broken_at[alive[fooled_here]] = eps
+        alive = alive[fooled_here]
+        if len(alive) == 0:
+            break
+    robust, points = correct.clone(), []
+    for eps in spec.eps:  # upwards: a failed attempt cut into a smaller ball may still fool, and stays counted
+        robust &= broken_at > eps
+        inputs = attack.cut(x, found, eps) if eps > 0 else x
+        if eps > 0:
+            robust &= predict(model, inputs, batch_size) == y
+        if keep is not None:  # broken inside ε: its example; otherwise the attempt cut into the ε-ball
+            fits = (broken_at <= eps).view(-1, *[1] * (x.dim() - 1))
+            keep[float(eps)] = torch.where(fits, found, inputs)
         points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
     return points
 

@@ -202,10 +202,13 @@ class AttackSpec(Frozen):
 
     @model_validator(mode="after")
     def _known_options(self) -> "AttackSpec":
-        allowed = _registry("attack").get(self.name).options
-        unknown = sorted(set(self.options) - set(allowed))
+        attack = _registry("attack").get(self.name)
+        unknown = sorted(set(self.options) - set(attack.options))
         if unknown:
-            raise ValueError(f"options: unknown option(s) {unknown} for {self.name}; choose from {sorted(allowed)}")
+            raise ValueError(f"options: unknown option(s) {unknown} for {self.name}; choose from {sorted(attack.options)}")
+        for key, allowed in attack.choices.items():
+            if key in self.options and self.options[key] not in allowed:
+                raise ValueError(f"options.{key}: choose from {list(allowed)}, not {self.options[key]!r}")
         return self
 
     def relative_step(self) -> float:

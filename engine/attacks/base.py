@@ -23,6 +23,7 @@ class Attack:
     norm: ClassVar[str] = "Linf"
     minimal: ClassVar[bool] = False
     options: ClassVar[dict[str, float | int | str]] = {}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # allowed values of string options
     stop_when_fooled: bool = False  # iterative attacks that honour it drop examples once fooled
 
     def __init__(self, steps: int = 10, relative_step: float = 0.25, random_start: bool = True, **options):
@@ -32,6 +33,9 @@ class Attack:
         unknown = set(options) - set(self.options)
         if unknown:
             raise ValueError(f"unknown option(s) {sorted(unknown)}; choose from {sorted(self.options)}")
+        for key, allowed in self.choices.items():
+            if key in options and options[key] not in allowed:
+                raise ValueError(f"option {key!r} must be one of {list(allowed)}, not {options[key]!r}")
         self.opts = {**self.options, **options}
 
     def cut(self, x: torch.Tensor, adv: torch.Tensor, eps: float) -> torch.Tensor | None:

@@ -17,9 +17,15 @@ from engine.attacks.base import ATTACKS, Attack, flat_norm, uniform_like
 
 @ATTACKS.register("pgd_linf")
 class PGDLinf(Attack):
-    """PGD L∞: signed-gradient steps of ε·step_size, projected onto the ε-box and [0, 1]."""
+    """PGD L∞: signed-gradient steps of ε·step_size, projected onto the ε-box and [0, 1].
+
+    Option `search`: how a robust curve walks its ε grid — `scan` (default: upwards, every ε
+    attacks the examples still robust) or `descend` (downwards, faster; see engine.evaluate).
+    """
 
     norm = "Linf"
+    options = {"search": "scan"}
+    choices = {"search": ("scan", "descend")}
 
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()
@@ -35,9 +41,14 @@ class PGDLinf(Attack):
 
 @ATTACKS.register("pgd_l2")
 class PGDL2(Attack):
-    """PGD L2: normalised-gradient steps of ε·step_size, projected onto the L2 ball and [0, 1]."""
+    """PGD L2: normalised-gradient steps of ε·step_size, projected onto the L2 ball and [0, 1].
+
+    Option `search`: `scan` (default) or `descend`, as for pgd_linf.
+    """
 
     norm = "L2"
+    options = {"search": "scan"}
+    choices = {"search": ("scan", "descend")}
 
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()
