@@ -2,7 +2,8 @@
 
 Filter pruning removes whole output filters, scored by their L1 norm; kernel pruning removes
 single k×k kernels (one input–output channel pair), scored by L1. Each comes global (one
-threshold over all conv layers), per layer, or random per layer. As in the paper, dense layers
+threshold over all conv layers on the mean |w| of each group, so that layers of different fan-in
+compare fairly, as in the paper's code), per layer, or random per layer. As in the paper, dense layers
 are left alone. A pruned filter's bias and following BatchNorm scale and shift are held at zero
 too, so the channel outputs exactly zero and the masked model computes what the physically
 smaller one (engine.shrink) computes.
@@ -50,6 +51,10 @@ def structured_masks(layers: dict[str, nn.Module], sparsity: float, criterion: S
     weights = {name: layer.weight.detach() for name, layer in layers.items()}
     scores = criterion.group_scores(weights, generator)
     sizes = {n: weights[n].numel() // scores[n].numel() for n in weights}
+    if criterion.scope == "global" and not criterion.random:
+        # mean |w| per group, as in Merkle et al.'s code: raw L1 sums would rank every filter of a
+        # layer with a small fan-in (the first conv) below all others and remove that layer whole
+        scores = {n: s / sizes[n] for n, s in scores.items()}
     if previous:  # pruned groups stay pruned: they rank below everything
         scores = {n: s.masked_fill(_group_sums(previous[n].to(s.device), s) == 0, float("-inf"))
                   for n, s in scores.items()}

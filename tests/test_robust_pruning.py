@@ -176,6 +176,22 @@ def test_filter_pruning_by_l1_prunes_the_weakest_filter(synthetic):
     assert dead_filters(masks["c"]).nonzero().flatten().tolist() == [5]
 
 
+@pytest.mark.parametrize("granularity", ["filter", "kernel"])
+def test_global_structured_pruning_ranks_groups_by_mean_magnitude_across_layers(synthetic, granularity):
+    """Merkle et al.'s code scores a group by its mean |w|; raw L1 sums would empty the first conv
+    (few inputs per filter) before touching the second, whatever their weights."""
+    model = model_of("small_cnn", synthetic)
+    layers = prunable_layers(model, False, (nn.Conv2d,))
+    with torch.no_grad():
+        layers["features.conv1"].weight.fill_(0.5)  # 9 weights per filter: L1 4.5, mean 0.5
+        layers["features.conv2"].weight.fill_(0.1)  # 288 weights per filter: L1 28.8, mean 0.1
+    masks = METHODS.get(f"{granularity}_global")().select(layers, 0.3, None, torch.Generator())
+    assert bool(masks["features.conv1"].all())  # the strong first layer is untouched
+    pruned = 1 - masks["features.conv2"].float().mean()
+    total = sum(m.numel() for m in masks.values())
+    assert abs(pruned * masks["features.conv2"].numel() / total - 0.3) < 0.01
+
+
 def test_random_structured_pruning_is_reproducible(synthetic):
     model = model_of("vgg_small", synthetic)
     layers = prunable_layers(model, False, (nn.Conv2d,))
