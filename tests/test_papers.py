@@ -217,3 +217,12 @@ def test_the_cli_runs_a_reduced_paper_and_checks_it_as_json(cache):
     missing = subprocess.run([sys.executable, "-m", "engine", "check-preset", "hydra"], capture_output=True, text=True,
                              timeout=120)
     assert missing.returncode == 1 and "2 of 2 runs not finished" in missing.stdout
+
+
+def test_a_reduced_paper_runs_on_ray_into_the_same_store(cache):
+    run = subprocess.run([sys.executable, "-m", "engine", "run-paper", "transfer", "--reduced", "--executor", "ray",
+                          "--json"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout)["status"] in ("holds", "fails")
+    store = api.open_store()
+    assert all(store.run(s.run_id())["status"] == "done" for s in api.paper_specs("transfer", True).values())
