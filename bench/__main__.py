@@ -52,6 +52,11 @@ TARGETS = [
 ]
 
 
+# reference figures printed beside the targets: (figure, key, what it is)
+REFERENCES = [("surface", "torchattacks_self_diff_pt", "torchattacks vs itself from other random starts"),
+              ("surface", "matmul_peak_gflops", "fp32 matmul peak of this run")]
+
+
 def measure(figure: str, presets: list[str]) -> dict:
     """One figure's numbers (each ratio measured within this run)."""
     if figure == "surface":
@@ -79,6 +84,9 @@ def table(results: dict[str, dict]) -> str:
             met = value >= target if higher else value <= target
             lines.append(f"{figure:<11} {key:<24} {value:>9}  {'≥' if higher else '≤'} {target:g}  "
                          f"{'met' if met else 'NOT met'}")
+    for figure, key, what in REFERENCES:
+        if figure in results and key in results[figure]:
+            lines.append(f"{figure:<11} {key:<24} {results[figure][key]:>9}  ({what})")
     return "\n".join(lines)
 
 
