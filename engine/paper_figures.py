@@ -23,6 +23,19 @@ def _variants(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame["variant"]))
 
 
+def _pruned_by_variant(frame: pd.DataFrame, eps: float) -> list[tuple[int, str, pd.DataFrame]]:
+    """(index, variant, rows) of the pruned checkpoints at strength ε, rows by target sparsity."""
+    part = frame[np.isclose(frame["eps"], eps) & (frame["target_sparsity"] > 0)]
+    return [(i, v, part[part["variant"] == v].sort_values("target_sparsity")) for i, v in enumerate(_variants(part))]
+
+
+def _finish_panels(fig: go.Figure, title: str, y_title: str, legend_y: float) -> go.Figure:
+    """Shared y axis (0–100 %), title and a horizontal legend under side-by-side panels."""
+    fig.update_yaxes(title_text=y_title, range=[0, 100], row=1, col=1)
+    fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=legend_y), margin=dict(t=70))
+    return fig
+
+
 def strength_curves(frame: pd.DataFrame, title: str = "") -> go.Figure:
     """BAP's robustness curves: accuracy vs attack strength, one panel per variant, one curve per sparsity."""
     if frame.empty:
@@ -42,19 +55,16 @@ def strength_curves(frame: pd.DataFrame, title: str = "") -> go.Figure:
                 hovertemplate=f"{variant}<br>sparsity {sparsity:.1%}<br>ε %{{x:.3g}}<br>accuracy %{{y:.1f}} %<extra></extra>",
             ), row=1, col=col)
         fig.update_xaxes(title_text=eps_axis_title(norm), row=1, col=col)
-    fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], row=1, col=1)
-    fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=-0.3), margin=dict(t=70))
-    return fig
+    return _finish_panels(fig, title, "accuracy (%)", -0.3)
 
 
 def kept_fraction_lines(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
     """HYDRA's figure: robust accuracy at ε against the kept fraction k (log axis, reversed), one line per variant."""
-    part = frame[np.isclose(frame["eps"], eps) & (frame["target_sparsity"] > 0)]
-    if part.empty:
+    groups = _pruned_by_variant(frame, eps)
+    if not groups:
         return _empty("no pruned checkpoints yet")
     fig = go.Figure()
-    for i, variant in enumerate(_variants(part)):
-        rows = part[part["variant"] == variant].sort_values("target_sparsity")
+    for i, variant, rows in groups:
         k = 1 - rows["target_sparsity"]
         colour = OKABE_ITO[i % len(OKABE_ITO)]
         fig.add_trace(go.Scatter(x=k, y=rows["acc"] * 100, mode="lines+markers", name=f"{variant}, PGD", line_color=colour,
@@ -63,7 +73,7 @@ def kept_fraction_lines(frame: pd.DataFrame, eps: float, title: str = "") -> go.
                                  line=dict(color=colour, dash="dot"),
                                  hovertemplate=f"{variant}<br>k = %{{x:.3g}}<br>clean %{{y:.1f}} %<extra></extra>"))
     fig.update_xaxes(type="log", autorange="reversed", title_text="kept fraction k (log scale; right = more compression)")
-    fig.update_layout(title=title or f"Accuracy at ε = {eps_label(eps, norm_of(part))} against the kept fraction",
+    fig.update_layout(title=title or f"Accuracy at ε = {eps_label(eps, norm_of(frame))} against the kept fraction",
                       yaxis_title="accuracy (%)", yaxis_range=[0, 100], height=420, legend=dict(orientation="h", y=-0.3))
     return fig
 
@@ -87,23 +97,20 @@ def compression_panels(frame: pd.DataFrame, title: str = "") -> go.Figure:
                 hovertemplate=f"{variant}<br>%{{x:.0f}}× compression<br>robust %{{y:.1f}} %<extra></extra>",
             ), row=1, col=col)
         fig.update_xaxes(type="log", dtick=np.log10(2), tickformat=".0f", title_text="compression (×)", row=1, col=col)
-    fig.update_yaxes(title_text="robust accuracy (%)", range=[0, 100], row=1, col=1)
-    fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=-0.35), margin=dict(t=70))
-    return fig
+    return _finish_panels(fig, title, "robust accuracy (%)", -0.35)
 
 
 def variant_bars(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
     """Robust accuracy at ε per target sparsity, one bar per variant (MRPF vs uniform ratios)."""
-    part = frame[np.isclose(frame["eps"], eps) & (frame["target_sparsity"] > 0)]
-    if part.empty:
+    groups = _pruned_by_variant(frame, eps)
+    if not groups:
         return _empty("no pruned checkpoints yet")
     fig = go.Figure()
-    for i, variant in enumerate(_variants(part)):
-        rows = part[part["variant"] == variant].sort_values("target_sparsity")
+    for i, variant, rows in groups:
         fig.add_trace(go.Bar(x=[f"{t:.0%}" for t in rows["target_sparsity"]], y=rows["acc"] * 100, name=variant,
                              marker_color=OKABE_ITO[i % len(OKABE_ITO)], customdata=rows["clean_acc"] * 100,
                              hovertemplate=f"{variant}<br>robust %{{y:.1f}} %<br>clean %{{customdata:.1f}} %<extra></extra>"))
-    fig.update_layout(barmode="group", title=title or f"Robust accuracy at ε = {eps_label(eps, norm_of(part))}",
+    fig.update_layout(barmode="group", title=title or f"Robust accuracy at ε = {eps_label(eps, norm_of(frame))}",
                       xaxis_title="target sparsity (share of conv weights pruned)", yaxis_title="robust accuracy (%)",
                       yaxis_range=[0, 100], height=420, legend=dict(orientation="h", y=-0.3))
     return fig

@@ -202,6 +202,16 @@ def test_random_structured_pruning_is_reproducible(synthetic):
 
 # ---- the physically smaller model ------------------------------------------------------------
 
+def shrunk_like_masked(model, layers, masks, x):
+    """Mask the model, shrink it, and check that both give the same outputs on x; the smaller model."""
+    apply_masks(layers, masks)
+    silence_dead_channels(layers, masks, norm_followers(model))
+    small = shrink(model, masks)
+    with torch.no_grad():
+        assert torch.allclose(small(x), model(x), atol=1e-5)
+    return small
+
+
 @pytest.mark.parametrize("name", ["small_cnn", "vgg_small", "lenet5"])
 def test_the_smaller_model_computes_what_the_masked_one_does(synthetic, name):
     model = model_of(name, synthetic)
@@ -216,13 +226,7 @@ def test_the_smaller_model_computes_what_the_masked_one_does(synthetic, name):
         model.eval()
     criterion = METHODS.get("filter_layer")()
     layers = prunable_layers(model, False, criterion.layer_kinds)
-    masks = criterion.select(layers, 0.5, None, torch.Generator())
-    apply_masks(layers, masks)
-    silence_dead_channels(layers, masks, norm_followers(model))
-    small = shrink(model, masks)
-    x = synthetic.x_test[:64]
-    with torch.no_grad():
-        assert torch.allclose(small(x), model(x), atol=1e-5)
+    small = shrunk_like_masked(model, layers, criterion.select(layers, 0.5, None, torch.Generator()), synthetic.x_test[:64])
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
     convs = [m for m in small.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [round(l.out_channels / 2) for l in layers.values()]
@@ -233,12 +237,7 @@ def test_a_fully_pruned_conv_layer_still_shrinks_to_the_same_outputs(synthetic):
     layers = prunable_layers(model, False, (nn.Conv2d,))
     masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in layers.items()}
     masks["features.conv1"] = torch.zeros_like(masks["features.conv1"])  # every filter of the first conv
-    apply_masks(layers, masks)
-    silence_dead_channels(layers, masks, norm_followers(model))
-    small = shrink(model, masks)
-    x = synthetic.x_test[:16]
-    with torch.no_grad():
-        assert torch.allclose(small(x), model(x), atol=1e-5)
+    small = shrunk_like_masked(model, layers, masks, synthetic.x_test[:16])
     assert [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)][0] == 1
 
 
