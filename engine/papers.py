@@ -120,7 +120,13 @@ class PaperResults:
 
 
 def _tagged(frame: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
-    return frame.assign(variant=frame["run_id"].map(labels)) if not frame.empty else frame.assign(variant=[])
+    """Rows tagged with their variant label, in the preset's order of variants (then by step)."""
+    if frame.empty:
+        return frame.assign(variant=[])
+    order = {run_id: i for i, run_id in enumerate(labels)}
+    frame = frame.assign(variant=frame["run_id"].map(labels), _order=frame["run_id"].map(order))
+    by = ["_order", "step"] if "step" in frame else ["_order"]
+    return frame.sort_values(by, kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def _with_targets(frame: pd.DataFrame, store: Store) -> pd.DataFrame:

@@ -226,3 +226,10 @@ def test_a_reduced_paper_runs_on_ray_into_the_same_store(cache):
     assert json.loads(run.stdout)["status"] in ("holds", "fails")
     store = api.open_store()
     assert all(store.run(s.run_id())["status"] == "done" for s in api.paper_specs("transfer", True).values())
+
+
+def test_results_come_in_the_presets_order_of_variants(store):
+    fill_paper(store, "bap", SCENARIOS["bap"][0])
+    results = api.paper_results("bap", store)
+    assert list(dict.fromkeys(results.robust["variant"])) == list(papers.load_paper("bap").variants)
+    assert list(dict.fromkeys(results.budget["variant"])) == ["AP ε=0.05", "AP ε=0.1", "BAP"]
