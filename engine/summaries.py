@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 
 # Attacks ordered by strength within a norm: a weaker one should never beat a stronger one.
-STRONGER_THAN = {"fgsm": ("pgd_linf",)}
+# (attack that should not win, attack it should not beat, warning kind, what it means)
+SHOULD_NOT_BEAT = [
+    ("fgsm", "pgd_linf", "weaker_beats_stronger", "{strong} is under-converged; raise its steps or restarts"),
+    ("square", "pgd_linf", "gradient_masking",
+     "a gradient-free attack beats a gradient one, so the gradients mislead (gradient masking); trust the lower number"),
+    ("square", "apgd_ce", "gradient_masking",
+     "a gradient-free attack beats a gradient one, so the gradients mislead (gradient masking); trust the lower number"),
+]
 HYGIENE_TOLERANCE = 0.01  # one point of accuracy: below this, differences are attack noise
 
 
@@ -67,7 +74,8 @@ class Warning:
 
 
 def hygiene(frame: pd.DataFrame, unbounded: tuple[str, ...] = (), near_zero: float = 0.05) -> list[Warning]:
-    """Warnings: accuracy rising with ε, a weaker attack beating a stronger one, an unbounded attack not near 0 %."""
+    """Warnings: accuracy rising with ε, a weaker attack beating a stronger one, a gradient-free attack beating a
+    gradient one (gradient masking), an unbounded attack not near 0 %."""
     found: list[Warning] = []
     for (run_id, step, attack), curve in frame.groupby(["run_id", "step", "attack"], sort=True):
         curve = curve.sort_values("eps")
@@ -85,16 +93,15 @@ def hygiene(frame: pd.DataFrame, unbounded: tuple[str, ...] = (), near_zero: flo
 
 def _weaker_beats_stronger(frame: pd.DataFrame) -> list[Warning]:
     found = []
-    for weak, strong_ones in STRONGER_THAN.items():
-        for strong in strong_ones:
-            a = frame[frame["attack"] == weak][["run_id", "step", "eps", "acc"]]
-            b = frame[frame["attack"] == strong][["run_id", "step", "eps", "acc"]]
-            both = a.merge(b, on=["run_id", "step", "eps"], suffixes=("_weak", "_strong"))
-            bad = both[(both["eps"] > 0) & (both["acc_weak"] < both["acc_strong"] - HYGIENE_TOLERANCE)]
-            for row in bad.itertuples():
-                found.append(Warning("weaker_beats_stronger", row.run_id, int(row.step), weak,
-                                     f"{weak} ({row.acc_weak:.1%}) beats {strong} ({row.acc_strong:.1%}) at ε = {row.eps:g}: "
-                                     f"{strong} is under-converged; raise its steps or restarts"))
+    for weak, strong, kind, meaning in SHOULD_NOT_BEAT:
+        a = frame[frame["attack"] == weak][["run_id", "step", "eps", "acc"]]
+        b = frame[frame["attack"] == strong][["run_id", "step", "eps", "acc"]]
+        both = a.merge(b, on=["run_id", "step", "eps"], suffixes=("_weak", "_strong"))
+        bad = both[(both["eps"] > 0) & (both["acc_weak"] < both["acc_strong"] - HYGIENE_TOLERANCE)]
+        for row in bad.itertuples():
+            found.append(Warning(kind, row.run_id, int(row.step), weak,
+                                 f"{weak} ({row.acc_weak:.1%}) beats {strong} ({row.acc_strong:.1%}) at ε = {row.eps:g}: "
+                                 + meaning.format(strong=strong)))
     return found
 
 

@@ -55,6 +55,15 @@ def test_fgsm_beating_pgd_is_flagged():
     assert w.kind == "weaker_beats_stronger" and "pgd_linf" in w.message
 
 
+def test_a_gradient_free_attack_beating_pgd_is_flagged_as_gradient_masking():
+    # the shape seen on a 64× pruned LeNet-5: Square 55.6 % vs PGD 60.0 % at 8/255
+    f = frame({(0, "pgd_linf"): [(0, 0.67), (0.031, 0.600)], (0, "square"): [(0, 0.67), (0.031, 0.556)]})
+    (w,) = summaries.hygiene(f)
+    assert w.kind == "gradient_masking" and "square (55.6%) beats pgd_linf (60.0%)" in w.message
+    fine = frame({(0, "pgd_linf"): [(0, 0.87), (0.031, 0.576)], (0, "square"): [(0, 0.87), (0.031, 0.624)]})
+    assert summaries.hygiene(fine) == []
+
+
 def test_unbounded_attack_far_from_zero_is_flagged():
     f = frame({(0, "deepfool"): [(0, 0.9), (10.0, 0.3)]})
     assert [w.kind for w in summaries.hygiene(f, unbounded=("deepfool",))] == ["unbounded_not_zero"]
