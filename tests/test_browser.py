@@ -131,6 +131,23 @@ def test_a_running_preset_can_be_cancelled_from_the_browser(server, browser):
     page.close()
 
 
+def test_a_paper_from_the_gallery_queues_its_runs_and_opens_its_page(server, browser):
+    url, _, root = server
+    page = browser.new_page()
+    page.goto(url)
+    page.locator(".st-key-paper-transfer").get_by_role("button", name="Run and check the claim").click()
+    page.get_by_role("heading", name="Papers, reproduced small").wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"runs not finished")).first.wait_for(timeout=60_000)
+    assert "paper=transfer" in page.url
+    page.close()
+    from engine import api
+    from engine.store import Store
+
+    store = Store(root)  # stop the real preset the click started: the rest of the suite needs the CPU
+    jobs = [api.cancel(j["job_id"], store) for j in api.jobs(store) if j["status"] in ("queued", "running")]
+    assert len(jobs) == 2  # the preset's two variants
+
+
 def test_a_shared_surface_link_opens_the_same_view(server, browser):
     url, _, root = server
     from engine.store import Store
