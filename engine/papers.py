@@ -23,8 +23,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -98,15 +97,13 @@ def expand(preset: PaperPreset, reduced: bool = False) -> dict[str, RunSpec]:
 
 @dataclass
 class PaperResults:
-    """What the store holds for a paper preset's runs, each row tagged with its variant label."""
+    """What the store holds for a paper preset's runs (robust, transfer and budget rows), tagged by variant."""
 
     run_ids: dict[str, str]
     status: dict[str, str]
     robust: pd.DataFrame
     transfer: pd.DataFrame
     budget: pd.DataFrame
-    layers: pd.DataFrame
-    seconds: dict[str, float] = field(default_factory=dict)
 
     def missing(self) -> list[str]:
         """Variants whose run has not finished."""
@@ -143,18 +140,13 @@ def gather(specs: dict[str, RunSpec], store: Store) -> PaperResults:
 
     run_ids = {label: spec.run_id() for label, spec in specs.items()}
     labels = {run_id: label for label, run_id in run_ids.items()}
-    present = [r for r in run_ids.values() if store.has_run(r)]
     status = {label: store.run(r)["status"] if store.has_run(r) else "missing" for label, r in run_ids.items()}
-    layers = [api.layers_frame(r, store).assign(run_id=r) for r in present]
-    layers = [frame for frame in layers if not frame.empty]
-    seconds = {labels[r]: sum((s["train_seconds"] or 0) + (s["eval_seconds"] or 0) for s in store.steps(r))
-               for r in present}
+    present = [run_ids[label] for label, state in status.items() if state != "missing"]
     return PaperResults(
-        run_ids=run_ids, status=status, seconds=seconds,
+        run_ids=run_ids, status=status,
         robust=_tagged(_with_targets(api.robust_frame(present, store), store), labels),
         transfer=_tagged(_with_targets(api.robust_frame(present, store, "transfer"), store), labels),
         budget=_tagged(api.budget_frame(present, store), labels),
-        layers=_tagged(pd.concat(layers, ignore_index=True) if layers else pd.DataFrame(columns=["run_id"]), labels),
     )
 
 
@@ -194,9 +186,3 @@ def run(name: str, store: Store, reduced: bool = False, executor: str = "local",
             api.run(spec, store)
             bar.update(1)
     return time.perf_counter() - started
-
-
-def paper_path(name: str) -> Path:
-    """The YAML file of a paper preset."""
-    load_paper(name)
-    return PAPERS_DIR / f"{name}.yaml"

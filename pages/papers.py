@@ -28,7 +28,7 @@ preset = presets[name]
 def start() -> None:
     """Queue every variant of the chosen paper preset (finished runs are not computed again)."""
     try:
-        st.session_state[f"paper-jobs-{name}"] = [j["job_id"] for j in api.submit_paper(name)]
+        api.submit_paper(name)
     except EngineError as exc:
         st.session_state["paper-error"] = str(exc)
 
@@ -45,25 +45,21 @@ if "paper-error" in st.session_state:
     st.error(st.session_state.pop("paper-error"))
 
 specs = api.paper_specs(name)
-live = {label: api.latest_job(spec.run_id()) for label, spec in specs.items()}
-computing = any(job and job["status"] in ("queued", "running") for job in live.values())
-
 VERDICT_STYLE = {"holds": st.success, "fails": st.warning, "incomplete": st.info}
 
 
-def progress_rows() -> None:
-    """One progress bar per variant whose run is queued or computing."""
-    for label, spec in specs.items():
-        job = api.latest_job(spec.run_id())
-        if job and job["status"] in ("queued", "running"):
-            st.progress(float(job["fraction"] or 0.0), text=f"{label} · {describe(job)}")
+def live_jobs() -> dict[str, dict]:
+    """Variant label → its job, for the variants whose run is queued or computing."""
+    jobs = {label: api.latest_job(spec.run_id()) for label, spec in specs.items()}
+    return {label: job for label, job in jobs.items() if job and job["status"] in ("queued", "running")}
 
 
-@st.fragment(run_every=3 if computing else None)
+@st.fragment(run_every=3 if live_jobs() else None)
 def draw() -> None:
     """Verdict, findings, the paper's figures and the numbers; redrawn while a variant computes."""
     results = api.paper_results(name)
-    progress_rows()
+    for label, job in live_jobs().items():
+        st.progress(float(job["fraction"] or 0.0), text=f"{label} · {describe(job)}")
     verdict = api.paper_verdict(name, results)
     VERDICT_STYLE[verdict.status](verdict.headline if verdict.status != "incomplete" else
                                   f"{verdict.headline}. Click “Run” above, or run `python -m engine run-paper {name}`.")
