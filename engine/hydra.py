@@ -3,11 +3,16 @@
 Every prunable layer gets an importance score per weight, initialised as
 s = √(6 / fan_in) · W / max|W| (so the first mask is exactly the per-layer magnitude mask). The
 forward pass uses W ⊙ m, m = 1 on the top-k |s| of each layer (k the kept fraction, the same in
-every layer); the backward pass is straight-through, ∂L/∂s = ∂L/∂(W ⊙ m) · W, so pruned
-weights still get gradients and may come back. In the prune phase W (and every other weight) is
-frozen and only the scores learn, by SGD with a cosine schedule on the fine-tuning loss; the
-final mask then goes to the ordinary masked fine-tuning (the fine-tune phase, scores frozen).
-With a cumulative schedule a weight that re-enters comes back at zero: use one_shot schedules.
+every layer). As in HYDRA's `GetSubnet.apply(self.popup_scores.abs(), k)`, the mask is computed
+from |s| and the backward pass is straight-through *to |s|*, so autograd multiplies by sign(s):
+∂L/∂s = ∂L/∂(W ⊙ m) · W · sign(s). Pruned weights still get gradients and may come back.
+
+In the prune phase every conv and linear weight and bias is frozen (HYDRA's `freeze_vars`), while
+BatchNorm's affine parameters keep learning unless `prune.freeze_bn` is set, as in HYDRA; scores
+and BatchNorm learn by SGD (momentum 0.9, weight decay 1e-4, HYDRA's defaults) with a cosine
+schedule on the fine-tuning loss. The final mask then goes to the ordinary masked fine-tuning (the
+fine-tune phase, scores frozen). With a cumulative schedule a weight that re-enters comes back at
+zero: use one_shot schedules.
 """
 
 from __future__ import annotations
@@ -45,11 +50,15 @@ class _StraightThrough(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, None
+        return grad, None  # straight through to |s|; autograd's abs() then applies sign(s)
+
+
+SCORE_WEIGHT_DECAY = 1e-4  # HYDRA's --wd default, applied to the scores (and BatchNorm) in the prune phase
+SCORE_MOMENTUM = 0.9
 
 
 class ScoredWeight(nn.Module):
-    """Parametrisation W ↦ W ⊙ topk(|s|) with straight-through gradients to the scores s."""
+    """Parametrisation W ↦ W ⊙ topk(|s|), straight-through to |s| (hence ∂L/∂s carries sign(s))."""
 
     def __init__(self, weight: torch.Tensor, sparsity: float):
         super().__init__()
@@ -57,7 +66,7 @@ class ScoredWeight(nn.Module):
         self.sparsity = sparsity
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight * _StraightThrough.apply(self.scores, self.sparsity)
+        return weight * _StraightThrough.apply(self.scores.abs(), self.sparsity)
 
 
 @METHODS.register("lwm")
@@ -96,18 +105,20 @@ class Hydra(Criterion):
 
 def optimise_scores(layers: dict[str, nn.Module], sparsity: float, generator: torch.Generator,
                     context: PruneContext) -> dict[str, torch.Tensor] | None:
-    """The prune phase: train the scores with every weight frozen; return the final scores."""
+    """The prune phase: train the scores (and BatchNorm affine, unless frozen) with every conv and
+    linear weight frozen; return the final scores. BatchNorm's changes stay in the model."""
     steps, model = context.spec.score_steps, context.model
     if steps == 0:
         return None
-    frozen = [p for p in model.parameters() if p.requires_grad]
+    trainable = [] if context.spec.freeze_bn else norm_parameters(model)
+    frozen = [p for p in model.parameters() if p.requires_grad and not any(p is q for q in trainable)]
     for p in frozen:
         p.requires_grad_(False)
     for layer in layers.values():
         parametrize.register_parametrization(layer, "weight", ScoredWeight(layer.weight, sparsity))
     try:
         scores = [layer.parametrizations.weight[0].scores for layer in layers.values()]
-        _train_scores(model, scores, steps, generator, context)
+        _train_scores(model, scores + trainable, steps, generator, context)
         return {n: layer.parametrizations.weight[0].scores.detach().clone() for n, layer in layers.items()}
     finally:
         for layer in layers.values():
@@ -116,13 +127,19 @@ def optimise_scores(layers: dict[str, nn.Module], sparsity: float, generator: to
             p.requires_grad_(True)
 
 
-def _train_scores(model: nn.Module, scores: list[torch.Tensor], steps: int, generator: torch.Generator,
+def norm_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The affine parameters of every BatchNorm layer (HYDRA leaves them trainable while pruning)."""
+    return [p for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for p in m.parameters(recurse=False) if p.requires_grad]
+
+
+def _train_scores(model: nn.Module, params: list[torch.Tensor], steps: int, generator: torch.Generator,
                   context: PruneContext) -> None:
     x, y = context.train
-    opt = torch.optim.SGD(scores, lr=context.spec.score_lr, momentum=0.9)
+    opt = torch.optim.SGD(params, lr=context.spec.score_lr, momentum=SCORE_MOMENTUM, weight_decay=SCORE_WEIGHT_DECAY)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     batches = index_batches(len(x), context.spec.batch_size, generator)
-    device = next(iter(scores)).device
+    device = next(iter(params)).device
     model.train()
     for i in range(steps):
         idx = next(batches)

@@ -162,6 +162,7 @@ class PruneSpec(Frozen):
     batch_size: int = Field(128, ge=1, le=65536)
     score_steps: int = Field(100, ge=0, le=1_000_000, description="hydra: score-optimisation batches per step")
     score_lr: float = Field(0.1, gt=0.0, le=10.0, description="hydra: SGD learning rate of the scores")
+    freeze_bn: bool = Field(False, description="hydra: also freeze BatchNorm while the scores learn (HYDRA's --freeze-bn)")
     mrs: MRSSpec = Field(MRSSpec(), description="mrpf: the MRS probe that sets the per-layer ratios")
 
     @model_validator(mode="after")
