@@ -193,6 +193,8 @@ def _curve_from_distances(model, x, y, spec, attack, correct, batch_size, seed, 
         idx = alive[start : start + batch_size]
         xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
         dist, adv = attack.distances(model, xb, yb, gen)
+        if torch.isnan(dist).any() or not torch.isfinite(adv).all():
+            raise FloatingPointError(f"{spec.name} returned NaN for {int(torch.isnan(dist).sum())} examples")
         distance[idx], adversarial[idx] = dist.cpu(), adv.cpu()
         if on_batch is not None:
             on_batch()

@@ -125,17 +125,34 @@ def ap(adversary: AdversarySpec, generator: torch.Generator) -> Loss:
 
 
 class BlindAdversarialPruning(Natural):
+    """BAP's batch loss. DeepFool starts from the model's own prediction by default, as the cleverhans
+    DeepFool in BAP's code does (`original = current`): a misclassified example still gets its
+    distance to the nearest other class, not 0, so it counts in the blind cutoff c."""
+
     def __call__(self, model, x, y):
         adv = self.adversary
         deepfool = DeepFool(steps=adv.deepfool_steps, overshoot=adv.overshoot)
-        x_df = crafted(model, lambda: deepfool.distances(model, x, y)[1])
+        x_df = crafted(model, lambda: deepfool.distances(model, x, self._reference(model, x, y))[1])
         r = x_df - x
         norms = rms_norm(r)
         cutoff = blind_cutoff(norms) if adv.cutoff == "blind" else adv.cutoff
         x_adv = torch.clamp(x + cut_and_scale(r, cutoff, adv.rho), 0.0, 1.0)
-        self.records.append({"cutoff": cutoff, "norm": "RMS-L2", "budgets": budgets(norms, cutoff, adv.rho).cpu(),
-                             "distances": norms.cpu()})
+        spent = budgets(norms, cutoff, adv.rho)
+        if not (torch.isfinite(spent).all() and torch.isfinite(x_adv).all()):
+            raise FloatingPointError("bap: DeepFool gave a non-finite perturbation or budget")
+        self.records.append({"cutoff": cutoff, "norm": "RMS-L2", "budgets": spent.cpu(), "distances": norms.cpu()})
         return half_and_half(model, x, x_adv, y)
+
+    def _reference(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The class DeepFool moves away from: the model's prediction (BAP's code) or the true label."""
+        if self.adversary.deepfool_reference == "label":
+            return y
+
+        def predicted() -> torch.Tensor:
+            with torch.no_grad():
+                return model(x).argmax(1)
+
+        return crafted(model, predicted)
 
 
 @LOSSES.register("bap")
@@ -147,13 +164,19 @@ def bap(adversary: AdversarySpec, generator: torch.Generator) -> Loss:
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
+def _mean_cutoff(records: list[dict]) -> float | None:
+    """The mean cutoff over batches; None (not NaN) where no cutoff was applied."""
+    cutoffs = [float(r["cutoff"]) for r in records if r["cutoff"] is not None]
+    return sum(cutoffs) / len(cutoffs) if cutoffs else None
+
+
 def budget_summary(records: list[dict]) -> dict | None:
     """One pruning step's budget statistics: mean cutoff, budget and distance mean and quantiles."""
     if not records:
         return None
     spent = torch.cat([r["budgets"].float() for r in records])
     row = {"norm": records[0]["norm"], "batches": len(records), "examples": len(spent),
-           "cutoff": sum(float(r["cutoff"]) if r["cutoff"] is not None else float("nan") for r in records) / len(records),
+           "cutoff": _mean_cutoff(records),
            "budget_mean": float(spent.mean())}
     row.update({f"budget_q{int(q * 100)}": float(torch.quantile(spent, q)) for q in QUANTILES})
     distances = [r["distances"] for r in records if r["distances"] is not None]

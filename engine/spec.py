@@ -100,6 +100,8 @@ class AdversarySpec(Frozen):
     rho: float = Field(1.0, gt=0.0, le=4.0, description="bap: scale of the cut perturbation")
     deepfool_steps: int = Field(5, ge=1, le=100, description="bap: DeepFool iterations")
     overshoot: float = Field(0.02, ge=0.0, le=1.0, description="bap: DeepFool overshoot")
+    deepfool_reference: Literal["prediction", "label"] = Field(
+        "prediction", description="bap: DeepFool moves away from the model's prediction (BAP's cleverhans) or the label")
 
     @field_validator("cutoff")
     @classmethod

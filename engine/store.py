@@ -8,6 +8,7 @@ transaction, so a killed process never leaves half a step. Values are always bou
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -141,6 +142,24 @@ def _robust_pruning(db: sqlite3.Connection) -> None:
         FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
 
 
+EFFECTIVE_COLUMNS = ("effective_params", "effective_sparsity", "effective_compression")
+
+
+@migration("0008_effective_size_and_mrs_reach")
+def _effective_size(db: sqlite3.Connection) -> None:
+    for column, kind in zip(EFFECTIVE_COLUMNS, ("INTEGER", "REAL", "REAL")):
+        db.execute(f"ALTER TABLE efficiency ADD COLUMN {column} {kind}")
+    db.execute("ALTER TABLE layers ADD COLUMN effective_nonzero INTEGER")
+    db.execute("ALTER TABLE layers ADD COLUMN mrs_reach REAL")
+
+
+def require_finite(what: str, row: dict[str, Any]) -> None:
+    """Raise ValueError naming the field if a float in `row` is NaN or infinite: never stored as a number."""
+    for key, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{what}.{key} is {value}: a non-finite number is never stored")
+
+
 class Fence:
     """Who may write a job's results: its current owner, on its current attempt.
 
@@ -171,6 +190,16 @@ def _insert(db: sqlite3.Connection, table: str, columns: tuple[str, ...], defaul
     names = ", ".join(("run_id", "step") + columns)
     marks = ", ".join(f":{c}" for c in ("run_id", "step") + columns)
     db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", {**defaults, **row})
+
+
+def _require_finite_step(step, robust, layers, transfer, efficiency, budget) -> None:
+    require_finite("step", step)
+    for what, rows in (("robust", robust), ("layers", layers), ("transfer", transfer)):
+        for row in rows:
+            require_finite(what, row)
+    for what, row in (("efficiency", efficiency), ("budget", budget)):
+        if row:
+            require_finite(what, row)
 
 
 class Store:
@@ -332,6 +361,7 @@ class Store:
         Steps are deterministic, so when another process already wrote this step, its rows stand
         and this call changes nothing.
         """
+        _require_finite_step(step, robust, layers, transfer, efficiency, budget)
         with self.atomic() as db:
             if fence:
                 fence.check(db)
@@ -356,14 +386,17 @@ class Store:
             db.executemany("INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)",
                            [{**key, **w} for w in warnings])
             if efficiency:
-                _insert(db, "efficiency", EFFICIENCY_COLUMNS + SHRUNK_COLUMNS, {c: None for c in SHRUNK_COLUMNS},
+                optional = SHRUNK_COLUMNS + EFFECTIVE_COLUMNS
+                _insert(db, "efficiency", EFFICIENCY_COLUMNS + optional, {c: None for c in optional},
                         {**key, **efficiency})
             if budget:
                 _insert(db, "budgets", BUDGET_COLUMNS, {c: None for c in BUDGET_COLUMNS}, {**key, **budget})
             db.executemany(
-                "INSERT INTO layers (run_id, step, layer, kind, numel, nonzero, sparsity, prunable, mrs, ratio) "
-                "VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, :prunable, :mrs, :ratio)",
-                [{"mrs": None, "ratio": None, **key, **layer, "prunable": int(layer["prunable"])} for layer in layers],
+                "INSERT INTO layers (run_id, step, layer, kind, numel, nonzero, sparsity, prunable, mrs, ratio, "
+                "effective_nonzero, mrs_reach) VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, "
+                ":prunable, :mrs, :ratio, :effective_nonzero, :mrs_reach)",
+                [{"mrs": None, "ratio": None, "effective_nonzero": None, "mrs_reach": None, **key, **layer,
+                  "prunable": int(layer["prunable"])} for layer in layers],
             )
 
     def _per_step(self, table: str, step_columns: str, run_ids: list[str]) -> list[dict[str, Any]]:

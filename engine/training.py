@@ -65,6 +65,8 @@ def train_steps(
         xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model, xb, yb)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {float(loss.detach())} at batch {i + 1} of {steps}; nothing was stored")
         loss.backward()
         opt.step()
         if masked is not None:

@@ -122,3 +122,103 @@ def test_scores_get_hydra_weight_decay(monkeypatch, synthetic, tiny_mlp):
                            LOSSES.get("natural")(AdversarySpec(), None), PruneSpec(method="hydra", score_steps=1))
     optimise_scores(prunable_layers(model), 0.5, torch.Generator().manual_seed(0), context)
     assert seen == {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
+
+
+# ---- DeepFool: a zero input gradient is a zero step, never NaN ---------------------------------
+
+class DeadConvNet(nn.Module):
+    """Every conv filter pruned: the logits are the classifier's bias alone (input gradient exactly 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.zero_()
+            self.fc.bias.copy_(torch.arange(10.0) / 10)  # always predicts class 9
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_deepfool_on_a_zero_gradient_model_is_not_fooled_and_never_nan():
+    from engine.attacks.deepfool import DeepFool
+
+    model = DeadConvNet().eval()
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.full((6,), 9)
+    dist, adv = DeepFool(steps=5).distances(model, x, y)
+    assert torch.isinf(dist).all() and not torch.isnan(adv).any()
+    assert torch.equal(adv, x)  # a zero step: nothing moved
+
+
+def test_robust_curve_of_a_dead_model_starts_at_clean_accuracy():
+    from engine.evaluate import robust_curve
+    from engine.spec import AttackSpec
+
+    model = DeadConvNet().eval()
+    x = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([9] * 8 + [0] * 12)  # at chance-like accuracy: 8 of 20 right
+    points = robust_curve(model, x, y, AttackSpec(name="deepfool", eps=[0, 0.5, 2.0], steps=10))
+    assert [p.acc for p in points] == [0.4, 0.4, 0.4]
+
+
+def test_bap_loss_stays_finite_on_a_dead_model():
+    model = DeadConvNet()
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(1))
+    loss = LOSSES.get("bap")(AdversarySpec(), torch.Generator())
+    value = loss(model, x, y)
+    assert torch.isfinite(value)
+    record = loss.records[-1]
+    assert torch.isfinite(record["budgets"]).all() and record["cutoff"] == 0.0
+
+
+# ---- BAP: DeepFool starts from the model's prediction, as cleverhans does ------------------------
+
+def test_bap_deepfool_starts_from_the_prediction_so_misclassified_examples_get_a_distance(tiny_cnn, synthetic):
+    model = copy.deepcopy(tiny_cnn)
+    x, y = synthetic.x_test[:64], synthetic.y_test[:64]
+    with torch.no_grad():
+        predicted = model(x).argmax(1)
+    wrong_label = (predicted + 1) % 10  # every example "misclassified" against these labels
+    prediction = LOSSES.get("bap")(AdversarySpec(deepfool_steps=10), torch.Generator())
+    label = LOSSES.get("bap")(AdversarySpec(deepfool_steps=10, deepfool_reference="label"), torch.Generator())
+    prediction(model, x, wrong_label)
+    label(model, x, wrong_label)
+    assert (prediction.records[-1]["distances"] > 0).float().mean() > 0.9
+    assert torch.equal(label.records[-1]["distances"], torch.zeros(64))
+    assert prediction.records[-1]["cutoff"] > 0 and label.records[-1]["cutoff"] == 0.0
+
+
+def test_deepfool_reference_defaults_to_the_prediction():
+    assert AdversarySpec().deepfool_reference == "prediction"
+
+
+# ---- no NaN reaches a loss, a budget or a stored row --------------------------------------------
+
+def test_a_non_finite_training_loss_stops_training(synthetic, tiny_mlp):
+    from engine.training import train_steps
+
+    model = copy.deepcopy(tiny_mlp)
+    with pytest.raises(FloatingPointError, match="training loss is nan at batch 1"):
+        train_steps(model, synthetic.x_train, synthetic.y_train, steps=3, batch_size=16, lr=1e-3,
+                    generator=torch.Generator(), loss_fn=lambda m, x, y: m(x).sum() * float("nan"))
+
+
+def test_the_store_refuses_non_finite_numbers(store):
+    from engine.store import require_finite
+
+    with pytest.raises(ValueError, match=r"robust\.acc is nan"):
+        require_finite("robust", {"attack": "deepfool", "acc": float("nan")})
+    with pytest.raises(ValueError, match=r"budget\.cutoff is inf"):
+        require_finite("budget", {"cutoff": float("inf")})
+    require_finite("budget", {"cutoff": None, "budget_mean": 0.0})
+
+
+def test_budget_summary_without_a_cutoff_stores_null_not_nan():
+    from engine.losses import budget_summary
+
+    row = budget_summary([{"cutoff": None, "norm": "RMS-L2", "budgets": torch.ones(4), "distances": torch.ones(4)}])
+    assert row["cutoff"] is None
