@@ -206,6 +206,9 @@ class AttackSpec(Frozen):
     @model_validator(mode="after")
     def _known_options(self) -> "AttackSpec":
         attack = _registry("attack").get(self.name)
+        if self.options.get("search") == "descend":
+            raise ValueError("options.search: descend may over-report robustness (an attack's success is not "
+                             "monotone in ε), so it never produces reported numbers; use scan")
         unknown = sorted(set(self.options) - set(attack.options))
         if unknown:
             raise ValueError(f"options: unknown option(s) {unknown} for {self.name}; choose from {sorted(attack.options)}")

@@ -218,35 +218,10 @@ def test_the_fast_surface_equals_torchattacks_per_eps_within_noise(tiny_cnn, syn
         assert abs(point.acc - reference) <= 0.03, (eps, point.acc, reference)
 
 
-@pytest.mark.parametrize("name", ["pgd_linf", "pgd_l2"])
-def test_the_descending_search_matches_the_upward_scan_within_noise(tiny_cnn, synthetic, name):
-    """`search: descend` skips the ε below an example's first failure; the curve stays monotone,
-    starts at clean accuracy and sits within noise of attacking every ε."""
-    x, y = synthetic.x_test, synthetic.y_test
-    grid = [0.0, 0.02, 0.04, 0.06, 0.1] if name == "pgd_linf" else [0.0, 0.25, 0.5, 1.0, 2.0]
-    scan, descend = (robust_curve(tiny_cnn, x, y, AttackSpec(name=name, eps=grid, steps=10, options=options), seed=1)
-                     for options in ({}, {"search": "descend"}))
-    accs = [p.acc for p in descend]
-    assert accs[0] == scan[0].acc == accuracy(tiny_cnn, x, y)
-    assert all(later <= earlier for earlier, later in zip(accs, accs[1:]))
-    assert max(abs(a - p.acc) for a, p in zip(accs, scan)) <= 0.03
-
-
-def test_the_descending_search_keeps_inputs_inside_each_ball(tiny_cnn, synthetic):
-    x, y = synthetic.x_test[:200], synthetic.y_test[:200]
-    keep = {}
-    spec = AttackSpec(name="pgd_linf", eps=[0.0, 0.03, 0.1], steps=5, options={"search": "descend"})
-    curve = robust_curve(tiny_cnn, x, y, spec, keep=keep)
-    for point in curve:
-        inputs = keep[point.eps]
-        assert float((inputs - x).abs().max()) <= point.eps + 1e-6 and inputs.min() >= 0 and inputs.max() <= 1
-        assert accuracy(tiny_cnn, inputs, y) >= point.acc - 1e-9  # the kept inputs fool no more than counted
-
-
 def test_an_unknown_search_is_refused_naming_the_choices():
     from engine.errors import SpecError
     from engine.spec import validate
 
-    with pytest.raises(SpecError, match=r"options.search: choose from \['scan', 'descend'\]"):
+    with pytest.raises(SpecError, match=r"options.search: choose from \['scan'\]"):
         validate({"schedule": {"name": "one_shot", "targets": [0.5]},
                   "eval": {"attacks": [{"name": "pgd_linf", "eps": [0.1], "options": {"search": "bisect"}}]}})

@@ -222,3 +222,38 @@ def test_budget_summary_without_a_cutoff_stores_null_not_nan():
 
     row = budget_summary([{"cutoff": None, "norm": "RMS-L2", "budgets": torch.ones(4), "distances": torch.ones(4)}])
     assert row["cutoff"] is None
+
+
+# ---- every reported curve comes from a sound search ----------------------------------------------
+
+class NarrowIsland(nn.Module):
+    """Class 1 only on a narrow island of pixel 0 (t ∈ 0.58 ± 0.01); class 0 elsewhere.
+
+    From t = 0.5, PGD-10 at ε = 0.1 walks onto the island (steps of 0.025); at ε = 0.4 its steps of
+    0.1 jump over it and oscillate. PGD's success is not monotone in ε.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))  # the engine finds the device from a parameter
+
+    def forward(self, x):
+        t = x.flatten(1)[:, 0]
+        bump = 10 * torch.exp(-((t - 0.58) ** 2) / (2 * 0.01**2)) - 5
+        return torch.stack([torch.zeros_like(bump), bump], dim=1)
+
+
+def test_reported_curves_stay_broken_where_a_smaller_ball_broke_and_descend_is_refused():
+    from engine.errors import SpecError
+    from engine.evaluate import descend_preview_curve, robust_curve
+    from engine.spec import AttackSpec, validate
+
+    model = NarrowIsland().eval()
+    x, y = torch.full((1, 1, 2, 2), 0.5), torch.zeros(1, dtype=torch.long)
+    spec = AttackSpec(name="pgd_linf", eps=[0.1, 0.4], steps=10, random_start=False)
+    assert [p.acc for p in robust_curve(model, x, y, spec)] == [1.0, 0.0, 0.0]  # broken at 0.1, so at 0.4
+    # the descending walk fails at 0.4 and never attacks 0.1: it over-reports, hence never reported
+    assert [p.acc for p in descend_preview_curve(model, x, y, spec)] == [1.0, 1.0, 1.0]
+    with pytest.raises(SpecError, match="options.search: descend may over-report"):
+        validate({"schedule": {"name": "one_shot", "targets": [0.5]},
+                  "eval": {"attacks": [{"name": "pgd_linf", "eps": [0.1], "options": {"search": "descend"}}]}})

@@ -15,17 +15,20 @@ import torch.nn.functional as F
 from engine.attacks.base import ATTACKS, Attack, flat_norm, uniform_like
 
 
+SOUND_SEARCHES = ("scan",)  # engine.evaluate.descend_preview_curve is unsound: bench only, never stored
+
+
 @ATTACKS.register("pgd_linf")
 class PGDLinf(Attack):
     """PGD L∞: signed-gradient steps of ε·step_size, projected onto the ε-box and [0, 1].
 
-    Option `search`: how a robust curve walks its ε grid — `scan` (default: upwards, every ε
-    attacks the examples still robust) or `descend` (downwards, faster; see engine.evaluate).
+    Option `search`: how a robust curve walks its ε grid; only `scan` (upwards, every ε attacks the
+    examples still robust), the sound search. `descend` is refused: it may over-report robustness.
     """
 
     norm = "Linf"
     options = {"search": "scan"}
-    choices = {"search": ("scan", "descend")}
+    choices = {"search": SOUND_SEARCHES}
 
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()
@@ -43,12 +46,13 @@ class PGDLinf(Attack):
 class PGDL2(Attack):
     """PGD L2: normalised-gradient steps of ε·step_size, projected onto the L2 ball and [0, 1].
 
-    Option `search`: `scan` (default) or `descend`, as for pgd_linf.
+    Option `search`: how a robust curve walks its ε grid; only `scan` (upwards, every ε attacks the
+    examples still robust), the sound search. `descend` is refused: it may over-report robustness.
     """
 
     norm = "L2"
     options = {"search": "scan"}
-    choices = {"search": ("scan", "descend")}
+    choices = {"search": SOUND_SEARCHES}
 
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()
