@@ -25,7 +25,7 @@ from engine.datasets import Dataset, load_dataset
 from engine.device import prepare_model, seed_everything
 from engine.efficiency import measure as measure_efficiency
 from engine.errors import IntegrityError, LeaseLost, NotFoundError
-from engine.evaluate import Adversarial, RobustPoint, eval_indices, evaluate_model, transfer_curve
+from engine.evaluate import Adversarial, RobustPoint, build_attack, eval_indices, evaluate_model, transfer_curve
 from engine.models import build_model
 from engine.efficiency import measure_shrunk
 from engine.losses import LOSSES, budget_summary
@@ -208,6 +208,8 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
                                        spec.eval.batch_size, spec.seed)
     warning = input_range_warning(float(x.min()), float(x.max()))
     warnings = [{"kind": "inputs_outside_unit_range", "message": warning}] if warning else []
+    warnings += [{"kind": "weaker_than_standard", "message": message} for attack in spec.eval.attacks
+                 if (message := build_attack(attack).protocol_warning())]
     return evaluation.clean_acc, [vars(p) for p in evaluation.points], [vars(p) for p in transfer], warnings
 
 

@@ -38,6 +38,10 @@ class Attack:
                 raise ValueError(f"option {key!r} must be one of {list(allowed)}, not {options[key]!r}")
         self.opts = {**self.options, **options}
 
+    def protocol_warning(self) -> str | None:
+        """A message when this configuration is weaker than the attack's published standard, else None."""
+        return None
+
     def cut(self, x: torch.Tensor, adv: torch.Tensor, eps: float) -> torch.Tensor | None:
         """The found perturbation shrunk into the ε-ball (BAP's "cut"), or None where the norm has no cut."""
         delta = adv - x
