@@ -8,11 +8,18 @@
 - latency = median wall time of repeated forward passes at batch 1 and batch 128, on the CPU.
   Masked (unstructured) sparsity saves no CPU time: expect a latency ratio near 1;
 - for filter pruning, the same for the physically smaller model (engine.shrink): its parameters,
-  FLOPs, removed channels and latency, the speed-up that structured pruning really buys.
+  FLOPs, removed channels and latency, the speed-up that structured pruning really buys;
+- the *effective* size: a kept weight counts only if it lies on a path from the input to the
+  output. A pruned filter silences every weight of the next layer that reads its channel, and a
+  channel nothing reads makes the weights feeding it useless; neither does anything, yet the
+  nominal count keeps them. `effective_params` (all parameters minus the conv and linear weights
+  off every path, pruned or not), `effective_sparsity` (the share of prunable weights off every
+  path) and `effective_compression` stand beside the nominal figures for every method.
 """
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 
@@ -54,6 +61,66 @@ def _latencies(model: nn.Module, example: torch.Tensor, repeats: int) -> tuple[f
     batch = example[:1].repeat(128, *[1] * (example.dim() - 1))
     return (_median_ms(model, to_input(example[:1], model), repeats * 3),
             _median_ms(model, to_input(batch, model), repeats))
+
+
+def effective_masks(model: nn.Module, masks: Masks, example: torch.Tensor) -> Masks:
+    """Per conv and linear layer, 1 where a weight is kept *and* lies on an input → output path.
+
+    One forward and backward pass of a copy whose kept weights are 1, pruned ones 0, biases 0 and
+    BatchNorm the identity, on an all-ones input: every activation is ≥ 0, a channel is positive
+    exactly where some path from the input reaches it, and the output's gradient reaches exactly the
+    channels with a path to the output. A weight's gradient (upstream × its input) is then > 0 exactly
+    where both hold. Layers without a mask count their non-zero weights as kept.
+    """
+    probe = copy.deepcopy(model).double().eval()
+    layers = {n: m for n, m in probe.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    with torch.no_grad():
+        for name, layer in layers.items():
+            kept = masks[name] if name in masks else (layer.weight != 0)
+            layer.weight.copy_(kept.to(layer.weight))
+            if layer.bias is not None:
+                layer.bias.zero_()
+        for module in probe.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                _identity_norm(module)
+            elif type(module).__name__ == "Normalize":
+                module.mean.zero_()
+                module.std.fill_(1.0)
+    ones = torch.ones_like(example[:1], dtype=torch.float64, device=next(probe.parameters()).device)
+    weights = [layer.weight for layer in layers.values()]
+    grads = torch.autograd.grad(probe(ones).sum(), weights, allow_unused=True)
+    return {name: _on_path(layer.weight.detach(), grad) for (name, layer), grad in zip(layers.items(), grads)}
+
+
+def _on_path(kept: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
+    if grad is None:  # a layer the forward pass never used
+        return torch.zeros_like(kept, dtype=torch.float32)
+    return ((kept > 0) & (grad > 0)).float()
+
+
+def _identity_norm(norm: nn.modules.batchnorm._BatchNorm) -> None:
+    if norm.affine:
+        norm.weight.fill_(1.0)
+        norm.bias.zero_()
+    if norm.track_running_stats:
+        norm.running_mean.zero_()
+        norm.running_var.fill_(1.0)
+    norm.eps = 0.0
+
+
+def measure_effective(model: nn.Module, masks: Masks, example: torch.Tensor) -> tuple[dict[str, float], dict[str, int]]:
+    """Effective parameters, sparsity and compression, and each layer's effective kept weights."""
+    effective = effective_masks(model, masks, example)
+    counts = {name: int(m.sum()) for name, m in effective.items()}
+    layers = dict(model.named_modules())
+    params = sum(p.numel() for p in model.parameters())
+    dead = sum(layers[name].weight.numel() - count for name, count in counts.items())
+    prunable = sum(m.numel() for m in masks.values())
+    live_prunable = sum(counts[name] for name in masks)
+    effective_params = params - dead
+    return ({"effective_params": effective_params,
+             "effective_sparsity": 1.0 - live_prunable / prunable if prunable else 0.0,
+             "effective_compression": params / max(effective_params, 1)}, counts)
 
 
 def measure_shrunk(model: nn.Module, masks: Masks, example: torch.Tensor, repeats: int = 10) -> dict[str, float]:

@@ -27,7 +27,7 @@ from engine.efficiency import measure as measure_efficiency
 from engine.errors import IntegrityError, LeaseLost, NotFoundError
 from engine.evaluate import Adversarial, RobustPoint, build_attack, eval_indices, evaluate_model, transfer_curve
 from engine.models import build_model
-from engine.efficiency import measure_shrunk
+from engine.efficiency import measure_effective, measure_shrunk
 from engine.losses import LOSSES, budget_summary
 from engine.mrs import sensitivity
 from engine.methods import METHODS
@@ -213,24 +213,28 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
     return evaluation.clean_acc, [vars(p) for p in evaluation.points], [vars(p) for p in transfer], warnings
 
 
-def layer_rows(walk: Walk, k: int, masks: Masks, ratios: dict[str, float]) -> list[dict]:
-    """The per-layer table of step k, with each layer's MRS when the spec asks for it."""
-    rows = layer_table(walk.model, masks)
+def layer_rows(walk: Walk, k: int, masks: Masks, ratios: dict[str, float], effective: dict[str, int]) -> list[dict]:
+    """The per-layer table of step k with each layer's effective kept weights, and its MRS when asked for."""
+    rows = [{**row, "effective_nonzero": effective.get(row["layer"])} for row in layer_table(walk.model, masks)]
     probe = walk.spec.eval.mrs
     if probe is not None:
         walk.report(Progress(k, walk.n_steps, "probing layer sensitivity (MRS)", 0, 1))
-        mrs = sensitivity(walk.model, *walk.evaluation, probe, _step_generator(walk.spec.seed, k), masks)
-        rows = [{**row, "mrs": mrs.get(row["layer"])} for row in rows]
+        probes = sensitivity(walk.model, *walk.evaluation, probe, _step_generator(walk.spec.seed, k), masks)
+        rows = [{**row, "mrs": probes[row["layer"]].mrs, "mrs_reach": probes[row["layer"]].reach}
+                if row["layer"] in probes else row for row in rows]
     return [{**row, "ratio": ratios.get(row["layer"])} for row in rows]
 
 
-def step_efficiency(walk: Walk, masks: Masks) -> dict[str, float]:
-    """Efficiency of the masked model and, for filter pruning, of the physically smaller one."""
+def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[str, int]]:
+    """Efficiency of the masked model (nominal and effective) and, for filter pruning, of the physically
+    smaller one; and each layer's effective kept weights."""
     example = walk.evaluation[0][:1]
     cost = measure_efficiency(walk.model, masks, example)
+    effective, per_layer = measure_effective(walk.model, masks, example)
+    cost.update(effective)
     if walk.criterion.granularity == "filter":
         cost.update(measure_shrunk(walk.model, masks, example))
-    return cost
+    return cost, per_layer
 
 
 def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
@@ -241,16 +245,18 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
         masks, notes = prune_and_finetune(walk, k, step, masks)
     train_seconds = time.perf_counter() - started
     files = walk.publish(k, masks)
+    efficiency, effective = step_efficiency(walk, masks)
     walk.report(Progress(k, walk.n_steps, "evaluating", 0, 1))
     started = time.perf_counter()
     clean_acc, robust, transfer, warnings = evaluate_step(walk, k)
-    layers = layer_rows(walk, k, masks, notes["ratios"])
+    layers = layer_rows(walk, k, masks, notes["ratios"], effective)
+    eval_seconds = time.perf_counter() - started
     walk.store.put_step(
         {"run_id": walk.spec.run_id(), "step": k, "target_sparsity": step.sparsity,
          "sparsity": overall_sparsity(masks), "clean_acc": clean_acc, **files, "train_seconds": train_seconds,
-         "eval_seconds": time.perf_counter() - started},
+         "eval_seconds": eval_seconds},
         robust, layers, fence=walk.fence, transfer=transfer, warnings=warnings,
-        efficiency=step_efficiency(walk, masks), budget=notes["budget"],
+        efficiency=efficiency, budget=notes["budget"],
     )
     walk.report(Progress(k, walk.n_steps, "evaluated", 1, 1))
     return masks

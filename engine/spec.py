@@ -142,8 +142,9 @@ class MRSSpec(Frozen):
     """
 
     radius: float = Field(0.1, gt=0.0, le=10.0, description="relative weight-ball radius")
-    ascent_steps: int = Field(10, ge=1, le=1000)
+    ascent_steps: int = Field(10, ge=1, le=1000, description="ascent epochs, each followed by a projection")
     lr: float = Field(1.0, gt=0.0, le=100.0, description="gradient-ascent step")
+    batch_size: int = Field(64, ge=1, le=65536, description="mini-batch of each ascent step (RiFT: SGD over batches)")
     n_samples: int = Field(256, ge=1, le=100_000)
     eps: float = Field(0.1, ge=0.0, le=1.0, description="L∞ ε of the fixed PGD-10 set")
 

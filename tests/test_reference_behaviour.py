@@ -279,3 +279,79 @@ def test_autoattack_builds_the_standard_ensemble_with_the_spec_steps(tiny_cnn):
     short = build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=20))
     assert all(a.steps == 20 for a in short.build(tiny_cnn, 0.03, 0).attacks[:3])
     assert "weaker attack than the standard" in short.protocol_warning()
+
+
+# ---- MRS: RiFT's epoch of mini-batch ascent steps between projections --------------------------
+
+def test_mrs_takes_a_pass_of_mini_batch_steps_per_projection_and_records_its_reach(tiny_cnn, synthetic):
+    from engine.mrs import layer_sensitivity
+    from engine.spec import MRSSpec
+
+    model = copy.deepcopy(tiny_cnn)
+    sizes = []
+    hook = model.fc1.register_forward_pre_hook(lambda m, args: sizes.append(len(args[0])))
+    x, y = synthetic.x_test[:256], synthetic.y_test[:256]
+    probe = layer_sensitivity(model, model.fc1, x, y, MRSSpec(ascent_steps=3, batch_size=64))
+    hook.remove()
+    # before: 256, then per epoch four mini-batch steps of 64 and one whole-set evaluation
+    assert sizes == [256] + [64, 64, 64, 64, 256] * 3
+    assert probe.mrs > 0 and 0 < probe.reach <= 1
+
+
+def test_mrs_reach_is_stored_and_shown_per_layer(store):
+    from engine import api
+    from engine.pipeline import run
+    from engine.spec import validate
+
+    tree = {"dataset": {"name": "synthetic"}, "model": {"name": "mlp"}, "train": {"epochs": 1},
+            "schedule": {"name": "one_shot", "targets": [0.5], "finetune_steps": 2},
+            "eval": {"n_samples": 32, "attacks": [], "mrs": {"n_samples": 32, "ascent_steps": 2, "batch_size": 16}}}
+    spec = validate(tree)
+    run(spec, store)
+    frame = api.layers_frame(spec.run_id(), store)
+    assert frame["mrs_reach"].between(0, 1).all() and frame["mrs"].ge(0).all()
+
+
+# ---- effective size: weights off every input → output path do nothing -----------------------------
+
+def test_effective_size_of_filter_pruning_equals_what_the_smaller_model_holds(synthetic):
+    from engine.efficiency import measure_effective
+    from engine.methods import METHODS
+    from engine.models import build_model
+    from engine.shrink import shrink
+    from engine.structured import norm_followers, silence_dead_channels
+
+    torch.manual_seed(0)
+    model = build_model("lenet5", synthetic.info).eval()
+    criterion = METHODS.get("filter_layer")()
+    layers = prunable_layers(model, False, criterion.layer_kinds)
+    masks = criterion.select(layers, 0.5, None, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for name, mask in masks.items():
+            layers[name].weight.mul_(mask)
+    silence_dead_channels(layers, masks, norm_followers(model))
+    effective, per_layer = measure_effective(model, masks, synthetic.x_test[:1])
+    small = shrink(model, masks)
+    small_weights = sum(m.weight.numel() for m in small.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    assert sum(per_layer.values()) == small_weights  # fc1's inputs from pruned filters are not counted
+    nominal = sum(int(m.sum()) for m in masks.values())
+    conv_effective = sum(per_layer[name] for name in masks)
+    assert conv_effective < nominal  # conv2's weights reading conv1's pruned filters are dead
+    assert effective["effective_sparsity"] > 0.5 and effective["effective_compression"] > 1
+
+
+def test_unstructured_weights_into_a_dead_end_or_from_a_dead_channel_are_not_effective():
+    from engine.efficiency import measure_effective
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()
+    masks = {"0": torch.ones(3, 4), "2": torch.ones(2, 3)}
+    masks["0"][1] = 0  # hidden unit 1 has no input: its outgoing weights read a dead channel
+    masks["2"][:, 2] = 0  # hidden unit 2 is read by nothing: its incoming weights lead nowhere
+    with torch.no_grad():
+        model[0].weight.mul_(masks["0"])
+        model[2].weight.mul_(masks["2"])
+    effective, per_layer = measure_effective(model, masks, torch.rand(1, 4))
+    assert per_layer == {"0": 4, "2": 2}  # only hidden unit 0: its 4 inputs and 2 outputs
+    assert effective["effective_sparsity"] == pytest.approx(1 - 6 / 18)
+    params = sum(p.numel() for p in model.parameters())
+    assert effective["effective_params"] == params - (18 - 6)
