@@ -355,3 +355,22 @@ def test_unstructured_weights_into_a_dead_end_or_from_a_dead_channel_are_not_eff
     assert effective["effective_sparsity"] == pytest.approx(1 - 6 / 18)
     params = sum(p.numel() for p in model.parameters())
     assert effective["effective_params"] == params - (18 - 6)
+
+
+# ---- paper presets prune what the papers' code prunes ------------------------------------------
+
+def test_paper_presets_prune_the_classifier_where_the_papers_code_does(synthetic):
+    from engine import api
+    from engine.models import build_model, classifier_name
+
+    hydra = api.paper_specs("hydra")
+    assert all(spec.prune.prune_classifier for spec in hydra.values())  # HYDRA prunes every linear layer
+    pfa = api.paper_specs("pfa")
+    unstructured = [label for label in pfa if label.startswith("unstructured")]
+    assert len(unstructured) == 3 and all(pfa[label].prune.prune_classifier for label in unstructured)
+    assert all(spec.prune.prune_classifier for spec in api.paper_specs("bap").values())  # tfmot wraps the whole model
+    # the compression axis 1 / (1 − sparsity) then counts every conv and dense weight, as Merkle et al.'s code
+    model = build_model(pfa["unstructured global"].model.name, synthetic.info)
+    layers = prunable_layers(model, pfa["unstructured global"].prune.prune_classifier)
+    every = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert list(layers) == every and classifier_name(model) in layers
