@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.errors import NotFoundError, SpecError
 from engine.paths import REPO_ROOT, cache_dir
-from engine.store import BUDGET_COLUMNS, EFFICIENCY_COLUMNS, SHRUNK_COLUMNS, Store
+from engine.store import BUDGET_COLUMNS, EFFECTIVE_COLUMNS, EFFICIENCY_COLUMNS, SHRUNK_COLUMNS, Store
 from engine.spec import describe
 
 if TYPE_CHECKING:
@@ -144,7 +144,8 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
         if by_step["transfer"]:
             point["transfer"] = [_attack_point(r) for r in by_step["transfer"].get(k, [])]
         for cost in by_step["efficiency"].get(k, []):
-            point["efficiency"] = {c: cost[c] for c in EFFICIENCY_COLUMNS + SHRUNK_COLUMNS if cost[c] is not None}
+            point["efficiency"] = {c: cost[c] for c in EFFICIENCY_COLUMNS + EFFECTIVE_COLUMNS + SHRUNK_COLUMNS
+                                   if cost[c] is not None}
         for budget in by_step["budget"].get(k, []):
             point["budget"] = {c: budget[c] for c in BUDGET_COLUMNS if budget[c] is not None}
         points.append(point)
@@ -163,7 +164,8 @@ def _group_by_step(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]
 
 def _layer_point(row: dict[str, Any]) -> dict[str, Any]:
     point = {key: row[key] for key in ("layer", "kind", "numel", "nonzero", "sparsity")} | {"prunable": bool(row["prunable"])}
-    return point | {key: row[key] for key in ("mrs", "ratio") if row.get(key) is not None}
+    extra = ("mrs", "mrs_reach", "ratio", "effective_nonzero")
+    return point | {key: row[key] for key in extra if row.get(key) is not None}
 
 
 def _attack_point(row: dict[str, Any]) -> dict[str, Any]:
@@ -199,8 +201,9 @@ def robust_frame(run_ids: list[str], store: Store | None = None, source: str = "
 
 def efficiency_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:
     """Per run × step: parameters, compression, FLOPs, theoretical speed-up, sparse size, CPU latency,
-    and for filter pruning the physically smaller model's parameters, FLOPs and latency."""
-    columns = ["run_id", "step", "sparsity", *EFFICIENCY_COLUMNS, *SHRUNK_COLUMNS]
+    the effective size (weights on an input → output path), and for filter pruning the physically
+    smaller model's parameters, FLOPs and latency."""
+    columns = ["run_id", "step", "sparsity", *EFFICIENCY_COLUMNS, *EFFECTIVE_COLUMNS, *SHRUNK_COLUMNS]
     rows = (store or open_store()).efficiency(list(run_ids)) if run_ids else []
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 

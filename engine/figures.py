@@ -228,20 +228,27 @@ def _layer_grid(frame: pd.DataFrame, value: str) -> pd.DataFrame:
     return grid.reindex(order)
 
 
+LAYER_VALUES = {"mrs": "MRS (loss rise)", "mrs_reach": "MRS probe's reach (% of the ball)",
+                "sparsity": "sparsity (%)", "effective_sparsity": "effective sparsity (%)"}
+
+
 def layer_heatmap(frame: pd.DataFrame, value: str = "mrs", title: str = "") -> go.Figure:
-    """A layer × pruning-step heat map of `mrs` (Module Robustness Sensitivity) or `sparsity` (%)."""
+    """A layer × pruning-step heat map of `mrs` (Module Robustness Sensitivity), `mrs_reach` (how far into
+    its ball each probe got), `sparsity` or `effective_sparsity` (weights off every input → output path), %."""
+    if value == "effective_sparsity" and "effective_nonzero" in frame:
+        frame = frame.assign(effective_sparsity=1 - frame["effective_nonzero"] / frame["numel"])
     if frame.empty or value not in frame or frame[value].isna().all():
-        what = "MRS: run a spec with eval.mrs set" if value == "mrs" else "per-layer results yet"
+        what = "MRS: run a spec with eval.mrs set" if value.startswith("mrs") else "per-layer results yet"
         return _empty(f"no {what}")
     grid = _layer_grid(frame, value)
-    scale = 100 if value == "sparsity" else 1
+    scale = 1 if value == "mrs" else 100
     steps = list(grid.columns)
     sparsity = frame.drop_duplicates("step").set_index("step")["step_sparsity"] if "step_sparsity" in frame else None
     ticks = [f"{s}<br>{sparsity[s]:.0%}" if sparsity is not None else str(s) for s in steps]
-    colour = {"mrs": "MRS (loss rise)", "sparsity": "sparsity (%)"}[value]
+    colour = LAYER_VALUES[value]
     fig = go.Figure(go.Heatmap(
         z=grid.values * scale, x=ticks, y=list(grid.index), colorscale=SEQUENTIAL, colorbar_title=colour,
-        zmin=0, zmax=100 if value == "sparsity" else None,
+        zmin=0, zmax=None if value == "mrs" else 100,
         hovertemplate="layer %{y}<br>step %{x}<br>" + colour + " %{z:.4g}<extra></extra>",
     ))
     fig.update_layout(title=title, xaxis_title="pruning step (sparsity)", yaxis_title="layer",
@@ -300,6 +307,8 @@ def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "") -> go.Fig
 
 
 PARETO_AXES = {"sparsity": ("sparsity", "sparsity (%)", 100.0, False),
+               "effective sparsity": ("effective_sparsity", "effective sparsity (%: weights off every input → output path)",
+                                      100.0, False),
                "flops": ("sparse_flops", "FLOPs per image (sparse)", 1.0, True),
                "latency": ("latency_ms_b128", "latency at batch 128 (ms, this CPU)", 1.0, True)}
 

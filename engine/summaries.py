@@ -21,6 +21,9 @@ SHOULD_NOT_BEAT = [
      "a gradient-free attack beats a gradient one, so the gradients mislead (gradient masking); trust the lower number"),
 ]
 HYGIENE_TOLERANCE = 0.01  # one point of accuracy: below this, differences are attack noise
+# Minimal-distance attacks and the bounded PGD of the same norm: on a model at chance, the minimal
+# attack has nothing to find, so a curve below PGD's is a broken attack (DeepFool's old 0/0), not strength.
+MINIMAL_VS_PGD = [("deepfool", "pgd_l2"), ("cw_l2", "pgd_l2")]
 
 
 def normalised_auc(eps: np.ndarray, acc: np.ndarray) -> float:
@@ -73,10 +76,13 @@ class Warning:
     message: str
 
 
-def hygiene(frame: pd.DataFrame, unbounded: tuple[str, ...] = (), near_zero: float = 0.05) -> list[Warning]:
-    """Warnings: accuracy rising with ε, a weaker attack beating a stronger one, a gradient-free attack beating a
-    gradient one (gradient masking), an unbounded attack not near 0 %."""
-    found: list[Warning] = []
+def hygiene(frame: pd.DataFrame, unbounded: tuple[str, ...] = (), near_zero: float = 0.05,
+            chance: float = 0.1) -> list[Warning]:
+    """Warnings: a non-finite accuracy (an error), accuracy rising with ε, a weaker attack beating a stronger
+    one, a gradient-free attack beating a gradient one (gradient masking), an unbounded attack not near 0 %,
+    and a minimal-distance attack below PGD on a checkpoint at chance (`chance` = 1 / classes)."""
+    found: list[Warning] = _non_finite(frame)
+    frame = frame[np.isfinite(frame["acc"].astype(float))]
     for (run_id, step, attack), curve in frame.groupby(["run_id", "step", "attack"], sort=True):
         curve = curve.sort_values("eps")
         rises = np.diff(curve["acc"].to_numpy()) > 1e-9
@@ -88,6 +94,29 @@ def hygiene(frame: pd.DataFrame, unbounded: tuple[str, ...] = (), near_zero: flo
             found.append(Warning("unbounded_not_zero", run_id, int(step), attack,
                                  f"{attack} is unbounded but leaves {curve['acc'].iloc[-1]:.1%} accuracy at its largest ε"))
     found += _weaker_beats_stronger(frame)
+    found += _minimal_below_pgd_at_chance(frame, chance)
+    return found
+
+
+def _non_finite(frame: pd.DataFrame) -> list[Warning]:
+    bad = frame[~np.isfinite(frame["acc"].astype(float))]
+    return [Warning("non_finite", row.run_id, int(row.step), row.attack,
+                    f"error: {row.attack} accuracy at ε = {row.eps:g} is {row.acc}, not a number; re-run this checkpoint")
+            for row in bad.itertuples()]
+
+
+def _minimal_below_pgd_at_chance(frame: pd.DataFrame, chance: float, margin: float = 0.05) -> list[Warning]:
+    found = []
+    for minimal, pgd in MINIMAL_VS_PGD:
+        a = frame[frame["attack"] == minimal][["run_id", "step", "eps", "acc", "clean_acc"]]
+        b = frame[frame["attack"] == pgd][["run_id", "step", "eps", "acc"]]
+        both = a.merge(b, on=["run_id", "step", "eps"], suffixes=("_minimal", "_pgd"))
+        bad = both[(both["clean_acc"] <= chance + margin) & (both["acc_minimal"] < both["acc_pgd"] - HYGIENE_TOLERANCE)]
+        for row in bad.itertuples():
+            found.append(Warning("minimal_below_pgd_at_chance", row.run_id, int(row.step), minimal,
+                                 f"{minimal} ({row.acc_minimal:.1%}) is below {pgd} ({row.acc_pgd:.1%}) at ε = {row.eps:g} "
+                                 f"on a checkpoint at chance (clean {row.clean_acc:.1%}): the minimal attack is broken "
+                                 "here (e.g. a zero gradient), not stronger"))
     return found
 
 

@@ -7,7 +7,7 @@ from pages import choice_from_query, route_through_app, run_labels, runs_from_qu
 
 route_through_app()
 
-AXES = ["sparsity", "flops", "latency"]
+AXES = ["sparsity", "effective sparsity", "flops", "latency"]
 
 st.title("Compare pruning runs")
 st.markdown(
@@ -21,8 +21,10 @@ with st.expander("How to read these plots"):
         "- **Difference**: second run minus first, in accuracy points, over sparsity × ε. Orange: the second is more "
         "robust; purple: the first. Runs checkpoint at different sparsities, so both are interpolated linearly onto "
         "the sparsity range they share.\n"
-        "- **Pareto**: every checkpoint's robust accuracy against its cost (sparsity, sparse FLOPs or measured "
-        "latency); the dotted line joins the checkpoints no other one beats on both.\n"
+        "- **Pareto**: every checkpoint's robust accuracy against its cost (sparsity, effective sparsity, sparse "
+        "FLOPs or measured latency); the dotted line joins the checkpoints no other one beats on both. Effective "
+        "sparsity counts a kept weight as pruned when no path from the input through it reaches the output (a "
+        "pruned filter silences every weight that reads its channel), so methods compare at what they really keep.\n"
         "- Runs share a base when dataset, model, base training and seed agree (their base id)."
     )
 

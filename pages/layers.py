@@ -8,7 +8,9 @@ from pages import (choice_from_query, refresh_while_running, route_through_app, 
 
 route_through_app()
 
-VIEWS = ["MRS heat map", "sparsity heat map", "ratios at one step"]
+VIEWS = ["MRS heat map", "MRS reach heat map", "sparsity heat map", "effective sparsity heat map", "ratios at one step"]
+HEATMAPS = {"MRS heat map": "mrs", "MRS reach heat map": "mrs_reach", "sparsity heat map": "sparsity",
+            "effective sparsity heat map": "effective_sparsity"}
 
 st.title("Layer by layer")
 st.markdown(
@@ -21,7 +23,13 @@ with st.expander("How to read this plot"):
         "- **MRS heat map**: one row per layer, one column per pruning step (its sparsity under the step number). "
         "Brighter cells are layers whose small weight change hurts robustness most.\n"
         "- MRS(l) = the largest rise of the cross-entropy on a fixed PGD-10 set when layer l's kept weights climb "
-        "it by gradient ascent within ‖ΔW‖ ≤ 0.1·‖W‖; never negative, since ΔW = 0 is allowed.\n"
+        "it by gradient ascent within ‖ΔW‖ ≤ 0.1·‖W‖; never negative, since ΔW = 0 is allowed. As in RiFT, each "
+        "epoch takes mini-batch ascent steps, then projects back into the ball.\n"
+        "- **Reach**: how far into its ball each layer's probe got where the loss peaked (100 % = the edge). A low "
+        "reach means the ascent stalled inside the ball, so that layer's MRS says more about its gradient's size "
+        "than about the worst case.\n"
+        "- **Effective sparsity**: the share of a layer's weights on no path from the input to the output, pruned "
+        "or not: a pruned filter silences every weight of the next layer that reads its channel.\n"
         "- This is **our documented reading** of Bai et al., *Adaptive Pruning with Module Robustness Sensitivity* "
         "(arXiv:2410.15176), whose exact formula we could not retrieve; it follows RiFT's module robust "
         "criticality (Zhu et al., ICCV 2023).\n"
@@ -46,18 +54,18 @@ st.query_params.update({"run": run_id[:12], "view": view})
 def draw() -> None:
     """The chosen view and the layer table; redrawn while the run computes."""
     frame = api.layers_frame(run_id)
-    if view == VIEWS[0]:
-        if frame.empty or frame["mrs"].isna().all():
+    if view in HEATMAPS:
+        value = HEATMAPS[view]
+        if value.startswith("mrs") and (frame.empty or frame["mrs"].isna().all()):
             st.info("This run has no MRS values: run its spec again with `eval.mrs: {}` set.")
-        st.plotly_chart(figures.layer_heatmap(frame, "mrs", labels[run_id]), width="stretch")
-    elif view == VIEWS[1]:
-        st.plotly_chart(figures.layer_heatmap(frame, "sparsity", labels[run_id]), width="stretch")
+        st.plotly_chart(figures.layer_heatmap(frame, value, labels[run_id]), width="stretch")
     else:
         steps = sorted(frame["step"].unique())
         step = st.select_slider("Pruning step", steps, value=steps[-1])
         st.plotly_chart(figures.ratios_bars(frame, step), width="stretch")
 
-    columns = [c for c in ("step", "step_sparsity", "layer", "kind", "numel", "sparsity", "mrs", "ratio") if c in frame]
+    columns = [c for c in ("step", "step_sparsity", "layer", "kind", "numel", "sparsity", "effective_nonzero", "mrs",
+                           "mrs_reach", "ratio") if c in frame]
     st.dataframe(frame[columns], hide_index=True, width="stretch")
 
 

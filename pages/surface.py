@@ -99,12 +99,13 @@ def draw() -> None:
     auc["sweet spots (ε)"] = [len(spots[spots["step"] == k]) for k in auc["step"]]
     cost = api.efficiency_frame([run_id])
     if not cost.empty:
-        wanted = ["step", "compression_ratio", "theoretical_speedup", "size_bytes", "latency_ms_b1", "latency_ms_b128",
+        wanted = ["step", "compression_ratio", "effective_compression", "theoretical_speedup", "size_bytes", "latency_ms_b1", "latency_ms_b128",
                   "shrunk_params", "shrunk_latency_ms_b1", "shrunk_latency_ms_b128"]
         auc = auc.merge(cost[wanted].dropna(axis=1, how="all"), on="step", how="left")
     st.caption("AUC: area under robust accuracy vs ε divided by the ε range (1 = unbreakable). A sweet spot (★ on "
                "the heat map) is a pruned checkpoint at least as robust as the dense model at that ε, within 0.5 pt. "
-               "Compression = all / non-zero parameters; theoretical speed-up = dense / sparse FLOPs; latency is "
+               "Compression = all / non-zero parameters; effective compression counts only weights on a path from "
+               "input to output (a pruned filter silences the next layer's weights that read it); theoretical speed-up = dense / sparse FLOPs; latency is "
                "measured on this CPU, where masked (unstructured) sparsity saves no time; for filter pruning the shrunk_* "
                "columns measure the physically smaller model. Click a column to sort.")
     st.dataframe(auc, hide_index=True, width="stretch",

@@ -58,14 +58,18 @@ def test_budget_page_restores_its_runs_from_the_link_and_drops_strangers(robust_
     assert any("Ignored 2 run(s)" in w.value for w in at.warning)
 
 
-@pytest.mark.parametrize("view", ["MRS heat map", "sparsity heat map", "ratios at one step"])
+@pytest.mark.parametrize("view", ["MRS heat map", "MRS reach heat map", "sparsity heat map",
+                                  "effective sparsity heat map", "ratios at one step"])
 def test_layers_page_draws_every_view(robust_cache, monkeypatch, view):
     root, ids = robust_cache
     at = page("pages/layers.py", root, monkeypatch, view=view)
     assert not at.exception
     assert at.selectbox[0].value == ids["bap"]  # the newest run with MRS values
     assert at.radio[0].value == view and len(at.get("plotly_chart")) == 1
-    assert "mrs" in at.dataframe[0].value.columns
+    table = at.dataframe[0].value
+    assert {"mrs", "mrs_reach", "effective_nonzero"} <= set(table.columns)
+    assert table["mrs_reach"].dropna().between(0, 1).all() and table["mrs_reach"].notna().any()
+    assert (table["effective_nonzero"] <= table["numel"]).all()
 
 
 def test_layers_page_opens_the_linked_run(robust_cache, monkeypatch):
@@ -106,8 +110,8 @@ def test_compare_on_an_empty_store_says_what_to_run(cache, monkeypatch):
     assert not at.exception and any("two runs on one base" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("axis", ["sparsity", "flops", "latency"])
-def test_compare_draws_runs_on_one_base_three_ways(robust_cache, monkeypatch, axis):
+@pytest.mark.parametrize("axis", ["sparsity", "effective sparsity", "flops", "latency"])
+def test_compare_draws_runs_on_one_base_every_way(robust_cache, monkeypatch, axis):
     root, ids = robust_cache
     at = page("pages/compare.py", root, monkeypatch, x=axis)
     assert not at.exception

@@ -298,7 +298,7 @@ def test_mrs_takes_a_pass_of_mini_batch_steps_per_projection_and_records_its_rea
     assert probe.mrs > 0 and 0 < probe.reach <= 1
 
 
-def test_mrs_reach_is_stored_and_shown_per_layer(store):
+def test_mrs_reach_and_effective_size_are_stored_per_step_and_layer(store):
     from engine import api
     from engine.pipeline import run
     from engine.spec import validate
@@ -310,6 +310,13 @@ def test_mrs_reach_is_stored_and_shown_per_layer(store):
     run(spec, store)
     frame = api.layers_frame(spec.run_id(), store)
     assert frame["mrs_reach"].between(0, 1).all() and frame["mrs"].ge(0).all()
+    assert (frame["effective_nonzero"] <= frame["nonzero"]).all()
+    cost = api.efficiency_frame([spec.run_id()], store)
+    assert cost["effective_params"].notna().all() and (cost["effective_params"] <= cost["nonzero_params"]).all()
+    assert (cost["effective_sparsity"] >= cost["sparsity"] - 1e-12).all()
+    doc = api.document(spec.run_id(), store)
+    assert "effective_compression" in doc["points"][1]["efficiency"]
+    assert "mrs_reach" in doc["points"][1]["layers"][0]
 
 
 # ---- effective size: weights off every input → output path do nothing -----------------------------
@@ -374,3 +381,31 @@ def test_paper_presets_prune_the_classifier_where_the_papers_code_does(synthetic
     layers = prunable_layers(model, pfa["unstructured global"].prune.prune_classifier)
     every = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert list(layers) == every and classifier_name(model) in layers
+
+
+# ---- hygiene: a minimal attack below PGD on a model at chance is a broken attack -------------------
+
+def _frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame([{"run_id": "r", "step": 3, "sparsity": 0.9, "norm": "L2", **row} for row in rows])
+
+
+def test_a_deepfool_curve_below_pgd_on_a_checkpoint_at_chance_is_flagged():
+    from engine.summaries import hygiene
+
+    rows = [{"attack": a, "eps": e, "acc": acc, "clean_acc": 0.1}
+            for a, curve in (("deepfool", [0.1, 0.0]), ("pgd_l2", [0.1, 0.1])) for e, acc in zip((0.0, 0.5), curve)]
+    kinds = [w.kind for w in hygiene(_frame(rows))]
+    assert kinds == ["minimal_below_pgd_at_chance"]
+    healthy = [{**row, "clean_acc": 0.8} for row in rows]  # a trained model: DeepFool may well beat PGD
+    assert "minimal_below_pgd_at_chance" not in [w.kind for w in hygiene(_frame(healthy))]
+
+
+def test_a_nan_accuracy_is_an_error_never_a_number():
+    from engine.summaries import hygiene
+
+    rows = [{"attack": "deepfool", "eps": 0.0, "acc": 0.5, "clean_acc": 0.5},
+            {"attack": "deepfool", "eps": 0.5, "acc": float("nan"), "clean_acc": 0.5}]
+    warnings = hygiene(_frame(rows))
+    assert [w.kind for w in warnings] == ["non_finite"] and warnings[0].message.startswith("error:")
