@@ -69,6 +69,7 @@ def shrink(model: nn.Module, masks: Masks) -> nn.Module | None:
     """A smaller copy of a chain model without its fully pruned filters, or None if not a chain."""
     if not isinstance(model, nn.Sequential):
         return None
+    model = copy.deepcopy(model).cpu()  # Module.cpu() moves in place: never move the caller's model
     layers: list[nn.Module] = []
     keep: torch.Tensor | None = None  # live channels (or features after a flatten) of the activation
     channels = None

@@ -409,3 +409,17 @@ def test_a_nan_accuracy_is_an_error_never_a_number():
             {"attack": "deepfool", "eps": 0.5, "acc": float("nan"), "clean_acc": 0.5}]
     warnings = hygiene(_frame(rows))
     assert [w.kind for w in warnings] == ["non_finite"] and warnings[0].message.startswith("error:")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_shrinking_leaves_the_callers_model_on_its_device(synthetic):
+    from engine.methods import METHODS
+    from engine.models import build_model
+    from engine.shrink import shrink
+
+    model = build_model("lenet5", synthetic.info).cuda().eval()
+    criterion = METHODS.get("filter_layer")()
+    layers = prunable_layers(model, False, criterion.layer_kinds)
+    small = shrink(model, criterion.select(layers, 0.5, None, torch.Generator().manual_seed(0)))
+    assert all(p.is_cuda for p in model.parameters()) and all(b.is_cuda for b in model.buffers())
+    assert small is not None and not next(small.parameters()).is_cuda
