@@ -70,11 +70,12 @@ def structured_masks(layers: dict[str, nn.Module], sparsity: float, criterion: S
 
 def _global_groups(weights, scores, sizes, sparsity: float) -> Masks:
     flat = torch.cat([s.reshape(-1) for s in scores.values()])
-    size = torch.cat([torch.full((s.numel(),), sizes[n], dtype=torch.float64) for n, s in scores.items()])
+    size = torch.cat([torch.full((s.numel(),), sizes[n], dtype=torch.float64, device=s.device)
+                      for n, s in scores.items()])
     order = torch.argsort(flat, stable=True)
     reached = torch.cumsum(size[order], 0)
     target = sparsity * float(size.sum())
-    count = int(torch.searchsorted(reached, torch.tensor([target], dtype=torch.float64)))
+    count = int(torch.searchsorted(reached, torch.tensor([target], dtype=torch.float64, device=reached.device)))
     # the prefix of `count` or `count + 1` groups whose weight count is nearest the target
     if count < len(order) and abs(float(reached[count]) - target) < abs((float(reached[count - 1]) if count else 0.0) - target):
         count += 1

@@ -423,3 +423,17 @@ def test_shrinking_leaves_the_callers_model_on_its_device(synthetic):
     small = shrink(model, criterion.select(layers, 0.5, None, torch.Generator().manual_seed(0)))
     assert all(p.is_cuda for p in model.parameters()) and all(b.is_cuda for b in model.buffers())
     assert small is not None and not next(small.parameters()).is_cuda
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["filter_global", "kernel_global"])
+def test_global_structured_masks_on_cuda_match_the_cpu(synthetic, name):
+    from engine.methods import METHODS
+    from engine.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("lenet5", synthetic.info).eval()
+    criterion = METHODS.get(name)()
+    on_cpu = criterion.select(prunable_layers(model, False, criterion.layer_kinds), 0.5, None, torch.Generator())
+    on_gpu = criterion.select(prunable_layers(model.cuda(), False, criterion.layer_kinds), 0.5, None, torch.Generator())
+    assert all(torch.equal(on_cpu[n], on_gpu[n].cpu()) for n in on_cpu)
