@@ -23,6 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine.datasets import load_dataset
+from engine.device import prepare_model
+from engine.evaluate import descend_preview_curve, robust_curve
+from engine.methods import METHODS
+from engine.models import build_model
+from engine.pruning import apply_masks, compute_masks, prunable_layers
+from engine.spec import AttackSpec
+from engine.training import train_steps
+
 EPS = [0.0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1]
 
 
@@ -40,13 +49,6 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
 
 def checkpoints(sparsities: tuple[float, ...] = (0.0, 0.9), epochs: int = 1):
     """A small CNN trained on Fashion-MNIST, then magnitude-pruned (one shot) to each sparsity."""
-    from engine.datasets import load_dataset
-    from engine.device import prepare_model
-    from engine.methods import METHODS
-    from engine.models import build_model
-    from engine.pruning import apply_masks, compute_masks, prunable_layers
-    from engine.training import train_steps
-
     data = load_dataset("fashion_mnist")
     torch.manual_seed(0)
     model = prepare_model(build_model("small_cnn", data.info), torch.device("cpu"))
@@ -114,9 +116,6 @@ def torchattacks_loop(model, x, y, batch_size: int = 250) -> dict[float, float]:
 def ours(model, x, y, search: str = "scan") -> dict[float, float]:
     """Robust accuracy per ε through the engine: the sound upward scan, or the descending walk, an
     unsound fast preview that may over-report (never a reported number; measured here only)."""
-    from engine.evaluate import descend_preview_curve, robust_curve
-    from engine.spec import AttackSpec
-
     spec = AttackSpec(name="pgd_linf", eps=EPS, steps=10)
     curve = descend_preview_curve if search == "descend" else robust_curve
     return {p.eps: p.acc for p in curve(model, x, y, spec, batch_size=250)}

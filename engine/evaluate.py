@@ -124,20 +124,16 @@ def robust_curve(
     return points
 
 
-def _attack_alive(model, x, y, attack, eps, idx_alive, gen, batch_size, on_batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attack the examples `idx_alive` at ε in batches: (fooled flags, adversarial inputs), CPU tensors."""
+def _fooled_at(model, x, y, attack, eps, idx_alive, gen, batch_size) -> torch.Tensor:
+    """Attack the examples `idx_alive` at ε in batches: which of them were fooled (CPU flags)."""
     fooled = torch.zeros(len(idx_alive), dtype=torch.bool)
-    adversarial = x[idx_alive].clone()
     for start in range(0, len(idx_alive), batch_size):
         idx = idx_alive[start : start + batch_size]
         xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
         adv = attack.perturb(model, xb, yb, eps, gen)
         with torch.no_grad():
             fooled[start : start + len(idx)] = (model(adv).argmax(1) != yb).cpu()
-        adversarial[start : start + len(idx)] = adv.cpu()
-        if on_batch is not None:
-            on_batch()
-    return fooled, adversarial
+    return fooled
 
 
 PREVIEW_LABEL = "fast preview, may over-report"
@@ -165,8 +161,8 @@ def descend_preview_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sp
             todo = (~fooled_here).nonzero().flatten()
             if len(todo) == 0:
                 break
-            fooled, _ = _attack_alive(model, x, y, attack, eps, alive[todo],
-                                      _generator(seed, spec.name, eps, restart), batch_size, None)
+            fooled = _fooled_at(model, x, y, attack, eps, alive[todo], _generator(seed, spec.name, eps, restart),
+                                batch_size)
             fooled_here[todo[fooled]] = True
         broken_at[alive[fooled_here]] = eps
         alive = alive[fooled_here]
