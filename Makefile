@@ -1,20 +1,25 @@
-# AER Lab: `make run` serves the dashboard on 127.0.0.1; `make test` runs the whole suite.
-# Both create .venv at the repository root when missing and install from the project's own files.
+# AER Lab: `make run` serves the dashboard on 127.0.0.1; `make test` runs the whole suite, `make lint`
+# the linters. All create .venv at the repository root when missing and install from the project's
+# own files: requirements.txt (runtime pins), pyproject.toml (the package, its `aer` command and the
+# dev group) and requirements-nodeps.txt.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 STAMP := $(VENV)/.installed
 
-.PHONY: run test data venv bench clean-venv
+.PHONY: run test test-fast lint format data venv bench clean-venv
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
+	# pip >= 25.1 reads PEP 735 dependency groups (--group dev)
+	$(PY) -m pip install --quiet pip==26.3
+	$(PY) -m pip install --quiet -r requirements.txt --group dev
 	# torchattacks pins requests~=2.25.1, which conflicts with streamlit: no deps here
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
 data: $(STAMP)
@@ -26,6 +31,19 @@ run: data
 
 test: data
 	$(PY) -m pytest -q
+
+test-fast: data
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 bench: data
 	$(PY) -m bench

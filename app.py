@@ -29,15 +29,21 @@ def warm_imports() -> threading.Thread:
 
 worker_pool()
 warm_imports()
-navigation = st.navigation({
-    "AER Lab": [st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
-                st.Page("pages/papers.py", title="Papers", icon=":material/menu_book:", url_path="papers")],
-    "Explore": [st.Page("pages/surface.py", title="Surface", icon=":material/landscape:", url_path="surface"),
-                st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
-                st.Page("pages/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
-                st.Page("pages/budget.py", title="Budget", icon=":material/tune:", url_path="budget"),
-                st.Page("pages/transfer.py", title="Transfer", icon=":material/swap_horiz:", url_path="transfer"),
-                st.Page("pages/playground.py", title="Playground", icon=":material/science:", url_path="playground")],
-    "Runs": [st.Page("pages/runs.py", title="Runs", icon=":material/queue:", url_path="runs")],
-})
+navigation = st.navigation(
+    {
+        "AER Lab": [
+            st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+            st.Page("pages/papers.py", title="Papers", icon=":material/menu_book:", url_path="papers"),
+        ],
+        "Explore": [
+            st.Page("pages/surface.py", title="Surface", icon=":material/landscape:", url_path="surface"),
+            st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+            st.Page("pages/layers.py", title="Layers", icon=":material/layers:", url_path="layers"),
+            st.Page("pages/budget.py", title="Budget", icon=":material/tune:", url_path="budget"),
+            st.Page("pages/transfer.py", title="Transfer", icon=":material/swap_horiz:", url_path="transfer"),
+            st.Page("pages/playground.py", title="Playground", icon=":material/science:", url_path="playground"),
+        ],
+        "Runs": [st.Page("pages/runs.py", title="Runs", icon=":material/queue:", url_path="runs")],
+    }
+)
 navigation.run()

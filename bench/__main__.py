@@ -23,8 +23,9 @@ REPO = Path(__file__).resolve().parent.parent
 def timed_cli(*args: str) -> tuple[float, dict]:
     """Run `python -m engine ARGS --json` and return (wall seconds, parsed document)."""
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "engine", *args, "--json"], cwd=REPO, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", *args, "--json"], cwd=REPO, check=True, capture_output=True, text=True
+    )
     return time.perf_counter() - started, json.loads(out.stdout)
 
 
@@ -34,27 +35,37 @@ def preset_cold_and_hit(preset: str) -> dict:
         cold, doc = timed_cli("--cache-dir", root, "run", "--preset", preset, "--quiet")
         hit, again = timed_cli("--cache-dir", root, "run", "--preset", preset, "--quiet")
     assert again["cached"] and not doc["cached"]
-    return {"preset": preset, "cold_s": round(cold, 1), "hit_s": round(hit, 2), "cold_over_hit": round(cold / hit, 1),
-            "points": [(p["sparsity"], p["clean_acc"], [r["acc"] for r in p["robust"]]) for p in doc["points"]]}
+    return {
+        "preset": preset,
+        "cold_s": round(cold, 1),
+        "hit_s": round(hit, 2),
+        "cold_over_hit": round(cold / hit, 1),
+        "points": [(p["sparsity"], p["clean_acc"], [r["acc"] for r in p["robust"]]) for p in doc["points"]],
+    }
 
 
 FIGURES = ("surface", "structured", "presets", "pages")
 
 # (figure, key, target, higher is better)
 TARGETS = [
-    ("surface", "speedup", 4.0, True), ("surface", "max_acc_diff_pt", 0.5, False),
+    ("surface", "speedup", 4.0, True),
+    ("surface", "max_acc_diff_pt", 0.5, False),
     ("surface", "ours_peak_fraction", 0.35, True),
-    ("structured", "speedup_b128", 2.5, True), ("structured", "speedup_b1", 1.8, True),
-    ("presets", "cold_s", 60.0, False), ("presets", "hit_s", 2.0, False),
+    ("structured", "speedup_b128", 2.5, True),
+    ("structured", "speedup_b1", 1.8, True),
+    ("presets", "cold_s", 60.0, False),
+    ("presets", "hit_s", 2.0, False),
     ("pages", "slowest_warm_s", 1.0, False),
 ]
 
 
 # reference figures printed beside the targets: (figure, key, what it is)
-REFERENCES = [("surface", "torchattacks_self_diff_pt", "torchattacks vs itself from other random starts"),
-              ("surface", "matmul_peak_gflops", "fp32 matmul peak of this run"),
-              ("surface", "descend_speedup", "descend (fast preview, may over-report; never a reported number)"),
-              ("surface", "descend_max_acc_diff_pt", "descend (fast preview) vs torchattacks, largest gap")]
+REFERENCES = [
+    ("surface", "torchattacks_self_diff_pt", "torchattacks vs itself from other random starts"),
+    ("surface", "matmul_peak_gflops", "fp32 matmul peak of this run"),
+    ("surface", "descend_speedup", "descend (fast preview, may over-report; never a reported number)"),
+    ("surface", "descend_max_acc_diff_pt", "descend (fast preview) vs torchattacks, largest gap"),
+]
 
 
 def measure(figure: str, presets: list[str]) -> dict:
@@ -82,8 +93,9 @@ def table(results: dict[str, dict]) -> str:
         if figure in results and key in results[figure]:
             value = results[figure][key]
             met = value >= target if higher else value <= target
-            lines.append(f"{figure:<11} {key:<24} {value:>9}  {'≥' if higher else '≤'} {target:g}  "
-                         f"{'met' if met else 'NOT met'}")
+            lines.append(
+                f"{figure:<11} {key:<24} {value:>9}  {'≥' if higher else '≤'} {target:g}  {'met' if met else 'NOT met'}"
+            )
     for figure, key, what in REFERENCES:
         if figure in results and key in results[figure]:
             lines.append(f"{figure:<11} {key:<24} {results[figure][key]:>9}  ({what})")
@@ -93,8 +105,12 @@ def table(results: dict[str, dict]) -> str:
 def main() -> None:
     """Run the chosen benchmarks, print a table with targets, and write all numbers as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("presets", nargs="*", default=["teaching", "quickstart"],
-                        help="presets to time cold and cached (the first is held to the 60 s target)")
+    parser.add_argument(
+        "presets",
+        nargs="*",
+        default=["teaching", "quickstart"],
+        help="presets to time cold and cached (the first is held to the 60 s target)",
+    )
     parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES), help="figures to measure")
     parser.add_argument("--drill", type=int, metavar="KILLS", help="run the crash drill with this many kill -9s")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder for the JSON record")

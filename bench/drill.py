@@ -17,8 +17,9 @@ import yaml
 
 from engine import api
 from engine.jobs import queue
-from engine.spec import apply_overrides, validate
-from engine.store import Store
+from engine.science.catalog import validate
+from engine.spec.reading import apply_overrides
+from engine.store.db import Store
 
 REPO = Path(__file__).resolve().parent.parent
 LEASE = 1.0
@@ -27,14 +28,32 @@ LEASE = 1.0
 def drill_spec():
     """The smoke preset stretched to five checkpoints with a few seconds of work each."""
     tree = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
-    return validate(apply_overrides(tree, ["schedule.end=80", "schedule.frequency=20", "eval.n_samples=500",
-                                           "eval.attacks.0.steps=10"]))
+    return validate(
+        apply_overrides(
+            tree, ["schedule.end=80", "schedule.frequency=20", "eval.n_samples=500", "eval.attacks.0.steps=10"]
+        )
+    )
 
 
 def _worker(root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine", "--cache-dir", str(root), "worker", "--child",
-                             "--lease", str(LEASE), "--threads", "2"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "--cache-dir",
+            str(root),
+            "worker",
+            "--child",
+            "--lease",
+            str(LEASE),
+            "--threads",
+            "2",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _until(condition, timeout: float = 300.0):
@@ -71,8 +90,12 @@ def run_drill(kills: int = 20, seed: int = 0) -> dict:
         for target in sorted(rng.uniform(0.0, 0.85) for _ in range(kills)):
             worker = _worker(Path(root))
             owns = f":{worker.pid}:"
-            _until(lambda: (j := queue.get(store, job_id)).status == "done"
-                   or (owns in (j.owner or "") and (j.fraction or 0) >= target))
+            _until(
+                lambda owns=owns, target=target: (
+                    (j := queue.get(store, job_id)).status == "done"
+                    or (owns in (j.owner or "") and (j.fraction or 0) >= target)
+                )
+            )
             worker.kill()
             worker.wait()
             survived += queue.get(store, job_id).status != "done"
@@ -80,8 +103,11 @@ def run_drill(kills: int = 20, seed: int = 0) -> dict:
         expected_rows = len(_hashes(ref, spec.run_id()))
         robust = store.db.execute("SELECT count(*), count(DISTINCT step || attack || eps) FROM robust").fetchone()
         return {
-            "kills": kills, "kills_mid_run": survived, "finished": queue.get(store, job_id).status == "done",
-            "attempts": queue.get(store, job_id).attempts, "claims_doubled": queue.get(store, job_id).attempts - 1 - survived,
+            "kills": kills,
+            "kills_mid_run": survived,
+            "finished": queue.get(store, job_id).status == "done",
+            "attempts": queue.get(store, job_id).attempts,
+            "claims_doubled": queue.get(store, job_id).attempts - 1 - survived,
             "steps_lost": expected_rows - len(store.steps(spec.run_id())),
             "robust_rows_duplicated": robust[0] - robust[1],
             "hashes_equal_uninterrupted": _hashes(store, spec.run_id()) == _hashes(ref, spec.run_id()),

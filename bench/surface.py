@@ -7,7 +7,7 @@ misclassified images never attacked, examples dropped at their first fooling ite
 (each ε attacks only the images still robust at the previous one; an example broken inside a
 smaller ball stays broken in every larger one). Beside it, `descend` (the grid from the top down,
 each ε attacking only the images broken at the ε above) is measured as a fast preview that may
-over-report: it is unsound, so the engine never reports its numbers (engine.evaluate).
+over-report: it is unsound, so the engine never reports its numbers (engine.science.evaluate).
 Achieved GFLOP/s counts FLOPs with `torch.utils.flop_counter` and is set against an fp32 matmul
 peak measured in the same run.
 """
@@ -23,14 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.datasets import load_dataset
-from engine.device import prepare_model
-from engine.evaluate import descend_preview_curve, robust_curve
-from engine.methods import METHODS
-from engine.models import build_model
-from engine.pruning import apply_masks, compute_masks, prunable_layers
-from engine.spec import AttackSpec
-from engine.training import train_steps
+from engine.science.data import load_dataset
+from engine.science.device import prepare_model
+from engine.science.evaluate import descend_preview_curve, robust_curve
+from engine.science.models import build_model
+from engine.science.pruning.masks import apply_masks, compute_masks, prunable_layers
+from engine.science.pruning.methods import METHODS
+from engine.science.training import train_steps
+from engine.spec.runspec import AttackSpec
 
 EPS = [0.0, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1]
 
@@ -52,8 +52,15 @@ def checkpoints(sparsities: tuple[float, ...] = (0.0, 0.9), epochs: int = 1):
     data = load_dataset("fashion_mnist")
     torch.manual_seed(0)
     model = prepare_model(build_model("small_cnn", data.info), torch.device("cpu"))
-    train_steps(model, data.x_train, data.y_train, steps=epochs * math.ceil(len(data.x_train) / 128), batch_size=128,
-                lr=1e-3, generator=torch.Generator().manual_seed(0))
+    train_steps(
+        model,
+        data.x_train,
+        data.y_train,
+        steps=epochs * math.ceil(len(data.x_train) / 128),
+        batch_size=128,
+        lr=1e-3,
+        generator=torch.Generator().manual_seed(0),
+    )
     models = []
     for sparsity in sparsities:
         pruned = copy.deepcopy(model)
@@ -149,20 +156,29 @@ def run(sparsities: tuple[float, ...] = (0.0, 0.9)) -> dict:
         again = torchattacks_loop(plain, x, y)
         noise = max(noise, max(abs(again[e] - reference[e]) for e in EPS))
         for search in ("scan", "descend"):
-            fast, s, f = _timed(lambda m: ours(m, x, y, search), model, model, forward, step)
+            fast, s, f = _timed(lambda m, search=search: ours(m, x, y, search), model, model, forward, step)
             seconds[search] += s
             flops[search] += f
             worst[search] = max(worst[search], max(abs(fast[e] - reference[e]) for e in EPS))
-    result.update({"torchattacks_s": round(seconds["torchattacks"], 1),
-                   "torchattacks_gflop": round(flops["torchattacks"] / 1e9, 1),
-                   "torchattacks_gflops": round(flops["torchattacks"] / seconds["torchattacks"] / 1e9, 1)})
+    result.update(
+        {
+            "torchattacks_s": round(seconds["torchattacks"], 1),
+            "torchattacks_gflop": round(flops["torchattacks"] / 1e9, 1),
+            "torchattacks_gflops": round(flops["torchattacks"] / seconds["torchattacks"] / 1e9, 1),
+        }
+    )
     result["torchattacks_peak_fraction"] = round(result["torchattacks_gflops"] / peak, 3)
     result["torchattacks_self_diff_pt"] = round(100 * noise, 2)
     for search, prefix in (("scan", ""), ("descend", "descend_")):
         gflops = flops[search] / seconds[search] / 1e9
-        result.update({f"{prefix or 'ours_'}s": round(seconds[search], 1), f"{prefix or 'ours_'}gflop": round(flops[search] / 1e9, 1),
-                       f"{prefix}speedup": round(seconds["torchattacks"] / seconds[search], 2),
-                       f"{prefix}max_acc_diff_pt": round(100 * worst[search], 2),
-                       f"{prefix or 'ours_'}gflops": round(gflops, 1),
-                       f"{prefix or 'ours_'}peak_fraction": round(gflops / peak, 3)})
+        result.update(
+            {
+                f"{prefix or 'ours_'}s": round(seconds[search], 1),
+                f"{prefix or 'ours_'}gflop": round(flops[search] / 1e9, 1),
+                f"{prefix}speedup": round(seconds["torchattacks"] / seconds[search], 2),
+                f"{prefix}max_acc_diff_pt": round(100 * worst[search], 2),
+                f"{prefix or 'ours_'}gflops": round(gflops, 1),
+                f"{prefix or 'ours_'}peak_fraction": round(gflops / peak, 3),
+            }
+        )
     return result

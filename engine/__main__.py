@@ -19,20 +19,29 @@ import signal
 import sys
 from pathlib import Path
 
+from engine import api
 from engine.errors import DataUnavailableError, EngineError, SpecError
+from engine.jobs import worker
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m engine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cache-dir", help="cache folder (default: $AER_CACHE_DIR or cache/)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a spec to completion, using the cache")
     run.add_argument("spec", nargs="?", help="YAML or JSON spec file")
     run.add_argument("--preset", help="a named preset instead of a file (see `presets`)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec field, e.g. schedule.final_sparsity=0.9 (repeatable)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec field, e.g. schedule.final_sparsity=0.9 (repeatable)",
+    )
     run.add_argument("--json", action="store_true", help="print the result document as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -71,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--procs", type=int, default=1, help="worker processes to keep alive (default 1)")
     worker.add_argument("--lease", type=float, default=30.0, help="lease seconds, renewed by a heartbeat")
     worker.add_argument("--parent-pid", type=int, help="stop when this process exits (the app's server)")
-    worker.add_argument("--exit-when-idle", action="store_true", help="one worker, in this process, until the queue is empty")
+    worker.add_argument(
+        "--exit-when-idle", action="store_true", help="one worker, in this process, until the queue is empty"
+    )
     worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     worker.add_argument("--threads", type=int, help=argparse.SUPPRESS)
 
@@ -105,8 +116,13 @@ def _progress_bar():
         if "bar" not in state:
             from tqdm import tqdm
 
-            state["bar"] = tqdm(total=p.n_steps, unit="step", file=sys.stderr, dynamic_ncols=True,
-                                bar_format="{l_bar}{bar}| {n:.2f}/{total} steps [{elapsed}<{remaining}]")
+            state["bar"] = tqdm(
+                total=p.n_steps,
+                unit="step",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.2f}/{total} steps [{elapsed}<{remaining}]",
+            )
         bar = state["bar"]
         bar.n = p.step + 1 if p.phase == "evaluated" else min(p.step + p.done / max(p.total, 1), p.n_steps)
         bar.set_description(f"step {p.step} of {p.n_steps - 1} · {p.phase}", refresh=False)
@@ -119,7 +135,7 @@ def _progress_bar():
     return close, update
 
 
-def _cmd_run(args, api) -> int:
+def _cmd_run(args) -> int:
     tree = api.load_tree(args.spec, preset=args.preset, overrides=args.overrides)
     close, update = (lambda: None, None) if args.quiet else _progress_bar()
     try:
@@ -131,33 +147,33 @@ def _cmd_run(args, api) -> int:
 
 def _print_document(doc: dict, as_json: bool) -> int:
     """The document as JSON, or a header line and one summary row per checkpoint."""
-    from engine.spec import describe
-
     if as_json:
         print(json.dumps(doc, indent=2))
         return 0
     cached = " (cached)" if doc["cached"] else ""
     print(f"run {doc['run_id']} · {doc['status']}{cached} · {len(doc['points'])}/{doc['n_steps']} steps")
-    print(f"    {describe(doc['spec'])}")
+    print(f"    {api.describe_spec(doc['spec'])}")
     print(f"{'step':>4}  {'sparsity':>8}  {'clean':>6}  robust accuracy by attack and ε")
     for point in doc["points"]:
-        curves = {}
+        curves: dict[str, list[str]] = {}
         for r in point["robust"]:
             curves.setdefault(r["attack"], []).append(f"{r['eps']:g}:{r['acc']:.3f}")
         text = "  ".join(f"{name} " + " ".join(v) for name, v in curves.items())
         if "budget" in point:
             budget = point["budget"]
-            text += f"  · budget median {budget['budget_q50']:.4g} ({budget['norm']}), cutoff {budget.get('cutoff', float('nan')):.4g}"
+            cutoff = budget.get("cutoff")
+            text += f"  · budget median {budget['budget_q50']:.4g} ({budget['norm']}), cutoff "
+            text += f"{cutoff:.4g}" if cutoff is not None else "none"
         print(f"{point['step']:>4}  {point['sparsity']:>8.3f}  {point['clean_acc']:>6.3f}  {text}")
     return 0
 
 
-def _cmd_show(args, api) -> int:
+def _cmd_show(args) -> int:
     store = api.open_store()
     return _print_document(api.document(store.resolve(args.run_id), store), args.json)
 
 
-def _cmd_ls(args, api) -> int:
+def _cmd_ls(args) -> int:
     frame = api.runs_frame()
     if args.json:
         print(frame.assign(created_at=frame["created_at"].astype(str)).to_json(orient="records", indent=2))
@@ -169,13 +185,13 @@ def _cmd_ls(args, api) -> int:
     return 0
 
 
-def _cmd_presets(args, api) -> int:
+def _cmd_presets(args) -> int:
     for name, text in api.presets().items():
         print(f"{name:<14} {text}")
     return 0
 
 
-def _cmd_catalog(args, api) -> int:
+def _cmd_catalog(args) -> int:
     for kind, entries in api.catalog().items():
         print(f"{kind}s:")
         for name, text in entries.items():
@@ -183,23 +199,20 @@ def _cmd_catalog(args, api) -> int:
     return 0
 
 
-def _cmd_export(args, api) -> int:
+def _cmd_export(args) -> int:
     store = api.open_store()
     out = api.export(store.resolve(args.run_id), args.format, args.out, store)
     print(f"wrote {out}")
     return 0
 
 
-def _cmd_data(args, api) -> int:
-    from engine.datasets import DATASETS, load_dataset
-
-    DATASETS.get(args.name)
-    data = load_dataset(args.name)
+def _cmd_data(args) -> int:
+    data = api.load_data(args.name)
     print(f"{args.name}: {len(data.x_train)} training and {len(data.x_test)} test images ready")
     return 0
 
 
-def _cmd_submit(args, api) -> int:
+def _cmd_submit(args) -> int:
     job = api.submit(api.load_spec(args.spec, preset=args.preset, overrides=args.overrides))
     brief = {"job_id": job["job_id"], "run_id": job["run_id"], "status": job["status"]}
     print(json.dumps(brief) if args.json else f"job {brief['job_id']} · run {brief['run_id'][:12]} · {brief['status']}")
@@ -207,23 +220,21 @@ def _cmd_submit(args, api) -> int:
 
 
 def _describe(job: dict) -> str:
-    from engine.jobs.queue import describe
-
-    return f"job {job['job_id']} · run {job['run_id'][:12]} · attempt {job['attempts']} · {describe(job)}"
+    return f"job {job['job_id']} · run {job['run_id'][:12]} · attempt {job['attempts']} · {api.describe_job(job)}"
 
 
-def _cmd_status(args, api) -> int:
+def _cmd_status(args) -> int:
     job = api.job(args.job_id)
     print(json.dumps(job, indent=2) if args.json else _describe(job))
     return 0
 
 
-def _cmd_cancel(args, api) -> int:
+def _cmd_cancel(args) -> int:
     print(_describe(api.cancel(args.job_id)))
     return 0
 
 
-def _cmd_jobs(args, api) -> int:
+def _cmd_jobs(args) -> int:
     jobs = api.jobs()
     if args.json:
         print(json.dumps(jobs, indent=2))
@@ -235,9 +246,7 @@ def _cmd_jobs(args, api) -> int:
     return 0
 
 
-def _cmd_worker(args, api) -> int:
-    from engine.jobs import worker
-
+def _cmd_worker(args) -> int:
     root = api.open_store().root
     if args.child:
         worker.serve_child(root, args.lease, args.parent_pid, args.threads)
@@ -249,23 +258,18 @@ def _cmd_worker(args, api) -> int:
     return 0
 
 
-def _cmd_sweep(args, api) -> int:
-    from engine import sweep
-
-    results = sweep.run_sweep(Path(args.sweep), api.open_store(), args.executor, args.ray_address)
+def _cmd_sweep(args) -> int:
+    results = api.run_sweep(Path(args.sweep), args.executor, args.ray_address)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for row in results:
             print(f"{row['run_id'][:12]}  {row['status']:<9} {row['label']}")
-    return 0 if all(r["status"] == "done" for r in results) else 1
+    return 0 if all(r["status"] == api.RunStatus.DONE for r in results) else 1
 
 
-def _cmd_papers(args, api) -> int:
-    from engine import papers
-
-    for name in papers.paper_names():
-        preset = papers.load_paper(name)
+def _cmd_papers(args) -> int:
+    for name, preset in api.paper_presets().items():
         cold = f"≈{preset.cold_seconds / 60:.0f} min cold" if preset.cold_seconds else "cold time not measured"
         print(f"{name:<10} {preset.title} ({cold})\n{'':<10} claim: {preset.claim}")
     return 0
@@ -286,24 +290,33 @@ def _print_verdict(verdict, as_json: bool, seconds: float | None = None) -> int:
     return 0 if verdict.status != "incomplete" else 1
 
 
-def _cmd_run_paper(args, api) -> int:
-    from engine import papers
-
-    store = api.open_store()
-    seconds = papers.run(args.name, store, args.reduced, args.executor, progress=not args.json)
-    return _print_verdict(papers.check(args.name, store, args.reduced), args.json, seconds)
+def _cmd_run_paper(args) -> int:
+    seconds = api.run_paper(args.name, reduced=args.reduced, executor=args.executor, progress=not args.json)
+    return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced), args.json, seconds)
 
 
-def _cmd_check_preset(args, api) -> int:
-    from engine import papers
-
-    return _print_verdict(papers.check(args.name, api.open_store(), args.reduced), args.json)
+def _cmd_check_preset(args) -> int:
+    return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced), args.json)
 
 
-COMMANDS = {"run": _cmd_run, "show": _cmd_show, "ls": _cmd_ls, "presets": _cmd_presets, "catalog": _cmd_catalog,
-            "export": _cmd_export, "data": _cmd_data, "submit": _cmd_submit, "status": _cmd_status,
-            "cancel": _cmd_cancel, "jobs": _cmd_jobs, "worker": _cmd_worker, "sweep": _cmd_sweep,
-            "papers": _cmd_papers, "run-paper": _cmd_run_paper, "check-preset": _cmd_check_preset}
+COMMANDS = {
+    "run": _cmd_run,
+    "show": _cmd_show,
+    "ls": _cmd_ls,
+    "presets": _cmd_presets,
+    "catalog": _cmd_catalog,
+    "export": _cmd_export,
+    "data": _cmd_data,
+    "submit": _cmd_submit,
+    "status": _cmd_status,
+    "cancel": _cmd_cancel,
+    "jobs": _cmd_jobs,
+    "worker": _cmd_worker,
+    "sweep": _cmd_sweep,
+    "papers": _cmd_papers,
+    "run-paper": _cmd_run_paper,
+    "check-preset": _cmd_check_preset,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,10 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache_dir:
         os.environ["AER_CACHE_DIR"] = str(Path(args.cache_dir).resolve())
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from engine import api
-
     try:
-        return COMMANDS[args.command](args, api)
+        return COMMANDS[args.command](args)
     except SpecError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
@@ -328,7 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `aer` console script (and `python -m engine`): run `main` and exit with its status."""
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly, as other CLI tools do
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

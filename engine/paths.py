@@ -20,4 +20,3 @@ def data_dir() -> Path:
     path = Path(os.environ.get("AER_DATA_DIR") or cache_dir() / "data").resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
-

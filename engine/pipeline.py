@@ -12,33 +12,42 @@ import logging
 import math
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from engine import ENGINE_VERSION
-from engine.checkpoints import load_verified, publish, state_tensors
-from engine.datasets import Dataset, load_dataset
-from engine.device import prepare_model, seed_everything
-from engine.efficiency import measure as measure_efficiency
 from engine.errors import IntegrityError, LeaseLost, NotFoundError
-from engine.evaluate import Adversarial, RobustPoint, build_attack, eval_indices, evaluate_model, transfer_curve
-from engine.models import build_model
-from engine.efficiency import measure_effective, measure_shrunk
-from engine.losses import LOSSES, budget_summary
-from engine.mrs import sensitivity
-from engine.methods import METHODS
-from engine.pruning import (Criterion, Masks, PruneContext, apply_masks, dense_masks, layer_table, overall_sparsity,
-                            prunable_layers)
-from engine.schedules import PruneStep
-from engine.spec import RunSpec, canonical_json
-from engine.store import Fence, Store
-from engine.structured import norm_followers, silence_dead_channels
-from engine.summaries import input_range_warning
-from engine.training import accuracy, train_steps
+from engine.report.summaries import input_range_warning
+from engine.science.data import Dataset, load_dataset
+from engine.science.device import prepare_model, seed_everything
+from engine.science.efficiency import measure as measure_efficiency
+from engine.science.efficiency import measure_effective, measure_shrunk
+from engine.science.evaluate import Adversarial, RobustPoint, build_attack, eval_indices, evaluate_model, transfer_curve
+from engine.science.losses import LOSSES, budget_summary
+from engine.science.models import build_model
+from engine.science.pruning.masks import (
+    Criterion,
+    Layers,
+    Masks,
+    PruneContext,
+    apply_masks,
+    dense_masks,
+    layer_table,
+    overall_sparsity,
+    prunable_layers,
+)
+from engine.science.pruning.methods import METHODS
+from engine.science.pruning.sensitivity import sensitivity
+from engine.science.pruning.structured import Followers, norm_followers, silence_dead_channels
+from engine.science.training import accuracy, train_steps
+from engine.spec.runspec import RunSpec, canonical_json
+from engine.spec.schedules import PruneStep
+from engine.status import RunStatus
+from engine.store.checkpoints import load_verified, publish, state_tensors
+from engine.store.db import Fence, Store
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +93,9 @@ def _fresh_model(spec: RunSpec, data: Dataset) -> nn.Module:
     return prepare_model(build_model(spec.model.name, data.info)).eval()
 
 
-def base_model_state(spec: RunSpec, store: Store, data: Dataset, report: ProgressFn, n_steps: int) -> dict[str, torch.Tensor]:
+def base_model_state(
+    spec: RunSpec, store: Store, data: Dataset, report: ProgressFn, n_steps: int
+) -> dict[str, torch.Tensor]:
     """The trained base model's weights: from the store when present and intact, else trained now."""
     base_id = spec.base_id()
     row = store.base(base_id)
@@ -99,17 +110,32 @@ def base_model_state(spec: RunSpec, store: Store, data: Dataset, report: Progres
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(spec.seed)
     train_steps(
-        model, x, y, steps=steps, batch_size=spec.train.batch_size, lr=spec.train.lr,
-        generator=generator, optimizer=spec.train.optimizer,
+        model,
+        x,
+        y,
+        steps=steps,
+        batch_size=spec.train.batch_size,
+        lr=spec.train.lr,
+        generator=generator,
+        optimizer=spec.train.optimizer,
         loss_fn=LOSSES.get(spec.train.mode)(spec.train.adversary, generator),
-        on_batch=lambda done, total: report(Progress(0, n_steps, f"training the base model ({spec.train.mode})",
-                                                     done, total)),
+        on_batch=lambda done, total: report(
+            Progress(0, n_steps, f"training the base model ({spec.train.mode})", done, total)
+        ),
     )
     seconds = time.perf_counter() - started
     relative = f"bases/{base_id}.safetensors"
     sha = publish(state_tensors(model), store.root / relative, {"base_id": base_id, "model": spec.model.name})
-    store.put_base({"base_id": base_id, "spec_json": canonical_json(spec.base()), "checkpoint": relative,
-                    "sha256": sha, "clean_acc": accuracy(model, data.x_test, data.y_test), "train_seconds": seconds})
+    store.put_base(
+        {
+            "base_id": base_id,
+            "spec_json": canonical_json(spec.base()),
+            "checkpoint": relative,
+            "sha256": sha,
+            "clean_acc": accuracy(model, data.x_test, data.y_test),
+            "train_seconds": seconds,
+        }
+    )
     return state_tensors(model)
 
 
@@ -124,10 +150,10 @@ class Walk:
     train: tuple[torch.Tensor, torch.Tensor]
     evaluation: tuple[torch.Tensor, torch.Tensor]
     model: nn.Module
-    layers: dict[str, nn.Module]
+    layers: Layers
     base: dict[str, torch.Tensor]
     criterion: Criterion
-    followers: dict[str, nn.Module]  # conv → its BatchNorm, silenced with pruned filters
+    followers: Followers  # conv → its BatchNorm, silenced with pruned filters
     fence: Fence | None = None
     transfer_from: dict[str, Adversarial] | None = None  # inputs crafted on the base, per attack and ε
 
@@ -166,17 +192,31 @@ def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tup
     mode, adversary = spec.finetune_mode()
     loss = LOSSES.get(mode)(adversary, gen)
     context = PruneContext(
-        walk.model, walk.train, loss, spec.prune, spec.train.optimizer,
-        lambda done, total: walk.report(Progress(k, walk.n_steps, f"{phase}, selecting", done, total)))
+        walk.model,
+        walk.train,
+        loss,
+        spec.prune,
+        spec.train.optimizer,
+        lambda done, total: walk.report(Progress(k, walk.n_steps, f"{phase}, selecting", done, total)),
+    )
     masks = walk.criterion.select(walk.layers, step.sparsity, None if step.from_base else masks, gen, context)
     walk.hold_masks(masks)
     loss.records.clear()  # budgets spent while selecting (HYDRA's scores) are not the fine-tuning's
     walk.report(Progress(k, walk.n_steps, phase, 0, max(step.finetune_steps, 1)))
     train_steps(
-        walk.model, *walk.train, steps=step.finetune_steps, batch_size=spec.prune.batch_size, lr=spec.prune.lr,
-        generator=gen, optimizer=spec.train.optimizer, loss_fn=loss, masked=(walk.layers, masks),
+        walk.model,
+        *walk.train,
+        steps=step.finetune_steps,
+        batch_size=spec.prune.batch_size,
+        lr=spec.prune.lr,
+        generator=gen,
+        optimizer=spec.train.optimizer,
+        loss_fn=loss,
+        masked=(walk.layers, masks),
         after_step=lambda: walk.hold_masks(masks),
-        on_batch=lambda done, total: walk.report(Progress(k, walk.n_steps, f"{phase}, fine-tuning ({mode})", done, total)),
+        on_batch=lambda done, total: walk.report(
+            Progress(k, walk.n_steps, f"{phase}, fine-tuning ({mode})", done, total)
+        ),
     )
     return masks, {"budget": budget_summary(loss.records), "ratios": context.notes.get("ratios", {})}
 
@@ -194,7 +234,12 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
     spec, (x, y) = walk.spec, walk.evaluation
     transfer_wanted = spec.eval.transfer and bool(spec.eval.attacks)
     evaluation = evaluate_model(
-        walk.model.eval(), x, y, spec.eval, spec.seed, keep_adversarial=transfer_wanted and k == 0,
+        walk.model.eval(),
+        x,
+        y,
+        spec.eval,
+        spec.seed,
+        keep_adversarial=transfer_wanted and k == 0,
         on_progress=lambda done, total: walk.report(Progress(k, walk.n_steps, "evaluating", done, total)),
     )
     transfer: list[RobustPoint] = []
@@ -204,12 +249,16 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
         elif walk.transfer_from is None:
             walk.transfer_from = base_adversarial(walk)
         for attack in spec.eval.attacks:
-            transfer += transfer_curve(walk.model, x, y, attack, walk.transfer_from[attack.name],
-                                       spec.eval.batch_size, spec.seed)
+            transfer += transfer_curve(
+                walk.model, x, y, attack, walk.transfer_from[attack.name], spec.eval.batch_size, spec.seed
+            )
     warning = input_range_warning(float(x.min()), float(x.max()))
     warnings = [{"kind": "inputs_outside_unit_range", "message": warning}] if warning else []
-    warnings += [{"kind": "weaker_than_standard", "message": message} for attack in spec.eval.attacks
-                 if (message := build_attack(attack).protocol_warning())]
+    warnings += [
+        {"kind": "weaker_than_standard", "message": message}
+        for attack in spec.eval.attacks
+        if (message := build_attack(attack).protocol_warning())
+    ]
     return evaluation.clean_acc, [vars(p) for p in evaluation.points], [vars(p) for p in transfer], warnings
 
 
@@ -220,8 +269,12 @@ def layer_rows(walk: Walk, k: int, masks: Masks, ratios: dict[str, float], effec
     if probe is not None:
         walk.report(Progress(k, walk.n_steps, "probing layer sensitivity (MRS)", 0, 1))
         probes = sensitivity(walk.model, *walk.evaluation, probe, _step_generator(walk.spec.seed, k), masks)
-        rows = [{**row, "mrs": probes[row["layer"]].mrs, "mrs_reach": probes[row["layer"]].reach}
-                if row["layer"] in probes else row for row in rows]
+        rows = [
+            {**row, "mrs": probes[row["layer"]].mrs, "mrs_reach": probes[row["layer"]].reach}
+            if row["layer"] in probes
+            else row
+            for row in rows
+        ]
     return [{**row, "ratio": ratios.get(row["layer"])} for row in rows]
 
 
@@ -252,11 +305,23 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     layers = layer_rows(walk, k, masks, notes["ratios"], effective)
     eval_seconds = time.perf_counter() - started
     walk.store.put_step(
-        {"run_id": walk.spec.run_id(), "step": k, "target_sparsity": step.sparsity,
-         "sparsity": overall_sparsity(masks), "clean_acc": clean_acc, **files, "train_seconds": train_seconds,
-         "eval_seconds": eval_seconds},
-        robust, layers, fence=walk.fence, transfer=transfer, warnings=warnings,
-        efficiency=efficiency, budget=notes["budget"],
+        {
+            "run_id": walk.spec.run_id(),
+            "step": k,
+            "target_sparsity": step.sparsity,
+            "sparsity": overall_sparsity(masks),
+            "clean_acc": clean_acc,
+            **files,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+        },
+        robust,
+        layers,
+        fence=walk.fence,
+        transfer=transfer,
+        warnings=warnings,
+        efficiency=efficiency,
+        budget=notes["budget"],
     )
     walk.report(Progress(k, walk.n_steps, "evaluated", 1, 1))
     return masks
@@ -268,7 +333,7 @@ def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None, fenc
     Under a job's `fence`, every write first checks that the job is still this worker's.
     """
     run_id, report = spec.run_id(), on_progress or _silent
-    if store.has_run(run_id) and store.run(run_id)["status"] == "done":
+    if store.has_run(run_id) and store.run(run_id)["status"] == RunStatus.DONE:
         return True
     seed_everything(spec.seed)
     data = load_dataset(spec.dataset.name)
@@ -285,8 +350,9 @@ def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None, fenc
     return False
 
 
-def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], report: ProgressFn,
-          fence: Fence | None) -> None:
+def _walk(
+    spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], report: ProgressFn, fence: Fence | None
+) -> None:
     done = {row["step"] for row in store.steps(spec.run_id())}
     if len(done) == len(plan):
         return
@@ -297,8 +363,20 @@ def _walk(spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], rep
     if not layers:
         kinds = " or ".join(kind.__name__ for kind in criterion.layer_kinds)
         raise ValueError(f"prune.method: {spec.prune.method} prunes {kinds} layers; model {spec.model.name} has none")
-    walk = Walk(spec, store, report, len(plan), train_split(data, spec), eval_split(data, spec), model,
-                layers, base, criterion, norm_followers(model), fence)
+    walk = Walk(
+        spec,
+        store,
+        report,
+        len(plan),
+        train_split(data, spec),
+        eval_split(data, spec),
+        model,
+        layers,
+        base,
+        criterion,
+        norm_followers(model),
+        fence,
+    )
     in_memory = None  # the step whose result the model holds
     masks: Masks = {}
     for k, step in enumerate(plan):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from engine.errors import DuplicateNameError, UnknownNameError
 
@@ -42,12 +43,11 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; choose from {self.names()}"
-            ) from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; choose from {self.names()}") from None
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the entry called `name` with the given arguments."""
+        # T is any entry; create() is only called on registries of callables (classes and factories)
         return self.get(name)(*args, **kwargs)  # type: ignore[operator]
 
     def names(self) -> list[str]:

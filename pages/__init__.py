@@ -1,12 +1,25 @@
 """Helpers shared by the pages (Streamlit's page discovery skips this file)."""
 
-import re
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-RUN_PREFIX = re.compile(r"[0-9a-f]{6,64}")
+from engine import api
+from engine.report.tables import match_runs
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _read(root: str, version: int, name: str, args: tuple, kwargs: tuple) -> Any:
+    return getattr(api, name)(*args, **dict(kwargs), store=api.open_store(root))
+
+
+def read(name: str, *args: Any, **kwargs: Any) -> Any:
+    """`engine.api.<name>(*args, **kwargs)` on this cache, computed once until the store next changes,
+    so the redraws of one state share one query (lists in `args` must be passed as tuples)."""
+    store = api.open_store()
+    return _read(str(store.root), api.store_version(store), name, args, tuple(sorted(kwargs.items())))
 
 
 def route_through_app() -> None:
@@ -32,13 +45,7 @@ def runs_from_query(name: str, run_ids: list[str], default: list[str]) -> list[s
     raw = st.query_params.get(name)
     if raw is None:
         return default
-    chosen, dropped = [], 0
-    for prefix in raw[:2000].split(","):
-        matches = [r for r in run_ids if RUN_PREFIX.fullmatch(prefix) and r.startswith(prefix)]
-        if len(matches) == 1 and matches[0] not in chosen:
-            chosen.append(matches[0])
-        else:
-            dropped += 1
+    chosen, dropped = match_runs(raw, run_ids)
     if dropped:
         st.warning(f"Ignored {dropped} run(s) of the link that this store does not hold.")
     return chosen or default
@@ -63,7 +70,7 @@ def run_labels(runs: pd.DataFrame) -> dict[str, str]:
 
 def refresh_while_running(runs: pd.DataFrame, chosen: list[str], seconds: float = 3.0) -> float | None:
     """`run_every` for a fragment: redraw every few seconds while any chosen run still computes."""
-    running = set(runs.loc[runs["status"] == "running", "run_id"])
+    running = set(runs.loc[runs["status"] == api.RunStatus.RUNNING, "run_id"])
     return seconds if running & set(chosen) else None
 
 

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from engine import api, figures
-from pages import choice_from_query, refresh_while_running, route_through_app, run_labels, runs_from_query
+from engine.report import figures
+from pages import choice_from_query, read, refresh_while_running, route_through_app, run_labels, runs_from_query
 
 route_through_app()
 
@@ -27,41 +27,52 @@ with st.expander("How to read this plot"):
         "ρ·min(n_i, c) is our reading of their cutoff-scale code."
     )
 
-runs = api.runs_frame()
-with_budgets = api.runs_having("budgets")
+runs = read("runs_frame")
+with_budgets = read("runs_having", "budgets")
 if not with_budgets:
-    st.info("No run has trained with a budget yet. Run a spec with `prune.mode: ap` or `prune.mode: bap`, e.g. "
-            "`python -m engine run --preset quickstart --set prune.mode=bap` (and another with `prune.mode=ap`).")
+    st.info(
+        "No run has trained with a budget yet. Run a spec with `prune.mode: ap` or `prune.mode: bap`, e.g. "
+        "`python -m engine run --preset quickstart --set prune.mode=bap` (and another with `prune.mode=ap`)."
+    )
     st.stop()
 
 labels = run_labels(runs)
-chosen = st.sidebar.multiselect("Runs", with_budgets, default=runs_from_query("runs", with_budgets, with_budgets[:3]),
-                                format_func=labels.get)
+chosen = st.sidebar.multiselect(
+    "Runs", with_budgets, default=runs_from_query("runs", with_budgets, with_budgets[:3]), format_func=labels.get
+)
 if not chosen:
     st.info("Pick at least one run in the sidebar.")
     st.stop()
 
 
-robust = api.robust_frame(chosen)
+robust = read("robust_frame", tuple(chosen))
 attacks = sorted(robust["attack"].unique())
-attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0]))) \
-    if attacks else None
+attack = (
+    st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0])))
+    if attacks
+    else None
+)
 st.query_params.update({"runs": ",".join(r[:12] for r in chosen), **({"attack": attack} if attack else {})})
 
 
 @st.fragment(run_every=refresh_while_running(runs, chosen))
 def draw() -> None:
     """Trajectories, the robustness they bought and the table; redrawn while a chosen run computes."""
-    st.plotly_chart(figures.budget_trajectory(api.budget_frame(chosen), labels), width="stretch")
-    robust = api.robust_frame(chosen)
+    st.plotly_chart(figures.budget_trajectory(read("budget_frame", tuple(chosen)), labels), width="stretch")
+    robust = read("robust_frame", tuple(chosen))
     if attack:
         robust = robust[robust["attack"] == attack]
         eps_values = sorted(robust["eps"].unique())
-        eps = st.select_slider("ε of the robustness comparison", eps_values, value=eps_values[-1],
-                               format_func=lambda e: figures.eps_label(e, figures.norm_of(robust)))
+        eps = st.select_slider(
+            "ε of the robustness comparison",
+            eps_values,
+            value=eps_values[-1],
+            format_func=lambda e: figures.eps_label(e, figures.norm_of(robust)),
+        )
         st.plotly_chart(figures.runs_at_eps(robust, eps, labels), width="stretch")
-    table = api.budget_frame(chosen)[["run_id", "step", "sparsity", "clean_acc", "norm", "cutoff", "budget_q50",
-                                      "distance_q50"]]
+    table = read("budget_frame", tuple(chosen))[
+        ["run_id", "step", "sparsity", "clean_acc", "norm", "cutoff", "budget_q50", "distance_q50"]
+    ]
     table["run_id"] = table["run_id"].str[:12]
     st.dataframe(table, hide_index=True, width="stretch")
 

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from engine import api, figures, summaries
-from pages import choice_from_query, route_through_app, run_labels, runs_from_query
+from engine.report import figures, summaries, tables
+from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query
 
 route_through_app()
 
@@ -28,13 +28,15 @@ with st.expander("How to read these plots"):
         "- Runs share a base when dataset, model, base training and seed agree (their base id)."
     )
 
-runs = api.runs_frame()
+runs = read("runs_frame")
 runs = runs[runs["steps_done"] > 0]
-shared = runs.groupby("base_id")["run_id"].transform("count") >= 2
+shared = tables.sharing_a_base(runs)
 if runs.empty or not shared.any():
-    st.info("Compare needs two runs on one base. Run a preset twice with a different method, e.g. "
-            "`python -m engine run --preset quickstart` and `python -m engine run --preset quickstart "
-            "--set prune.method=random`.")
+    st.info(
+        "Compare needs two runs on one base. Run a preset twice with a different method, e.g. "
+        "`python -m engine run --preset quickstart` and `python -m engine run --preset quickstart "
+        "--set prune.method=random`."
+    )
     st.stop()
 
 labels = run_labels(runs)
@@ -42,9 +44,10 @@ run_ids = list(runs.loc[shared, "run_id"])
 linked = runs_from_query("runs", run_ids, [])
 base_of = dict(zip(runs["run_id"], runs["base_id"]))
 same_base = [r for r in run_ids if base_of[r] == base_of[(linked or run_ids)[0]]]
-chosen = st.sidebar.multiselect("Runs (one base)", same_base, default=[r for r in linked if r in same_base] or same_base[:2],
-                                format_func=labels.get)
-robust = api.robust_frame(chosen)
+chosen = st.sidebar.multiselect(
+    "Runs (one base)", same_base, default=[r for r in linked if r in same_base] or same_base[:2], format_func=labels.get
+)
+robust = read("robust_frame", tuple(chosen))
 attacks = sorted(robust["attack"].unique())
 if len(chosen) < 2 or not attacks:
     st.info("Pick at least two runs with robust results in the sidebar.")
@@ -54,8 +57,12 @@ axis = st.sidebar.radio("Pareto cost", AXES, index=AXES.index(choice_from_query(
 robust = robust[robust["attack"] == attack]
 norm = figures.norm_of(robust)
 eps_values = sorted(robust["eps"].unique())
-eps = st.sidebar.select_slider("ε", eps_values, value=choice_from_query("eps", eps_values, eps_values[-1]),
-                               format_func=lambda e: figures.eps_label(e, norm))
+eps = st.sidebar.select_slider(
+    "ε",
+    eps_values,
+    value=choice_from_query("eps", eps_values, eps_values[-1]),
+    format_func=lambda e: figures.eps_label(e, norm),
+)
 st.query_params.update({"runs": ",".join(r[:12] for r in chosen), "attack": attack, "x": axis, "eps": str(eps)})
 
 side, difference, pareto = st.tabs(["Side by side", "Difference", "Pareto"])
@@ -64,9 +71,14 @@ first, second = chosen[0], chosen[1]
 diff = summaries.difference_grid(robust[robust["run_id"] == first], robust[robust["run_id"] == second])
 difference.caption(f"Second − first: {labels[second]}  −  {labels[first]}")
 difference.plotly_chart(figures.difference_heatmap(diff, norm), width="stretch")
-at_eps = robust[robust["eps"] == eps].merge(api.efficiency_frame(chosen).drop(columns=["sparsity"]),
-                                            on=["run_id", "step"], how="left")
+at_eps = robust[robust["eps"] == eps].merge(
+    read("efficiency_frame", tuple(chosen)).drop(columns=["sparsity"]), on=["run_id", "step"], how="left"
+)
 pareto.plotly_chart(figures.pareto_scatter(at_eps, axis, eps, labels), width="stretch")
 auc = summaries.auc_table(robust).merge(runs[["run_id", "label"]], on="run_id")
-st.dataframe(auc[["label", "step", "sparsity", "clean_acc", "auc"]], hide_index=True, width="stretch",
-             column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")})
+st.dataframe(
+    auc[["label", "step", "sparsity", "clean_acc", "auc"]],
+    hide_index=True,
+    width="stretch",
+    column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")},
+)

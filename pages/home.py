@@ -4,8 +4,7 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError
-from engine.jobs.queue import describe
-from pages import route_through_app
+from pages import read, route_through_app
 
 route_through_app()
 
@@ -52,7 +51,9 @@ def paper_card(name: str, preset) -> None:
     """One paper preset: its claim, cold run time, a button that runs it and opens its page."""
     st.markdown(f"**{preset.title}**")
     st.caption(preset.claim)
-    cold = f"≈ {preset.cold_seconds / 60:.0f} min cold on 2 CPU cores" if preset.cold_seconds else "cold time not measured"
+    cold = (
+        f"≈ {preset.cold_seconds / 60:.0f} min cold on 2 CPU cores" if preset.cold_seconds else "cold time not measured"
+    )
     st.caption(f":material/timer: {cold} · {len(preset.variants)} runs, one shared base")
     st.button("Run and check the claim", key=f"paper-{name}", type="primary", on_click=start_paper, args=(name,))
     st.page_link("pages/papers.py", label="Open", icon=":material/menu_book:", query_params={"paper": name})
@@ -71,20 +72,26 @@ if "open-paper" in st.session_state:
 
 def job_row(job: dict) -> None:
     """One job: live progress, cancel while it is live, a link to its surface once it has a step."""
-    st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {describe(job)}")
+    st.progress(
+        float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {api.describe_job(job)}"
+    )
     left, right = st.columns([1, 4])
-    if job["status"] in ("queued", "running"):
+    if job["status"] in api.LIVE_JOBS:
         left.button("Cancel", key=f"cancel-{job['job_id']}", on_click=api.cancel, args=(job["job_id"],))
-    if job["status"] == "done" or (job.get("step") or 0) > 0:
-        right.page_link("pages/surface.py", label="Open its surface", icon=":material/landscape:",
-                        query_params={"run": job["run_id"][:12]})
+    if job["status"] == api.JobStatus.DONE or (job.get("step") or 0) > 0:
+        right.page_link(
+            "pages/surface.py",
+            label="Open its surface",
+            icon=":material/landscape:",
+            query_params={"run": job["run_id"][:12]},
+        )
 
 
 @st.fragment(run_every=2)
 def jobs_at_a_glance() -> None:
     """The job started from this page and every live job, redrawn every two seconds."""
     watching = st.session_state.get("watching")
-    shown = [j for j in api.jobs(limit=50) if j["job_id"] == watching or j["status"] in ("queued", "running")][:6]
+    shown = [j for j in read("jobs", limit=50) if j["job_id"] == watching or j["status"] in api.LIVE_JOBS][:6]
     if shown:
         st.subheader("Jobs")
     for job in shown:
@@ -94,11 +101,12 @@ def jobs_at_a_glance() -> None:
 jobs_at_a_glance()
 
 st.subheader("Runs")
-runs = api.runs_frame()
+runs = read("runs_frame")
 if runs.empty:
     st.info("No runs yet: click a preset above, or run `python -m engine run --preset quickstart`.")
 else:
     st.dataframe(
         runs.assign(run_id=runs["run_id"].str[:12]).drop(columns=["error"]).head(20),
-        hide_index=True, width="stretch",
+        hide_index=True,
+        width="stretch",
     )

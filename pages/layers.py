@@ -2,15 +2,26 @@
 
 import streamlit as st
 
-from engine import api, figures
-from pages import (choice_from_query, refresh_while_running, route_through_app, run_labels, runs_from_query,
-                   runs_with_checkpoints)
+from engine.report import figures
+from pages import (
+    choice_from_query,
+    read,
+    refresh_while_running,
+    route_through_app,
+    run_labels,
+    runs_from_query,
+    runs_with_checkpoints,
+)
 
 route_through_app()
 
 VIEWS = ["MRS heat map", "MRS reach heat map", "sparsity heat map", "effective sparsity heat map", "ratios at one step"]
-HEATMAPS = {"MRS heat map": "mrs", "MRS reach heat map": "mrs_reach", "sparsity heat map": "sparsity",
-            "effective sparsity heat map": "effective_sparsity"}
+HEATMAPS = {
+    "MRS heat map": "mrs",
+    "MRS reach heat map": "mrs_reach",
+    "sparsity heat map": "sparsity",
+    "effective sparsity heat map": "effective_sparsity",
+}
 
 st.title("Layer by layer")
 st.markdown(
@@ -38,12 +49,15 @@ with st.expander("How to read this plot"):
     )
 
 runs = runs_with_checkpoints(
-    api.runs_frame(), 1, "No finished checkpoints yet. Run a spec with `eval.mrs: {}` (MRS at every step), e.g. "
-    "`python -m engine run --preset quickstart --set 'eval.mrs={}'`, or `prune.method: mrpf`.")
+    read("runs_frame"),
+    1,
+    "No finished checkpoints yet. Run a spec with `eval.mrs: {}` (MRS at every step), e.g. "
+    "`python -m engine run --preset quickstart --set 'eval.mrs={}'`, or `prune.method: mrpf`.",
+)
 
 labels = run_labels(runs)
 run_ids = list(runs["run_id"])
-with_mrs = api.runs_having("mrs")
+with_mrs = read("runs_having", "mrs")
 default = runs_from_query("run", run_ids, (with_mrs or run_ids)[:1])[0]
 run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default), format_func=labels.get)
 view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(choice_from_query("view", VIEWS, VIEWS[0])))
@@ -53,7 +67,7 @@ st.query_params.update({"run": run_id[:12], "view": view})
 @st.fragment(run_every=refresh_while_running(runs, [run_id]))
 def draw() -> None:
     """The chosen view and the layer table; redrawn while the run computes."""
-    frame = api.layers_frame(run_id)
+    frame = read("layers_frame", run_id)
     if view in HEATMAPS:
         value = HEATMAPS[view]
         if value.startswith("mrs") and (frame.empty or frame["mrs"].isna().all()):
@@ -64,8 +78,22 @@ def draw() -> None:
         step = st.select_slider("Pruning step", steps, value=steps[-1])
         st.plotly_chart(figures.ratios_bars(frame, step), width="stretch")
 
-    columns = [c for c in ("step", "step_sparsity", "layer", "kind", "numel", "sparsity", "effective_nonzero", "mrs",
-                           "mrs_reach", "ratio") if c in frame]
+    columns = [
+        c
+        for c in (
+            "step",
+            "step_sparsity",
+            "layer",
+            "kind",
+            "numel",
+            "sparsity",
+            "effective_nonzero",
+            "mrs",
+            "mrs_reach",
+            "ratio",
+        )
+        if c in frame
+    ]
     st.dataframe(frame[columns], hide_index=True, width="stretch")
 
 

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from engine import api, paper_figures
+from engine import api
 from engine.errors import EngineError
-from engine.jobs.queue import describe
-from pages import choice_from_query, route_through_app
+from engine.report import paper_figures
+from pages import choice_from_query, read, route_through_app
 
 route_through_app()
 
@@ -19,8 +19,12 @@ st.markdown(
 
 presets = api.paper_presets()
 names = list(presets)
-name = st.segmented_control("Paper", names, default=choice_from_query("paper", names, names[0]),
-                            format_func=lambda n: presets[n].title) or names[0]
+name = (
+    st.segmented_control(
+        "Paper", names, default=choice_from_query("paper", names, names[0]), format_func=lambda n: presets[n].title
+    )
+    or names[0]
+)
 st.query_params["paper"] = name
 preset = presets[name]
 
@@ -39,8 +43,10 @@ st.markdown(f"**The claim.** {preset.claim}")
 cold = f"about {preset.cold_seconds / 60:.0f} minutes" if preset.cold_seconds else "not measured yet"
 left, right = st.columns([1, 3])
 left.button(f"Run the {len(preset.variants)} variants", on_click=start, type="primary", key=f"run-paper-{name}")
-right.caption(f"From an empty cache on 2 CPU cores: {cold}. Finished runs are read from the cache at once. "
-              f"CLI: `python -m engine run-paper {name}`, then `python -m engine check-preset {name}`.")
+right.caption(
+    f"From an empty cache on 2 CPU cores: {cold}. Finished runs are read from the cache at once. "
+    f"CLI: `python -m engine run-paper {name}`, then `python -m engine check-preset {name}`."
+)
 if "paper-error" in st.session_state:
     st.error(st.session_state.pop("paper-error"))
 
@@ -50,19 +56,22 @@ VERDICT_STYLE = {"holds": st.success, "fails": st.warning, "incomplete": st.info
 
 def live_jobs() -> dict[str, dict]:
     """Variant label → its job, for the variants whose run is queued or computing."""
-    jobs = {label: api.latest_job(spec.run_id()) for label, spec in specs.items()}
-    return {label: job for label, job in jobs.items() if job and job["status"] in ("queued", "running")}
+    jobs = {label: read("latest_job", spec.run_id()) for label, spec in specs.items()}
+    return {label: job for label, job in jobs.items() if job and job["status"] in api.LIVE_JOBS}
 
 
 @st.fragment(run_every=3 if live_jobs() else None)
 def draw() -> None:
     """Verdict, findings, the paper's figures and the numbers; redrawn while a variant computes."""
-    results = api.paper_results(name)
+    results = read("paper_results", name)
     for label, job in live_jobs().items():
-        st.progress(float(job["fraction"] or 0.0), text=f"{label} · {describe(job)}")
+        st.progress(float(job["fraction"] or 0.0), text=f"{label} · {api.describe_job(job)}")
     verdict = api.paper_verdict(name, results)
-    VERDICT_STYLE[verdict.status](verdict.headline if verdict.status != "incomplete" else
-                                  f"{verdict.headline}. Click “Run” above, or run `python -m engine run-paper {name}`.")
+    VERDICT_STYLE[verdict.status](
+        verdict.headline
+        if verdict.status != "incomplete"
+        else f"{verdict.headline}. Click “Run” above, or run `python -m engine run-paper {name}`."
+    )
     for finding in verdict.findings:
         mark = ":green[holds]" if finding.holds else ":orange[does not hold]"
         st.markdown(f"- {mark} — {finding.claim}: {finding.numbers}")
@@ -75,9 +84,10 @@ def draw() -> None:
     if not verdict.table.empty:
         with st.expander("The numbers behind the verdict"):
             st.dataframe(verdict.table, hide_index=True, width="stretch")
-    run_ids = ",".join(r[:12] for label, r in results.run_ids.items() if results.status[label] != "missing")
-    st.page_link("pages/compare.py", label="Compare these runs", icon=":material/compare_arrows:",
-                 query_params={"runs": run_ids})
+    run_ids = ",".join(r[:12] for label, r in results.run_ids.items() if results.status[label] != api.RunStatus.MISSING)
+    st.page_link(
+        "pages/compare.py", label="Compare these runs", icon=":material/compare_arrows:", query_params={"runs": run_ids}
+    )
 
 
 draw()

@@ -6,8 +6,9 @@ import time
 import pandas as pd
 import streamlit as st
 
-from engine import api, figures
-from pages import choice_from_query, route_through_app, run_labels, runs_from_query, runs_with_checkpoints
+from engine import api
+from engine.report import figures
+from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query, runs_with_checkpoints
 
 route_through_app()
 
@@ -25,7 +26,8 @@ with st.expander("How to read this"):
         "- The attack is crafted on the **pruned** model; the dense model (the run's step 0) sees the same "
         "adversarial image, so you can see whether the fooling transfers.\n"
         "- The middle panel shows the perturbation amplified around mid-grey (the factor is in its title) so the "
-        "largest change reaches full contrast: lighter pixels were brightened, darker ones dimmed. L∞ budgets are on the [0, 1] pixel scale (0.1 ≈ 25/255); L2 budgets are raw norms.\n"
+        "largest change reaches full contrast: lighter pixels were brightened, darker ones dimmed. L∞ "
+        "budgets are on the [0, 1] pixel scale (0.1 ≈ 25/255); L2 budgets are raw norms.\n"
         "- DeepFool finds the smallest L2 change that flips the prediction and is then cut to the budget, "
         "as in the BAP evaluation protocol."
     )
@@ -34,45 +36,63 @@ with st.expander("How to read this"):
 @st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=8)
 def models(cache_root: str, run_id: str, step: int):
     """The pruned checkpoint, the dense base (step 0), the evaluation images and the class names."""
-    from engine.datasets import load_dataset
-
     store = api.open_store(cache_root)
     x, y = api.eval_subset(run_id, store)
-    classes = load_dataset(api.validate_tree(api.document(run_id, store)["spec"]).dataset.name).info.classes
+    classes = api.class_names(run_id, store)
     return api.load_checkpoint(run_id, step, store), api.load_checkpoint(run_id, 0, store), x, y, classes
 
 
 runs = runs_with_checkpoints(
-    api.runs_frame(), 2, "The playground needs a run with a pruned checkpoint. Run the **teaching** preset from Home, "
-    "or `python -m engine run --preset teaching`.")
+    read("runs_frame"),
+    2,
+    "The playground needs a run with a pruned checkpoint. Run the **teaching** preset from Home, "
+    "or `python -m engine run --preset teaching`.",
+)
 
 labels, run_ids = run_labels(runs), list(runs["run_id"])
-run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(runs_from_query("run", run_ids, run_ids[:1])[0]),
-                              format_func=labels.get)
+run_id = st.sidebar.selectbox(
+    "Run", run_ids, index=run_ids.index(runs_from_query("run", run_ids, run_ids[:1])[0]), format_func=labels.get
+)
 store = api.open_store()
-steps = {row["step"]: row["sparsity"] for row in store.steps(run_id)}
-step = st.sidebar.selectbox("Checkpoint", list(steps), index=list(steps).index(choice_from_query("step", list(steps), max(steps))),
-                            format_func=lambda k: f"step {k} · sparsity {steps[k]:.1%}")
+steps = read("checkpoints", run_id)
+step = st.sidebar.selectbox(
+    "Checkpoint",
+    list(steps),
+    index=list(steps).index(choice_from_query("step", list(steps), max(steps))),
+    format_func=lambda k: f"step {k} · sparsity {steps[k]:.1%}",
+)
 attack = st.sidebar.selectbox("Attack", ATTACKS, index=ATTACKS.index(choice_from_query("attack", ATTACKS, ATTACKS[0])))
 try:
     eps_default = float(st.query_params.get("eps", DEFAULT_EPS[attack]))
 except ValueError:
     eps_default = DEFAULT_EPS[attack]
 eps_default = eps_default if math.isfinite(eps_default) and 0.0 <= eps_default <= 10.0 else DEFAULT_EPS[attack]
-eps = st.sidebar.number_input("ε", 0.0, 10.0, eps_default, 0.01 if attack in ("pgd_linf", "fgsm") else 0.1,
-                              format="%.3f")
+eps = st.sidebar.number_input(
+    "ε", 0.0, 10.0, eps_default, 0.01 if attack in ("pgd_linf", "fgsm") else 0.1, format="%.3f"
+)
 pruned, dense, x, y, classes = models(str(store.root), run_id, step)
 first = st.sidebar.number_input("First image", 0, len(x) - 1, choice_from_query("img", list(range(len(x))), 0))
 count = st.sidebar.slider("Images", 1, 6, 3)
 st.query_params.update({"run": run_id[:12], "step": str(step), "attack": attack, "eps": f"{eps:g}", "img": str(first)})
 
-from engine.playground import attack_examples  # noqa: E402  (torch: only once a checkpoint is shown)
-
 started = time.perf_counter()
-examples = attack_examples(pruned, dense, x, y, attack, eps, list(range(first, min(first + count, len(x)))))
+examples = api.attack_examples(pruned, dense, x, y, attack, eps, list(range(first, min(first + count, len(x)))))
 st.caption(f"Attacked {len(examples)} image(s) in {(time.perf_counter() - started) * 1000:.0f} ms.")
 st.plotly_chart(figures.playground_grid(examples, classes), width="stretch")
 guesses = lambda top: ", ".join(f"{classes[c]} {p:.0%}" for c, p in top)
-st.dataframe(pd.DataFrame([{"image": e.index, "true": classes[e.label], "pruned, clean": guesses(e.pruned_clean_top3),
-                            "pruned, attacked": guesses(e.pruned_top3), "dense, attacked": guesses(e.dense_top3)}
-                           for e in examples]), hide_index=True, width="stretch")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "image": e.index,
+                "true": classes[e.label],
+                "pruned, clean": guesses(e.pruned_clean_top3),
+                "pruned, attacked": guesses(e.pruned_top3),
+                "dense, attacked": guesses(e.dense_top3),
+            }
+            for e in examples
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)

@@ -1,12 +1,10 @@
 """Surface: robust accuracy over sparsity × ε for one run and attack, as surface, heat map or slices."""
 
-import re
-
 import streamlit as st
 
-from engine import api, figures, summaries
-from engine.jobs.queue import describe
-from pages import choice_from_query, route_through_app, run_labels
+from engine import api
+from engine.report import figures, summaries, tables
+from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query
 
 route_through_app()
 
@@ -32,48 +30,37 @@ with st.expander("How to read this plot"):
     )
 
 
-@st.cache_data(ttl=2, show_spinner=False)
-def load_runs(cache_root: str):
-    """Runs with at least one finished checkpoint (keyed by the cache folder it reads)."""
-    frame = api.runs_frame(api.open_store(cache_root))
-    return frame[frame["steps_done"] > 0]
-
-
-runs = load_runs(str(api.open_store().root))
+runs = read("runs_frame")
+runs = runs[runs["steps_done"] > 0]
 if runs.empty:
-    st.info("No finished checkpoints yet. Run the **quickstart** preset from Home, or "
-            "`python -m engine run --preset quickstart` in a terminal.")
+    st.info(
+        "No finished checkpoints yet. Run the **quickstart** preset from Home, or "
+        "`python -m engine run --preset quickstart` in a terminal."
+    )
     st.stop()
 
 run_ids = list(runs["run_id"])
-wanted = st.query_params.get("run", "")
-default_run = run_ids[0]
-if wanted:
-    matches = [r for r in run_ids if re.fullmatch(r"[0-9a-f]{6,64}", wanted) and r.startswith(wanted)]
-    if len(matches) == 1:
-        default_run = matches[0]
-    else:
-        st.warning("The link's run is not in this store; showing the newest run instead.")
+default_run = runs_from_query("run", run_ids, run_ids[:1])[0]
 
 labels = {run: f"{label} · {status}" for (run, label), status in zip(run_labels(runs).items(), runs["status"])}
 run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default_run), format_func=labels.get)
-robust = api.robust_frame([run_id])
+robust = read("robust_frame", (run_id,))
 attacks = sorted(robust["attack"].unique()) or ["(none)"]
 attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0])))
 view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(choice_from_query("view", VIEWS, VIEWS[0])))
 st.query_params.update({"run": run_id[:12], "attack": attack, "view": view})
 
-running = runs.set_index("run_id").loc[run_id, "status"] == "running"
+running = runs.set_index("run_id").loc[run_id, "status"] == api.RunStatus.RUNNING
 
 
 @st.fragment(run_every=3 if running else None)
 def draw() -> None:
     """The chosen view of the chosen run; redraws every few seconds while the run computes."""
-    frame = api.robust_frame([run_id])
+    frame = read("robust_frame", (run_id,))
     frame = frame[frame["attack"] == attack]
-    job = api.latest_job(run_id)
-    if job and job["status"] in ("queued", "running"):
-        st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · {describe(job)}")
+    job = read("latest_job", run_id)
+    if job and job["status"] in api.LIVE_JOBS:
+        st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · {api.describe_job(job)}")
     elif running:
         st.info("This run is still computing elsewhere; the plot fills in as its steps land.")
     title = labels[run_id]
@@ -83,8 +70,9 @@ def draw() -> None:
         fig = figures.surface_heatmap(frame, title, summaries.sweet_spots(frame))
     elif view in (VIEWS[2], VIEWS[4]):
         eps_values = sorted(frame["eps"].unique())
-        eps = st.select_slider("ε", eps_values, value=eps_values[-1],
-                               format_func=lambda e: figures.eps_label(e, figures.norm_of(frame)))
+        eps = st.select_slider(
+            "ε", eps_values, value=eps_values[-1], format_func=lambda e: figures.eps_label(e, figures.norm_of(frame))
+        )
         builder = figures.slice_at_eps if view == VIEWS[2] else figures.adversarial_share_lines
         fig = builder(frame, eps, title)
     else:
@@ -92,24 +80,24 @@ def draw() -> None:
         chosen = st.multiselect("Checkpoints (step)", steps, default=steps)
         fig = figures.slice_at_sparsity(frame, chosen, title)
     st.plotly_chart(fig, width="stretch")
-    for warning in api.warnings_list([run_id])[:5]:
+    for warning in read("warnings_list", (run_id,))[:5]:
         st.warning(f"Step {warning['step']}: {warning['message']}", icon=":material/warning:")
-    spots = summaries.sweet_spots(frame)
-    auc = summaries.auc_table(frame).drop(columns=["run_id", "attack", "norm"])
-    auc["sweet spots (ε)"] = [len(spots[spots["step"] == k]) for k in auc["step"]]
-    cost = api.efficiency_frame([run_id])
-    if not cost.empty:
-        wanted = ["step", "compression_ratio", "effective_compression", "theoretical_speedup", "size_bytes", "latency_ms_b1", "latency_ms_b128",
-                  "shrunk_params", "shrunk_latency_ms_b1", "shrunk_latency_ms_b128"]
-        auc = auc.merge(cost[wanted].dropna(axis=1, how="all"), on="step", how="left")
-    st.caption("AUC: area under robust accuracy vs ε divided by the ε range (1 = unbreakable). A sweet spot (★ on "
-               "the heat map) is a pruned checkpoint at least as robust as the dense model at that ε, within 0.5 pt. "
-               "Compression = all / non-zero parameters; effective compression counts only weights on a path from "
-               "input to output (a pruned filter silences the next layer's weights that read it); theoretical speed-up = dense / sparse FLOPs; latency is "
-               "measured on this CPU, where masked (unstructured) sparsity saves no time; for filter pruning the shrunk_* "
-               "columns measure the physically smaller model. Click a column to sort.")
-    st.dataframe(auc, hide_index=True, width="stretch",
-                 column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")})
+    table = tables.surface_table(frame, read("efficiency_frame", (run_id,)))
+    st.caption(
+        "AUC: area under robust accuracy vs ε divided by the ε range (1 = unbreakable). A sweet spot (★ on "
+        "the heat map) is a pruned checkpoint at least as robust as the dense model at that ε, within 0.5 pt. "
+        "Compression = all / non-zero parameters; effective compression counts only weights on a path from "
+        "input to output (a pruned filter silences the next layer's weights that read it); theoretical "
+        "speed-up = dense / sparse FLOPs; latency is "
+        "measured on this CPU, where masked (unstructured) sparsity saves no time; for filter pruning the shrunk_* "
+        "columns measure the physically smaller model. Click a column to sort."
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")},
+    )
 
 
 draw()

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from engine import api, figures
-from pages import route_through_app
+from engine.report import figures
+from pages import read, route_through_app
 
 route_through_app()
 
@@ -22,22 +22,31 @@ with st.expander("How to read this plot"):
         "Models* (arXiv:2308.08160); runs need `eval.transfer: true`."
     )
 
-with_transfer = api.runs_having("transfer")
+with_transfer = read("runs_having", "transfer")
 if not with_transfer:
-    st.info("No run has transfer results yet. Submit a spec with `eval: {transfer: true, attacks: [...]}` on the "
-            "Runs page, or `python -m engine run SPEC --set eval.transfer=true`.")
+    st.info(
+        "No run has transfer results yet. Submit a spec with `eval: {transfer: true, attacks: [...]}` on the "
+        "Runs page, or `python -m engine run SPEC --set eval.transfer=true`."
+    )
     st.stop()
 
 wanted = st.query_params.get("run", "")
 matches = [r for r in with_transfer if wanted and r.startswith(wanted)]
 if wanted and len(matches) != 1:
     st.warning("The link's run has no transfer results in this store; showing the newest one instead.")
-run_id = st.sidebar.selectbox("Run", with_transfer, index=with_transfer.index(matches[0]) if len(matches) == 1 else 0,
-                              format_func=lambda r: r[:12])
-white, transfer = api.robust_frame([run_id]), api.robust_frame([run_id], source="transfer")
+run_id = st.sidebar.selectbox(
+    "Run",
+    with_transfer,
+    index=with_transfer.index(matches[0]) if len(matches) == 1 else 0,
+    format_func=lambda r: r[:12],
+)
+white, transfer = read("robust_frame", (run_id,)), read("robust_frame", (run_id,), source="transfer")
 attacks = sorted(transfer["attack"].unique())
-attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(st.query_params.get("attack"))
-                              if st.query_params.get("attack") in attacks else 0)
+attack = st.sidebar.selectbox(
+    "Attack",
+    attacks,
+    index=attacks.index(st.query_params.get("attack")) if st.query_params.get("attack") in attacks else 0,
+)
 white, transfer = white[white["attack"] == attack], transfer[transfer["attack"] == attack]
 eps_values = sorted(e for e in transfer["eps"].unique() if e > 0) or [0.0]
 norm = figures.norm_of(transfer)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from tests.support import REPO
+
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 os.environ["AER_WORKERS"] = "0"  # AppTest runs of app.py must not start worker pools
 
@@ -24,9 +24,9 @@ def cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("AER_DATA_DIR", str(tmp_path / "data"))
     from engine import api
 
-    api._store_at.cache_clear()
+    api.forget_stores()
     yield root
-    api._store_at.cache_clear()
+    api.forget_stores()
 
 
 @pytest.fixture
@@ -40,20 +40,27 @@ def store(cache):
 @pytest.fixture(scope="session")
 def synthetic():
     """The synthetic dataset (deterministic, in memory)."""
-    from engine.datasets import load_dataset
+    from engine.science.data import load_dataset
 
     return load_dataset("synthetic")
 
 
 def _trained(name: str, data, steps: int = 150):
-    from engine.device import prepare_model
-    from engine.models import build_model
-    from engine.training import train_steps
+    from engine.science.device import prepare_model
+    from engine.science.models import build_model
+    from engine.science.training import train_steps
 
     torch.manual_seed(0)
     model = prepare_model(build_model(name, data.info), torch.device("cpu"))
-    train_steps(model, data.x_train, data.y_train, steps=steps, batch_size=64, lr=2e-3,
-                generator=torch.Generator().manual_seed(0))
+    train_steps(
+        model,
+        data.x_train,
+        data.y_train,
+        steps=steps,
+        batch_size=64,
+        lr=2e-3,
+        generator=torch.Generator().manual_seed(0),
+    )
     return model.eval()
 
 
@@ -75,3 +82,31 @@ def smoke_tree() -> dict:
     import yaml
 
     return yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory, request):
+    """A cache holding one finished smoke run and one run still computing."""
+    import yaml
+
+    from engine import api
+    from engine.science.catalog import validate
+    from engine.spec.reading import apply_overrides
+
+    root = tmp_path_factory.mktemp("pages-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AER_CACHE_DIR", str(root))
+        api.forget_stores()
+        tree = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
+        done = validate(copy.deepcopy(tree))
+        api.run(done, api.open_store())
+        running = validate(apply_overrides(copy.deepcopy(tree), ["seed=5"]))
+        store = api.open_store()
+        store.begin_run(running.run_id(), running.base_id(), running.canonical_json(), "test", 3)
+        from engine.jobs import queue
+
+        api.submit(running, store)
+        claimed = queue.claim(store, "test-worker", lease_seconds=3600)
+        queue.report(store, claimed.fence(), 1, 3, "pruning to 78.8%, fine-tuning", 0.45, 40.0)
+        api.forget_stores()
+    return root, done.run_id(), running.run_id()

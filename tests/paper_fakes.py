@@ -7,13 +7,19 @@ spec asks for them). `accuracy(variant, step, target, attack, eps)` returns (cle
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from engine import api
-from engine.store import Store
+from engine.store.db import Store
 
-BUDGET = {"norm": "RMS-L2", "batches": 10, "examples": 1280, "cutoff": 0.05, "budget_mean": 0.04,
-          **{f"budget_q{q}": q / 2000 for q in (10, 25, 50, 75, 90)}}
+BUDGET = {
+    "norm": "RMS-L2",
+    "batches": 10,
+    "examples": 1280,
+    "cutoff": 0.05,
+    "budget_mean": 0.04,
+    **{f"budget_q{q}": q / 2000 for q in (10, 25, 50, 75, 90)},
+}
 Accuracy = Callable[[str, int, float, str, float], tuple[float, float, float]]
 
 
@@ -37,11 +43,98 @@ def fill_paper(store: Store, name: str, accuracy: Accuracy, only: list[str] | No
                     point = {"attack": attack.name, "norm": _norm(attack.name), "eps": eps}
                     robust.append(point | {"acc": clean if eps == 0 else acc})
                     moved.append(point | {"acc": clean if eps == 0 else transfer})
-            store.put_step({"run_id": run_id, "step": step, "target_sparsity": target, "sparsity": target,
-                            "clean_acc": clean, "checkpoint": "x", "sha256": "0", "mask_checkpoint": "x",
-                            "mask_sha256": "0", "train_seconds": 1.0, "eval_seconds": 1.0},
-                           robust, [], transfer=moved if spec.eval.transfer else (),
-                           budget=BUDGET if step and spec.finetune_mode()[0] in ("ap", "bap") else None)
+            store.put_step(
+                {
+                    "run_id": run_id,
+                    "step": step,
+                    "target_sparsity": target,
+                    "sparsity": target,
+                    "clean_acc": clean,
+                    "checkpoint": "x",
+                    "sha256": "0",
+                    "mask_checkpoint": "x",
+                    "mask_sha256": "0",
+                    "train_seconds": 1.0,
+                    "eval_seconds": 1.0,
+                },
+                robust,
+                [],
+                transfer=moved if spec.eval.transfer else (),
+                budget=BUDGET if step and spec.finetune_mode()[0] in ("ap", "bap") else None,
+            )
         store.finish_run(run_id)
         written[label] = run_id
     return written
+
+
+NAMES = ["bap", "hydra", "mrpf", "pfa", "transfer"]
+"""The paper presets, one per seed paper."""
+
+
+# ---- accuracies under which each claim holds, and under which it fails --------------------------
+
+
+def hydra_holds(variant, step, target, attack, eps):
+    lwm = {0: 0.6, 1: 0.5, 2: 0.45, 3: 0.3}[step]
+    return 0.8, lwm + (0.1 * step / 3 if variant == "HYDRA" else 0), 0
+
+
+def hydra_fails(variant, step, target, attack, eps):
+    clean, robust, _ = hydra_holds(variant, step, target, attack, eps)
+    return clean, robust - (0.05 * step if variant == "HYDRA" else 0), 0
+
+
+def bap_holds(variant, step, target, attack, eps):
+    wobble = 0.05 * (step % 2)
+    return {
+        "natural GP": (0.9, 0.1 + wobble),
+        "AP ε=0.05": (0.85, 0.3 + 2 * wobble),
+        "AP ε=0.1": (0.8, 0.5 + 2 * wobble),
+        "BAP": (0.83, 0.4),
+    }[variant] + (0,)
+
+
+def bap_fails(variant, step, target, attack, eps):
+    clean, robust, _ = bap_holds(variant, step, target, attack, eps)
+    return clean, (0.2 + 0.15 * step if variant == "BAP" else robust), 0
+
+
+def pfa_holds(variant, step, target, attack, eps):
+    cr = 1 / (1 - target)
+    if variant == "unstructured global":
+        return (0.9 if cr <= 16 else 0.7), (0.41 if cr == 2 else 0.4 - 0.01 * step), 0
+    if variant == "filter global":
+        return (0.9 if cr < 4 else 0.5), (0.4 if step == 0 else 0.2), 0
+    return 0.9 - 0.01 * step, (0.4 if step == 0 else 0.3), 0
+
+
+def pfa_fails(variant, step, target, attack, eps):
+    clean, robust, _ = pfa_holds(variant, step, target, attack, eps)
+    return (0.9 if variant == "filter global" else clean), (0.6 if variant == "filter global" and step else robust), 0
+
+
+def transfer_holds(variant, step, target, attack, eps):
+    return 0.9, 0.3 - 0.1 * target, 0.3
+
+
+def transfer_fails(variant, step, target, attack, eps):
+    return 0.9, 0.3, (0.3 if step == 0 else 0.1)
+
+
+def mrpf_holds(variant, step, target, attack, eps):
+    robust = {"MRPF": 0.5, "uniform L1": 0.45, "uniform random": 0.44, "uniform L1 without fine-tuning": 0.2}[variant]
+    return 0.8, (0.55 if step == 0 else robust), 0
+
+
+def mrpf_fails(variant, step, target, attack, eps):
+    robust = {"MRPF": 0.3, "uniform L1": 0.45, "uniform random": 0.2, "uniform L1 without fine-tuning": 0.44}[variant]
+    return 0.8, (0.55 if step == 0 else robust), 0
+
+
+SCENARIOS = {
+    "hydra": (hydra_holds, hydra_fails),
+    "bap": (bap_holds, bap_fails),
+    "pfa": (pfa_holds, pfa_fails),
+    "transfer": (transfer_holds, transfer_fails),
+    "mrpf": (mrpf_holds, mrpf_fails),
+}

@@ -4,11 +4,10 @@ import pytest
 import torch
 import torchattacks
 
-from engine.attacks import ATTACKS
-from engine.evaluate import robust_curve
-from engine.spec import AttackSpec
-from engine.training import accuracy
-
+from engine.science.attacks import ATTACKS
+from engine.science.evaluate import robust_curve
+from engine.science.training import accuracy
+from engine.spec.runspec import AttackSpec
 
 BOUNDED = [n for n in ATTACKS.names() if not ATTACKS.get(n).minimal]
 MINIMAL = [n for n in ATTACKS.names() if ATTACKS.get(n).minimal]
@@ -44,8 +43,9 @@ def test_attack_stays_inside_its_ball_and_the_pixel_range(tiny_cnn, batch, name,
 def test_attack_lowers_accuracy(tiny_cnn, batch, name):
     x, y = batch
     eps = 0.15 if ATTACKS.get(name).norm == "Linf" else 3.0
-    adv = make(name, steps=10, relative_step=0.25, random_start=False).perturb(tiny_cnn, x, y, eps,
-                                                                            torch.Generator().manual_seed(0))
+    adv = make(name, steps=10, relative_step=0.25, random_start=False).perturb(
+        tiny_cnn, x, y, eps, torch.Generator().manual_seed(0)
+    )
     assert accuracy(tiny_cnn, adv, y) < accuracy(tiny_cnn, x, y) - 0.1
 
 
@@ -72,7 +72,8 @@ def test_fgsm_matches_torchattacks(tiny_cnn, batch):
 def test_pgd_with_random_start_agrees_with_torchattacks_in_accuracy(tiny_cnn, synthetic):
     x, y = synthetic.x_test, synthetic.y_test
     ours = ATTACKS.get("pgd_linf")(steps=10, relative_step=0.25, random_start=True).perturb(
-        tiny_cnn, x, y, 0.08, torch.Generator().manual_seed(0))
+        tiny_cnn, x, y, 0.08, torch.Generator().manual_seed(0)
+    )
     torch.manual_seed(0)
     theirs = torchattacks.PGD(tiny_cnn, eps=0.08, alpha=0.02, steps=10, random_start=True)(x, y)
     assert abs(accuracy(tiny_cnn, ours, y) - accuracy(tiny_cnn, theirs, y)) <= 0.03
@@ -142,7 +143,7 @@ def test_deepfool_flips_most_correct_inputs_and_at_least_as_many_as_torchattacks
 
 @pytest.mark.parametrize("name", MINIMAL)
 def test_minimal_distances_measure_successful_perturbations(tiny_cnn, batch, name):
-    from engine.attacks.base import norm_distance
+    from engine.science.attacks.base import norm_distance
 
     x, y = batch
     attack = ATTACKS.get(name)(steps=100 if name == "cw_l2" else 50, **({"c": 10.0} if name == "cw_l2" else {}))
@@ -157,7 +158,7 @@ def test_minimal_distances_measure_successful_perturbations(tiny_cnn, batch, nam
 
 def test_the_distance_curve_matches_cutting_deepfool_to_each_budget(tiny_cnn, synthetic):
     """BAP's protocol: cut the DeepFool perturbation to ε and attack; same accuracy as reading distances."""
-    from engine.attacks.base import flat_norm
+    from engine.science.attacks.base import flat_norm
 
     x, y = synthetic.x_test[:200], synthetic.y_test[:200]
     grid = [0.0, 0.5, 1.0, 1.5, 3.0]
@@ -173,18 +174,28 @@ def test_the_distance_curve_matches_cutting_deepfool_to_each_budget(tiny_cnn, sy
 
 def test_unknown_attack_options_are_named(smoke_tree):
     from engine.errors import SpecError
-    from engine.spec import apply_overrides, validate
+    from engine.science.catalog import validate
+    from engine.spec.reading import apply_overrides
 
     with pytest.raises(SpecError, match=r"eval.attacks\[0\]: options: unknown option\(s\) \['c'\] for pgd_linf"):
         validate(apply_overrides(smoke_tree, ["eval.attacks.0.options={c: 1}"]))
 
 
-@pytest.mark.parametrize("name, grid", [("pgd_linf", [0.0, 0.05]), ("pgd_l2", [0.0, 1.0]), ("apgd_ce", [0.0, 0.05]),
-                                        ("deepfool", [0.0, 1.0]), ("jsma_l0", [0, 6])])
+@pytest.mark.parametrize(
+    "name, grid",
+    [
+        ("pgd_linf", [0.0, 0.05]),
+        ("pgd_l2", [0.0, 1.0]),
+        ("apgd_ce", [0.0, 0.05]),
+        ("deepfool", [0.0, 1.0]),
+        ("jsma_l0", [0, 6]),
+    ],
+)
 def test_more_steps_never_raise_robust_accuracy(tiny_cnn, synthetic, name, grid):
     x, y = synthetic.x_test[:200], synthetic.y_test[:200]
-    few, many = (robust_curve(tiny_cnn, x, y, AttackSpec(name=name, eps=grid, steps=s), batch_size=100)[-1].acc
-                 for s in (2, 20))
+    few, many = (
+        robust_curve(tiny_cnn, x, y, AttackSpec(name=name, eps=grid, steps=s), batch_size=100)[-1].acc for s in (2, 20)
+    )
     assert many <= few + 0.01
 
 
@@ -220,8 +231,12 @@ def test_the_fast_surface_equals_torchattacks_per_eps_within_noise(tiny_cnn, syn
 
 def test_an_unknown_search_is_refused_naming_the_choices():
     from engine.errors import SpecError
-    from engine.spec import validate
+    from engine.science.catalog import validate
 
     with pytest.raises(SpecError, match=r"options.search: choose from \['scan'\]"):
-        validate({"schedule": {"name": "one_shot", "targets": [0.5]},
-                  "eval": {"attacks": [{"name": "pgd_linf", "eps": [0.1], "options": {"search": "bisect"}}]}})
+        validate(
+            {
+                "schedule": {"name": "one_shot", "targets": [0.5]},
+                "eval": {"attacks": [{"name": "pgd_linf", "eps": [0.1], "options": {"search": "bisect"}}]},
+            }
+        )

@@ -12,13 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-                                reason="Debian's chromium is not installed (CI installs it)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+        reason="Debian's chromium is not installed (CI installs it)",
+    ),
+]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -48,7 +60,10 @@ def server(tmp_path_factory):
     env = {**os.environ, "AER_CACHE_DIR": str(root), "AER_WORKERS": "1"}  # the app starts its own worker pool
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -58,7 +73,7 @@ def server(tmp_path_factory):
         process.terminate()
         process.wait(timeout=20)
         from engine.jobs import queue
-        from engine.store import Store
+        from engine.store.db import Store
 
         # the pool follows its server: no worker of this cache outlives it
         store = Store(root)
@@ -141,7 +156,7 @@ def test_a_paper_from_the_gallery_queues_its_runs_and_opens_its_page(server, bro
     assert "paper=transfer" in page.url
     page.close()
     from engine import api
-    from engine.store import Store
+    from engine.store.db import Store
 
     store = Store(root)  # stop the real preset the click started: the rest of the suite needs the CPU
     jobs = [api.cancel(j["job_id"], store) for j in api.jobs(store) if j["status"] in ("queued", "running")]
@@ -150,7 +165,7 @@ def test_a_paper_from_the_gallery_queues_its_runs_and_opens_its_page(server, bro
 
 def test_a_shared_surface_link_opens_the_same_view(server, browser):
     url, _, root = server
-    from engine.store import Store
+    from engine.store.db import Store
 
     run_id = Store(root).runs()[0]["run_id"]
     page = browser.new_page()
@@ -162,10 +177,17 @@ def test_a_shared_surface_link_opens_the_same_view(server, browser):
 
 
 SCREENSHOTS = REPO / "tests" / "output" / "screenshots"
-TITLES = {"home": "AER Lab", "papers": "Papers, reproduced small", "surface": "Robust accuracy over sparsity × ε", "compare": "Compare pruning runs",
-          "layers": "Layer by layer",
-          "budget": "Adversarial budgets while pruning", "transfer": "Transfer from the base model",
-          "playground": "Attack playground", "runs": "Runs"}
+TITLES = {
+    "home": "AER Lab",
+    "papers": "Papers, reproduced small",
+    "surface": "Robust accuracy over sparsity × ε",
+    "compare": "Compare pruning runs",
+    "layers": "Layer by layer",
+    "budget": "Adversarial budgets while pruning",
+    "transfer": "Transfer from the base model",
+    "playground": "Attack playground",
+    "runs": "Runs",
+}
 
 
 @pytest.mark.parametrize("path", list(TITLES))
@@ -175,8 +197,14 @@ def test_every_page_renders_in_the_browser_without_console_errors(server, browse
     errors, probes = [], []
     # Streamlit's frontend finds its server path by probing {page path}/_stcore/health and host-config
     # first; the 404s of those probes are its design, not ours. Every other failed request counts.
-    page.on("response", lambda r: probes.append(r.url) if r.status == 404 and re.search(
-        r"/[a-z]+/_stcore/(health|host-config)$", r.url) else None)
+    page.on(
+        "response",
+        lambda r: (
+            probes.append(r.url)
+            if r.status == 404 and re.search(r"/[a-z]+/_stcore/(health|host-config)$", r.url)
+            else None
+        ),
+    )
     page.on("requestfailed", lambda request: errors.append(f"{request.url}: {request.failure}"))
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))

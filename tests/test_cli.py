@@ -6,12 +6,15 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
+
+pytestmark = pytest.mark.slow
 
 
 def cli(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "engine", *args], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     if check and result.returncode != 0:
         raise AssertionError(result.stderr)
     return result
@@ -69,8 +72,21 @@ def test_ls_and_presets(smoke_doc):
 
 def test_overrides_change_the_run(smoke_doc, tmp_path):
     root, doc = smoke_doc
-    other = json.loads(cli("--cache-dir", str(tmp_path), "run", "--preset", "smoke", "--set", "eval.attacks=[]",
-                           "--set", "schedule.final_sparsity=0.5", "--json", "--quiet").stdout)
+    other = json.loads(
+        cli(
+            "--cache-dir",
+            str(tmp_path),
+            "run",
+            "--preset",
+            "smoke",
+            "--set",
+            "eval.attacks=[]",
+            "--set",
+            "schedule.final_sparsity=0.5",
+            "--json",
+            "--quiet",
+        ).stdout
+    )
     assert other["run_id"] != doc["run_id"] and other["points"][-1]["sparsity"] == pytest.approx(0.5, abs=1e-3)
 
 
@@ -80,8 +96,8 @@ def test_a_bad_spec_exits_2_with_one_line_per_field(tmp_path):
     result = cli("--cache-dir", str(tmp_path), "run", str(bad), check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert any(l.startswith("schedule.final_sparsity:") for l in lines)
-    assert any(l.startswith("model.name: unknown model 'gpt'") for l in lines)
+    assert any(line.startswith("schedule.final_sparsity:") for line in lines)
+    assert any(line.startswith("model.name: unknown model 'gpt'") for line in lines)
 
 
 def test_unknown_preset_and_unknown_run_are_one_line_errors(tmp_path):
@@ -93,10 +109,13 @@ def test_unknown_preset_and_unknown_run_are_one_line_errors(tmp_path):
 
 def test_a_cache_hit_does_not_import_torch(smoke_doc):
     root, doc = smoke_doc
-    code = ("import sys, json; from engine.__main__ import main; main(['--cache-dir', sys.argv[1], 'run', "
-            "'--preset', 'smoke', '--json']); print('torch' in sys.modules, file=sys.stderr)")
-    result = subprocess.run([sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True,
-                            timeout=120)
+    code = (
+        "import sys, json; from engine.__main__ import main; main(['--cache-dir', sys.argv[1], 'run', "
+        "'--preset', 'smoke', '--json']); print('torch' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(root)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert json.loads(result.stdout)["cached"] is True
     assert result.stderr.strip().splitlines()[-1] == "False"
 

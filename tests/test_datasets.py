@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine import datasets
-from engine.datasets import DATASETS
 from engine.errors import DataUnavailableError
+from engine.science import data as datasets
+from engine.science.data import DATASETS
 
 
 def write_idx(path, array: np.ndarray, gz: bool) -> None:
@@ -100,8 +100,10 @@ def test_synthetic_is_deterministic():
     assert a.x_train.shape == (2000, 1, 16, 16) and sorted(a.y_train.unique().tolist()) == list(range(10))
 
 
-@pytest.mark.skipif(not datasets.DEBIAN_FASHION_MNIST.is_dir() and not os.environ.get("CI"),
-                    reason="Debian's dataset-fashion-mnist is not installed (CI installs it)")
+@pytest.mark.skipif(
+    not datasets.DEBIAN_FASHION_MNIST.is_dir() and not os.environ.get("CI"),
+    reason="Debian's dataset-fashion-mnist is not installed (CI installs it)",
+)
 def test_real_fashion_mnist_has_its_known_statistics():
     data = datasets.load_dataset("fashion_mnist")
     assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)

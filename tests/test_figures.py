@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from engine import figures
+from engine.report import figures
 
 
 @pytest.fixture
@@ -11,8 +11,18 @@ def frame() -> pd.DataFrame:
     rows = []
     for step, sparsity, clean in ((0, 0.0, 0.9), (1, 0.5, 0.88), (2, 0.9, 0.7)):
         for eps, drop in ((0.0, 0.0), (8 / 255, 0.3), (0.1, 0.6)):
-            rows.append({"run_id": "r", "step": step, "sparsity": sparsity, "clean_acc": clean, "attack": "pgd_linf",
-                         "norm": "Linf", "eps": eps, "acc": clean - drop * clean})
+            rows.append(
+                {
+                    "run_id": "r",
+                    "step": step,
+                    "sparsity": sparsity,
+                    "clean_acc": clean,
+                    "attack": "pgd_linf",
+                    "norm": "Linf",
+                    "eps": eps,
+                    "acc": clean - drop * clean,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -62,14 +72,20 @@ def test_adversarial_share_runs_from_clean_to_robust(frame):
     assert first.y[0] == pytest.approx(90.0) and first.y[-1] == pytest.approx(36.0)
 
 
-
 def budget_rows() -> pd.DataFrame:
     rows = []
     for run_id, norm, base in (("ap-run", "Linf", 0.1), ("bap-run", "RMS-L2", 0.05)):
         for step in (1, 2, 3):
             spread = 0.0 if norm == "Linf" else 0.01 * step
-            row = {"run_id": run_id, "step": step, "sparsity": 0.3 * step, "clean_acc": 0.8, "norm": norm,
-                   "cutoff": base, "budget_mean": base}
+            row = {
+                "run_id": run_id,
+                "step": step,
+                "sparsity": 0.3 * step,
+                "clean_acc": 0.8,
+                "norm": norm,
+                "cutoff": base,
+                "budget_mean": base,
+            }
             row.update({f"budget_q{q}": base - spread + 2 * spread * q / 100 for q in (10, 25, 50, 75, 90)})
             row.update({f"distance_q{q}": (base * 2 if norm == "RMS-L2" else None) for q in (10, 25, 50, 75, 90)})
             rows.append(row)
@@ -87,9 +103,20 @@ def test_budget_trajectory_puts_each_run_in_its_own_panel():
 
 
 def layer_rows() -> pd.DataFrame:
-    return pd.DataFrame([{"step": step, "step_sparsity": step * 0.4, "layer": layer, "sparsity": step * 0.4,
-                          "mrs": mrs * (1 + step), "ratio": None if step == 0 else step * 0.4}
-                         for step in (0, 1, 2) for layer, mrs in (("conv1", 0.5), ("conv2", 0.1), ("fc", 0.02))])
+    return pd.DataFrame(
+        [
+            {
+                "step": step,
+                "step_sparsity": step * 0.4,
+                "layer": layer,
+                "sparsity": step * 0.4,
+                "mrs": mrs * (1 + step),
+                "ratio": None if step == 0 else step * 0.4,
+            }
+            for step in (0, 1, 2)
+            for layer, mrs in (("conv1", 0.5), ("conv2", 0.1), ("fc", 0.02))
+        ]
+    )
 
 
 def test_layer_heatmap_is_layers_by_steps_in_model_order():
@@ -135,7 +162,7 @@ def test_pareto_scatter_joins_the_front(frame):
 def test_playground_grid_amplifies_the_largest_change_to_full_contrast():
     import numpy as np
 
-    from engine.playground import Example
+    from engine.science.playground import Example
 
     clean = np.full((4, 4), 0.5)
     delta = np.zeros((4, 4))

@@ -11,19 +11,34 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_pages import page, populated  # noqa: F401  (fixture)
+from tests.support import page
 
 PAGES = ["home", "papers", "surface", "compare", "layers", "budget", "transfer", "playground", "runs"]
 KEYS = ["run", "runs", "attack", "view", "eps", "step", "img", "x", "paper"]
 HOSTILE = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["../../etc/passwd", "/etc/passwd", "..", "%2e%2e%2f", "nan", "inf", "-1", "1e400",
-                     "'; DROP TABLE runs; --", "0" * 64, "f" * 5000, "\x00", "{{7*7}}"]),
+    st.sampled_from(
+        [
+            "../../etc/passwd",
+            "/etc/passwd",
+            "..",
+            "%2e%2e%2f",
+            "nan",
+            "inf",
+            "-1",
+            "1e400",
+            "'; DROP TABLE runs; --",
+            "0" * 64,
+            "f" * 5000,
+            "\x00",
+            "{{7*7}}",
+        ]
+    ),
 )
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_every_page_works_beside_a_running_job(populated, monkeypatch, path):  # noqa: F811
+def test_every_page_works_beside_a_running_job(populated, monkeypatch, path):
     root, _, _ = populated
     at = page(f"pages/{path}.py", root, monkeypatch)
     assert not at.exception
@@ -32,7 +47,7 @@ def test_every_page_works_beside_a_running_job(populated, monkeypatch, path):  #
 @pytest.mark.parametrize("path", PAGES)
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(params=st.dictionaries(st.sampled_from(KEYS), HOSTILE, max_size=4))
-def test_hostile_links_never_raise_or_read_outside_the_cache(populated, monkeypatch, path, params):  # noqa: F811
+def test_hostile_links_never_raise_or_read_outside_the_cache(populated, monkeypatch, path, params):
     root, _, _ = populated
     opened = []
     real_open = builtins.open

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from engine.datasets import DatasetInfo
-from engine.models import MODELS, Normalize, build_model, classifier_name
+from engine.science.data import DatasetInfo
+from engine.science.models import MODELS, Normalize, build_model, classifier_name
 
 GREY = DatasetInfo(1, 28, 10, (0.5,), (0.25,), tuple("abcdefghij"))
 COLOUR = DatasetInfo(3, 32, 10, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2), tuple("abcdefghij"))

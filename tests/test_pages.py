@@ -1,57 +1,8 @@
 """Pages through Streamlit's AppTest: empty store, populated store, a running run, hostile links."""
 
-import copy
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO
-
-TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def populated(tmp_path_factory, request):
-    """A cache holding one finished smoke run and one run still computing."""
-    import yaml
-
-    from engine import api
-    from engine.spec import apply_overrides, validate
-
-    root = tmp_path_factory.mktemp("pages-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AER_CACHE_DIR", str(root))
-        api._store_at.cache_clear()
-        tree = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
-        done = validate(copy.deepcopy(tree))
-        api.run(done, api.open_store())
-        running = validate(apply_overrides(copy.deepcopy(tree), ["seed=5"]))
-        store = api.open_store()
-        store.begin_run(running.run_id(), running.base_id(), running.canonical_json(), "test", 3)
-        from engine.jobs import queue
-
-        api.submit(running, store)
-        claimed = queue.claim(store, "test-worker", lease_seconds=3600)
-        queue.report(store, claimed.fence(), 1, 3, "pruning to 78.8%, fine-tuning", 0.45, 40.0)
-        api._store_at.cache_clear()
-    return root, done.run_id(), running.run_id()
-
-
-def page(path: str, cache_root, monkeypatch, **query) -> AppTest:
-    import streamlit as st
-
-    from engine import api
-
-    monkeypatch.setenv("AER_CACHE_DIR", str(cache_root))
-    api._store_at.cache_clear()
-    st.cache_data.clear()
-    # pages run inside the router, as in the app, so page links between them resolve
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
-    for key, value in query.items():
-        at.query_params[key] = value
-    if path != "app.py":
-        at.switch_page(path)
-    return at.run()
+from tests.support import page
 
 
 def test_home_on_an_empty_store_lists_presets_and_says_what_to_run(cache, monkeypatch):
@@ -75,8 +26,9 @@ def test_surface_on_an_empty_store_says_what_to_run(cache, monkeypatch):
     assert any("quickstart" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("view", ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity",
-                                  "adversarial share"])
+@pytest.mark.parametrize(
+    "view", ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity", "adversarial share"]
+)
 def test_surface_draws_every_view_of_a_finished_run(populated, monkeypatch, view):
     root, done_id, _ = populated
     at = page("pages/surface.py", root, monkeypatch, run=done_id[:12], view=view, attack="fgsm")
@@ -91,27 +43,26 @@ def test_a_hostile_or_stale_run_link_shows_the_default_view(populated, monkeypat
     root, done_id, _ = populated
     at = page("pages/surface.py", root, monkeypatch, run=hostile, view="nonsense", attack="../x")
     assert not at.exception
-    assert any("not in this store" in w.value for w in at.warning)
+    assert any("this store does not hold" in w.value for w in at.warning)
     assert at.sidebar.selectbox[0].value == done_id and at.sidebar.radio[0].value == "3-D surface"
 
 
 def test_surface_of_a_run_still_computing_shows_its_progress(populated, monkeypatch, tmp_path):
-    from engine import api
 
     root, done_id, running_id = populated
-    from engine.store import Store
+    from engine.store.db import Store
 
     # give the running run one finished step, copied from the done run's step 0
     store = Store(root)
     step = store.step(done_id, 0)
     rows = [r for r in store.robust([done_id]) if r["step"] == 0]
-    store.put_step({**step, "run_id": running_id},
-                   [{k: r[k] for k in ("attack", "norm", "eps", "acc")} for r in rows], [])
+    store.put_step(
+        {**step, "run_id": running_id}, [{k: r[k] for k in ("attack", "norm", "eps", "acc")} for r in rows], []
+    )
     at = page("pages/surface.py", root, monkeypatch, run=running_id[:12])
     assert not at.exception
     texts = [p.proto.text for p in at.get("progress")]
     assert any("step 1 of 2 · pruning to 78.8%, fine-tuning · about 40 s left" in t for t in texts), texts
-
 
 
 def test_the_app_router_opens_home_by_default(cache, monkeypatch):
@@ -139,7 +90,9 @@ def test_a_bad_yaml_spec_names_its_fields_and_submits_nothing(cache, monkeypatch
     from engine import api
 
     at = page("pages/runs.py", cache, monkeypatch)
-    at.text_area[0].set_value("schedule: {name: gradual, final_sparsity: 2, end: 10, frequency: 5}\nmodel: {name: gpt}\n")
+    at.text_area[0].set_value(
+        "schedule: {name: gradual, final_sparsity: 2, end: 10, frequency: 5}\nmodel: {name: gpt}\n"
+    )
     next(b for b in at.button if b.label == "Submit YAML").click()
     at.run()
     errors = [e.value for e in at.error]
@@ -167,10 +120,11 @@ def test_transfer_page_on_an_empty_store_says_what_to_run(cache, monkeypatch):
 
 def test_transfer_page_draws_a_run_with_transfer_results(tmp_path, monkeypatch, smoke_tree):
     from engine import api
-    from engine.spec import apply_overrides, validate
+    from engine.science.catalog import validate
+    from engine.spec.reading import apply_overrides
 
     monkeypatch.setenv("AER_CACHE_DIR", str(tmp_path))
-    api._store_at.cache_clear()
+    api.forget_stores()
     spec = validate(apply_overrides(smoke_tree, ["eval.transfer=true"]))
     api.run(spec, api.open_store())
     at = page("pages/transfer.py", tmp_path, monkeypatch, run=spec.run_id()[:12], attack="fgsm")

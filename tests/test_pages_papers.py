@@ -2,10 +2,10 @@
 
 import pytest
 
-from engine import api, papers
-from tests.paper_fakes import fill_paper
-from tests.test_pages import page
-from tests.test_papers import NAMES, SCENARIOS
+from engine import api
+from engine.papers import presets as papers
+from tests.paper_fakes import NAMES, SCENARIOS, fill_paper
+from tests.support import page
 
 
 @pytest.fixture(scope="module")
@@ -14,11 +14,11 @@ def papers_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("papers-pages")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AER_CACHE_DIR", str(root))
-        api._store_at.cache_clear()
+        api.forget_stores()
         store = api.open_store()
         fill_paper(store, "hydra", SCENARIOS["hydra"][0])
         fill_paper(store, "mrpf", SCENARIOS["mrpf"][1])
-        api._store_at.cache_clear()
+        api.forget_stores()
     return root
 
 

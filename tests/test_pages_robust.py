@@ -4,31 +4,37 @@ import copy
 
 import pytest
 
-from tests.test_pages import page
-from tests.test_robust_runs import TREE
+from tests.support import ROBUST_TREE as TREE
+from tests.support import page
 
 
 @pytest.fixture(scope="module")
 def robust_cache(tmp_path_factory):
     """A cache with an AP run and a BAP run (MRS at every step) and an MRPF run, on synthetic data."""
     from engine import api
-    from engine.spec import apply_overrides, validate
+    from engine.science.catalog import validate
+    from engine.spec.reading import apply_overrides
 
     root = tmp_path_factory.mktemp("robust-pages")
     gradual = "schedule={name: gradual, final_sparsity: 0.8, begin: 0, end: 6, frequency: 3}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AER_CACHE_DIR", str(root))
-        api._store_at.cache_clear()
+        api.forget_stores()
         ids = {}
         for name, overrides in {
             "ap": ["train.mode=natural", "prune.method=global_magnitude", "prune.mode=ap", gradual],
-            "bap": ["train.mode=natural", "prune.method=global_magnitude", "prune.mode=bap", gradual,
-                    "eval.mrs={n_samples: 32, ascent_steps: 2}"],
+            "bap": [
+                "train.mode=natural",
+                "prune.method=global_magnitude",
+                "prune.mode=bap",
+                gradual,
+                "eval.mrs={n_samples: 32, ascent_steps: 2}",
+            ],
             "mrpf": ["prune.method=mrpf", "prune.mrs={n_samples: 32, ascent_steps: 2}"],
         }.items():
             spec = validate(apply_overrides(copy.deepcopy(TREE), overrides))
             ids[name] = api.run(spec, api.open_store())["run_id"]
-        api._store_at.cache_clear()
+        api.forget_stores()
     return root, ids
 
 
@@ -58,8 +64,10 @@ def test_budget_page_restores_its_runs_from_the_link_and_drops_strangers(robust_
     assert any("Ignored 2 run(s)" in w.value for w in at.warning)
 
 
-@pytest.mark.parametrize("view", ["MRS heat map", "MRS reach heat map", "sparsity heat map",
-                                  "effective sparsity heat map", "ratios at one step"])
+@pytest.mark.parametrize(
+    "view",
+    ["MRS heat map", "MRS reach heat map", "sparsity heat map", "effective sparsity heat map", "ratios at one step"],
+)
 def test_layers_page_draws_every_view(robust_cache, monkeypatch, view):
     root, ids = robust_cache
     at = page("pages/layers.py", root, monkeypatch, view=view)
@@ -98,8 +106,9 @@ def test_the_runs_form_queues_hydra_on_an_adversarial_base_with_bap_fine_tuning(
     at.run()
     assert not at.exception and any("Queued as job 1" in s.value for s in at.success)
     run_id = api.jobs_frame(api.open_store())["run_id"].iloc[0]
-    spec = json.loads(api.open_store().db.execute("SELECT spec_json FROM jobs WHERE run_id LIKE ?",
-                                                  (run_id + "%",)).fetchone()[0])
+    spec = json.loads(
+        api.open_store().db.execute("SELECT spec_json FROM jobs WHERE run_id LIKE ?", (run_id + "%",)).fetchone()[0]
+    )
     assert spec["prune"]["method"] == "hydra" and spec["prune"]["mode"] == "bap"
     assert spec["train"]["mode"] == "pgd_at" and spec["schedule"]["name"] == "one_shot"
     assert spec["eval"]["mrs"] is not None
@@ -122,8 +131,9 @@ def test_compare_draws_runs_on_one_base_every_way(robust_cache, monkeypatch, axi
 
 def test_compare_restores_runs_and_eps_from_the_link(robust_cache, monkeypatch):
     root, ids = robust_cache
-    at = page("pages/compare.py", root, monkeypatch, runs=f"{ids['bap'][:12]},{ids['ap'][:12]}", eps="0.0",
-              attack="nonsense")
+    at = page(
+        "pages/compare.py", root, monkeypatch, runs=f"{ids['bap'][:12]},{ids['ap'][:12]}", eps="0.0", attack="nonsense"
+    )
     assert not at.exception
     assert at.multiselect[0].value == [ids["bap"], ids["ap"]]
     assert at.sidebar.select_slider[0].value == 0.0 and at.sidebar.selectbox[0].value == "pgd_linf"

@@ -9,16 +9,15 @@ import sys
 
 import pytest
 
-from engine import api, papers
-from engine.claims import CHECKS
+from engine import api
 from engine.errors import SpecError
-from engine.paper_figures import paper_figures
-from tests.paper_fakes import fill_paper
-
-NAMES = ["bap", "hydra", "mrpf", "pfa", "transfer"]
-
+from engine.papers import presets as papers
+from engine.papers.claims import CHECKS
+from engine.report.paper_figures import paper_figures
+from tests.paper_fakes import NAMES, SCENARIOS, fill_paper, hydra_holds, mrpf_holds
 
 # ---- the presets themselves -------------------------------------------------------------------
+
 
 def test_there_is_one_preset_per_seed_paper():
     assert papers.paper_names() == NAMES
@@ -77,62 +76,6 @@ def test_bad_presets_get_messages_naming_the_field(tmp_path, monkeypatch):
 
 
 # ---- claim checks on hand-made stores ---------------------------------------------------------
-
-def hydra_holds(variant, step, target, attack, eps):
-    lwm = {0: 0.6, 1: 0.5, 2: 0.45, 3: 0.3}[step]
-    return 0.8, lwm + (0.1 * step / 3 if variant == "HYDRA" else 0), 0
-
-
-def hydra_fails(variant, step, target, attack, eps):
-    clean, robust, _ = hydra_holds(variant, step, target, attack, eps)
-    return clean, robust - (0.05 * step if variant == "HYDRA" else 0), 0
-
-
-def bap_holds(variant, step, target, attack, eps):
-    wobble = 0.05 * (step % 2)
-    return {"natural GP": (0.9, 0.1 + wobble), "AP ε=0.05": (0.85, 0.3 + 2 * wobble),
-            "AP ε=0.1": (0.8, 0.5 + 2 * wobble), "BAP": (0.83, 0.4)}[variant] + (0,)
-
-
-def bap_fails(variant, step, target, attack, eps):
-    clean, robust, _ = bap_holds(variant, step, target, attack, eps)
-    return clean, (0.2 + 0.15 * step if variant == "BAP" else robust), 0
-
-
-def pfa_holds(variant, step, target, attack, eps):
-    cr = 1 / (1 - target)
-    if variant == "unstructured global":
-        return (0.9 if cr <= 16 else 0.7), (0.41 if cr == 2 else 0.4 - 0.01 * step), 0
-    if variant == "filter global":
-        return (0.9 if cr < 4 else 0.5), (0.4 if step == 0 else 0.2), 0
-    return 0.9 - 0.01 * step, (0.4 if step == 0 else 0.3), 0
-
-
-def pfa_fails(variant, step, target, attack, eps):
-    clean, robust, _ = pfa_holds(variant, step, target, attack, eps)
-    return (0.9 if variant == "filter global" else clean), (0.6 if variant == "filter global" and step else robust), 0
-
-
-def transfer_holds(variant, step, target, attack, eps):
-    return 0.9, 0.3 - 0.1 * target, 0.3
-
-
-def transfer_fails(variant, step, target, attack, eps):
-    return 0.9, 0.3, (0.3 if step == 0 else 0.1)
-
-
-def mrpf_holds(variant, step, target, attack, eps):
-    robust = {"MRPF": 0.5, "uniform L1": 0.45, "uniform random": 0.44, "uniform L1 without fine-tuning": 0.2}[variant]
-    return 0.8, (0.55 if step == 0 else robust), 0
-
-
-def mrpf_fails(variant, step, target, attack, eps):
-    robust = {"MRPF": 0.3, "uniform L1": 0.45, "uniform random": 0.2, "uniform L1 without fine-tuning": 0.44}[variant]
-    return 0.8, (0.55 if step == 0 else robust), 0
-
-
-SCENARIOS = {"hydra": (hydra_holds, hydra_fails), "bap": (bap_holds, bap_fails), "pfa": (pfa_holds, pfa_fails),
-             "transfer": (transfer_holds, transfer_fails), "mrpf": (mrpf_holds, mrpf_fails)}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -194,6 +137,8 @@ def test_paper_figures_of_an_empty_store_say_there_is_nothing_yet(store):
 
 # ---- the tiny versions, end to end ------------------------------------------------------------
 
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bap", "mrpf", "pfa", "transfer"])
 def test_the_reduced_preset_runs_end_to_end_and_gets_a_verdict(store, name):
     papers.run(name, store, reduced=True, progress=False)
@@ -205,23 +150,38 @@ def test_the_reduced_preset_runs_end_to_end_and_gets_a_verdict(store, name):
     assert all(len(f.data) for f in paper_figures(preset.check, results, preset.options))
 
 
+@pytest.mark.slow
 def test_the_cli_runs_a_reduced_paper_and_checks_it_as_json(cache):
-    run = subprocess.run([sys.executable, "-m", "engine", "run-paper", "hydra", "--reduced", "--json"],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "engine", "run-paper", "hydra", "--reduced", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     ran = json.loads(run.stdout)
     assert ran["status"] in ("holds", "fails") and ran["seconds"] > 0 and len(ran["table"]) == 3
-    check = subprocess.run([sys.executable, "-m", "engine", "check-preset", "hydra", "--reduced"],
-                           capture_output=True, text=True, timeout=120)
+    check = subprocess.run(
+        [sys.executable, "-m", "engine", "check-preset", "hydra", "--reduced"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 0 and ran["headline"] in check.stdout
-    missing = subprocess.run([sys.executable, "-m", "engine", "check-preset", "hydra"], capture_output=True, text=True,
-                             timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "engine", "check-preset", "hydra"], capture_output=True, text=True, timeout=120
+    )
     assert missing.returncode == 1 and "2 of 2 runs not finished" in missing.stdout
 
 
+@pytest.mark.slow
 def test_a_reduced_paper_runs_on_ray_into_the_same_store(cache):
-    run = subprocess.run([sys.executable, "-m", "engine", "run-paper", "transfer", "--reduced", "--executor", "ray",
-                          "--json"], capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "engine", "run-paper", "transfer", "--reduced", "--executor", "ray", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout)["status"] in ("holds", "fails")
     store = api.open_store()

@@ -7,8 +7,9 @@ import torch
 
 from engine import api
 from engine.pipeline import run as run_pipeline
-from engine.spec import apply_overrides, validate
-from engine.training import accuracy
+from engine.science.catalog import validate
+from engine.science.training import accuracy
+from engine.spec.reading import apply_overrides
 
 
 def spec_of(tree, *overrides):
@@ -21,7 +22,7 @@ def test_smoke_run_gives_the_whole_sparsity_axis_with_honest_curves(store, smoke
     assert doc["status"] == "done" and doc["cached"] is False
     targets = spec.schedule.sparsities()
     assert [p["step"] for p in doc["points"]] == list(range(len(targets)))
-    n_prunable = sum(l["numel"] for l in doc["points"][0]["layers"] if l["prunable"])
+    n_prunable = sum(layer["numel"] for layer in doc["points"][0]["layers"] if layer["prunable"])
     for point, target in zip(doc["points"], targets):
         assert point["sparsity"] == pytest.approx(target, abs=1 / n_prunable)
         for attack in ("pgd_linf", "fgsm"):
@@ -62,7 +63,7 @@ def crash_at(step: int, done: int):
 
 
 def test_a_run_killed_mid_schedule_resumes_to_the_same_checkpoints(tmp_path, smoke_tree):
-    from engine.store import Store
+    from engine.store.db import Store
 
     spec = spec_of(smoke_tree, "schedule.end=60")  # four steps
     clean_store = Store(tmp_path / "uninterrupted")
@@ -80,10 +81,13 @@ def test_a_run_killed_mid_schedule_resumes_to_the_same_checkpoints(tmp_path, smo
     assert crashed_store.run(spec.run_id())["status"] == "done" and crashed_store.integrity_ok()
 
 
-@pytest.mark.parametrize("schedule", [
-    ["schedule={name: one_shot, targets: [0.5, 0.9], finetune_steps: 5}"],
-    ["schedule={name: iterative, targets: [0.5, 0.75], finetune_steps: 5}"],
-])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        ["schedule={name: one_shot, targets: [0.5, 0.9], finetune_steps: 5}"],
+        ["schedule={name: iterative, targets: [0.5, 0.75], finetune_steps: 5}"],
+    ],
+)
 @pytest.mark.parametrize("method", ["layer_magnitude", "random"])
 def test_every_schedule_and_method_runs(store, smoke_tree, schedule, method):
     spec = spec_of(smoke_tree, *schedule, f"prune.method={method}", "eval.attacks=[]")
@@ -140,7 +144,7 @@ def test_transfer_from_the_base_equals_white_box_at_step_0_and_never_rises(store
 
 
 def test_a_resumed_run_recrafts_the_same_transfer_examples(tmp_path, smoke_tree):
-    from engine.store import Store
+    from engine.store.db import Store
 
     spec = spec_of(smoke_tree, "eval.transfer=true")
     whole = Store(tmp_path / "whole")
@@ -166,9 +170,13 @@ def test_every_checkpoint_reports_its_efficiency(store, smoke_tree):
     doc = api.run(spec, store)
     dense, pruned = doc["points"][0]["efficiency"], doc["points"][-1]["efficiency"]
     assert dense["compression_ratio"] == 1.0 and dense["theoretical_speedup"] == 1.0
-    prunable = sum(l["numel"] for l in doc["points"][-1]["layers"] if l["prunable"])
+    prunable = sum(layer["numel"] for layer in doc["points"][-1]["layers"] if layer["prunable"])
     assert pruned["params"] - pruned["nonzero_params"] == round(0.9 * prunable)
-    assert pruned["compression_ratio"] > 2 and pruned["theoretical_speedup"] > 2 and pruned["size_bytes"] < dense["size_bytes"]
+    assert (
+        pruned["compression_ratio"] > 2
+        and pruned["theoretical_speedup"] > 2
+        and pruned["size_bytes"] < dense["size_bytes"]
+    )
     assert pruned["latency_ms_b1"] > 0 and pruned["latency_ms_b128"] > pruned["latency_ms_b1"]
     frame = api.efficiency_frame([spec.run_id()], store)
     assert list(frame["step"]) == [0, 1, 2]

@@ -7,16 +7,23 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from engine.pruning import (METHODS, apply_masks, compute_masks, dense_masks, layer_table, overall_sparsity,
-                            prunable_layers)
-from engine.training import train_steps
+from engine.science.pruning.masks import (
+    METHODS,
+    apply_masks,
+    compute_masks,
+    dense_masks,
+    layer_table,
+    overall_sparsity,
+    prunable_layers,
+)
+from engine.science.training import train_steps
 
 UNSTRUCTURED = ["global_magnitude", "layer_magnitude", "random"]
 
 
 @pytest.fixture
 def model(synthetic):
-    from engine.models import build_model
+    from engine.science.models import build_model
 
     torch.manual_seed(0)
     return build_model("lenet5", synthetic.info)
@@ -44,8 +51,9 @@ def test_global_magnitude_equals_torch_global_unstructured(model):
     reference = copy.deepcopy(model)
     ours = compute_masks(prunable_layers(model), 0.7, METHODS.get("global_magnitude")())
     ref_layers = prunable_layers(reference)
-    torch_prune.global_unstructured([(m, "weight") for m in ref_layers.values()],
-                                    pruning_method=torch_prune.L1Unstructured, amount=0.7)
+    torch_prune.global_unstructured(
+        [(m, "weight") for m in ref_layers.values()], pruning_method=torch_prune.L1Unstructured, amount=0.7
+    )
     for name, module in ref_layers.items():
         assert torch.equal(ours[name], module.weight_mask), name
 
@@ -54,8 +62,9 @@ def test_layer_magnitude_equals_torch_l1_unstructured(model):
     layers = prunable_layers(model)
     ours = compute_masks(layers, 0.6, METHODS.get("layer_magnitude")())
     for name, module in layers.items():
-        reference = torch_prune.L1Unstructured(amount=0.6).compute_mask(module.weight.detach(),
-                                                                        torch.ones_like(module.weight))
+        reference = torch_prune.L1Unstructured(amount=0.6).compute_mask(
+            module.weight.detach(), torch.ones_like(module.weight)
+        )
         assert torch.equal(ours[name], reference), name
 
 
@@ -68,7 +77,9 @@ def test_global_and_layer_magnitude_coincide_for_one_layer():
 
 def test_random_pruning_is_reproducible_with_a_seed(model):
     layers = prunable_layers(model)
-    make = lambda seed: compute_masks(layers, 0.5, METHODS.get("random")(), generator=torch.Generator().manual_seed(seed))
+    make = lambda seed: compute_masks(
+        layers, 0.5, METHODS.get("random")(), generator=torch.Generator().manual_seed(seed)
+    )
     assert all(torch.equal(a, b) for a, b in zip(make(3).values(), make(3).values()))
     assert not all(torch.equal(a, b) for a, b in zip(make(3).values(), make(4).values()))
 
@@ -91,15 +102,23 @@ def test_cumulative_masks_are_nested(model, method):
 
 
 def test_pruned_weights_stay_zero_through_training(synthetic):
-    from engine.models import build_model
+    from engine.science.models import build_model
 
     torch.manual_seed(0)
     model = build_model("small_cnn", synthetic.info)
     layers = prunable_layers(model)
     masks = compute_masks(layers, 0.8, METHODS.get("global_magnitude")())
     apply_masks(layers, masks)
-    train_steps(model, synthetic.x_train, synthetic.y_train, steps=5, batch_size=32, lr=1e-2,
-                generator=torch.Generator().manual_seed(0), masked=(layers, masks))
+    train_steps(
+        model,
+        synthetic.x_train,
+        synthetic.y_train,
+        steps=5,
+        batch_size=32,
+        lr=1e-2,
+        generator=torch.Generator().manual_seed(0),
+        masked=(layers, masks),
+    )
     for name, layer in layers.items():
         assert bool((layer.weight[masks[name] == 0] == 0).all()), name
     assert overall_sparsity(masks) == pytest.approx(0.8, abs=1e-5)

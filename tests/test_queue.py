@@ -6,8 +6,8 @@ import pytest
 
 from engine.errors import LeaseLost
 from engine.jobs import queue
-from engine.jobs.queue import JobStatus
-from engine.store import Store
+from engine.status import JobStatus
+from engine.store.db import Store
 
 
 @pytest.fixture
@@ -57,8 +57,19 @@ def test_a_stale_owner_cannot_write_after_a_takeover(db):
         queue.report(db, old.fence(), 1, 3, "x", 0.5, None)
     assert not queue.heartbeat(db, old.fence(), 30) and not queue.finish(db, old.fence(), JobStatus.DONE)
     db.begin_run(job.run_id, "base", "{}", "t", 2)
-    step = {"run_id": job.run_id, "step": 0, "target_sparsity": 0, "sparsity": 0, "clean_acc": 1, "checkpoint": "c",
-            "sha256": "s", "mask_checkpoint": "m", "mask_sha256": "t", "train_seconds": 0, "eval_seconds": 0}
+    step = {
+        "run_id": job.run_id,
+        "step": 0,
+        "target_sparsity": 0,
+        "sparsity": 0,
+        "clean_acc": 1,
+        "checkpoint": "c",
+        "sha256": "s",
+        "mask_checkpoint": "m",
+        "mask_sha256": "t",
+        "train_seconds": 0,
+        "eval_seconds": 0,
+    }
     with pytest.raises(LeaseLost):
         db.put_step(step, [], [], fence=old.fence())
     assert db.steps(job.run_id) == []

@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import autograd, nn
 
-from engine.hydra import ScoredWeight, norm_parameters, optimise_scores, top_k_mask
-from engine.losses import LOSSES
-from engine.pruning import PruneContext, prunable_layers
-from engine.spec import AdversarySpec, PruneSpec
-
+from engine.science.losses import LOSSES
+from engine.science.pruning.hydra import ScoredWeight, norm_parameters, optimise_scores, top_k_mask
+from engine.science.pruning.masks import PruneContext, prunable_layers
+from engine.spec.runspec import AdversarySpec, PruneSpec
 
 # ---- HYDRA: the score gradient goes through |s| ----------------------------------------------
+
 
 class HydraGetSubnet(autograd.Function):
     """HYDRA's GetSubnet, verbatim in behaviour: top-k of the given scores, gradient straight through."""
@@ -83,24 +83,28 @@ def test_score_training_lowers_the_training_loss(synthetic, tiny_mlp):
                 layer.weight.mul_(masks[name])
         return float(F.cross_entropy(probe.eval()(x), y).detach())
 
-    before = masked_loss({n: top_k_mask(ScoredWeight(l.weight, 0.9).scores, 0.9) for n, l in layers.items()})
+    before = masked_loss({n: top_k_mask(ScoredWeight(layer.weight, 0.9).scores, 0.9) for n, layer in layers.items()})
     scores = optimise_scores(layers, 0.9, torch.Generator().manual_seed(0), context)
     after = masked_loss({n: top_k_mask(s, 0.9) for n, s in scores.items()})
     assert after < 0.7 * before, (before, after)
 
 
 def test_prune_phase_trains_batchnorm_affine_unless_frozen(synthetic):
-    from engine.models import build_model
+    from engine.science.models import build_model
 
     for freeze, moves in ((False, True), (True, False)):
         torch.manual_seed(0)
         model = build_model("vgg_small", synthetic.info)
         layers = prunable_layers(model)
         norms = [p.detach().clone() for p in norm_parameters(model)]
-        convs = {n: l.weight.detach().clone() for n, l in layers.items()}
+        convs = {n: layer.weight.detach().clone() for n, layer in layers.items()}
         spec = PruneSpec(method="hydra", score_steps=3, batch_size=32, freeze_bn=freeze)
-        context = PruneContext(model, (synthetic.x_train[:128], synthetic.y_train[:128]),
-                               LOSSES.get("natural")(AdversarySpec(), None), spec)
+        context = PruneContext(
+            model,
+            (synthetic.x_train[:128], synthetic.y_train[:128]),
+            LOSSES.get("natural")(AdversarySpec(), None),
+            spec,
+        )
         optimise_scores(layers, 0.5, torch.Generator().manual_seed(0), context)
         changed = any(not torch.equal(a, b) for a, b in zip(norms, norm_parameters(model)))
         assert changed is moves
@@ -118,13 +122,18 @@ def test_scores_get_hydra_weight_decay(monkeypatch, synthetic, tiny_mlp):
 
     monkeypatch.setattr(torch.optim, "SGD", spy)
     model = copy.deepcopy(tiny_mlp)
-    context = PruneContext(model, (synthetic.x_train[:64], synthetic.y_train[:64]),
-                           LOSSES.get("natural")(AdversarySpec(), None), PruneSpec(method="hydra", score_steps=1))
+    context = PruneContext(
+        model,
+        (synthetic.x_train[:64], synthetic.y_train[:64]),
+        LOSSES.get("natural")(AdversarySpec(), None),
+        PruneSpec(method="hydra", score_steps=1),
+    )
     optimise_scores(prunable_layers(model), 0.5, torch.Generator().manual_seed(0), context)
     assert seen == {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}
 
 
 # ---- DeepFool: a zero input gradient is a zero step, never NaN ---------------------------------
+
 
 class DeadConvNet(nn.Module):
     """Every conv filter pruned: the logits are the classifier's bias alone (input gradient exactly 0)."""
@@ -143,7 +152,7 @@ class DeadConvNet(nn.Module):
 
 
 def test_deepfool_on_a_zero_gradient_model_is_not_fooled_and_never_nan():
-    from engine.attacks.deepfool import DeepFool
+    from engine.science.attacks.deepfool import DeepFool
 
     model = DeadConvNet().eval()
     x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -154,8 +163,8 @@ def test_deepfool_on_a_zero_gradient_model_is_not_fooled_and_never_nan():
 
 
 def test_robust_curve_of_a_dead_model_starts_at_clean_accuracy():
-    from engine.evaluate import robust_curve
-    from engine.spec import AttackSpec
+    from engine.science.evaluate import robust_curve
+    from engine.spec.runspec import AttackSpec
 
     model = DeadConvNet().eval()
     x = torch.rand(20, 1, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -177,9 +186,10 @@ def test_bap_loss_stays_finite_on_a_dead_model():
 
 # ---- BAP: DeepFool starts from the model's prediction, as cleverhans does ------------------------
 
+
 def test_bap_deepfool_starts_from_the_prediction_so_misclassified_examples_get_a_distance(tiny_cnn, synthetic):
     model = copy.deepcopy(tiny_cnn)
-    x, y = synthetic.x_test[:64], synthetic.y_test[:64]
+    x = synthetic.x_test[:64]
     with torch.no_grad():
         predicted = model(x).argmax(1)
     wrong_label = (predicted + 1) % 10  # every example "misclassified" against these labels
@@ -198,17 +208,26 @@ def test_deepfool_reference_defaults_to_the_prediction():
 
 # ---- no NaN reaches a loss, a budget or a stored row --------------------------------------------
 
+
 def test_a_non_finite_training_loss_stops_training(synthetic, tiny_mlp):
-    from engine.training import train_steps
+    from engine.science.training import train_steps
 
     model = copy.deepcopy(tiny_mlp)
     with pytest.raises(FloatingPointError, match="training loss is nan at batch 1"):
-        train_steps(model, synthetic.x_train, synthetic.y_train, steps=3, batch_size=16, lr=1e-3,
-                    generator=torch.Generator(), loss_fn=lambda m, x, y: m(x).sum() * float("nan"))
+        train_steps(
+            model,
+            synthetic.x_train,
+            synthetic.y_train,
+            steps=3,
+            batch_size=16,
+            lr=1e-3,
+            generator=torch.Generator(),
+            loss_fn=lambda m, x, y: m(x).sum() * float("nan"),
+        )
 
 
 def test_the_store_refuses_non_finite_numbers(store):
-    from engine.store import require_finite
+    from engine.store.db import require_finite
 
     with pytest.raises(ValueError, match=r"robust\.acc is nan"):
         require_finite("robust", {"attack": "deepfool", "acc": float("nan")})
@@ -218,13 +237,14 @@ def test_the_store_refuses_non_finite_numbers(store):
 
 
 def test_budget_summary_without_a_cutoff_stores_null_not_nan():
-    from engine.losses import budget_summary
+    from engine.science.losses import budget_summary
 
     row = budget_summary([{"cutoff": None, "norm": "RMS-L2", "budgets": torch.ones(4), "distances": torch.ones(4)}])
     assert row["cutoff"] is None
 
 
 # ---- every reported curve comes from a sound search ----------------------------------------------
+
 
 class NarrowIsland(nn.Module):
     """Class 1 only on a narrow island of pixel 0 (t ∈ 0.58 ± 0.01); class 0 elsewhere.
@@ -245,8 +265,9 @@ class NarrowIsland(nn.Module):
 
 def test_reported_curves_stay_broken_where_a_smaller_ball_broke_and_descend_is_refused():
     from engine.errors import SpecError
-    from engine.evaluate import descend_preview_curve, robust_curve
-    from engine.spec import AttackSpec, validate
+    from engine.science.catalog import validate
+    from engine.science.evaluate import descend_preview_curve, robust_curve
+    from engine.spec.runspec import AttackSpec
 
     model = NarrowIsland().eval()
     x, y = torch.full((1, 1, 2, 2), 0.5), torch.zeros(1, dtype=torch.long)
@@ -255,22 +276,31 @@ def test_reported_curves_stay_broken_where_a_smaller_ball_broke_and_descend_is_r
     # the descending walk fails at 0.4 and never attacks 0.1: it over-reports, hence never reported
     assert [p.acc for p in descend_preview_curve(model, x, y, spec)] == [1.0, 1.0, 1.0]
     with pytest.raises(SpecError, match="options.search: descend may over-report"):
-        validate({"schedule": {"name": "one_shot", "targets": [0.5]},
-                  "eval": {"attacks": [{"name": "pgd_linf", "eps": [0.1], "options": {"search": "descend"}}]}})
+        validate(
+            {
+                "schedule": {"name": "one_shot", "targets": [0.5]},
+                "eval": {"attacks": [{"name": "pgd_linf", "eps": [0.1], "options": {"search": "descend"}}]},
+            }
+        )
 
 
 # ---- AutoAttack: the standard's settings, the spec's steps -------------------------------------
 
+
 def test_autoattack_builds_the_standard_ensemble_with_the_spec_steps(tiny_cnn):
     import torchattacks
 
-    from engine.evaluate import build_attack
-    from engine.spec import AttackSpec
+    from engine.science.evaluate import build_attack
+    from engine.spec.runspec import AttackSpec
 
     standard = build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=100)).build(tiny_cnn, 0.03, 0)
     apgd, apgdt, fab, square = standard.attacks
-    assert [type(a) for a in standard.attacks] == [torchattacks.APGD, torchattacks.APGDT, torchattacks.FAB,
-                                                  torchattacks.Square]
+    assert [type(a) for a in standard.attacks] == [
+        torchattacks.APGD,
+        torchattacks.APGDT,
+        torchattacks.FAB,
+        torchattacks.Square,
+    ]
     assert apgd.steps == apgdt.steps == fab.steps == 100 and apgd.loss == "ce"
     assert apgdt.n_target_classes == fab.n_target_classes == 9 and fab.multi_targeted
     assert square.n_queries == 5000 and all(a.n_restarts == 1 for a in standard.attacks)
@@ -283,9 +313,10 @@ def test_autoattack_builds_the_standard_ensemble_with_the_spec_steps(tiny_cnn):
 
 # ---- MRS: RiFT's epoch of mini-batch ascent steps between projections --------------------------
 
+
 def test_mrs_takes_a_pass_of_mini_batch_steps_per_projection_and_records_its_reach(tiny_cnn, synthetic):
-    from engine.mrs import layer_sensitivity
-    from engine.spec import MRSSpec
+    from engine.science.pruning.sensitivity import layer_sensitivity
+    from engine.spec.runspec import MRSSpec
 
     model = copy.deepcopy(tiny_cnn)
     sizes = []
@@ -301,11 +332,15 @@ def test_mrs_takes_a_pass_of_mini_batch_steps_per_projection_and_records_its_rea
 def test_mrs_reach_and_effective_size_are_stored_per_step_and_layer(store):
     from engine import api
     from engine.pipeline import run
-    from engine.spec import validate
+    from engine.science.catalog import validate
 
-    tree = {"dataset": {"name": "synthetic"}, "model": {"name": "mlp"}, "train": {"epochs": 1},
-            "schedule": {"name": "one_shot", "targets": [0.5], "finetune_steps": 2},
-            "eval": {"n_samples": 32, "attacks": [], "mrs": {"n_samples": 32, "ascent_steps": 2, "batch_size": 16}}}
+    tree = {
+        "dataset": {"name": "synthetic"},
+        "model": {"name": "mlp"},
+        "train": {"epochs": 1},
+        "schedule": {"name": "one_shot", "targets": [0.5], "finetune_steps": 2},
+        "eval": {"n_samples": 32, "attacks": [], "mrs": {"n_samples": 32, "ascent_steps": 2, "batch_size": 16}},
+    }
     spec = validate(tree)
     run(spec, store)
     frame = api.layers_frame(spec.run_id(), store)
@@ -321,12 +356,13 @@ def test_mrs_reach_and_effective_size_are_stored_per_step_and_layer(store):
 
 # ---- effective size: weights off every input → output path do nothing -----------------------------
 
+
 def test_effective_size_of_filter_pruning_equals_what_the_smaller_model_holds(synthetic):
-    from engine.efficiency import measure_effective
-    from engine.methods import METHODS
-    from engine.models import build_model
-    from engine.shrink import shrink
-    from engine.structured import norm_followers, silence_dead_channels
+    from engine.science.efficiency import measure_effective
+    from engine.science.models import build_model
+    from engine.science.pruning.methods import METHODS
+    from engine.science.pruning.shrink import shrink
+    from engine.science.pruning.structured import norm_followers, silence_dead_channels
 
     torch.manual_seed(0)
     model = build_model("lenet5", synthetic.info).eval()
@@ -348,7 +384,7 @@ def test_effective_size_of_filter_pruning_equals_what_the_smaller_model_holds(sy
 
 
 def test_unstructured_weights_into_a_dead_end_or_from_a_dead_channel_are_not_effective():
-    from engine.efficiency import measure_effective
+    from engine.science.efficiency import measure_effective
 
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()
     masks = {"0": torch.ones(3, 4), "2": torch.ones(2, 3)}
@@ -366,9 +402,10 @@ def test_unstructured_weights_into_a_dead_end_or_from_a_dead_channel_are_not_eff
 
 # ---- paper presets prune what the papers' code prunes ------------------------------------------
 
+
 def test_paper_presets_prune_the_classifier_where_the_papers_code_does(synthetic):
     from engine import api
-    from engine.models import build_model, classifier_name
+    from engine.science.models import build_model, classifier_name
 
     hydra = api.paper_specs("hydra")
     assert all(spec.prune.prune_classifier for spec in hydra.values())  # HYDRA prunes every linear layer
@@ -385,6 +422,7 @@ def test_paper_presets_prune_the_classifier_where_the_papers_code_does(synthetic
 
 # ---- hygiene: a minimal attack below PGD on a model at chance is a broken attack -------------------
 
+
 def _frame(rows):
     import pandas as pd
 
@@ -392,10 +430,13 @@ def _frame(rows):
 
 
 def test_a_deepfool_curve_below_pgd_on_a_checkpoint_at_chance_is_flagged():
-    from engine.summaries import hygiene
+    from engine.report.summaries import hygiene
 
-    rows = [{"attack": a, "eps": e, "acc": acc, "clean_acc": 0.1}
-            for a, curve in (("deepfool", [0.1, 0.0]), ("pgd_l2", [0.1, 0.1])) for e, acc in zip((0.0, 0.5), curve)]
+    rows = [
+        {"attack": a, "eps": e, "acc": acc, "clean_acc": 0.1}
+        for a, curve in (("deepfool", [0.1, 0.0]), ("pgd_l2", [0.1, 0.1]))
+        for e, acc in zip((0.0, 0.5), curve)
+    ]
     kinds = [w.kind for w in hygiene(_frame(rows))]
     assert kinds == ["minimal_below_pgd_at_chance"]
     healthy = [{**row, "clean_acc": 0.8} for row in rows]  # a trained model: DeepFool may well beat PGD
@@ -403,19 +444,21 @@ def test_a_deepfool_curve_below_pgd_on_a_checkpoint_at_chance_is_flagged():
 
 
 def test_a_nan_accuracy_is_an_error_never_a_number():
-    from engine.summaries import hygiene
+    from engine.report.summaries import hygiene
 
-    rows = [{"attack": "deepfool", "eps": 0.0, "acc": 0.5, "clean_acc": 0.5},
-            {"attack": "deepfool", "eps": 0.5, "acc": float("nan"), "clean_acc": 0.5}]
+    rows = [
+        {"attack": "deepfool", "eps": 0.0, "acc": 0.5, "clean_acc": 0.5},
+        {"attack": "deepfool", "eps": 0.5, "acc": float("nan"), "clean_acc": 0.5},
+    ]
     warnings = hygiene(_frame(rows))
     assert [w.kind for w in warnings] == ["non_finite"] and warnings[0].message.startswith("error:")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_shrinking_leaves_the_callers_model_on_its_device(synthetic):
-    from engine.methods import METHODS
-    from engine.models import build_model
-    from engine.shrink import shrink
+    from engine.science.models import build_model
+    from engine.science.pruning.methods import METHODS
+    from engine.science.pruning.shrink import shrink
 
     model = build_model("lenet5", synthetic.info).cuda().eval()
     criterion = METHODS.get("filter_layer")()
@@ -428,8 +471,8 @@ def test_shrinking_leaves_the_callers_model_on_its_device(synthetic):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["filter_global", "kernel_global"])
 def test_global_structured_masks_on_cuda_match_the_cpu(synthetic, name):
-    from engine.methods import METHODS
-    from engine.models import build_model
+    from engine.science.models import build_model
+    from engine.science.pruning.methods import METHODS
 
     torch.manual_seed(0)
     model = build_model("lenet5", synthetic.info).eval()

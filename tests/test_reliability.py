@@ -16,9 +16,12 @@ import yaml
 from engine import api
 from engine.errors import IntegrityError
 from engine.jobs import queue
-from engine.spec import apply_overrides, validate
-from engine.store import Store
-from tests.conftest import REPO
+from engine.science.catalog import validate
+from engine.spec.reading import apply_overrides
+from engine.store.db import Store
+from tests.support import REPO
+
+pytestmark = pytest.mark.slow
 
 LEASE = 1.0
 
@@ -26,13 +29,28 @@ LEASE = 1.0
 def slow_smoke():
     """The smoke spec with five checkpoints and enough work per step to be caught mid-step."""
     tree = yaml.safe_load((REPO / "presets" / "smoke.yaml").read_text())
-    return validate(apply_overrides(copy.deepcopy(tree), [
-        "schedule.end=80", "schedule.frequency=20", "eval.n_samples=500", "eval.attacks.0.steps=10"]))
+    return validate(
+        apply_overrides(
+            copy.deepcopy(tree),
+            ["schedule.end=80", "schedule.frequency=20", "eval.n_samples=500", "eval.attacks.0.steps=10"],
+        )
+    )
 
 
 def start_worker(root: Path, log: Path | None = None) -> subprocess.Popen:
-    command = [sys.executable, "-m", "engine", "--cache-dir", str(root), "worker", "--child", "--lease", str(LEASE),
-               "--threads", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "engine",
+        "--cache-dir",
+        str(root),
+        "worker",
+        "--child",
+        "--lease",
+        str(LEASE),
+        "--threads",
+        "2",
+    ]
     err = open(log, "ab") if log else subprocess.DEVNULL
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
 
@@ -76,9 +94,13 @@ def test_kill_9_at_five_points_loses_and_duplicates_nothing(tmp_path, reference)
     for target in (0.02, 0.25, 0.45, 0.65, 0.8):
         worker = start_worker(tmp_path)
         owns = f":{worker.pid}:"  # the new worker's own claim, not the dead one's stale row
-        wait_for(lambda: (j := queue.get(store, job_id)).status == "done"
-                 or (j.status == "running" and owns in (j.owner or "") and (j.fraction or 0) >= target),
-                 what=f"progress {target}")
+        wait_for(
+            lambda owns=owns, target=target: (
+                (j := queue.get(store, job_id)).status == "done"
+                or (j.status == "running" and owns in (j.owner or "") and (j.fraction or 0) >= target)
+            ),
+            what=f"progress {target}",
+        )
         worker.kill()  # SIGKILL: no cleanup, no release
         worker.wait()
         kills += queue.get(store, job_id).status != "done"
@@ -110,8 +132,11 @@ def test_a_stopped_worker_past_its_lease_has_its_late_writes_refused(tmp_path, r
         wait_for(lambda: queue.get(store, job_id).attempts == 2, what="worker B to take over")
         a.send_signal(signal.SIGCONT)
         wait_for(lambda: queue.get(store, job_id).status == "done", what="worker B to finish")
-        wait_for(lambda: "no longer owned" in log_a.read_text() or "lease lost" in log_a.read_text(),
-                 timeout=30, what="worker A to notice it lost the job")
+        wait_for(
+            lambda: "no longer owned" in log_a.read_text() or "lease lost" in log_a.read_text(),
+            timeout=30,
+            what="worker A to notice it lost the job",
+        )
     finally:
         for worker in (a, b):
             if worker is not None:
@@ -119,15 +144,17 @@ def test_a_stopped_worker_past_its_lease_has_its_late_writes_refused(tmp_path, r
                 worker.terminate()
                 worker.wait(timeout=30)
     assert hashes(store, spec.run_id()) == expected
-    assert queue.get(store, job_id).attempts >= 2 and store.integrity_ok()  # a 1 s lease may change hands again under load
+    assert (
+        queue.get(store, job_id).attempts >= 2 and store.integrity_ok()
+    )  # a 1 s lease may change hands again under load
 
 
 CLAIMER = """
 import sys, time
 from pathlib import Path
 from engine.jobs import queue
-from engine.jobs.queue import JobStatus
-from engine.store import Store
+from engine.status import JobStatus
+from engine.store.db import Store
 store, owner, out = Store(Path(sys.argv[1])), sys.argv[2], open(sys.argv[3], "w")
 while (job := queue.claim(store, owner, 30)) is not None:
     out.write(f"{job.job_id}\\n")
@@ -140,8 +167,10 @@ def test_four_processes_claim_each_of_200_jobs_exactly_once(tmp_path):
     for i in range(200):
         queue.submit(store, f"{i:064x}", "{}")
     outs = [tmp_path / f"claims-{i}.txt" for i in range(4)]
-    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(tmp_path), f"p{i}", str(out)], cwd=REPO)
-             for i, out in enumerate(outs)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CLAIMER, str(tmp_path), f"p{i}", str(out)], cwd=REPO)
+        for i, out in enumerate(outs)
+    ]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     claims = [int(line) for out in outs for line in out.read_text().split()]
     assert sorted(claims) == list(range(1, 201))  # every job once, none twice
@@ -156,7 +185,9 @@ def test_a_damaged_checkpoint_is_refused_and_recomputed(tmp_path, damage):
     before = hashes(store, spec.run_id())
     path = store.root / store.step(spec.run_id(), 2)["checkpoint"]
     data = bytearray(path.read_bytes())
-    path.write_bytes(bytes(data[:100]) if damage == "truncate" else bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:])))
+    path.write_bytes(
+        bytes(data[:100]) if damage == "truncate" else bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:]))
+    )
     with pytest.raises(IntegrityError):
         api.load_checkpoint(spec.run_id(), 2, store)
     store.forget_steps(spec.run_id(), 3)  # the run was interrupted after step 2: resuming must read it

@@ -7,18 +7,9 @@ import copy
 import pytest
 
 from engine import api
-from engine.spec import apply_overrides, validate
-
-TREE = {
-    "dataset": {"name": "synthetic", "train_size": 512},
-    "model": {"name": "small_cnn"},
-    "train": {"mode": "pgd_at", "epochs": 1, "batch_size": 64, "lr": 0.002,
-              "adversary": {"eps": 0.05, "steps": 2}},
-    "prune": {"method": "lwm", "batch_size": 64, "lr": 0.001, "score_steps": 4},
-    "schedule": {"name": "one_shot", "targets": [0.5, 0.9], "finetune_steps": 4},
-    "eval": {"n_samples": 64, "batch_size": 64, "attacks": [{"name": "pgd_linf", "eps": [0, 0.05], "steps": 3}]},
-    "seed": 0,
-}
+from engine.science.catalog import validate
+from engine.spec.reading import apply_overrides
+from tests.support import ROBUST_TREE as TREE
 
 
 def run(*overrides, tree=TREE):
@@ -44,8 +35,12 @@ def test_hydra_with_no_score_steps_is_lwm_and_with_some_differs(cache):
 
 @pytest.mark.parametrize("mode", ["ap", "bap"])
 def test_adversarial_pruning_stores_a_budget_per_pruning_step(cache, mode):
-    doc = run(f"prune.mode={mode}", "prune.method=global_magnitude", "train.mode=natural",
-              "schedule={name: gradual, final_sparsity: 0.8, begin: 0, end: 6, frequency: 3}")
+    doc = run(
+        f"prune.mode={mode}",
+        "prune.method=global_magnitude",
+        "train.mode=natural",
+        "schedule={name: gradual, final_sparsity: 0.8, begin: 0, end: 6, frequency: 3}",
+    )
     honest(doc)
     budgets = [p.get("budget") for p in doc["points"]]
     assert budgets[0] is None and all(b is not None for b in budgets[1:])
@@ -53,7 +48,11 @@ def test_adversarial_pruning_stores_a_budget_per_pruning_step(cache, mode):
         assert b["budget_q10"] <= b["budget_q50"] <= b["budget_q90"]
         assert b["norm"] == ("RMS-L2" if mode == "bap" else "Linf")
     frame = api.budget_frame([doc["run_id"]])
-    assert list(frame["step"]) == list(range(1, len(doc["points"]))) and len(frame) >= 2 and frame["sparsity"].is_monotonic_increasing
+    assert (
+        list(frame["step"]) == list(range(1, len(doc["points"])))
+        and len(frame) >= 2
+        and frame["sparsity"].is_monotonic_increasing
+    )
 
 
 def test_trades_base_then_filter_pruning_measures_the_smaller_model(cache):
@@ -62,12 +61,13 @@ def test_trades_base_then_filter_pruning_measures_the_smaller_model(cache):
     last = doc["points"][-1]
     assert last["efficiency"]["shrunk_params"] < last["efficiency"]["params"]
     assert last["efficiency"]["removed_channels"] == round(0.9 * 32) + round(0.9 * 64)
-    assert all(l["sparsity"] == 0 for l in last["layers"] if l["kind"] == "Linear")
+    assert all(layer["sparsity"] == 0 for layer in last["layers"] if layer["kind"] == "Linear")
 
 
 def test_mrpf_stores_its_ratios_and_eval_mrs_every_layer(cache):
-    doc = run("prune.method=mrpf", "prune.mrs={n_samples: 32, ascent_steps: 2}",
-              "eval.mrs={n_samples: 32, ascent_steps: 2}")
+    doc = run(
+        "prune.method=mrpf", "prune.mrs={n_samples: 32, ascent_steps: 2}", "eval.mrs={n_samples: 32, ascent_steps: 2}"
+    )
     honest(doc)
     for point in doc["points"]:
         assert all(layer["mrs"] >= 0 for layer in point["layers"])
@@ -87,8 +87,7 @@ def test_adversarial_training_raises_pgd_accuracy_at_its_budget(cache):
     """RESEARCH.md check 15 on synthetic data: PGD-AT and TRADES beat natural training at ε_train."""
     tree = copy.deepcopy(TREE)
     tree["dataset"]["train_size"], tree["train"]["epochs"] = 2000, 3
-    tree["eval"] = {"n_samples": 300, "batch_size": 300,
-                    "attacks": [{"name": "pgd_linf", "eps": [0, 0.1], "steps": 5}]}
+    tree["eval"] = {"n_samples": 300, "batch_size": 300, "attacks": [{"name": "pgd_linf", "eps": [0, 0.1], "steps": 5}]}
     tree["schedule"] = {"name": "one_shot", "targets": [0.5], "finetune_steps": 0}
     at_eps = {}
     for mode in ("natural", "pgd_at", "trades"):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.schedules import SCHEDULES, Gradual, Iterative, OneShot, zhu_gupta
+from engine.spec.schedules import SCHEDULES, Gradual, Iterative, OneShot, zhu_gupta
 
 
 def test_zhu_gupta_endpoints_and_midpoint():
@@ -27,8 +27,9 @@ def test_gradual_plan_matches_the_formula_and_skips_the_dense_event():
 
 
 def test_gradual_with_initial_sparsity_prunes_at_begin():
-    plan = Gradual(initial_sparsity=0.2, final_sparsity=0.6, begin=10, end=30, frequency=10,
-                   final_finetune_steps=50).plan()
+    plan = Gradual(
+        initial_sparsity=0.2, final_sparsity=0.6, begin=10, end=30, frequency=10, final_finetune_steps=50
+    ).plan()
     assert [round(s.sparsity, 6) for s in plan][0] == 0.2
     assert plan[-1].sparsity == pytest.approx(0.6) and plan[-1].finetune_steps == 50
 

@@ -7,22 +7,41 @@ import sys
 
 import pytest
 
-from engine.datasets import DEBIAN_FASHION_MNIST
-from engine.schedules import zhu_gupta
-from tests.conftest import REPO
+from engine.science.data import DEBIAN_FASHION_MNIST
+from engine.spec.schedules import zhu_gupta
+from tests.support import REPO
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir() and not os.environ.get("CI"),
-                       reason="needs Debian's dataset-fashion-mnist (CI installs it)"),
+    pytest.mark.skipif(
+        not DEBIAN_FASHION_MNIST.is_dir() and not os.environ.get("CI"),
+        reason="needs Debian's dataset-fashion-mnist (CI installs it)",
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
     root = tmp_path_factory.mktemp("quickstart")
-    out = subprocess.run([sys.executable, "-m", "engine", "--cache-dir", str(root), "run", "--preset", "quickstart",
-                          "--json", "--quiet"], cwd=REPO, capture_output=True, text=True, check=True, timeout=1200)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "--cache-dir",
+            str(root),
+            "run",
+            "--preset",
+            "quickstart",
+            "--json",
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1200,
+    )
     return root, json.loads(out.stdout)
 
 
@@ -49,7 +68,13 @@ def test_quickstart_curves_are_honest_and_pgd_bites(quickstart):
 
 def test_quickstart_again_is_cached(quickstart):
     root, doc = quickstart
-    out = subprocess.run([sys.executable, "-m", "engine", "--cache-dir", str(root), "run", "--preset", "quickstart",
-                          "--json"], cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "--cache-dir", str(root), "run", "--preset", "quickstart", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     again = json.loads(out.stdout)
     assert again["cached"] is True and again["points"] == doc["points"]

@@ -1,13 +1,14 @@
 """The store: migrations, atomic steps, checkpoint publish and SHA-256 check."""
 
 import hashlib
+import sqlite3
 
 import pytest
 import torch
 
-from engine.checkpoints import load_verified, publish
 from engine.errors import IntegrityError, NotFoundError
-from engine.store import Store
+from engine.store.checkpoints import load_verified, publish
+from engine.store.db import Store
 
 
 def _run(store, run_id="ab" * 32):
@@ -16,20 +17,32 @@ def _run(store, run_id="ab" * 32):
 
 
 def _step(run_id, step=0):
-    return {"run_id": run_id, "step": step, "target_sparsity": 0.5, "sparsity": 0.5, "clean_acc": 0.9,
-            "checkpoint": "c", "sha256": "s", "mask_checkpoint": "m", "mask_sha256": "t",
-            "train_seconds": 1.0, "eval_seconds": 1.0}
+    return {
+        "run_id": run_id,
+        "step": step,
+        "target_sparsity": 0.5,
+        "sparsity": 0.5,
+        "clean_acc": 0.9,
+        "checkpoint": "c",
+        "sha256": "s",
+        "mask_checkpoint": "m",
+        "mask_sha256": "t",
+        "train_seconds": 1.0,
+        "eval_seconds": 1.0,
+    }
 
 
-ROBUST = [{"attack": "pgd_linf", "norm": "Linf", "eps": 0.0, "acc": 0.9},
-          {"attack": "pgd_linf", "norm": "Linf", "eps": 0.1, "acc": 0.2}]
+ROBUST = [
+    {"attack": "pgd_linf", "norm": "Linf", "eps": 0.0, "acc": 0.9},
+    {"attack": "pgd_linf", "norm": "Linf", "eps": 0.1, "acc": 0.2},
+]
 LAYERS = [{"layer": "fc1", "kind": "Linear", "numel": 10, "nonzero": 5, "sparsity": 0.5, "prunable": True}]
 
 
 def test_migrations_run_once_and_reopen_cleanly(tmp_path):
     Store(tmp_path).close()
     store = Store(tmp_path)
-    from engine.store import MIGRATIONS
+    from engine.store.db import MIGRATIONS
 
     applied = [r[0] for r in store.db.execute("SELECT name FROM _migrations ORDER BY rowid")]
     assert applied == [name for name, _ in MIGRATIONS] and len(applied) >= 2
@@ -50,7 +63,7 @@ def test_a_failing_step_leaves_no_rows(tmp_path):
     store = Store(tmp_path)
     run_id = _run(store)
     bad = ROBUST + [{"attack": "pgd_linf", "norm": "Linf", "eps": 0.2, "acc": 1.5}]  # violates acc <= 1
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         store.put_step(_step(run_id), bad, LAYERS)
     assert store.steps(run_id) == [] and store.robust([run_id]) == [] and store.layers(run_id) == []
 

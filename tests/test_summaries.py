@@ -4,15 +4,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import summaries
+from engine.report import summaries
 
 
 def frame(curves: dict, sparsity=None, clean=0.9, run="r") -> pd.DataFrame:
     rows = []
     for (step, attack), points in curves.items():
         for eps, acc in points:
-            rows.append({"run_id": run, "step": step, "sparsity": (sparsity or {}).get(step, step / 10),
-                         "clean_acc": clean, "attack": attack, "norm": "Linf", "eps": eps, "acc": acc})
+            rows.append(
+                {
+                    "run_id": run,
+                    "step": step,
+                    "sparsity": (sparsity or {}).get(step, step / 10),
+                    "clean_acc": clean,
+                    "attack": attack,
+                    "norm": "Linf",
+                    "eps": eps,
+                    "acc": acc,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -20,17 +30,25 @@ def test_auc_of_known_curves():
     assert summaries.normalised_auc(np.array([0, 1]), np.array([1.0, 1.0])) == 1.0
     assert summaries.normalised_auc(np.array([0, 0.5, 1]), np.array([1.0, 0.5, 0.0])) == pytest.approx(0.5)
     assert summaries.normalised_auc(np.array([0, 0.1, 0.3]), np.array([0.8, 0.4, 0.0])) == pytest.approx(
-        ((0.8 + 0.4) / 2 * 0.1 + 0.4 / 2 * 0.2) / 0.3)
+        ((0.8 + 0.4) / 2 * 0.1 + 0.4 / 2 * 0.2) / 0.3
+    )
 
 
 def test_auc_table_has_one_row_per_checkpoint_and_attack():
-    table = summaries.auc_table(frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.1)], (1, "pgd_linf"): [(0, 0.9), (0.1, 0.3)]}))
+    table = summaries.auc_table(
+        frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.1)], (1, "pgd_linf"): [(0, 0.9), (0.1, 0.3)]})
+    )
     assert list(table["auc"]) == pytest.approx([0.5, 0.6]) and list(table["step"]) == [0, 1]
 
 
 def test_sweet_spots_are_pruned_points_at_least_as_robust_as_dense():
-    f = frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.30)], (1, "pgd_linf"): [(0, 0.9), (0.1, 0.298)],
-               (2, "pgd_linf"): [(0, 0.9), (0.1, 0.2)]})
+    f = frame(
+        {
+            (0, "pgd_linf"): [(0, 0.9), (0.1, 0.30)],
+            (1, "pgd_linf"): [(0, 0.9), (0.1, 0.298)],
+            (2, "pgd_linf"): [(0, 0.9), (0.1, 0.2)],
+        }
+    )
     spots = summaries.sweet_spots(f, tolerance=0.005)
     assert list(spots["step"]) == [1] and spots.loc[0, "dense_acc"] == 0.30
 
@@ -79,11 +97,12 @@ def test_difference_grid_interpolates_onto_the_shared_sparsity_range():
     import numpy as np
     import pandas as pd
 
-    from engine.summaries import difference_grid
+    from engine.report.summaries import difference_grid
 
     def run(sparsities, offset):
-        return pd.DataFrame([{"sparsity": s, "eps": e, "acc": 0.9 - s / 2 - e + offset}
-                             for s in sparsities for e in (0.0, 0.1)])
+        return pd.DataFrame(
+            [{"sparsity": s, "eps": e, "acc": 0.9 - s / 2 - e + offset} for s in sparsities for e in (0.0, 0.1)]
+        )
 
     diff = difference_grid(run([0.0, 0.5, 0.9], 0.0), run([0.0, 0.3, 0.6], 0.05), points=7)
     assert diff.index.min() == 0.0 and diff.index.max() == 0.6  # only where both runs have checkpoints
@@ -93,7 +112,7 @@ def test_difference_grid_interpolates_onto_the_shared_sparsity_range():
 
 
 def test_pareto_front_keeps_only_unbeaten_points():
-    from engine.summaries import pareto_front
+    from engine.report.summaries import pareto_front
 
     cost = [1.0, 2.0, 3.0, 2.0, 4.0]
     value = [0.5, 0.7, 0.6, 0.7, 0.9]

@@ -7,9 +7,11 @@ import sys
 import pytest
 
 from engine.errors import SpecError
-from engine.store import Store
-from engine.sweep import expand, load_sweep, run_sweep
-from tests.conftest import REPO
+from engine.jobs.sweep import expand, load_sweep, run_sweep
+from engine.store.db import Store
+from tests.support import REPO
+
+pytestmark = pytest.mark.slow
 
 GRID = REPO / "presets" / "sweeps" / "smoke-grid.yaml"
 
@@ -45,8 +47,24 @@ def test_ray_sweep_lands_in_the_same_store_and_skips_finished_runs(tmp_path):
     partial.write_text("preset: smoke\ngrid:\n  prune.method: [random]\n")
     (done,) = run_sweep(partial, store, "local")  # one of the four is already done
     finished_before = store.run(done["run_id"])["finished_at"]
-    out = subprocess.run([sys.executable, "-m", "engine", "--cache-dir", str(tmp_path), "sweep", str(GRID),
-                          "--executor", "ray", "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "--cache-dir",
+            str(tmp_path),
+            "sweep",
+            str(GRID),
+            "--executor",
+            "ray",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     rows = json.loads(out.stdout)
     assert [r["status"] for r in rows] == ["done"] * 4

@@ -11,24 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, fields
-from enum import StrEnum
 from typing import Any
 
 from engine.errors import LeaseLost, NotFoundError
-from engine.store import Fence, Store
-
-
-class JobStatus(StrEnum):
-    """Where a job is in its life."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-LIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+from engine.spec.runspec import RunSpec
+from engine.status import JobStatus, RunStatus
+from engine.store.db import Fence, Store
 
 
 @dataclass(frozen=True)
@@ -74,21 +62,49 @@ def submit(store: Store, run_id: str, spec_json: str, run_done: bool = False, ma
     """Queue a run (or return its live job); a run already done gets a job that is already done."""
     now = time.time()
     with store.atomic() as db:
-        live = db.execute("SELECT * FROM jobs WHERE run_id = ? AND status IN ('queued', 'running')", (run_id,)).fetchone()
+        live = db.execute(
+            "SELECT * FROM jobs WHERE run_id = ? AND status IN ('queued', 'running')", (run_id,)
+        ).fetchone()
         if live is not None:
             return Job.from_row(live)
         if run_done:
-            finished = db.execute("SELECT * FROM jobs WHERE run_id = ? AND status = 'done' ORDER BY job_id DESC",
-                                  (run_id,)).fetchone()
+            finished = db.execute(
+                "SELECT * FROM jobs WHERE run_id = ? AND status = 'done' ORDER BY job_id DESC", (run_id,)
+            ).fetchone()
             if finished is not None:
                 return Job.from_row(finished)
         status = JobStatus.DONE if run_done else JobStatus.QUEUED
         row = db.execute(
             "INSERT INTO jobs (run_id, spec_json, status, max_attempts, created_at, updated_at, finished_at, fraction) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-            (run_id, spec_json, str(status), max_attempts, now, now, now if run_done else None, 1.0 if run_done else 0.0),
+            (
+                run_id,
+                spec_json,
+                str(status),
+                max_attempts,
+                now,
+                now,
+                now if run_done else None,
+                1.0 if run_done else 0.0,
+            ),
         ).fetchone()
     return Job.from_row(row)
+
+
+def _run_done(store: Store, run_id: str) -> bool:
+    return store.has_run(run_id) and store.run(run_id)["status"] == RunStatus.DONE
+
+
+def submit_spec(store: Store, spec: RunSpec, max_attempts: int = 3) -> Job:
+    """Queue a validated spec for the workers (or return the live job of the same run id)."""
+    run_id = spec.run_id()
+    return submit(store, run_id, spec.canonical_json(), run_done=_run_done(store, run_id), max_attempts=max_attempts)
+
+
+def resubmit(store: Store, job_id: int) -> Job:
+    """Queue a failed or cancelled job's spec again (it resumes from its last finished step)."""
+    old = get(store, job_id)
+    return submit(store, old.run_id, old.spec_json, run_done=_run_done(store, old.run_id))
 
 
 def get(store: Store, job_id: int) -> Job:
@@ -129,7 +145,8 @@ def claim(store: Store, owner: str, lease_seconds: float) -> Job | None:
     # a read first, so idle workers polling an empty queue never take the write lock
     waiting = store.db.execute(
         "SELECT 1 FROM jobs WHERE (status = 'queued' AND cancel_requested = 0) "
-        "OR (status = 'running' AND lease_expires < ?) LIMIT 1", (now,)
+        "OR (status = 'running' AND lease_expires < ?) LIMIT 1",
+        (now,),
     ).fetchone()
     if waiting is None:
         return None
@@ -149,14 +166,19 @@ def heartbeat(store: Store, fence: Fence, lease_seconds: float) -> bool:
     """Renew the lease; False if the fence no longer holds (the job was taken over or ended)."""
     now = time.time()
     with store.atomic() as db:
-        return db.execute(
-            "UPDATE jobs SET lease_expires = ? WHERE job_id = ? AND owner = ? AND attempts = ? AND status = 'running'",
-            (now + lease_seconds, fence.job_id, fence.owner, fence.attempt),
-        ).rowcount == 1
+        return (
+            db.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE job_id = ? AND owner = ? AND attempts = ? AND "
+                "status = 'running'",
+                (now + lease_seconds, fence.job_id, fence.owner, fence.attempt),
+            ).rowcount
+            == 1
+        )
 
 
-def report(store: Store, fence: Fence, step: int, n_steps: int, phase: str, fraction: float,
-           eta_seconds: float | None) -> bool:
+def report(
+    store: Store, fence: Fence, step: int, n_steps: int, phase: str, fraction: float, eta_seconds: float | None
+) -> bool:
     """Record progress under the fence; return whether the user asked to cancel. LeaseLost if fenced out."""
     with store.atomic() as db:
         row = db.execute(
@@ -174,22 +196,28 @@ def finish(store: Store, fence: Fence, status: JobStatus, error: str | None = No
     now = time.time()
     fraction = 1.0 if status == JobStatus.DONE else None
     with store.atomic() as db:
-        return db.execute(
-            "UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ?, owner = NULL, "
-            "fraction = coalesce(?, fraction), eta_seconds = NULL "
-            "WHERE job_id = ? AND owner = ? AND attempts = ? AND status = 'running'",
-            (str(status), error, now, now, fraction, fence.job_id, fence.owner, fence.attempt),
-        ).rowcount == 1
+        return (
+            db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ?, updated_at = ?, owner = NULL, "
+                "fraction = coalesce(?, fraction), eta_seconds = NULL "
+                "WHERE job_id = ? AND owner = ? AND attempts = ? AND status = 'running'",
+                (str(status), error, now, now, fraction, fence.job_id, fence.owner, fence.attempt),
+            ).rowcount
+            == 1
+        )
 
 
 def release(store: Store, fence: Fence) -> bool:
     """Give a claimed job back to the queue without using an attempt (the worker is shutting down)."""
     with store.atomic() as db:
-        return db.execute(
-            "UPDATE jobs SET status = 'queued', owner = NULL, attempts = attempts - 1, updated_at = ? "
-            "WHERE job_id = ? AND owner = ? AND attempts = ? AND status = 'running'",
-            (time.time(), fence.job_id, fence.owner, fence.attempt),
-        ).rowcount == 1
+        return (
+            db.execute(
+                "UPDATE jobs SET status = 'queued', owner = NULL, attempts = attempts - 1, updated_at = ? "
+                "WHERE job_id = ? AND owner = ? AND attempts = ? AND status = 'running'",
+                (time.time(), fence.job_id, fence.owner, fence.attempt),
+            ).rowcount
+            == 1
+        )
 
 
 def cancel(store: Store, job_id: int) -> Job:
@@ -201,8 +229,10 @@ def cancel(store: Store, job_id: int) -> Job:
             "WHERE job_id = ? AND status = 'queued'",
             (now, now, job_id),
         )
-        db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE job_id = ? AND status = 'running'",
-                   (now, job_id))
+        db.execute(
+            "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE job_id = ? AND status = 'running'",
+            (now, job_id),
+        )
     return get(store, job_id)
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from engine.errors import Cancelled, EngineError, LeaseLost
 from engine.jobs import queue
-from engine.jobs.queue import Job, JobStatus
-from engine.store import Fence, Store
+from engine.jobs.queue import Job
+from engine.status import JobStatus
+from engine.store.db import Fence, Store
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,9 @@ class ProgressTracker:
 
     def __init__(self, worker: "Worker", fence: Fence, min_interval: float = 0.5):
         self.worker, self.fence, self.min_interval = worker, fence, min_interval
-        self.started, self.first_fraction, self.last_write, self.last_phase = time.time(), None, 0.0, None
+        self.started, self.last_write = time.time(), 0.0
+        self.first_fraction: float | None = None
+        self.last_phase: str | None = None
 
     def __call__(self, p) -> None:
         if self.worker.stopping.is_set():
@@ -74,8 +77,9 @@ class ProgressTracker:
 class Worker:
     """One worker: claims jobs from a store and runs them, one at a time."""
 
-    def __init__(self, store: Store, lease_seconds: float = 30.0, poll_seconds: float = 0.5,
-                 parent_pid: int | None = None):
+    def __init__(
+        self, store: Store, lease_seconds: float = 30.0, poll_seconds: float = 0.5, parent_pid: int | None = None
+    ):
         self.store, self.lease_seconds, self.poll_seconds = store, lease_seconds, poll_seconds
         self.parent_pid = parent_pid
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -106,8 +110,9 @@ class Worker:
 
     def run_job(self, job: Job) -> None:
         """Run one claimed job to its end state, with a heartbeat renewing its lease meanwhile."""
+        # torch loads in the process that runs a job, never in the supervisor or `status` paths
         from engine.pipeline import run as run_pipeline
-        from engine.spec import validate
+        from engine.science.catalog import validate
 
         fence, done = job.fence(), threading.Event()
         self.lease_lost.clear()
@@ -153,8 +158,21 @@ def serve_child(root: Path, lease_seconds: float, parent_pid: int | None, thread
 
 def child_command(root: Path, lease_seconds: float, parent_pid: int, threads: int) -> list[str]:
     """The command line of one worker process."""
-    return [sys.executable, "-m", "engine", "--cache-dir", str(root), "worker", "--child",
-            "--lease", str(lease_seconds), "--parent-pid", str(parent_pid), "--threads", str(threads)]
+    return [
+        sys.executable,
+        "-m",
+        "engine",
+        "--cache-dir",
+        str(root),
+        "worker",
+        "--child",
+        "--lease",
+        str(lease_seconds),
+        "--parent-pid",
+        str(parent_pid),
+        "--threads",
+        str(threads),
+    ]
 
 
 def supervise(root: Path, procs: int, lease_seconds: float, parent_pid: int | None) -> None:

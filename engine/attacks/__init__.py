@@ -1,6 +1,0 @@
-"""Attack registry; importing the package registers every attack module."""
-
-from engine.attacks import autoattack, cw, deepfool, fgsm, jsma, pgd  # noqa: F401  (registration side effect)
-from engine.attacks.base import ATTACKS, Attack
-
-__all__ = ["ATTACKS", "Attack"]

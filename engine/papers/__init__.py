@@ -1,0 +1,1 @@
+"""Paper presets: their variants, the stored results they gather, and the registered claim checks."""

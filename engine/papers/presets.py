@@ -1,0 +1,130 @@
+"""Paper presets: one click per seed paper, its experiment shrunk to a laptop CPU, its claim checked.
+
+A paper preset (`presets/papers/<name>.yaml`) is a sweep of named variants sharing one base spec:
+
+    title: HYDRA vs magnitude pruning
+    paper: Sehwag et al., NeurIPS 2020 (arXiv:2002.10509)
+    claim: HYDRA's PGD accuracy at k = 0.01 is at least LWM's, and its lead grows as k shrinks.
+    check: hydra                      # a registered claim check (engine.papers.claims)
+    options: {eps: 0.1}               # the check's parameters
+    base: {dataset: ..., model: ..., schedule: ...}
+    variants:
+      LWM: {prune.method: lwm}        # dotted overrides of the base
+      HYDRA: {prune.method: hydra}
+    reduced: {dataset.name: synthetic, ...}   # overrides for the tiny version the tests run
+    cold_seconds: 312                 # measured from an empty cache on 2 cores
+
+Variants are named so the check can say which curve is which; runs sharing the base spec share
+one trained base model, and runs already in the store are never computed again.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from typing import Any
+
+from pydantic import Field, ValidationError
+from tqdm import tqdm
+
+from engine.errors import SpecError
+from engine.jobs import sweep
+from engine.papers.claims import CHECKS, Verdict, incomplete
+from engine.papers.results import PaperResults, gather
+from engine.paths import REPO_ROOT
+from engine.pipeline import run as run_pipeline
+from engine.science.catalog import validate
+from engine.spec.reading import parse_text, set_path
+from engine.spec.runspec import Frozen, RunSpec, format_errors
+from engine.store.db import Store
+
+PAPERS_DIR = REPO_ROOT / "presets" / "papers"
+
+
+class PaperPreset(Frozen):
+    """A paper's experiment: a base spec, named variants of it, the claim and the check that tests it."""
+
+    title: str = Field(min_length=1, max_length=120)
+    paper: str = Field(min_length=1, description="citation")
+    claim: str = Field(min_length=1, description="the expected qualitative outcome, in one sentence")
+    check: str = Field(description="registered claim check (engine.papers.claims)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the check's parameters")
+    figure_note: str = Field("", description="how to read the paper's figure")
+    base: dict[str, Any]
+    variants: dict[str, dict[str, Any]] = Field(min_length=1)
+    reduced: dict[str, Any] = Field(default_factory=dict, description="overrides of the tiny version")
+    cold_seconds: float | None = Field(None, ge=0, description="measured cold run time on 2 CPU cores")
+
+
+def paper_names() -> list[str]:
+    """The names of the paper presets, sorted."""
+    return sorted(path.stem for path in PAPERS_DIR.glob("*.yaml"))
+
+
+def load_paper(name: str) -> PaperPreset:
+    """Read and validate a paper preset by name; SpecError naming the field or the choices."""
+    if name not in paper_names():
+        raise SpecError([f"paper: unknown paper preset {name[:80]!r}; choose from {paper_names()}"])
+    path = PAPERS_DIR / f"{name}.yaml"
+    try:
+        preset = PaperPreset.model_validate(parse_text(path.read_text(encoding="utf-8"), str(path)))
+    except ValidationError as exc:
+        raise SpecError([f"{name}: {line}" for line in format_errors(exc)]) from None
+    if preset.check not in CHECKS:
+        raise SpecError([f"{name}: check: unknown claim check {preset.check!r}; choose from {CHECKS.names()}"])
+    return preset
+
+
+def expand(preset: PaperPreset, reduced: bool = False) -> dict[str, RunSpec]:
+    """Variant label → validated spec; `reduced` applies the tiny-version overrides to the base first."""
+    base = copy.deepcopy(preset.base)
+    for key, value in (preset.reduced if reduced else {}).items():
+        set_path(base, key, copy.deepcopy(value))
+    specs, problems = {}, []
+    for label, overrides in preset.variants.items():
+        tree = copy.deepcopy(base)
+        for key, value in overrides.items():
+            set_path(tree, key, copy.deepcopy(value))
+        try:
+            specs[label] = validate(tree)
+        except SpecError as exc:
+            problems += [f"[{label}] {line}" for line in exc.problems]
+    ids = [spec.run_id() for spec in specs.values()]
+    if len(set(ids)) < len(ids):
+        problems.append("variants: two variants give the same spec; each must change something")
+    if problems:
+        raise SpecError(problems)
+    return specs
+
+
+def judge(preset: PaperPreset, results: PaperResults) -> Verdict:
+    """The verdict of a preset's claim on gathered results (incomplete while runs are missing)."""
+    if results.missing():
+        return incomplete(results)
+    return CHECKS.get(preset.check)(results, **preset.options)
+
+
+def check(name: str, store: Store, reduced: bool = False) -> Verdict:
+    """The verdict of a paper preset's claim on what the store holds (see engine.papers.claims.Verdict)."""
+    preset = load_paper(name)
+    return judge(preset, gather(expand(preset, reduced), store))
+
+
+def run(name: str, store: Store, reduced: bool = False, executor: str = "local", progress: bool = True) -> float:
+    """Run every variant of a paper preset to completion (finished runs are skipped); wall seconds.
+
+    Locally the variants run one after another in this process, with a tqdm bar over them; with
+    `executor="ray"` they run as Ray tasks (engine.jobs.sweep.run_ray).
+    """
+    specs = expand(load_paper(name), reduced)
+    started = time.perf_counter()
+    if executor == "ray":
+        sweep.run_ray(list(specs.items()), store)
+        return time.perf_counter() - started
+    with tqdm(total=len(specs), unit="run", desc=name, disable=not progress, file=sys.stderr) as bar:
+        for label, spec in specs.items():
+            bar.set_postfix_str(label)
+            run_pipeline(spec, store)
+            bar.update(1)
+    return time.perf_counter() - started

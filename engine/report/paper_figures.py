@@ -1,0 +1,248 @@
+"""Each seed paper's figure, redrawn from our store: pure builders, tidy frames in, plotly figures out.
+
+The frames are the robust / transfer / budget tables of engine.papers.presets.PaperResults: one row per
+variant × step × attack × ε with `variant`, `step`, `sparsity`, `target_sparsity`, `clean_acc`,
+`attack`, `norm`, `eps`, `acc`. `FIGURES` maps a preset's check name to the figures of its paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from engine.report.figures import (
+    OKABE_ITO,
+    _empty,
+    adversarial_share_lines,
+    budget_trajectory,
+    eps_axis_title,
+    eps_label,
+    norm_of,
+    transfer_vs_white_box,
+)
+
+
+def _variants(frame: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(frame["variant"]))
+
+
+def _pruned_by_variant(frame: pd.DataFrame, eps: float) -> list[tuple[int, str, pd.DataFrame]]:
+    """(index, variant, rows) of the pruned checkpoints at strength ε, rows by target sparsity."""
+    part = frame[np.isclose(frame["eps"], eps) & (frame["target_sparsity"] > 0)]
+    return [(i, v, part[part["variant"] == v].sort_values("target_sparsity")) for i, v in enumerate(_variants(part))]
+
+
+def _finish_panels(fig: go.Figure, title: str, y_title: str, legend_y: float) -> go.Figure:
+    """Shared y axis (0–100 %), title and a horizontal legend under side-by-side panels."""
+    fig.update_yaxes(title_text=y_title, range=[0, 100], row=1, col=1)
+    fig.update_layout(title=title, height=420, legend=dict(orientation="h", y=legend_y), margin=dict(t=70))
+    return fig
+
+
+def strength_curves(frame: pd.DataFrame, title: str = "") -> go.Figure:
+    """BAP's robustness curves: accuracy vs attack strength, one panel per variant, one curve per sparsity."""
+    if frame.empty:
+        return _empty("no results yet")
+    variants, norm = _variants(frame), norm_of(frame)
+    fig = make_subplots(rows=1, cols=len(variants), shared_yaxes=True, subplot_titles=variants)
+    sparsities = sorted(frame["sparsity"].round(3).unique())
+    colours = dict(zip(sparsities, sample_colorscale("Cividis", np.linspace(0, 0.9, len(sparsities)).tolist())))
+    for col, variant in enumerate(variants, start=1):
+        part = frame[frame["variant"] == variant]
+        for _, rows in part.groupby("step"):
+            rows = rows.sort_values("eps")
+            sparsity = round(float(rows["sparsity"].iloc[0]), 3)
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["eps"],
+                    y=rows["acc"] * 100,
+                    mode="lines+markers",
+                    name=f"{sparsity:.0%} sparse",
+                    legendgroup=str(sparsity),
+                    showlegend=col == 1,
+                    line_color=colours[sparsity],
+                    hovertemplate=f"{variant}<br>sparsity {sparsity:.1%}<br>ε %{{x:.3g}}<br>accuracy "
+                    f"%{{y:.1f}} %<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text=eps_axis_title(norm), row=1, col=col)
+    return _finish_panels(fig, title, "accuracy (%)", -0.3)
+
+
+def kept_fraction_lines(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
+    """HYDRA's figure: robust accuracy at ε against the kept fraction k (log axis, reversed), one line per variant."""
+    groups = _pruned_by_variant(frame, eps)
+    if not groups:
+        return _empty("no pruned checkpoints yet")
+    fig = go.Figure()
+    for i, variant, rows in groups:
+        k = 1 - rows["target_sparsity"]
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        fig.add_trace(
+            go.Scatter(
+                x=k,
+                y=rows["acc"] * 100,
+                mode="lines+markers",
+                name=f"{variant}, PGD",
+                line_color=colour,
+                hovertemplate=f"{variant}<br>k = %{{x:.3g}}<br>robust %{{y:.1f}} %<extra></extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=k,
+                y=rows["clean_acc"] * 100,
+                mode="lines+markers",
+                name=f"{variant}, clean",
+                line=dict(color=colour, dash="dot"),
+                hovertemplate=f"{variant}<br>k = %{{x:.3g}}<br>clean %{{y:.1f}} %<extra></extra>",
+            )
+        )
+    fig.update_xaxes(
+        type="log", autorange="reversed", title_text="kept fraction k (log scale; right = more compression)"
+    )
+    fig.update_layout(
+        title=title or f"Accuracy at ε = {eps_label(eps, norm_of(frame))} against the kept fraction",
+        yaxis_title="accuracy (%)",
+        yaxis_range=[0, 100],
+        height=420,
+        legend=dict(orientation="h", y=-0.3),
+    )
+    return fig
+
+
+def compression_panels(frame: pd.DataFrame, title: str = "") -> go.Figure:
+    """The figure of Pruning in the Face of Adversaries: accuracy vs compression rate (log 2 axis),
+    one panel per ε > 0 of one attack, one curve per method."""
+    attacked = frame[frame["eps"] > 0]
+    if attacked.empty:
+        return _empty("no results yet")
+    eps_values, norm = sorted(attacked["eps"].unique()), norm_of(frame)
+    fig = make_subplots(
+        rows=1,
+        cols=len(eps_values),
+        shared_yaxes=True,
+        subplot_titles=[f"ε = {eps_label(e, norm)}" for e in eps_values],
+    )
+    for col, eps in enumerate(eps_values, start=1):
+        for i, variant in enumerate(_variants(attacked)):
+            rows = attacked[(attacked["variant"] == variant) & np.isclose(attacked["eps"], eps)].sort_values("step")
+            compression = 1 / (1 - rows["target_sparsity"])
+            fig.add_trace(
+                go.Scatter(
+                    x=compression,
+                    y=rows["acc"] * 100,
+                    mode="lines+markers",
+                    name=variant,
+                    legendgroup=variant,
+                    showlegend=col == 1,
+                    line_color=OKABE_ITO[i % len(OKABE_ITO)],
+                    hovertemplate=f"{variant}<br>%{{x:.0f}}× compression<br>robust %{{y:.1f}} %<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(type="log", dtick=np.log10(2), tickformat=".0f", title_text="compression (×)", row=1, col=col)
+    return _finish_panels(fig, title, "robust accuracy (%)", -0.35)
+
+
+def variant_bars(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
+    """Robust accuracy at ε per target sparsity, one bar per variant (MRPF vs uniform ratios)."""
+    groups = _pruned_by_variant(frame, eps)
+    if not groups:
+        return _empty("no pruned checkpoints yet")
+    fig = go.Figure()
+    for i, variant, rows in groups:
+        fig.add_trace(
+            go.Bar(
+                x=[f"{t:.0%}" for t in rows["target_sparsity"]],
+                y=rows["acc"] * 100,
+                name=variant,
+                marker_color=OKABE_ITO[i % len(OKABE_ITO)],
+                customdata=rows["clean_acc"] * 100,
+                hovertemplate=f"{variant}<br>robust %{{y:.1f}} %<br>clean %{{customdata:.1f}} %<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title=title or f"Robust accuracy at ε = {eps_label(eps, norm_of(frame))}",
+        xaxis_title="target sparsity (share of conv weights pruned)",
+        yaxis_title="robust accuracy (%)",
+        yaxis_range=[0, 100],
+        height=420,
+        legend=dict(orientation="h", y=-0.3),
+    )
+    return fig
+
+
+def _one(frame: pd.DataFrame, attack: str) -> pd.DataFrame:
+    return frame[frame["attack"] == attack] if not frame.empty else frame
+
+
+def _bap(results, options) -> list[go.Figure]:
+    labels = {r: label for label, r in results.run_ids.items()}
+    return [
+        strength_curves(_one(results.robust, options["attack"]), "Accuracy over attack strength at each sparsity"),
+        budget_trajectory(results.budget, labels),
+    ]
+
+
+def _hydra(results, options) -> list[go.Figure]:
+    return [kept_fraction_lines(_one(results.robust, options["attack"]), options["eps"])]
+
+
+def _pfa(results, options) -> list[go.Figure]:
+    figures = (
+        [
+            compression_panels(_one(results.robust, attack), f"{attack}: robust accuracy vs compression")
+            for attack in dict.fromkeys(results.robust["attack"])
+        ]
+        if not results.robust.empty
+        else [_empty("no results yet")]
+    )
+    unstructured = _one(results.robust, options["attack"])
+    unstructured = (
+        unstructured[unstructured["variant"] == options["unstructured"]] if not unstructured.empty else unstructured
+    )
+    figures.append(
+        adversarial_share_lines(
+            unstructured, options["eps"], f"{options['unstructured']}: accuracy when a share r of inputs is adversarial"
+        )
+    )
+    return figures
+
+
+def _transfer(results, options) -> list[go.Figure]:
+    white, moved = _one(results.robust, options["attack"]), _one(results.transfer, options["attack"])
+    if white.empty:
+        return [_empty("no results yet")]
+    return [
+        transfer_vs_white_box(white[white["variant"] == v], moved[moved["variant"] == v], options["eps"], v)
+        for v in _variants(white)
+    ]
+
+
+def _mrpf(results, options) -> list[go.Figure]:
+    return [variant_bars(_one(results.robust, options["attack"]), options["eps"])]
+
+
+FIGURES: dict[str, Callable[[Any, dict[str, Any]], list[go.Figure]]] = {
+    "bap": _bap,
+    "hydra": _hydra,
+    "pfa": _pfa,
+    "transfer": _transfer,
+    "mrpf": _mrpf,
+}
+
+
+def paper_figures(check: str, results, options: dict[str, Any]) -> list[go.Figure]:
+    """The figures of a paper preset (by its check name) from its gathered results."""
+    return FIGURES[check](results, options)

@@ -1,0 +1,227 @@
+"""Summaries and evaluation hygiene over tidy robust frames (pure pandas; no torch, no store).
+
+Frames have one row per run × step × attack × ε with `sparsity`, `clean_acc`, `norm`, `eps` and
+`acc` (fractions). Every function here reads a frame and returns numbers or rows; none writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# Attacks ordered by strength within a norm: a weaker one should never beat a stronger one.
+# (attack that should not win, attack it should not beat, warning kind, what it means)
+SHOULD_NOT_BEAT = [
+    ("fgsm", "pgd_linf", "weaker_beats_stronger", "{strong} is under-converged; raise its steps or restarts"),
+    (
+        "square",
+        "pgd_linf",
+        "gradient_masking",
+        "a gradient-free attack beats a gradient one, so the gradients mislead (gradient masking); trust "
+        "the lower number",
+    ),
+    (
+        "square",
+        "apgd_ce",
+        "gradient_masking",
+        "a gradient-free attack beats a gradient one, so the gradients mislead (gradient masking); trust "
+        "the lower number",
+    ),
+]
+HYGIENE_TOLERANCE = 0.01  # one point of accuracy: below this, differences are attack noise
+# Minimal-distance attacks and the bounded PGD of the same norm: on a model at chance, the minimal
+# attack has nothing to find, so a curve below PGD's is a broken attack (DeepFool's old 0/0), not strength.
+MINIMAL_VS_PGD = [("deepfool", "pgd_l2"), ("cw_l2", "pgd_l2")]
+
+
+def normalised_auc(eps: np.ndarray, acc: np.ndarray) -> float:
+    """Area under robust accuracy vs ε (trapezoid), divided by the ε range: 1 = clean at 100 % throughout."""
+    order = np.argsort(eps)
+    eps, acc = np.asarray(eps, float)[order], np.asarray(acc, float)[order]
+    span = eps[-1] - eps[0]
+    if len(eps) < 2 or span <= 0:
+        return float(acc[0]) if len(acc) else float("nan")
+    return float(np.trapezoid(acc, eps) / span)
+
+
+def auc_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run × step × attack: sparsity, clean accuracy, normalised AUC and the ε range."""
+    rows = []
+    for (run_id, step, attack), curve in frame.groupby(["run_id", "step", "attack"], sort=True):
+        rows.append(
+            {
+                "run_id": run_id,
+                "step": step,
+                "attack": attack,
+                "norm": curve["norm"].iloc[0],
+                "sparsity": curve["sparsity"].iloc[0],
+                "clean_acc": curve["clean_acc"].iloc[0],
+                "auc": normalised_auc(curve["eps"].to_numpy(), curve["acc"].to_numpy()),
+                "eps_max": curve["eps"].max(),
+            }
+        )
+    return pd.DataFrame(rows, columns=["run_id", "step", "attack", "norm", "sparsity", "clean_acc", "auc", "eps_max"])
+
+
+def sweet_spots(frame: pd.DataFrame, tolerance: float = 0.005) -> pd.DataFrame:
+    """Pruned checkpoints whose robust accuracy is at least the dense model's (step 0) minus `tolerance`.
+
+    Returned per run × attack × ε, for ε > 0 (at ε = 0 this is clean accuracy).
+    """
+    attacked = frame[frame["eps"] > 0]
+    dense = attacked[attacked["step"] == 0][["run_id", "attack", "eps", "acc"]].rename(columns={"acc": "dense_acc"})
+    merged = attacked[attacked["step"] > 0].merge(dense, on=["run_id", "attack", "eps"])
+    spots = merged[merged["acc"] >= merged["dense_acc"] - tolerance]
+    return spots[["run_id", "step", "sparsity", "attack", "eps", "acc", "dense_acc"]].reset_index(drop=True)
+
+
+def adversarial_share(clean_acc: float, robust_acc: float, share: np.ndarray) -> np.ndarray:
+    """Accuracy when a share r of inputs is adversarial: (1 − r) · clean + r · robust (Merkle et al.)."""
+    share = np.asarray(share, float)
+    return (1 - share) * clean_acc + share * robust_acc
+
+
+@dataclass(frozen=True)
+class Warning:
+    """One hygiene problem, said so that a reviewer knows what to distrust."""
+
+    kind: str
+    run_id: str
+    step: int
+    attack: str
+    message: str
+
+
+def hygiene(
+    frame: pd.DataFrame, unbounded: tuple[str, ...] = (), near_zero: float = 0.05, chance: float = 0.1
+) -> list[Warning]:
+    """Warnings: a non-finite accuracy (an error), accuracy rising with ε, a weaker attack beating a stronger
+    one, a gradient-free attack beating a gradient one (gradient masking), an unbounded attack not near 0 %,
+    and a minimal-distance attack below PGD on a checkpoint at chance (`chance` = 1 / classes)."""
+    found: list[Warning] = _non_finite(frame)
+    frame = frame[np.isfinite(frame["acc"].astype(float))]
+    for (run_id, step, attack), curve in frame.groupby(["run_id", "step", "attack"], sort=True):
+        curve = curve.sort_values("eps")
+        rises = np.diff(curve["acc"].to_numpy()) > 1e-9
+        if rises.any():
+            at = curve["eps"].to_numpy()[1:][rises][0]
+            found.append(
+                Warning(
+                    "rises_with_eps",
+                    run_id,
+                    int(step),
+                    attack,
+                    f"{attack} robust accuracy rises with ε (at ε = {at:g}): gradient masking or a broken attack",
+                )
+            )
+        if attack in unbounded and curve["acc"].iloc[-1] > near_zero:
+            found.append(
+                Warning(
+                    "unbounded_not_zero",
+                    run_id,
+                    int(step),
+                    attack,
+                    f"{attack} is unbounded but leaves {curve['acc'].iloc[-1]:.1%} accuracy at its largest ε",
+                )
+            )
+    found += _weaker_beats_stronger(frame)
+    found += _minimal_below_pgd_at_chance(frame, chance)
+    return found
+
+
+def _non_finite(frame: pd.DataFrame) -> list[Warning]:
+    bad = frame[~np.isfinite(frame["acc"].astype(float))]
+    return [
+        Warning(
+            "non_finite",
+            row.run_id,
+            int(row.step),
+            row.attack,
+            f"error: {row.attack} accuracy at ε = {row.eps:g} is {row.acc}, not a number; re-run this checkpoint",
+        )
+        for row in bad.itertuples()
+    ]
+
+
+def _minimal_below_pgd_at_chance(frame: pd.DataFrame, chance: float, margin: float = 0.05) -> list[Warning]:
+    found = []
+    for minimal, pgd in MINIMAL_VS_PGD:
+        a = frame[frame["attack"] == minimal][["run_id", "step", "eps", "acc", "clean_acc"]]
+        b = frame[frame["attack"] == pgd][["run_id", "step", "eps", "acc"]]
+        both = a.merge(b, on=["run_id", "step", "eps"], suffixes=("_minimal", "_pgd"))
+        bad = both[(both["clean_acc"] <= chance + margin) & (both["acc_minimal"] < both["acc_pgd"] - HYGIENE_TOLERANCE)]
+        for row in bad.itertuples():
+            found.append(
+                Warning(
+                    "minimal_below_pgd_at_chance",
+                    row.run_id,
+                    int(row.step),
+                    minimal,
+                    f"{minimal} ({row.acc_minimal:.1%}) is below {pgd} ({row.acc_pgd:.1%}) at ε = {row.eps:g} "
+                    f"on a checkpoint at chance (clean {row.clean_acc:.1%}): the minimal attack is broken "
+                    "here (e.g. a zero gradient), not stronger",
+                )
+            )
+    return found
+
+
+def _weaker_beats_stronger(frame: pd.DataFrame) -> list[Warning]:
+    found = []
+    for weak, strong, kind, meaning in SHOULD_NOT_BEAT:
+        a = frame[frame["attack"] == weak][["run_id", "step", "eps", "acc"]]
+        b = frame[frame["attack"] == strong][["run_id", "step", "eps", "acc"]]
+        both = a.merge(b, on=["run_id", "step", "eps"], suffixes=("_weak", "_strong"))
+        bad = both[(both["eps"] > 0) & (both["acc_weak"] < both["acc_strong"] - HYGIENE_TOLERANCE)]
+        for row in bad.itertuples():
+            found.append(
+                Warning(
+                    kind,
+                    row.run_id,
+                    int(row.step),
+                    weak,
+                    f"{weak} ({row.acc_weak:.1%}) beats {strong} ({row.acc_strong:.1%}) at ε = {row.eps:g}: "
+                    + meaning.format(strong=strong),
+                )
+            )
+    return found
+
+
+def input_range_warning(x_min: float, x_max: float) -> str | None:
+    """A message when evaluation inputs leave [0, 1] (normalisation belongs inside the model)."""
+    if x_min < -1e-6 or x_max > 1 + 1e-6:
+        return f"evaluation inputs span [{x_min:.3g}, {x_max:.3g}], outside [0, 1]: ε would not mean what it says"
+    return None
+
+
+def difference_grid(first: pd.DataFrame, second: pd.DataFrame, points: int = 21) -> pd.DataFrame:
+    """Robust accuracy of `second` minus `first` (fractions) over sparsity × ε, one attack each.
+
+    Runs with different schedules checkpoint at different sparsities, so each run's accuracy at
+    every ε is interpolated linearly over sparsity onto a common grid spanning only the range both
+    runs cover; ε values are those both runs evaluated. Rows: sparsity; columns: ε.
+    """
+    eps_values = sorted(set(first["eps"]) & set(second["eps"]))
+    low = max(first["sparsity"].min(), second["sparsity"].min())
+    high = min(first["sparsity"].max(), second["sparsity"].max())
+    if not eps_values or high < low:
+        return pd.DataFrame()
+    grid = np.linspace(low, high, points) if high > low else np.array([low])
+
+    def along(frame: pd.DataFrame, eps: float) -> np.ndarray:
+        curve = frame[frame["eps"] == eps].groupby("sparsity")["acc"].mean().sort_index()
+        return np.interp(grid, curve.index.to_numpy(), curve.to_numpy())
+
+    diff = {eps: along(second, eps) - along(first, eps) for eps in eps_values}
+    return pd.DataFrame(diff, index=pd.Index(grid, name="sparsity"))
+
+
+def pareto_front(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points no other point beats (lower or equal cost and higher value, one strictly)."""
+    cost, value = np.asarray(cost, float), np.asarray(value, float)
+    front = np.ones(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        better = (cost <= cost[i]) & (value >= value[i]) & ((cost < cost[i]) | (value > value[i]))
+        front[i] = not better.any()
+    return front

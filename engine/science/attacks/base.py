@@ -1,0 +1,101 @@
+"""Attack base class: the shared work (eval mode, frozen weights, input gradient, [0, 1] clamp)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.registry import Registry
+
+
+class Attack:
+    """An evasion attack on a classifier that takes inputs in [0, 1] and normalises inside.
+
+    Subclasses set `norm` ("Linf", "L2" or "L0") and implement `perturb` (bounded attacks) or
+    `distances` (minimal-distance attacks, `minimal = True`). Strengths are in the attack's norm:
+    L∞ as a fraction of the [0, 1] range, L2 as a raw norm, L0 as a count of pixels changed.
+    `options` lists the attack's extra parameters and their defaults (spec: `options: {...}`).
+    """
+
+    norm: ClassVar[str] = "Linf"
+    minimal: ClassVar[bool] = False
+    options: ClassVar[dict[str, float | int | str]] = {}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # allowed values of string options
+    stop_when_fooled: bool = False  # iterative attacks that honour it drop examples once fooled
+
+    def __init__(self, steps: int = 10, relative_step: float = 0.25, random_start: bool = True, **options):
+        self.steps = steps
+        self.relative_step = relative_step
+        self.random_start = random_start
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise ValueError(f"unknown option(s) {sorted(unknown)}; choose from {sorted(self.options)}")
+        for key, allowed in self.choices.items():
+            if key in options and options[key] not in allowed:
+                raise ValueError(f"option {key!r} must be one of {list(allowed)}, not {options[key]!r}")
+        self.opts = {**self.options, **options}
+
+    def protocol_warning(self) -> str | None:
+        """A message when this configuration is weaker than the attack's published standard, else None."""
+        return None
+
+    def cut(self, x: torch.Tensor, adv: torch.Tensor, eps: float) -> torch.Tensor | None:
+        """The found perturbation shrunk into the ε-ball (BAP's "cut"), or None where the norm has no cut."""
+        delta = adv - x
+        if self.norm == "L2":
+            return torch.clamp(x + delta * torch.clamp(eps / (flat_norm(delta) + 1e-12), max=1.0), 0.0, 1.0)
+        if self.norm == "Linf":
+            return torch.clamp(x + delta.clamp(-eps, eps), 0.0, 1.0)
+        return None
+
+    def distances(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Minimal-distance attacks: (per-example distance, adversarial examples); inf where it failed."""
+        raise NotImplementedError(f"{type(self).__name__} is a bounded attack; use perturb()")
+
+    def perturb(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Return adversarial examples within the ε-ball around x and inside [0, 1]."""
+        raise NotImplementedError
+
+    @staticmethod
+    def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """∂ mean cross-entropy / ∂ x, without weight gradients."""
+        x = x.detach().requires_grad_(True)
+        loss = F.cross_entropy(model(x), y)
+        (grad,) = torch.autograd.grad(loss, x)
+        return grad
+
+
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+
+def uniform_like(x: torch.Tensor, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform noise shaped like x, drawn from `generator` on the CPU for reproducibility."""
+    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype)
+    return (noise * (high - low) + low).to(x.device)
+
+
+def flat_norm(t: torch.Tensor) -> torch.Tensor:
+    """Per-example L2 norm, shaped (N, 1, 1, 1) for broadcasting."""
+    return t.flatten(1).norm(p=2, dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def norm_distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-example size of a perturbation in a norm: L∞, L2, or L0 as pixels (any channel) changed."""
+    flat = delta.flatten(1)
+    if norm == "Linf":
+        return flat.abs().max(dim=1).values
+    if norm == "L2":
+        return flat.norm(p=2, dim=1)
+    return (delta.abs() > 1e-8).any(dim=1).flatten(1).sum(dim=1).float()
+
+
+def seed_from(generator: torch.Generator | None) -> int:
+    """A seed drawn from `generator` (for libraries that use the global RNG, like torchattacks)."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item()) if generator else 0

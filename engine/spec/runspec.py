@@ -1,0 +1,374 @@
+"""Run specs: frozen, typed, validated models; canonical JSON; SHA-256 run and base ids.
+
+A spec says everything that determines a result. Its canonical JSON (sorted keys, defaults
+filled in, plus ENGINE_VERSION) hashes to the run id; the base sub-spec (dataset, model,
+training, seed) hashes to the base id, so runs that differ only in pruning or evaluation share
+one trained base model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from engine import ENGINE_VERSION
+from engine.errors import SpecError
+from engine.spec.schedules import SCHEDULES, Schedule
+
+
+class Names(Protocol):
+    """What validation needs of a registry: membership, the names to offer, and an entry's class."""
+
+    def __contains__(self, name: object) -> bool: ...
+
+    def names(self) -> list[str]: ...
+
+    def get(self, name: str) -> Any: ...
+
+
+def _registries(info: ValidationInfo) -> Mapping[str, Names] | None:
+    """The registries passed by the caller (engine.science.catalog); None skips the name checks."""
+    return (info.context or {}).get("registries")
+
+
+def _registered(kind: str) -> Callable[[str, ValidationInfo], str]:
+    """A validator: the name must be an entry of the `kind` registry, when registries are given."""
+
+    def known(name: str, info: ValidationInfo) -> str:
+        registry = (_registries(info) or {}).get(kind)
+        if registry is not None and name not in registry:
+            raise ValueError(f"unknown {kind} {name!r}; choose from {registry.names()}")
+        return name
+
+    return known
+
+
+DatasetName = Annotated[str, AfterValidator(_registered("dataset"))]
+ModelName = Annotated[str, AfterValidator(_registered("model"))]
+TrainingMode = Annotated[str, AfterValidator(_registered("training mode"))]
+MethodName = Annotated[str, AfterValidator(_registered("pruning method"))]
+AttackName = Annotated[str, AfterValidator(_registered("attack"))]
+
+
+class Frozen(BaseModel):
+    """Frozen, strict-keyed base of every spec section."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetSpec(Frozen):
+    """Which dataset, and optionally a seeded subset of its training split."""
+
+    name: DatasetName = "fashion_mnist"
+    train_size: int | None = Field(None, gt=0, description="seeded training subset; all if null")
+
+
+class ModelSpec(Frozen):
+    """Which registered architecture."""
+
+    name: ModelName = "small_cnn"
+
+
+class AdversarySpec(Frozen):
+    """The training adversary of the adversarial modes (pgd_at, trades, ap, bap); natural ignores it.
+
+    `eps` is an L∞ budget on the [0, 1] scale (pgd_at, trades, ap). BAP ignores `eps`: its budget
+    per example is ρ · min(DeepFool distance, cutoff) in RMS-normalised L2, `cutoff` being a fixed
+    value, "blind" (the batch mean, re-estimated every batch) or null (no cut).
+    """
+
+    attack: Literal["pgd_linf", "fgsm"] = Field("pgd_linf", description="ap: the fixed-budget attack")
+    eps: float = Field(0.1, ge=0.0, le=1.0, description="L∞ budget of pgd_at, trades and ap")
+    steps: int = Field(7, ge=1, le=100, description="PGD steps")
+    step_size: float | None = Field(None, gt=0.0, description="PGD step as a multiple of ε; default 2.5 / steps")
+    beta: float = Field(6.0, ge=0.0, le=100.0, description="trades: weight of the KL term")
+    cutoff: Literal["blind"] | float | None = Field("blind", description="bap: RMS-L2 cutoff, 'blind' or null")
+    rho: float = Field(1.0, gt=0.0, le=4.0, description="bap: scale of the cut perturbation")
+    deepfool_steps: int = Field(5, ge=1, le=100, description="bap: DeepFool iterations")
+    overshoot: float = Field(0.02, ge=0.0, le=1.0, description="bap: DeepFool overshoot")
+    deepfool_reference: Literal["prediction", "label"] = Field(
+        "prediction", description="bap: DeepFool moves away from the model's prediction (BAP's cleverhans) or the label"
+    )
+
+    @field_validator("cutoff")
+    @classmethod
+    def _positive_cutoff(cls, cutoff):
+        if isinstance(cutoff, float) and cutoff <= 0:
+            raise ValueError("cutoff must be > 0, 'blind' or null")
+        return cutoff
+
+    def relative_step(self) -> float:
+        """The PGD step size as a multiple of ε."""
+        return self.step_size if self.step_size is not None else 2.5 / self.steps
+
+
+class TrainSpec(Frozen):
+    """Base training: the loss mode (natural, pgd_at, trades), its adversary and its optimiser."""
+
+    mode: TrainingMode = "natural"
+    adversary: AdversarySpec = AdversarySpec()
+    epochs: int = Field(1, ge=1, le=1000)
+    batch_size: int = Field(128, ge=1, le=65536)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _natural(self) -> "TrainSpec":
+        # natural training uses no adversary: reset it, so that unused values never change an id
+        if self.mode == "natural" and self.adversary != AdversarySpec():
+            return self.model_copy(update={"adversary": AdversarySpec()})
+        return self
+
+
+class MRSSpec(Frozen):
+    """Module Robustness Sensitivity probe (our documented reading of Bai et al. 2024, after RiFT).
+
+    For each layer: the largest rise of the adversarial loss on a fixed PGD set when that layer's
+    weights alone climb the loss by gradient ascent within ‖ΔW‖ ≤ radius · ‖W‖.
+    """
+
+    radius: float = Field(0.1, gt=0.0, le=10.0, description="relative weight-ball radius")
+    ascent_steps: int = Field(10, ge=1, le=1000, description="ascent epochs, each followed by a projection")
+    lr: float = Field(1.0, gt=0.0, le=100.0, description="gradient-ascent step")
+    batch_size: int = Field(64, ge=1, le=65536, description="mini-batch of each ascent step (RiFT: SGD over batches)")
+    n_samples: int = Field(256, ge=1, le=100_000)
+    eps: float = Field(0.1, ge=0.0, le=1.0, description="L∞ ε of the fixed PGD-10 set")
+
+
+class PruneSpec(Frozen):
+    """Pruning criterion, the fine-tuning loss and optimiser used between pruning steps.
+
+    `mode` is the fine-tuning loss: natural, pgd_at, trades, ap (0.5 clean + 0.5 adversarial at a
+    fixed budget) or bap (the same with BAP's cutoff-scale budgets); null means the base's mode
+    with the base's adversary. `score_steps` and `score_lr` drive HYDRA's score optimisation.
+    """
+
+    method: MethodName = "global_magnitude"
+    prune_classifier: bool = Field(False, description="also prune the final classifier layer")
+    mode: TrainingMode | None = Field(None, description="fine-tuning loss; null = the base's mode")
+    adversary: AdversarySpec = AdversarySpec()
+    lr: float = Field(1e-3, gt=0.0, le=10.0, description="fine-tune learning rate")
+    batch_size: int = Field(128, ge=1, le=65536)
+    score_steps: int = Field(100, ge=0, le=1_000_000, description="hydra: score-optimisation batches per step")
+    score_lr: float = Field(0.1, gt=0.0, le=10.0, description="hydra: SGD learning rate of the scores")
+    freeze_bn: bool = Field(
+        False, description="hydra: also freeze BatchNorm while the scores learn (HYDRA's --freeze-bn)"
+    )
+    mrs: MRSSpec = Field(MRSSpec(), description="mrpf: the MRS probe that sets the per-layer ratios")
+
+    @model_validator(mode="after")
+    def _natural(self) -> "PruneSpec":
+        if self.mode in (None, "natural") and self.adversary != AdversarySpec():
+            return self.model_copy(update={"adversary": AdversarySpec()})
+        return self
+
+
+if TYPE_CHECKING:
+    ScheduleSpec = Schedule
+else:  # every registered schedule, told apart by its `name`
+    _SCHEDULE_TYPES = tuple(SCHEDULES.get(name) for name in SCHEDULES.names())
+    # a Union built from the registry at import time has no `|` spelling
+    ScheduleSpec = Annotated[Union[_SCHEDULE_TYPES], Field(discriminator="name")]  # noqa: UP007
+
+
+class AttackSpec(Frozen):
+    """One attack over a list of strengths (ε in the attack's norm; L∞ on the [0, 1] scale)."""
+
+    name: AttackName = "pgd_linf"
+    eps: list[float] = Field(min_length=1, max_length=64)
+    steps: int = Field(10, ge=1, le=1000)
+    step_size: float | None = Field(
+        None, gt=0.0, description="step as a multiple of ε; default 2.5 / steps (Madry et al.)"
+    )
+    random_start: bool = True
+    restarts: int = Field(1, ge=1, le=100)
+    options: dict[str, float | int | str] = Field(default_factory=dict, description="attack-specific parameters")
+
+    @field_validator("eps")
+    @classmethod
+    def _eps_grid(cls, eps: list[float]) -> list[float]:
+        if any(e < 0 for e in eps):
+            raise ValueError("every ε must be >= 0")
+        # 0 is always evaluated: it anchors the curve at clean accuracy.
+        return sorted(set(eps) | {0.0})
+
+    @model_validator(mode="after")
+    def _known_options(self, info: ValidationInfo) -> "AttackSpec":
+        if self.options.get("search") == "descend":
+            raise ValueError(
+                "options.search: descend may over-report robustness (an attack's success is not "
+                "monotone in ε), so it never produces reported numbers; use scan"
+            )
+        attacks = (_registries(info) or {}).get("attack")
+        if attacks is None or self.name not in attacks:
+            return self
+        attack = attacks.get(self.name)
+        unknown = sorted(set(self.options) - set(attack.options))
+        if unknown:
+            raise ValueError(
+                f"options: unknown option(s) {unknown} for {self.name}; choose from {sorted(attack.options)}"
+            )
+        for key, allowed in attack.choices.items():
+            if key in self.options and self.options[key] not in allowed:
+                raise ValueError(f"options.{key}: choose from {list(allowed)}, not {self.options[key]!r}")
+        return self
+
+    def relative_step(self) -> float:
+        """The step size as a multiple of ε."""
+        return self.step_size if self.step_size is not None else 2.5 / self.steps
+
+
+class EvalSpec(Frozen):
+    """Evaluation of every checkpoint on one fixed, seeded subset of the test split."""
+
+    n_samples: int = Field(1000, ge=1, le=100_000)
+    batch_size: int = Field(250, ge=1, le=65536)
+    attacks: list[AttackSpec] = Field(default_factory=list, max_length=16)
+    transfer: bool = Field(
+        False, description="also evaluate every checkpoint on adversarial examples crafted on the base"
+    )
+    mrs: MRSSpec | None = Field(None, description="also measure every layer's MRS at every checkpoint")
+
+    @model_validator(mode="after")
+    def _unique_attacks(self) -> "EvalSpec":
+        names = [a.name for a in self.attacks]
+        if len(names) != len(set(names)):
+            raise ValueError("each attack may appear once; put all its ε in one list")
+        return self
+
+
+class BaseModelSpec(Frozen):
+    """The sub-spec that determines the trained base model."""
+
+    dataset: DatasetSpec
+    model: ModelSpec
+    train: TrainSpec
+    seed: int
+
+
+class RunSpec(Frozen):
+    """Everything that determines one run's results."""
+
+    dataset: DatasetSpec = DatasetSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    prune: PruneSpec = PruneSpec()
+    schedule: ScheduleSpec
+    eval: EvalSpec = EvalSpec()
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    def base(self) -> BaseModelSpec:
+        """The base-model sub-spec (shared by every run that trains the same base)."""
+        return BaseModelSpec(dataset=self.dataset, model=self.model, train=self.train, seed=self.seed)
+
+    def canonical_json(self) -> str:
+        """Sorted, compact JSON of the spec with every default filled in."""
+        return canonical_json(self)
+
+    def run_id(self) -> str:
+        """SHA-256 of the canonical JSON and the engine version."""
+        return spec_hash(self)
+
+    def base_id(self) -> str:
+        """SHA-256 of the base sub-spec; runs sharing it share one trained base."""
+        return spec_hash(self.base())
+
+    def finetune_mode(self) -> tuple[str, AdversarySpec]:
+        """The fine-tuning loss and its adversary: the prune section's, or the base's when unset."""
+        if self.prune.mode is None:
+            return self.train.mode, self.train.adversary
+        return self.prune.mode, self.prune.adversary
+
+
+def canonical_json(model: BaseModel) -> str:
+    """Canonical JSON of any spec model: sorted keys, no whitespace."""
+    return json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def spec_hash(model: BaseModel) -> str:
+    """SHA-256 hex digest of the canonical JSON plus ENGINE_VERSION."""
+    payload = f"{ENGINE_VERSION}\n{canonical_json(model)}".encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _schedule_words(schedule: dict[str, Any]) -> str:
+    if schedule["name"] == "gradual":
+        return f"gradual → {schedule['final_sparsity']:.0%}"
+    targets = schedule.get("targets") or [0.0]
+    return f"{schedule['name'].replace('_', '-')} → {', '.join(f'{t:.0%}' for t in targets)}"
+
+
+def _mode_words(mode: str, adversary: dict[str, Any]) -> str:
+    defaults = AdversarySpec()
+    if mode in ("pgd_at", "trades", "ap"):
+        return f"{mode} ε={adversary.get('eps', defaults.eps):g}"
+    if mode == "bap":
+        cutoff = adversary.get("cutoff", defaults.cutoff)
+        return f"bap ρ={adversary.get('rho', defaults.rho):g}, cutoff {cutoff}"
+    return mode
+
+
+def describe(spec: dict[str, Any]) -> str:
+    """A run's spec in words, for labels and hovers: model, data, base, method, schedule, fine-tuning."""
+    train, prune = spec.get("train", {}), spec.get("prune", {})
+    base = _mode_words(train.get("mode", "natural"), train.get("adversary", {}))
+    words = (
+        f"{spec['model']['name']} on {spec['dataset']['name']} · {base} base · {prune.get('method', '?')} · "
+        f"{_schedule_words(spec['schedule'])}"
+    )
+    if prune.get("mode") not in (None, train.get("mode", "natural")):
+        words += f" · fine-tune {_mode_words(prune['mode'], prune.get('adversary', {}))}"
+    return words
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in SCHEDULES or str(item).startswith("function-"):
+            continue  # union tags and validator names are not fields the user wrote
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(spec)"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    msg = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check its spelling)"
+    if error["type"] == "union_tag_invalid":
+        return f"unknown schedule; choose from {SCHEDULES.names()}"
+    if error["type"] == "union_tag_not_found":
+        return f"missing 'name'; choose from {SCHEDULES.names()}"
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One 'field.path: message' line per problem."""
+    return [f"{_field_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
+
+
+def validate(tree: dict[str, Any], registries: Mapping[str, Names] | None = None) -> RunSpec:
+    """Validate a raw tree into a RunSpec, or raise SpecError with one line per problem.
+
+    `registries` (kind → registry, see engine.science.catalog) checks every named dataset, model,
+    mode, method and attack; without it only the structure is checked.
+    """
+    try:
+        return RunSpec.model_validate(tree, context={"registries": registries})
+    except ValidationError as exc:
+        raise SpecError(format_errors(exc)) from None

@@ -1,0 +1,112 @@
+"""Run bundles: a run's rows and checkpoint bytes as one value, to move results between stores.
+
+Ray tasks compute a run in a private store on their node and hand its bundle back; the process
+that submitted the sweep alone writes the real store (SQLite's WAL does not work over a network
+filesystem, so no remote node ever opens the database). Importing checks every file's SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from engine.errors import IntegrityError
+from engine.store.checkpoints import publish_bytes
+from engine.store.db import Store
+
+SAFE_PATH = re.compile(r"(runs/[0-9a-f]{64}/step-\d{3}(\.masks)?|bases/[0-9a-f]{64})\.safetensors")
+
+
+def export_run(store: Store, run_id: str) -> dict[str, Any]:
+    """A finished run's rows (run, base, steps, robust, layers) and the bytes of its checkpoints."""
+    run = store.run(run_id)
+    base = store.base(run["base_id"])
+    steps = store.steps(run_id)
+    files = {
+        row[key]: (store.root / row[key]).read_bytes() for row in steps for key in ("checkpoint", "mask_checkpoint")
+    }
+    if base:
+        files[base["checkpoint"]] = (store.root / base["checkpoint"]).read_bytes()
+    keys = ("run_id", "step", "attack", "norm", "eps", "acc", "params")
+    robust = [{k: r[k] for k in (*keys, "seconds")} for r in store.robust([run_id])]
+    transfer = [{k: r[k] for k in keys} for r in store.robust([run_id], "transfer")]
+    return {
+        "run": run,
+        "base": base,
+        "steps": steps,
+        "robust": robust,
+        "transfer": transfer,
+        "warnings": store.warnings([run_id]),
+        "layers": store.layers(run_id),
+        "files": files,
+        "efficiency": store.efficiency([run_id]),
+        "budgets": store.budgets([run_id]),
+    }
+
+
+def export_base(store: Store, base_id: str) -> dict[str, Any] | None:
+    """A trained base model's row and bytes, or None when the store has none."""
+    base = store.base(base_id)
+    if base is None:
+        return None
+    return {"base": base, "files": {base["checkpoint"]: (store.root / base["checkpoint"]).read_bytes()}}
+
+
+def _write_files(store: Store, files: dict[str, bytes], expected: dict[str, str]) -> None:
+    for relative, data in files.items():
+        if not SAFE_PATH.fullmatch(relative):
+            raise IntegrityError(f"bundle file {relative[:80]!r} is not a checkpoint path")
+        actual = hashlib.sha256(data).hexdigest()
+        if expected.get(relative) != actual:
+            raise IntegrityError(f"bundle file {relative} has SHA-256 {actual[:12]}…, not the recorded one")
+        publish_bytes(data, store.root / relative)
+
+
+def import_base(store: Store, bundle: dict[str, Any]) -> None:
+    """Write a base model's checkpoint and row into `store`."""
+    base = bundle["base"]
+    _write_files(store, bundle["files"], {base["checkpoint"]: base["sha256"]})
+    store.put_base(base)
+
+
+def import_run(store: Store, bundle: dict[str, Any]) -> None:
+    """Write a bundle's checkpoints (hash-checked) and then its rows into `store`."""
+    expected = {
+        row[path]: row[sha]
+        for row in bundle["steps"]
+        for path, sha in (("checkpoint", "sha256"), ("mask_checkpoint", "mask_sha256"))
+    }
+    if bundle["base"]:
+        expected[bundle["base"]["checkpoint"]] = bundle["base"]["sha256"]
+        store.put_base(bundle["base"])
+    _write_files(store, bundle["files"], expected)
+    run = bundle["run"]
+    store.begin_run(run["run_id"], run["base_id"], run["spec_json"], run["engine_version"], run["n_steps"])
+    for step in bundle["steps"]:
+        of_step = {
+            name: [
+                {k: v for k, v in r.items() if k not in ("run_id", "step")}
+                for r in bundle[name]
+                if r["step"] == step["step"]
+            ]
+            for name in ("robust", "transfer", "layers", "warnings")
+        }
+        cost = _row_of(bundle["efficiency"], step["step"], ("sparsity",))
+        budget = _row_of(bundle.get("budgets", []), step["step"], ("sparsity", "clean_acc"))
+        store.put_step(
+            {k: v for k, v in step.items() if k != "finished_at"},
+            of_step["robust"],
+            of_step["layers"],
+            transfer=of_step["transfer"],
+            warnings=of_step["warnings"],
+            efficiency=cost,
+            budget=budget,
+        )
+    store.finish_run(run["run_id"], run["error"])
+
+
+def _row_of(rows: list[dict[str, Any]], step: int, joined: tuple[str, ...]) -> dict[str, Any] | None:
+    """The row of `step`, without the columns the store joined in from the steps table."""
+    row = next((r for r in rows if r["step"] == step), None)
+    return None if row is None else {k: v for k, v in row.items() if k not in joined}

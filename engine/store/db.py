@@ -1,0 +1,545 @@
+"""The run store: one SQLite file (WAL, `BEGIN IMMEDIATE` writes, ordered migrations).
+
+Tidy tables that pandas reads straight into plots: `runs`, `steps` (one row per checkpoint; its
+presence is the step's done-mark), `robust` (run × step × attack × ε), `layers` (run × step ×
+layer), and `bases` (trained base models shared by runs). A step's rows commit in one
+transaction, so a killed process never leaves half a step. Values are always bound with `?`.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from engine.errors import LeaseLost, NotFoundError
+from engine.paths import cache_dir
+from engine.status import RunStatus
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
+
+
+def migration(name: str):
+    """Register the next schema migration; migrations run once each, in declaration order."""
+
+    def decorate(fn: Callable[[sqlite3.Connection], None]):
+        if any(existing == name for existing, _ in MIGRATIONS):
+            raise ValueError(f"migration {name!r} is declared twice")
+        MIGRATIONS.append((name, fn))
+        return fn
+
+    return decorate
+
+
+@migration("0001_runs_steps_results")
+def _initial_schema(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE bases (
+        base_id TEXT PRIMARY KEY, spec_json TEXT NOT NULL, checkpoint TEXT NOT NULL,
+        sha256 TEXT NOT NULL, clean_acc REAL NOT NULL, train_seconds REAL NOT NULL,
+        created_at REAL NOT NULL)""")
+    db.execute("""CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, base_id TEXT NOT NULL, spec_json TEXT NOT NULL,
+        engine_version TEXT NOT NULL, n_steps INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+        error TEXT, created_at REAL NOT NULL, finished_at REAL)""")
+    db.execute("""CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+        step INTEGER NOT NULL, target_sparsity REAL NOT NULL, sparsity REAL NOT NULL,
+        clean_acc REAL NOT NULL, checkpoint TEXT NOT NULL, sha256 TEXT NOT NULL,
+        mask_checkpoint TEXT NOT NULL, mask_sha256 TEXT NOT NULL,
+        train_seconds REAL NOT NULL, eval_seconds REAL NOT NULL, finished_at REAL NOT NULL,
+        PRIMARY KEY (run_id, step))""")
+    db.execute("""CREATE TABLE robust (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, attack TEXT NOT NULL, norm TEXT NOT NULL,
+        eps REAL NOT NULL, acc REAL NOT NULL CHECK (acc >= 0 AND acc <= 1),
+        PRIMARY KEY (run_id, step, attack, eps),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+    db.execute("""CREATE TABLE layers (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, layer TEXT NOT NULL, kind TEXT NOT NULL,
+        numel INTEGER NOT NULL, nonzero INTEGER NOT NULL, sparsity REAL NOT NULL,
+        prunable INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step, layer),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+
+
+@migration("0002_spec_aliases")
+def _spec_aliases(db: sqlite3.Connection) -> None:
+    # raw spec text (hashed) -> run id, so a cache hit needs no validation and no torch import
+    db.execute("CREATE TABLE spec_aliases (raw_key TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id))")
+
+
+@migration("0003_jobs_workers")
+def _jobs(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE jobs (
+        job_id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, spec_json TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 3,
+        owner TEXT, lease_expires REAL, cancel_requested INTEGER NOT NULL DEFAULT 0,
+        step INTEGER, n_steps INTEGER, phase TEXT, fraction REAL, eta_seconds REAL, error TEXT,
+        created_at REAL NOT NULL, started_at REAL, finished_at REAL, updated_at REAL NOT NULL)""")
+    # the same run id never has two live jobs
+    db.execute("CREATE UNIQUE INDEX one_live_job_per_run ON jobs(run_id) WHERE status IN ('queued', 'running')")
+    db.execute("CREATE INDEX jobs_by_status ON jobs(status, job_id)")
+    db.execute("""CREATE TABLE workers (
+        owner TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,
+        started_at REAL NOT NULL, seen_at REAL NOT NULL)""")
+
+
+@migration("0004_transfer_warnings_params")
+def _transfer(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE transfer (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, attack TEXT NOT NULL, norm TEXT NOT NULL,
+        eps REAL NOT NULL, acc REAL NOT NULL CHECK (acc >= 0 AND acc <= 1), params TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, step, attack, eps),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+    db.execute("""CREATE TABLE warnings (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
+        PRIMARY KEY (run_id, step, kind),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+    db.execute("ALTER TABLE robust ADD COLUMN params TEXT NOT NULL DEFAULT ''")
+
+
+@migration("0005_attack_seconds")
+def _attack_seconds(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE robust ADD COLUMN seconds REAL")
+
+
+EFFICIENCY_COLUMNS = (
+    "params",
+    "nonzero_params",
+    "compression_ratio",
+    "flops",
+    "sparse_flops",
+    "theoretical_speedup",
+    "size_bytes",
+    "latency_ms_b1",
+    "latency_ms_b128",
+)
+
+
+@migration("0006_efficiency")
+def _efficiency(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE efficiency (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, params INTEGER NOT NULL, nonzero_params INTEGER NOT NULL,
+        compression_ratio REAL NOT NULL, flops INTEGER NOT NULL, sparse_flops REAL NOT NULL,
+        theoretical_speedup REAL NOT NULL, size_bytes REAL NOT NULL, latency_ms_b1 REAL NOT NULL,
+        latency_ms_b128 REAL NOT NULL, PRIMARY KEY (run_id, step),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+
+
+SHRUNK_COLUMNS = ("shrunk_params", "shrunk_flops", "removed_channels", "shrunk_latency_ms_b1", "shrunk_latency_ms_b128")
+BUDGET_COLUMNS = (
+    "norm",
+    "batches",
+    "examples",
+    "cutoff",
+    "budget_mean",
+    "budget_q10",
+    "budget_q25",
+    "budget_q50",
+    "budget_q75",
+    "budget_q90",
+    "distance_mean",
+    "distance_q10",
+    "distance_q25",
+    "distance_q50",
+    "distance_q75",
+    "distance_q90",
+)
+
+
+@migration("0007_robust_pruning")
+def _robust_pruning(db: sqlite3.Connection) -> None:
+    for column, kind in zip(SHRUNK_COLUMNS, ("INTEGER", "INTEGER", "INTEGER", "REAL", "REAL")):
+        db.execute(f"ALTER TABLE efficiency ADD COLUMN {column} {kind}")
+    db.execute("ALTER TABLE layers ADD COLUMN mrs REAL")
+    db.execute("ALTER TABLE layers ADD COLUMN ratio REAL")
+    db.execute("""CREATE TABLE budgets (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, norm TEXT NOT NULL, batches INTEGER NOT NULL,
+        examples INTEGER NOT NULL, cutoff REAL, budget_mean REAL NOT NULL, budget_q10 REAL NOT NULL,
+        budget_q25 REAL NOT NULL, budget_q50 REAL NOT NULL, budget_q75 REAL NOT NULL, budget_q90 REAL NOT NULL,
+        distance_mean REAL, distance_q10 REAL, distance_q25 REAL, distance_q50 REAL, distance_q75 REAL,
+        distance_q90 REAL, PRIMARY KEY (run_id, step),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
+
+
+EFFECTIVE_COLUMNS = ("effective_params", "effective_sparsity", "effective_compression")
+
+
+@migration("0008_effective_size_and_mrs_reach")
+def _effective_size(db: sqlite3.Connection) -> None:
+    for column, kind in zip(EFFECTIVE_COLUMNS, ("INTEGER", "REAL", "REAL")):
+        db.execute(f"ALTER TABLE efficiency ADD COLUMN {column} {kind}")
+    db.execute("ALTER TABLE layers ADD COLUMN effective_nonzero INTEGER")
+    db.execute("ALTER TABLE layers ADD COLUMN mrs_reach REAL")
+
+
+def require_finite(what: str, row: dict[str, Any]) -> None:
+    """Raise ValueError naming the field if a float in `row` is NaN or infinite: never stored as a number."""
+    for key, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{what}.{key} is {value}: a non-finite number is never stored")
+
+
+class Fence:
+    """Who may write a job's results: its current owner, on its current attempt.
+
+    Writes made under a fence check it inside their own transaction, so a worker that lost its
+    lease (paused, partitioned, presumed dead) can never overwrite the new owner's results.
+    """
+
+    def __init__(self, job_id: int, owner: str, attempt: int):
+        self.job_id, self.owner, self.attempt = job_id, owner, attempt
+
+    def holds(self, db: sqlite3.Connection) -> bool:
+        """Whether this fence still owns its job (call inside a transaction)."""
+        row = db.execute(
+            "SELECT 1 FROM jobs WHERE job_id = ? AND owner = ? AND attempts = ? AND status = 'running'",
+            (self.job_id, self.owner, self.attempt),
+        ).fetchone()
+        return row is not None
+
+    def check(self, db: sqlite3.Connection) -> None:
+        """Raise LeaseLost unless this fence still owns its job."""
+        if not self.holds(db):
+            raise LeaseLost(f"job {self.job_id} attempt {self.attempt} is no longer owned by {self.owner}")
+
+
+def _insert(
+    db: sqlite3.Connection, table: str, columns: tuple[str, ...], defaults: dict[str, Any], row: dict[str, Any]
+) -> None:
+    """Insert one row of fixed `columns` (column names are constants of this module, never input)."""
+    names = ", ".join(("run_id", "step") + columns)
+    marks = ", ".join(f":{c}" for c in ("run_id", "step") + columns)
+    db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", {**defaults, **row})
+
+
+def _require_finite_step(step, robust, layers, transfer, efficiency, budget) -> None:
+    require_finite("step", step)
+    for what, rows in (("robust", robust), ("layers", layers), ("transfer", transfer)):
+        for row in rows:
+            require_finite(what, row)
+    for what, row in (("efficiency", efficiency), ("budget", budget)):
+        if row:
+            require_finite(what, row)
+
+
+class Store:
+    """The SQLite store of one cache folder; checkpoints live beside it under the same root."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / "aer.sqlite"
+        self._local = threading.local()  # one connection per thread: Streamlit serves sessions on threads
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
+        self.migrate()
+
+    def last_change(self) -> int:
+        """A number that moves whenever anything is committed to the store, by any connection or process.
+
+        It is PRAGMA data_version of one read-only watch connection shared by this Store's threads:
+        the pragma moves on every other connection's commit, and the watcher itself never writes
+        (a per-thread connection would not do: Streamlit runs each script run on a fresh thread).
+        """
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (WAL, foreign keys, busy timeout), opened on first use."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")  # a committed step survives power loss
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._local.connection = connection
+        return connection
+
+    def close(self) -> None:
+        """Close this thread's connection (and the change watcher)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+        with self._watch_lock:
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (`BEGIN IMMEDIATE`): all or nothing."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def migrate(self) -> None:
+        """Apply the migrations this database has not seen, each in its own transaction."""
+        with self.atomic() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for name, apply in MIGRATIONS:
+            with self.atomic() as db:
+                if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                    continue
+                apply(db)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+
+    def integrity_ok(self) -> bool:
+        """`PRAGMA integrity_check` says ok."""
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # bases
+    def base(self, base_id: str) -> dict[str, Any] | None:
+        """The base-model row, or None."""
+        row = self.db.execute("SELECT * FROM bases WHERE base_id = ?", (base_id,)).fetchone()
+        return dict(row) if row else None
+
+    def put_base(self, row: dict[str, Any]) -> None:
+        """Record a published base model (the first writer wins; bases are deterministic)."""
+        with self.atomic() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO bases VALUES (:base_id, :spec_json, :checkpoint, :sha256, "
+                ":clean_acc, :train_seconds, :created_at)",
+                {**row, "created_at": time.time()},
+            )
+
+    # runs
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run row; NotFoundError if there is none."""
+        row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id!r} is not in the store at {self.path}")
+        return dict(row)
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store has a row for this run."""
+        return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def resolve(self, prefix: str) -> str:
+        """The full run id for a unique prefix (at least 6 hex characters)."""
+        if len(prefix) < 6 or not all(c in "0123456789abcdef" for c in prefix):
+            raise NotFoundError(f"run id {prefix[:80]!r}: expected at least 6 lowercase hex characters")
+        rows = self.db.execute(
+            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        if len(rows) != 1:
+            raise NotFoundError(f"run id {prefix!r} matches {len(rows)} runs; give more characters")
+        return rows[0]["run_id"]
+
+    def begin_run(
+        self, run_id: str, base_id: str, spec_json: str, engine_version: str, n_steps: int, fence: Fence | None = None
+    ) -> None:
+        """Create the run row, or mark an unfinished one running again (resume)."""
+        with self.atomic() as db:
+            if fence:
+                fence.check(db)
+            db.execute(
+                "INSERT INTO runs (run_id, base_id, spec_json, engine_version, n_steps, status, created_at) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET status = 'running', error = NULL WHERE status != 'done'",
+                (run_id, base_id, spec_json, engine_version, n_steps, time.time()),
+            )
+
+    def finish_run(self, run_id: str, error: str | None = None, fence: Fence | None = None) -> None:
+        """Mark a run done, or failed with its error (nothing, if the fence no longer holds)."""
+        status = RunStatus.FAILED if error else RunStatus.DONE
+        with self.atomic() as db:
+            if fence and not fence.holds(db):
+                return
+            db.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE run_id = ?",
+                (status, error, time.time(), run_id),
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run row with its count of finished steps, newest first."""
+        rows = self.db.execute(
+            "SELECT r.*, (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps_done "
+            "FROM runs r ORDER BY r.created_at DESC"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def alias(self, raw_key: str) -> str | None:
+        """The run id recorded for a raw spec's key, or None."""
+        row = self.db.execute("SELECT run_id FROM spec_aliases WHERE raw_key = ?", (raw_key,)).fetchone()
+        return row["run_id"] if row else None
+
+    def put_alias(self, raw_key: str, run_id: str) -> None:
+        """Remember which run a raw spec validated to."""
+        with self.atomic() as db:
+            db.execute("INSERT OR IGNORE INTO spec_aliases VALUES (?, ?)", (raw_key, run_id))
+
+    # steps and results
+    def check_fence(self, fence: Fence | None) -> None:
+        """Raise LeaseLost unless the fence (if any) still owns its job."""
+        if fence:
+            fence.check(self.db)
+
+    def forget_steps(self, run_id: str, from_step: int) -> None:
+        """Delete a run's steps from `from_step` on (their checkpoint failed its hash), to recompute them."""
+        with self.atomic() as db:
+            db.execute("DELETE FROM steps WHERE run_id = ? AND step >= ?", (run_id, from_step))
+            db.execute("UPDATE runs SET status = 'running' WHERE run_id = ? AND status = 'done'", (run_id,))
+
+    def put_step(
+        self,
+        step: dict[str, Any],
+        robust: list[dict[str, Any]],
+        layers: list[dict[str, Any]],
+        fence: Fence | None = None,
+        transfer: Sequence[dict[str, Any]] = (),
+        warnings: Sequence[dict[str, Any]] = (),
+        efficiency: dict[str, Any] | None = None,
+        budget: dict[str, Any] | None = None,
+    ) -> None:
+        """Write a step's row, robust results and layer table in one transaction (its done-mark).
+
+        Steps are deterministic, so when another process already wrote this step, its rows stand
+        and this call changes nothing.
+        """
+        _require_finite_step(step, robust, layers, transfer, efficiency, budget)
+        with self.atomic() as db:
+            if fence:
+                fence.check(db)
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO steps VALUES (:run_id, :step, :target_sparsity, :sparsity, :clean_acc, "
+                ":checkpoint, :sha256, :mask_checkpoint, :mask_sha256, :train_seconds, :eval_seconds, :finished_at)",
+                {**step, "finished_at": time.time()},
+            ).rowcount
+            if not inserted:
+                return
+            key = {"run_id": step["run_id"], "step": step["step"]}
+            db.executemany(
+                "INSERT INTO robust (run_id, step, attack, norm, eps, acc, params, seconds) "
+                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :seconds)",
+                [{"params": "", "seconds": None, **key, **r} for r in robust],
+            )
+            db.executemany(
+                "INSERT INTO transfer (run_id, step, attack, norm, eps, acc, params) "
+                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params)",
+                [{"params": "", **key, **{k: v for k, v in r.items() if k != "seconds"}} for r in transfer],
+            )
+            db.executemany(
+                "INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)", [{**key, **w} for w in warnings]
+            )
+            if efficiency:
+                optional = SHRUNK_COLUMNS + EFFECTIVE_COLUMNS
+                _insert(
+                    db, "efficiency", EFFICIENCY_COLUMNS + optional, {c: None for c in optional}, {**key, **efficiency}
+                )
+            if budget:
+                _insert(db, "budgets", BUDGET_COLUMNS, {c: None for c in BUDGET_COLUMNS}, {**key, **budget})
+            db.executemany(
+                "INSERT INTO layers (run_id, step, layer, kind, numel, nonzero, sparsity, prunable, mrs, ratio, "
+                "effective_nonzero, mrs_reach) VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, "
+                ":prunable, :mrs, :ratio, :effective_nonzero, :mrs_reach)",
+                [
+                    {
+                        "mrs": None,
+                        "ratio": None,
+                        "effective_nonzero": None,
+                        "mrs_reach": None,
+                        **key,
+                        **layer,
+                        "prunable": int(layer["prunable"]),
+                    }
+                    for layer in layers
+                ],
+            )
+
+    def _per_step(self, table: str, step_columns: str, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Rows of a per run × step table (a constant name) joined with columns of their step."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(
+            f"SELECT t.*, {step_columns} FROM {table} t JOIN steps s USING (run_id, step) "
+            f"WHERE t.run_id IN ({marks}) ORDER BY t.run_id, t.step",
+            run_ids,
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def budgets(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Budget statistics (one row per run × step that trained adversarially), with each step's sparsity."""
+        return self._per_step("budgets", "s.sparsity, s.clean_acc", run_ids)
+
+    def runs_having(self, what: str) -> set[str]:
+        """Ids of runs with any `budgets` rows, `mrs` values or `transfer` rows."""
+        query = {
+            "budgets": "SELECT DISTINCT run_id FROM budgets",
+            "mrs": "SELECT DISTINCT run_id FROM layers WHERE mrs IS NOT NULL",
+            "transfer": "SELECT DISTINCT run_id FROM transfer",
+        }[what]
+        return {row[0] for row in self.db.execute(query)}
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The finished steps of a run, in order."""
+        rows = self.db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY step", (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def step(self, run_id: str, step: int) -> dict[str, Any]:
+        """One finished step; NotFoundError if it has not finished."""
+        row = self.db.execute("SELECT * FROM steps WHERE run_id = ? AND step = ?", (run_id, step)).fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id[:12]} has no finished step {step}")
+        return dict(row)
+
+    def robust(self, run_ids: list[str], table: str = "robust") -> list[dict[str, Any]]:
+        """White-box (`robust`) or base-transfer (`transfer`) results of runs, with each step's sparsity."""
+        if table not in ("robust", "transfer"):
+            raise ValueError(f"table {table!r}: choose 'robust' or 'transfer'")
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(
+            f"SELECT r.*, s.sparsity, s.clean_acc FROM {table} r JOIN steps s USING (run_id, step) "
+            f"WHERE r.run_id IN ({marks}) ORDER BY r.run_id, r.step, r.attack, r.eps",
+            run_ids,
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def efficiency(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Efficiency rows (one per run × step) of the given runs, with each step's sparsity."""
+        return self._per_step("efficiency", "s.sparsity", run_ids)
+
+    def warnings(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """Warnings recorded while evaluating the given runs."""
+        marks = ",".join("?" * len(run_ids))
+        rows = self.db.execute(
+            f"SELECT * FROM warnings WHERE run_id IN ({marks}) ORDER BY run_id, step", run_ids
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def layers(self, run_id: str) -> list[dict[str, Any]]:
+        """The per-layer table of every finished step of a run."""
+        rows = self.db.execute("SELECT * FROM layers WHERE run_id = ? ORDER BY step, rowid", (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+
+@lru_cache(maxsize=8)
+def _store_at(root: str) -> Store:
+    return Store(Path(root))
+
+
+def open_store(root: str | Path | None = None) -> Store:
+    """The store of a cache folder (default: `AER_CACHE_DIR` or `cache/`), one per process."""
+    return _store_at(str(Path(root).resolve() if root else cache_dir()))
+
+
+def forget_stores() -> None:
+    """Drop the per-process stores `open_store` keeps, so the next call opens the cache folder afresh."""
+    _store_at.cache_clear()

@@ -1,0 +1,107 @@
+"""The engine's page helpers: the Runs form's tree, the Surface table, link matching, shared bases."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from engine import api
+from engine.errors import SpecError
+from engine.report.tables import match_runs, sharing_a_base, surface_table
+from engine.spec.form import FormChoices, form_tree, schedule_tree
+from engine.store.db import Store
+
+IDS = ["a" * 64, "ab" + "c" * 62, "b" * 64]
+
+
+def test_a_link_matches_unique_prefixes_and_counts_the_rest():
+    assert match_runs("aaaaaa,bbbbbbbb", IDS) == ([IDS[0], IDS[2]], 0)
+    assert match_runs("abcccc,aaaaa,zzzzzz,../etc", IDS) == ([IDS[1]], 3)  # too short, unknown, not hex
+    assert match_runs("aaaaaa,aaaaaaa", IDS) == ([IDS[0]], 1)  # the same run twice counts once
+
+
+def test_runs_compare_only_when_another_run_shares_their_base():
+    runs = pd.DataFrame({"run_id": ["r1", "r2", "r3"], "base_id": ["b1", "b1", "b2"]})
+    assert sharing_a_base(runs).tolist() == [True, True, False]
+
+
+def test_one_shot_targets_rise_evenly_to_the_final_sparsity_and_gradual_spans_the_steps():
+    assert schedule_tree("one-shot", 0.9, 3)["targets"] == [0.3, 0.6, 0.9]
+    gradual = schedule_tree("gradual", 0.8, 4)
+    assert (gradual["end"] - gradual["begin"]) / gradual["frequency"] == 4 and gradual["final_sparsity"] == 0.8
+
+
+def test_the_form_lays_its_choices_over_the_preset_without_changing_it():
+    preset = api.load_tree(preset="quickstart")
+    before = repr(preset)
+    tree = form_tree(preset, FormChoices(method="random", finetune="ap", train_eps=0.05, eps_text="0, 0.1", mrs=True))
+    assert repr(preset) == before
+    assert tree["prune"]["method"] == "random" and tree["prune"]["mode"] == "ap"
+    assert tree["prune"]["adversary"] == {"eps": 0.05} and tree["eval"]["attacks"][0]["eps"] == [0.0, 0.1]
+    assert tree["eval"]["mrs"] == {} and tree["dataset"] == preset["dataset"]
+    spec = api.validate_tree(tree)
+    assert spec.prune.method == "random" and spec.eval.attacks[0].eps == [0.0, 0.1]
+
+
+def test_a_bad_eps_text_reaches_validation_which_names_the_field():
+    with pytest.raises(SpecError) as error:
+        api.validate_tree(api.form_tree("quickstart", FormChoices(eps_text="0, lots")))
+    assert any(line.startswith("eval.attacks[0].eps") for line in error.value.problems)
+
+
+def test_the_surface_table_has_auc_sweet_spots_and_cost_per_step():
+    robust = pd.DataFrame(
+        {
+            "run_id": "r",
+            "attack": "pgd_linf",
+            "norm": "Linf",
+            "step": [0, 0, 1, 1],
+            "sparsity": [0, 0, 0.5, 0.5],
+            "clean_acc": [0.9, 0.9, 0.9, 0.9],
+            "eps": [0.0, 0.1, 0.0, 0.1],
+            "acc": [0.9, 0.3, 0.9, 0.4],
+        }
+    )
+    cost = pd.DataFrame({"step": [0, 1], "compression_ratio": [1.0, 2.0], "latency_ms_b1": [None, None]})
+    for column in (
+        "effective_compression",
+        "theoretical_speedup",
+        "size_bytes",
+        "latency_ms_b128",
+        "shrunk_params",
+        "shrunk_latency_ms_b1",
+        "shrunk_latency_ms_b128",
+    ):
+        cost[column] = None
+    table = surface_table(robust, cost)
+    assert table["step"].tolist() == [0, 1] and table["compression_ratio"].tolist() == [1.0, 2.0]
+    assert table["sweet spots (ε)"].tolist() == [0, 1]  # step 1 beats dense at ε = 0.1 (ε = 0 is clean)
+    assert "latency_ms_b1" not in table  # never measured: no empty column
+    assert table.loc[1, "auc"] > table.loc[0, "auc"]
+
+
+def test_the_store_version_moves_on_any_commit_and_only_then(store):
+    first = api.store_version(store)
+    assert api.store_version(store) == first
+    store.begin_run("r" * 64, "b" * 64, "{}", "test", 2)
+    second = api.store_version(store)
+    assert second != first
+    Store(store.root).begin_run("s" * 64, "b" * 64, "{}", "test", 2)  # another connection
+    assert api.store_version(store) != second
+
+
+def test_a_change_moves_the_version_seen_from_fresh_threads(store):
+    """Streamlit runs every script run on a fresh thread: the version must not be per-thread."""
+    import threading
+
+    def version_on_a_new_thread() -> int:
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(api.store_version(store)))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    before = version_on_a_new_thread()
+    assert version_on_a_new_thread() == before
+    Store(store.root).begin_run("t" * 64, "b" * 64, "{}", "test", 2)
+    assert version_on_a_new_thread() != before
