@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import yaml
 
 from engine import api
 from engine.jobs import queue
+from engine.jobs.worker import child_command
 from engine.science.catalog import validate
 from engine.spec.reading import apply_overrides
 from engine.store.db import Store
@@ -37,19 +37,7 @@ def drill_spec():
 
 def _worker(root: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "--cache-dir",
-            str(root),
-            "worker",
-            "--child",
-            "--lease",
-            str(LEASE),
-            "--threads",
-            "2",
-        ],
+        child_command(root, LEASE, None, threads=2),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

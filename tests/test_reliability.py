@@ -16,6 +16,7 @@ import yaml
 from engine import api
 from engine.errors import IntegrityError
 from engine.jobs import queue
+from engine.jobs.worker import child_command
 from engine.science.catalog import validate
 from engine.spec.reading import apply_overrides
 from engine.store.db import Store
@@ -38,19 +39,7 @@ def slow_smoke():
 
 
 def start_worker(root: Path, log: Path | None = None) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "engine",
-        "--cache-dir",
-        str(root),
-        "worker",
-        "--child",
-        "--lease",
-        str(LEASE),
-        "--threads",
-        "2",
-    ]
+    command = child_command(root, LEASE, None, threads=2)
     err = open(log, "ab") if log else subprocess.DEVNULL
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
 

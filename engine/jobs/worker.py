@@ -156,23 +156,11 @@ def serve_child(root: Path, lease_seconds: float, parent_pid: int | None, thread
     worker.serve()
 
 
-def child_command(root: Path, lease_seconds: float, parent_pid: int, threads: int) -> list[str]:
-    """The command line of one worker process."""
-    return [
-        sys.executable,
-        "-m",
-        "engine",
-        "--cache-dir",
-        str(root),
-        "worker",
-        "--child",
-        "--lease",
-        str(lease_seconds),
-        "--parent-pid",
-        str(parent_pid),
-        "--threads",
-        str(threads),
-    ]
+def child_command(root: Path, lease_seconds: float, parent_pid: int | None, threads: int) -> list[str]:
+    """The command line of one worker process (watching `parent_pid` when given)."""
+    command = [sys.executable, "-m", "engine", "--cache-dir", str(root), "worker", "--child"]
+    command += ["--lease", str(lease_seconds), "--threads", str(threads)]
+    return command + (["--parent-pid", str(parent_pid)] if parent_pid is not None else [])
 
 
 def supervise(root: Path, procs: int, lease_seconds: float, parent_pid: int | None) -> None:
