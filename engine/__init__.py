@@ -3,5 +3,5 @@
 Importing the package is cheap (no torch); heavy modules load when first used.
 """
 
-ENGINE_VERSION = "0.5.0"
-"""Bumped whenever a change alters numbers; it is part of every run id."""
+ENGINE_VERSION = "0.6.0"
+"""Bumped whenever a change alters numbers or what a run stores; it is part of every run id."""

@@ -284,7 +284,9 @@ def _print_verdict(verdict, as_json: bool, seconds: float | None = None) -> int:
             print(f"ran in {seconds:.0f} s")
         print(verdict.headline)
         for finding in verdict.findings:
-            print(f"  [{'holds' if finding.holds else 'fails'}] {finding.claim}: {finding.numbers}")
+            print(f"  [{finding.status}] {finding.claim}: {finding.numbers}")
+            if finding.to_decide:
+                print(f"      to decide: {finding.to_decide}")
         if not verdict.table.empty:
             print(verdict.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0 if verdict.status != "incomplete" else 1

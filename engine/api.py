@@ -31,6 +31,7 @@ from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
 from engine.store.frames import (
     budget_frame,
+    compare,
     document,
     efficiency_frame,
     export,
@@ -38,6 +39,7 @@ from engine.store.frames import (
     robust_frame,
     runs_frame,
     runs_having,
+    same_images,
     warnings_list,
 )
 
@@ -314,6 +316,7 @@ __all__ = [
     "catalog",
     "checkpoints",
     "class_names",
+    "compare",
     "describe_job",
     "describe_spec",
     "document",
@@ -355,6 +358,7 @@ __all__ = [
     "runs_having",
     "RunSpec",
     "RunStatus",
+    "same_images",
     "spec_from_text",
     "SpecError",
     "Store",

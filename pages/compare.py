@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from engine.errors import SpecError
 from engine.report import figures, summaries, tables
 from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query
 
@@ -68,16 +69,28 @@ st.query_params.update({"runs": ",".join(r[:12] for r in chosen), "attack": atta
 side, difference, pareto = st.tabs(["Side by side", "Difference", "Pareto"])
 side.plotly_chart(figures.runs_at_eps(robust, eps, labels), width="stretch")
 first, second = chosen[0], chosen[1]
-diff = summaries.difference_grid(robust[robust["run_id"] == first], robust[robust["run_id"] == second])
-difference.caption(f"Second − first: {labels[second]}  −  {labels[first]}")
-difference.plotly_chart(figures.difference_heatmap(diff, norm), width="stretch")
+one, two = robust[robust["run_id"] == first], robust[robust["run_id"] == second]
+difference.caption(
+    f"Second − first: {labels[second]}  −  {labels[first]}. Grey cells: inside the noise of the evaluation "
+    "images (the 95 % interval of the difference holds zero)."
+)
+difference.plotly_chart(
+    figures.difference_heatmap(summaries.difference_grid(one, two), norm, noise=summaries.difference_noise(one, two)),
+    width="stretch",
+)
+last = {run: int(robust.loc[robust["run_id"] == run, "step"].max()) for run in (first, second)}
+try:
+    gap = read("compare", (second, last[second]), (first, last[first]), attack, eps)
+    difference.markdown(tables.difference_sentence(gap, f"Last checkpoints at ε = {figures.eps_label(eps, norm)}"))
+except SpecError as exc:
+    difference.info(exc.problems[0])
 at_eps = robust[robust["eps"] == eps].merge(
     read("efficiency_frame", tuple(chosen)).drop(columns=["sparsity"]), on=["run_id", "step"], how="left"
 )
 pareto.plotly_chart(figures.pareto_scatter(at_eps, axis, eps, labels), width="stretch")
-auc = summaries.auc_table(robust).merge(runs[["run_id", "label"]], on="run_id")
+auc = tables.with_clean_interval(summaries.auc_table(robust), robust).merge(runs[["run_id", "label"]], on="run_id")
 st.dataframe(
-    auc[["label", "step", "sparsity", "clean_acc", "auc"]],
+    auc[["label", "step", "sparsity", "clean_acc", *auc.columns.intersection(["clean 95 % interval"]), "auc"]],
     hide_index=True,
     width="stretch",
     column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")},

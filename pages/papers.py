@@ -51,7 +51,8 @@ if "paper-error" in st.session_state:
     st.error(st.session_state.pop("paper-error"))
 
 specs = api.paper_specs(name)
-VERDICT_STYLE = {"holds": st.success, "fails": st.warning, "incomplete": st.info}
+VERDICT_STYLE = {"holds": st.success, "fails": st.warning, "inconclusive": st.info, "incomplete": st.info}
+MARKS = {"holds": ":green[holds]", "fails": ":orange[does not hold]", "inconclusive": ":gray[cannot be decided yet]"}
 
 
 def live_jobs() -> dict[str, dict]:
@@ -73,8 +74,13 @@ def draw() -> None:
         else f"{verdict.headline}. Click “Run” above, or run `python -m engine run-paper {name}`."
     )
     for finding in verdict.findings:
-        mark = ":green[holds]" if finding.holds else ":orange[does not hold]"
-        st.markdown(f"- {mark} — {finding.claim}: {finding.numbers}")
+        decide = f" *What would decide it:* {finding.to_decide}." if finding.to_decide else ""
+        st.markdown(f"- {MARKS[finding.status]} — {finding.claim}: {finding.numbers}.{decide}")
+    st.caption(
+        "Each part is decided from the 95 % interval of its statistic (paired over the shared evaluation "
+        "images): it holds when the interval clears the bar, fails when it lies below, and cannot be "
+        "decided while it straddles it."
+    )
     if results.robust.empty:
         return
     for i, figure in enumerate(paper_figures.paper_figures(preset.check, results, preset.options)):

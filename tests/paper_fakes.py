@@ -3,13 +3,22 @@
 `fill_paper(store, name, accuracy)` writes each variant of the named preset under its real run id,
 one step per checkpoint of its schedule, every attack × ε of its spec (and transfer rows when the
 spec asks for them). `accuracy(variant, step, target, attack, eps)` returns (clean, robust, transfer).
+
+Every accuracy a is written with its per-example flags: the first round(a·n) images of a fixed
+order are right. With `shared=True` every variant uses the same order (nested flags: differences
+are exact, as between checkpoints that fail on the hardest images first); with `shared=False`
+each variant has its own order, so variants agree only by chance (differences carry full noise).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
+import numpy as np
+
 from engine import api
+from engine.report.stats import pack_flags
 from engine.store.db import Store
 
 BUDGET = {
@@ -27,12 +36,23 @@ def _norm(attack: str) -> str:
     return {"deepfool": "L2", "pgd_l2": "L2", "cw_l2": "L2", "jsma_l0": "L0"}.get(attack, "Linf")
 
 
-def fill_paper(store: Store, name: str, accuracy: Accuracy, only: list[str] | None = None) -> dict[str, str]:
+def _measured(acc: float, order: np.ndarray) -> dict:
+    """The accuracy as the store keeps it: k / n, with the flags of those k images."""
+    right = np.zeros(len(order), dtype=bool)
+    right[order[: int(round(acc * len(order)))]] = True
+    return {"acc": int(right.sum()) / len(order), "n": len(order), "correct": pack_flags(right)}
+
+
+def fill_paper(
+    store: Store, name: str, accuracy: Accuracy, only: list[str] | None = None, shared: bool = True
+) -> dict[str, str]:
     """Write the preset's variants (or `only` those) as finished runs; variant label → run id."""
     written = {}
     for label, spec in api.paper_specs(name).items():
         if only is not None and label not in only:
             continue
+        seed = 0 if shared else zlib.crc32(label.encode())
+        order = np.random.default_rng(seed).permutation(spec.eval.n_samples)
         run_id, targets = spec.run_id(), [0.0] + [step.sparsity for step in spec.schedule.plan()]
         store.begin_run(run_id, spec.base_id(), spec.canonical_json(), "test", len(targets))
         for step, target in enumerate(targets):
@@ -41,15 +61,16 @@ def fill_paper(store: Store, name: str, accuracy: Accuracy, only: list[str] | No
                 for eps in attack.eps:
                     clean, acc, transfer = accuracy(label, step, target, attack.name, eps)
                     point = {"attack": attack.name, "norm": _norm(attack.name), "eps": eps}
-                    robust.append(point | {"acc": clean if eps == 0 else acc})
-                    moved.append(point | {"acc": clean if eps == 0 else transfer})
+                    white, moved_acc = (clean, clean) if eps == 0 else (acc, transfer)
+                    robust.append(point | _measured(white, order))
+                    moved.append(point | _measured(moved_acc, order))
             store.put_step(
                 {
                     "run_id": run_id,
                     "step": step,
                     "target_sparsity": target,
                     "sparsity": target,
-                    "clean_acc": clean,
+                    "clean_acc": int(round(clean * len(order))) / len(order),
                     "checkpoint": "x",
                     "sha256": "0",
                     "mask_checkpoint": "x",

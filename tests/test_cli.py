@@ -33,8 +33,10 @@ def test_run_prints_the_json_contract(smoke_doc):
     assert len(doc["run_id"]) == 64
     for point in doc["points"]:
         assert {"step", "sparsity", "clean_acc", "robust", "layers"} <= set(point)
+        assert point["clean_ci_low"] <= point["clean_acc"] <= point["clean_ci_high"] and point["clean_n"] == 200
         for r in point["robust"]:
-            assert set(r) == {"attack", "norm", "eps", "acc"} and 0 <= r["acc"] <= 1
+            assert set(r) == {"attack", "norm", "eps", "acc", "n", "ci_low", "ci_high"} and 0 <= r["acc"] <= 1
+            assert r["ci_low"] <= r["acc"] <= r["ci_high"] and r["n"] == 200  # smoke: 200 evaluation images
 
 
 def test_the_same_command_again_is_cached(smoke_doc):

@@ -171,3 +171,59 @@ def test_playground_grid_amplifies_the_largest_change_to_full_contrast():
     fig = figures.playground_grid([example], ("a", "b", "c"))
     assert [a.text for a in fig.layout.annotations] == ["#3: b", "perturbation ×10", "pruned sees c ✗"]
     assert fig.data[1].z[0][0][0] == 255 and fig.data[1].z[1][1][0] == 127
+
+
+@pytest.fixture
+def measured(frame) -> pd.DataFrame:
+    """The frame as the store returns it: n = 500 images and Wilson bounds for every accuracy."""
+    from engine.report.stats import intervals
+
+    frame = frame.assign(n=500)
+    frame["ci_low"], frame["ci_high"] = intervals(frame["acc"], frame["n"])
+    frame["clean_low"], frame["clean_high"] = intervals(frame["clean_acc"], frame["n"])
+    return frame
+
+
+def _bands(fig) -> list:
+    return [trace for trace in fig.data if getattr(trace, "fill", None) == "toself"]
+
+
+def test_every_accuracy_line_has_its_interval_band(measured):
+    assert len(_bands(figures.slice_at_eps(measured, 0.1))) == 2  # clean and robust
+    assert len(_bands(figures.slice_at_sparsity(measured, [0, 2]))) == 2
+    band = _bands(figures.runs_at_eps(measured, 0.1))[0]
+    at = measured[measured["eps"] == 0.1].sort_values("sparsity")
+    assert max(band.y) == pytest.approx(at["ci_high"].max() * 100) and min(band.y) == pytest.approx(
+        at["ci_low"].min() * 100
+    )
+
+
+def test_results_without_n_draw_no_band_and_no_missing_values(frame):
+    fig = figures.slice_at_eps(frame, 0.1)
+    assert not _bands(fig) and all(None not in list(trace.y) for trace in fig.data)
+
+
+def test_heat_map_and_surface_hover_carry_the_interval(measured):
+    heat = figures.surface_heatmap(measured)
+    assert heat.data[0].customdata[0][1].startswith("95 % CI ") and "%{customdata}" in heat.data[0].hovertemplate
+    surface = figures.surface_3d(measured)
+    assert surface.data[0].customdata[2][1][1].startswith("95 % CI ")
+
+
+def test_the_difference_map_greys_differences_inside_the_noise_and_keeps_real_ones():
+    from engine.report.summaries import difference_grid, difference_noise
+
+    def run(name, accs):
+        return pd.DataFrame(
+            {"run_id": name, "sparsity": [0.0, 0.5, 0.9] * 2, "eps": [0.0] * 3 + [0.1] * 3, "acc": accs, "n": 500}
+        )
+
+    first = run("a", [0.9, 0.9, 0.9, 0.5, 0.5, 0.5])
+    second = run("b", [0.9, 0.91, 0.9, 0.5, 0.5, 0.2])  # +1 pt: noise on 500 images; −30 pt: real
+    noise = difference_noise(first, second, points=3)
+    assert noise.iloc[1, 0] and not noise.iloc[2, 1]  # sparsity 45 %: +0.9 pt at ε 0; 90 %: −30 pt at ε 0.1
+    fig = figures.difference_heatmap(difference_grid(first, second, points=3), "Linf", noise=noise)
+    grey = fig.data[1]
+    assert grey.z[1][0] == 1.0 and grey.z[2][1] is None  # the noise greyed, the real gap left in colour
+    assert "inside the noise" in fig.data[0].customdata[1][0]
+    assert difference_noise(first.drop(columns="n"), second, points=3).empty  # no n kept: nothing claimed

@@ -142,3 +142,16 @@ def test_surface_shows_the_auc_table(populated, monkeypatch):
     auc = at.dataframe[0].value
     assert {"step", "sparsity", "clean_acc", "auc", "sweet spots (ε)"} <= set(auc.columns)
     assert auc["auc"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("view", ["slice at one ε", "slice at one sparsity"])
+def test_surface_slices_draw_each_accuracy_with_its_interval_band(populated, monkeypatch, view):
+    import json
+
+    root, done_id, _ = populated
+    at = page("pages/surface.py", root, monkeypatch, run=done_id[:12], view=view)
+    assert not at.exception
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bands = [trace for trace in figure["data"] if trace.get("fill") == "toself"]
+    lines = [trace for trace in figure["data"] if trace.get("mode") == "lines+markers"]
+    assert bands and len(bands) == len(lines)

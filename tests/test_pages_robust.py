@@ -127,6 +127,9 @@ def test_compare_draws_runs_on_one_base_every_way(robust_cache, monkeypatch, axi
     assert set(at.multiselect[0].value) == {ids["ap"], ids["bap"]}  # the MRPF run has another base
     assert len(at.get("plotly_chart")) == 3 and at.radio[0].value == axis
     assert at.query_params["x"] == axis
+    # the two runs share their evaluation images: their last checkpoints are compared per image
+    sentence = next(m.value for m in at.markdown if m.value.startswith("Last checkpoints at ε"))
+    assert "paired over the same 64 images" in sentence and "95 % interval" in sentence and "p = " in sentence
 
 
 def test_compare_restores_runs_and_eps_from_the_link(robust_cache, monkeypatch):

@@ -63,7 +63,7 @@ def gather(specs: dict[str, RunSpec], store: Store) -> PaperResults:
     return PaperResults(
         run_ids=run_ids,
         status=status,
-        robust=_tagged(_with_targets(robust_frame(present, store), store), labels),
-        transfer=_tagged(_with_targets(robust_frame(present, store, "transfer"), store), labels),
+        robust=_tagged(_with_targets(robust_frame(present, store, flags=True), store), labels),
+        transfer=_tagged(_with_targets(robust_frame(present, store, "transfer", flags=True), store), labels),
         budget=_tagged(budget_frame(present, store), labels),
     )

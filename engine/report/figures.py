@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from engine.report import tables
 from engine.report.summaries import pareto_front
 
 # Okabe–Ito: distinguishable under the common colour-vision deficiencies.
@@ -36,6 +37,54 @@ def _grid(frame: pd.DataFrame) -> pd.DataFrame:
     """Robust accuracy in %, one row per sparsity (ascending), one column per ε."""
     grid = frame.pivot_table(index="sparsity", columns="eps", values="acc", aggfunc="mean")
     return grid.sort_index().sort_index(axis=1) * 100
+
+
+def interval_band(x: list, low: pd.Series, high: pd.Series, colour: str, group: str) -> go.Scatter | None:
+    """The shaded 95 % interval around a line (x in plot units, bounds as fractions, shown in %); None
+    where the bounds are unknown (results kept before n was stored), so nothing missing is drawn."""
+    known = list(low.notna() & high.notna())
+    if not any(known):
+        return None
+    xs = [v for v, ok in zip(x, known) if ok]
+    lows, highs = list(low[low.notna() & high.notna()] * 100), list(high[low.notna() & high.notna()] * 100)
+    return go.Scatter(
+        x=xs + xs[::-1],
+        y=highs + lows[::-1],
+        fill="toself",
+        fillcolor=colour,
+        opacity=0.18,
+        line_width=0,
+        name=f"{group}: 95 % interval",
+        legendgroup=group,
+        showlegend=False,
+        hoverinfo="skip",
+    )
+
+
+def _add_with_band(
+    fig: go.Figure, line: go.Scatter, rows: pd.DataFrame, low: str, high: str, colour: str, group: str
+) -> None:
+    """A line and, beneath it, the interval band of its rows (when they carry bounds)."""
+    if low in rows and high in rows:
+        band = interval_band(list(line.x), rows[low], rows[high], colour, group)
+        if band is not None:
+            fig.add_trace(band)
+    fig.add_trace(line.update(legendgroup=group))
+
+
+def interval_text(low: float, high: float) -> str:
+    """'95 % CI 52.1–60.3 %', or '' where the bounds are unknown."""
+    bounds = tables.interval_text(low, high)
+    return f"95 % CI {bounds}" if bounds else ""
+
+
+def _interval_grid(frame: pd.DataFrame) -> pd.DataFrame:
+    """The interval text of every sparsity × ε cell, aligned with `_grid`."""
+    if "ci_low" not in frame:
+        return _grid(frame).map(lambda _: "")
+    cells = frame.assign(interval=[interval_text(lo, hi) for lo, hi in zip(frame["ci_low"], frame["ci_high"])])
+    grid = cells.pivot_table(index="sparsity", columns="eps", values="interval", aggfunc="first")
+    return grid.sort_index().sort_index(axis=1).fillna("")
 
 
 def norm_of(frame: pd.DataFrame) -> str:
@@ -66,8 +115,9 @@ def surface_3d(frame: pd.DataFrame, title: str = "") -> go.Figure:
             cmin=0,
             cmax=100,
             colorbar_title="robust acc. (%)",
-            customdata=[labels] * len(grid.index),
-            hovertemplate="ε %{customdata}<br>sparsity %{y:.1f}%<br>robust accuracy %{z:.1f}%<extra></extra>",
+            customdata=[[[label, text] for label, text in zip(labels, row)] for row in _interval_grid(frame).values],
+            hovertemplate="ε %{customdata[0]}<br>sparsity %{y:.1f}%<br>robust accuracy %{z:.1f}%"
+            "<br>%{customdata[1]}<extra></extra>",
         )
     )
     fig.update_layout(
@@ -105,7 +155,8 @@ def surface_heatmap(frame: pd.DataFrame, title: str = "", spots: pd.DataFrame | 
             colorbar_title="robust acc. (%)",
             text=text,
             texttemplate="%{text}",
-            hovertemplate="ε %{x}<br>sparsity %{y}<br>robust accuracy %{z:.1f}%<extra></extra>",
+            customdata=_interval_grid(frame).values,
+            hovertemplate="ε %{x}<br>sparsity %{y}<br>robust accuracy %{z:.1f}%<br>%{customdata}<extra></extra>",
         )
     )
     fig.update_layout(
@@ -126,24 +177,23 @@ def slice_at_eps(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
     norm = norm_of(frame)
     at = frame[frame["eps"] == eps].sort_values("sparsity")
     clean = frame.drop_duplicates("step").sort_values("sparsity")
-    fig = go.Figure(
-        [
-            go.Scatter(
-                x=clean["sparsity"] * 100,
-                y=clean["clean_acc"] * 100,
-                name="clean",
-                mode="lines+markers",
-                line=dict(color=OKABE_ITO[7], dash="dash"),
-            ),
-            go.Scatter(
-                x=at["sparsity"] * 100,
-                y=at["acc"] * 100,
-                name=f"ε = {eps_label(eps, norm)}",
-                mode="lines+markers",
-                line=dict(color=OKABE_ITO[0]),
-            ),
-        ]
+    fig = go.Figure()
+    clean_line = go.Scatter(
+        x=clean["sparsity"] * 100,
+        y=clean["clean_acc"] * 100,
+        name="clean",
+        mode="lines+markers",
+        line=dict(color=OKABE_ITO[7], dash="dash"),
     )
+    _add_with_band(fig, clean_line, clean, "clean_low", "clean_high", OKABE_ITO[7], "clean")
+    robust_line = go.Scatter(
+        x=at["sparsity"] * 100,
+        y=at["acc"] * 100,
+        name=f"ε = {eps_label(eps, norm)}",
+        mode="lines+markers",
+        line=dict(color=OKABE_ITO[0]),
+    )
+    _add_with_band(fig, robust_line, at, "ci_low", "ci_high", OKABE_ITO[0], "robust")
     fig.update_layout(
         title=title,
         height=420,
@@ -165,17 +215,18 @@ def slice_at_sparsity(frame: pd.DataFrame, steps: list[int], title: str = "") ->
         curve = frame[frame["step"] == step].sort_values("eps")
         if curve.empty:
             continue
-        fig.add_trace(
-            go.Scatter(
-                x=curve["eps"],
-                y=curve["acc"] * 100,
-                mode="lines+markers",
-                name=f"step {step} · {curve['sparsity'].iloc[0]:.1%} sparse",
-                line=dict(color=OKABE_ITO[i % len(OKABE_ITO)]),
-                customdata=[eps_label(e, norm) for e in curve["eps"]],
-                hovertemplate="ε %{customdata}<br>robust accuracy %{y:.1f}%<extra></extra>",
-            )
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        intervals = [interval_text(lo, hi) for lo, hi in zip(curve.get("ci_low", []), curve.get("ci_high", []))]
+        line = go.Scatter(
+            x=curve["eps"],
+            y=curve["acc"] * 100,
+            mode="lines+markers",
+            name=f"step {step} · {curve['sparsity'].iloc[0]:.1%} sparse",
+            line=dict(color=colour),
+            customdata=list(zip([eps_label(e, norm) for e in curve["eps"]], intervals or [""] * len(curve))),
+            hovertemplate="ε %{customdata[0]}<br>robust accuracy %{y:.1f}% %{customdata[1]}<extra></extra>",
         )
+        _add_with_band(fig, line, curve, "ci_low", "ci_high", colour, f"step {step}")
     eps_values = sorted(frame["eps"].unique())
     fig.update_layout(
         title=title,
@@ -444,18 +495,19 @@ def runs_at_eps(frame: pd.DataFrame, eps: float, labels: dict[str, str] | None =
     for i, (run_id, rows) in enumerate(part.groupby("run_id", sort=False)):
         rows = rows.sort_values("sparsity")
         name = labels.get(run_id, run_id[:12])
-        fig.add_trace(
-            go.Scatter(
-                x=rows["sparsity"] * 100,
-                y=rows["acc"] * 100,
-                mode="lines+markers",
-                name=name,
-                line_color=OKABE_ITO[i % len(OKABE_ITO)],
-                customdata=rows["clean_acc"] * 100,
-                hovertemplate=f"{name}<br>sparsity %{{x:.1f}} %<br>robust %{{y:.1f}} %<br>clean "
-                f"%{{customdata:.1f}} %<extra></extra>",
-            )
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        intervals = [interval_text(lo, hi) for lo, hi in zip(rows.get("ci_low", []), rows.get("ci_high", []))]
+        line = go.Scatter(
+            x=rows["sparsity"] * 100,
+            y=rows["acc"] * 100,
+            mode="lines+markers",
+            name=name,
+            line_color=colour,
+            customdata=list(zip(rows["clean_acc"] * 100, intervals or [""] * len(rows))),
+            hovertemplate=f"{name}<br>sparsity %{{x:.1f}} %<br>robust %{{y:.1f}} % %{{customdata[1]}}<br>clean "
+            f"%{{customdata[0]:.1f}} %<extra></extra>",
         )
+        _add_with_band(fig, line, rows, "ci_low", "ci_high", colour, run_id)
     fig.update_layout(
         title=title or f"Robust accuracy at ε = {eps_label(eps, norm)}",
         xaxis_title="sparsity (%)",
@@ -467,25 +519,49 @@ def runs_at_eps(frame: pd.DataFrame, eps: float, labels: dict[str, str] | None =
     return fig
 
 
-def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "") -> go.Figure:
-    """Second run minus first, in accuracy points over sparsity × ε (diverging, centred on 0)."""
+def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "", noise: pd.DataFrame | None = None) -> go.Figure:
+    """Second run minus first, in accuracy points over sparsity × ε (diverging, centred on 0). Cells
+    whose difference is inside the noise (`noise` True: its 95 % interval holds zero) are greyed
+    over, so only real differences keep their colour."""
     if diff.empty:
         return _empty("the runs share no sparsity range or ε")
     points = diff.values * 100
     bound = max(float(np.nanmax(np.abs(points))), 1.0)
+    labels = [eps_label(e, norm) for e in diff.columns]
+    mask = noise.values.astype(bool) if noise is not None and not noise.empty else None
+    verdicts = (
+        np.where(mask, "inside the noise (95 % interval holds 0)", "a real difference (95 %)")
+        if mask is not None
+        else np.full(points.shape, "")
+    )
     fig = go.Figure(
         go.Heatmap(
             z=points,
-            x=[eps_label(e, norm) for e in diff.columns],
+            x=labels,
             y=diff.index * 100,
             colorscale="PuOr",
             zmid=0,
             zmin=-bound,
             zmax=bound,
             colorbar_title="Δ robust acc. (pt)",
-            hovertemplate="sparsity %{y:.1f} %<br>ε %{x}<br>second − first %{z:+.1f} pt<extra></extra>",
+            customdata=verdicts,
+            hovertemplate="sparsity %{y:.1f} %<br>ε %{x}<br>second − first %{z:+.1f} pt<br>%{customdata}"
+            "<extra></extra>",
         )
     )
+    if mask is not None:
+        fig.add_trace(
+            go.Heatmap(
+                z=[[1.0 if inside else None for inside in row] for row in mask],  # None: a gap, colour shows
+                x=labels,
+                y=diff.index * 100,
+                colorscale=[[0, "rgb(200,200,200)"], [1, "rgb(200,200,200)"]],
+                showscale=False,
+                opacity=0.85,
+                name="inside the noise",
+                hoverinfo="skip",
+            )
+        )
     fig.update_layout(title=title, xaxis_title=eps_axis_title(norm), yaxis_title="sparsity (%)", height=440)
     return fig
 

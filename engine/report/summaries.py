@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from engine.report.stats import successes, unpaired
+
 # Attacks ordered by strength within a norm: a weaker one should never beat a stronger one.
 # (attack that should not win, attack it should not beat, warning kind, what it means)
 SHOULD_NOT_BEAT = [
@@ -202,19 +204,50 @@ def difference_grid(first: pd.DataFrame, second: pd.DataFrame, points: int = 21)
     every ε is interpolated linearly over sparsity onto a common grid spanning only the range both
     runs cover; ε values are those both runs evaluated. Rows: sparsity; columns: ε.
     """
+    shared = _shared_grid(first, second, points)
+    if shared is None:
+        return pd.DataFrame()
+    grid, eps_values = shared
+    diff = {eps: _along(second, grid, eps) - _along(first, grid, eps) for eps in eps_values}
+    return pd.DataFrame(diff, index=pd.Index(grid, name="sparsity"))
+
+
+def _shared_grid(first: pd.DataFrame, second: pd.DataFrame, points: int) -> tuple[np.ndarray, list[float]] | None:
+    """The sparsity grid both runs cover and the ε values both evaluated (None when they share none)."""
     eps_values = sorted(set(first["eps"]) & set(second["eps"]))
     low = max(first["sparsity"].min(), second["sparsity"].min())
     high = min(first["sparsity"].max(), second["sparsity"].max())
     if not eps_values or high < low:
+        return None
+    return (np.linspace(low, high, points) if high > low else np.array([low])), eps_values
+
+
+def _along(frame: pd.DataFrame, grid: np.ndarray, eps: float) -> np.ndarray:
+    curve = frame[frame["eps"] == eps].groupby("sparsity")["acc"].mean().sort_index()
+    return np.interp(grid, curve.index.to_numpy(), curve.to_numpy())
+
+
+def difference_noise(first: pd.DataFrame, second: pd.DataFrame, points: int = 21) -> pd.DataFrame:
+    """For each cell of `difference_grid`: True where the difference is not distinguishable from zero.
+
+    Each run's interpolated accuracy is read as measured on its n evaluation images, and the two are
+    compared as independent accuracies (Newcombe's 95 % interval): conservative where the runs share
+    their images. Empty when either frame lacks n (results kept before n was stored).
+    """
+    shared = _shared_grid(first, second, points)
+    if shared is None or "n" not in first or "n" not in second or first["n"].isna().any() or second["n"].isna().any():
         return pd.DataFrame()
-    grid = np.linspace(low, high, points) if high > low else np.array([low])
+    grid, eps_values = shared
+    n1, n2 = int(first["n"].min()), int(second["n"].min())
 
-    def along(frame: pd.DataFrame, eps: float) -> np.ndarray:
-        curve = frame[frame["eps"] == eps].groupby("sparsity")["acc"].mean().sort_index()
-        return np.interp(grid, curve.index.to_numpy(), curve.to_numpy())
+    def noise(a: float, b: float) -> bool:
+        interval = unpaired(successes(b, n2), n2, successes(a, n1), n1)
+        return bool(interval.low <= 0 <= interval.high)
 
-    diff = {eps: along(second, eps) - along(first, eps) for eps in eps_values}
-    return pd.DataFrame(diff, index=pd.Index(grid, name="sparsity"))
+    cells = {
+        eps: [noise(a, b) for a, b in zip(_along(first, grid, eps), _along(second, grid, eps))] for eps in eps_values
+    }
+    return pd.DataFrame(cells, index=pd.Index(grid, name="sparsity"))
 
 
 def pareto_front(cost: np.ndarray, value: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ import re
 
 import pandas as pd
 
+from engine.report.stats import Difference
 from engine.report.summaries import auc_table, sweet_spots
 
 RUN_PREFIX = re.compile(r"[0-9a-f]{6,64}")
@@ -29,10 +30,41 @@ def surface_table(robust: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFram
     spots = sweet_spots(robust)
     table = auc_table(robust).drop(columns=["run_id", "attack", "norm"])
     table["sweet spots (ε)"] = [int((spots["step"] == k).sum()) for k in table["step"]]
+    table = with_clean_interval(table, robust)
     if efficiency.empty:
         return table
     cost = efficiency[["step", *COST_COLUMNS]].dropna(axis=1, how="all")
     return table.merge(cost, on="step", how="left")
+
+
+def with_clean_interval(table: pd.DataFrame, robust: pd.DataFrame) -> pd.DataFrame:
+    """A per-step (and per-run) table with the clean accuracy's 95 % interval beside it, as text."""
+    if "clean_low" not in robust:
+        return table
+    keys = ["run_id", "step"] if "run_id" in table else ["step"]
+    bounds = robust.drop_duplicates(keys)[[*keys, "clean_low", "clean_high"]]
+    text = [interval_text(low, high) for low, high in zip(bounds["clean_low"], bounds["clean_high"])]
+    return table.merge(bounds[keys].assign(**{"clean 95 % interval": text}), on=keys, how="left")
+
+
+def interval_text(low: float, high: float) -> str:
+    """'88.1–91.2 %', or '' where the bounds are unknown."""
+    return "" if pd.isna(low) or pd.isna(high) else f"{100 * low:.1f}–{100 * high:.1f} %"
+
+
+def difference_sentence(difference: Difference, what: str) -> str:
+    """One sentence on a compared pair: the gap, its interval and p, how it was tested, and what it means."""
+    how = (
+        f"paired over the same {difference.n:,} images (exact McNemar on the {difference.discordant} where "
+        "exactly one is right)"
+        if difference.paired
+        else f"as independent accuracies on ≥ {difference.n:,} images each (Newcombe interval, Fisher's exact test)"
+    )
+    meaning = "a real difference" if difference.significant() else "not distinguishable from zero"
+    return (
+        f"{what}: {100 * difference.diff:+.1f} pt, 95 % interval [{100 * difference.low:+.1f}, "
+        f"{100 * difference.high:+.1f}] pt, p = {difference.p:.3g}, {how}: {meaning}."
+    )
 
 
 def sharing_a_base(runs: pd.DataFrame) -> pd.Series:

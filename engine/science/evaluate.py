@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.report.stats import pack_flags
 from engine.science.attacks import ATTACKS, Attack
 from engine.science.device import to_input
 from engine.science.training import predict
@@ -38,6 +39,14 @@ class RobustPoint:
     eps: float
     acc: float
     params: str = ""
+    n: int = 0
+    correct: bytes = b""  # one bit per evaluation image (np.packbits order): still right at this ε
+
+    @classmethod
+    def of(cls, attack: str, norm: str, eps: float, flags: torch.Tensor, params: str) -> "RobustPoint":
+        """The point of boolean per-example flags: accuracy, n and the flags themselves, packed."""
+        return cls(attack, norm, float(eps), fraction(flags), params, len(flags), pack_flags(flags.cpu().numpy()))
+
     seconds: float | None = None  # wall time of the attack's whole curve on this checkpoint
 
 
@@ -121,7 +130,7 @@ def robust_curve(
                         on_batch()  # lets a worker report progress and honour cancel between batches
         if keep is not None and current is not None:
             keep[float(eps)] = current.clone()
-        points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
+        points.append(RobustPoint.of(spec.name, attack.norm, eps, robust, params))
     return points
 
 
@@ -174,7 +183,7 @@ def descend_preview_curve(
     robust, points = correct.clone(), []
     for eps in spec.eps:
         robust &= broken_at > eps
-        points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
+        points.append(RobustPoint.of(spec.name, attack.norm, eps, robust, params))
     return points
 
 
@@ -202,7 +211,7 @@ def _curve_from_distances(model, x, y, spec, attack, correct, batch_size, seed, 
         if keep is not None:  # the input each example gets at this budget, for transfer
             fits = (distance <= eps).view(-1, *[1] * (x.dim() - 1))
             keep[float(eps)] = torch.where(fits, adversarial, x if candidate is None else candidate)
-        points.append(RobustPoint(spec.name, attack.norm, float(eps), fraction(robust), params))
+        points.append(RobustPoint.of(spec.name, attack.norm, eps, robust, params))
     return points
 
 
@@ -227,7 +236,7 @@ def transfer_curve(
     for eps in spec.eps:
         if eps > 0:
             robust &= predict(model, adversarial[float(eps)], batch_size) == y
-        points.append(RobustPoint(spec.name, norm, float(eps), fraction(robust), params))
+        points.append(RobustPoint.of(spec.name, norm, eps, robust, params))
     return points
 
 

@@ -180,6 +180,19 @@ def _effective_size(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE layers ADD COLUMN mrs_reach REAL")
 
 
+@migration("0009_per_example_results")
+def _per_example(db: sqlite3.Connection) -> None:
+    # n: evaluation images behind the accuracy; correct: one bit per image (np.packbits), so two
+    # checkpoints scored on the same images compare per example without a re-run
+    for table in ("robust", "transfer"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN n INTEGER CHECK (n IS NULL OR n >= 0)")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN correct BLOB")
+
+
+PER_EXAMPLE = {"params": "", "n": None, "correct": None}
+"""Defaults of a result row without per-example flags (rows written before they were kept)."""
+
+
 def require_finite(what: str, row: dict[str, Any]) -> None:
     """Raise ValueError naming the field if a float in `row` is NaN or infinite: never stored as a number."""
     for key, value in row.items():
@@ -428,14 +441,14 @@ class Store:
                 return
             key = {"run_id": step["run_id"], "step": step["step"]}
             db.executemany(
-                "INSERT INTO robust (run_id, step, attack, norm, eps, acc, params, seconds) "
-                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :seconds)",
-                [{"params": "", "seconds": None, **key, **r} for r in robust],
+                "INSERT INTO robust (run_id, step, attack, norm, eps, acc, params, seconds, n, correct) "
+                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :seconds, :n, :correct)",
+                [{**PER_EXAMPLE, "seconds": None, **key, **r} for r in robust],
             )
             db.executemany(
-                "INSERT INTO transfer (run_id, step, attack, norm, eps, acc, params) "
-                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params)",
-                [{"params": "", **key, **{k: v for k, v in r.items() if k != "seconds"}} for r in transfer],
+                "INSERT INTO transfer (run_id, step, attack, norm, eps, acc, params, n, correct) "
+                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :n, :correct)",
+                [{**PER_EXAMPLE, **key, **{k: v for k, v in r.items() if k != "seconds"}} for r in transfer],
             )
             db.executemany(
                 "INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)", [{**key, **w} for w in warnings]
@@ -500,8 +513,9 @@ class Store:
             raise NotFoundError(f"run {run_id[:12]} has no finished step {step}")
         return dict(row)
 
-    def robust(self, run_ids: list[str], table: str = "robust") -> list[dict[str, Any]]:
-        """White-box (`robust`) or base-transfer (`transfer`) results of runs, with each step's sparsity."""
+    def robust(self, run_ids: list[str], table: str = "robust", flags: bool = False) -> list[dict[str, Any]]:
+        """White-box (`robust`) or base-transfer (`transfer`) results of runs, with each step's sparsity;
+        with `flags`, each row's packed per-example bits too (`correct`, or None where not kept)."""
         if table not in ("robust", "transfer"):
             raise ValueError(f"table {table!r}: choose 'robust' or 'transfer'")
         marks = ",".join("?" * len(run_ids))
@@ -510,7 +524,7 @@ class Store:
             f"WHERE r.run_id IN ({marks}) ORDER BY r.run_id, r.step, r.attack, r.eps",
             run_ids,
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [{k: r[k] for k in r.keys() if flags or k != "correct"} for r in rows]
 
     def efficiency(self, run_ids: list[str]) -> list[dict[str, Any]]:
         """Efficiency rows (one per run × step) of the given runs, with each step's sparsity."""

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import SpecError
+from engine.report.stats import Difference, intervals, paired, successes, unpack_flags, unpaired, wilson
 from engine.report.summaries import hygiene
 from engine.spec.runspec import describe
 from engine.store.db import BUDGET_COLUMNS, EFFECTIVE_COLUMNS, EFFICIENCY_COLUMNS, SHRUNK_COLUMNS, Store, open_store
@@ -45,6 +46,9 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
             "robust": [_attack_point(r) for r in by_step["robust"].get(k, [])],
             "layers": [_layer_point(r) for r in by_step["layers"].get(k, [])],
         }
+        attacked = by_step["robust"].get(k, [])
+        if attacked:  # the clean accuracy is measured on the same evaluation images as every attack
+            point |= {f"clean_{key}": v for key, v in _interval(step["clean_acc"], attacked[0].get("n")).items()}
         if by_step["transfer"]:
             point["transfer"] = [_attack_point(r) for r in by_step["transfer"].get(k, [])]
         for cost in by_step["efficiency"].get(k, []):
@@ -84,7 +88,16 @@ def _layer_point(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _attack_point(row: dict[str, Any]) -> dict[str, Any]:
-    return {"attack": row["attack"], "norm": row["norm"], "eps": row["eps"], "acc": row["acc"]}
+    point = {"attack": row["attack"], "norm": row["norm"], "eps": row["eps"], "acc": row["acc"]}
+    return point | _interval(row["acc"], row.get("n"))
+
+
+def _interval(acc: float, n: int | None) -> dict[str, Any]:
+    """n and the 95 % Wilson bounds of an accuracy, when n was kept."""
+    if n is None:
+        return {}
+    low, high = wilson(round(acc * n), n)
+    return {"n": n, "ci_low": low, "ci_high": high}
 
 
 def runs_frame(store: Store | None = None) -> pd.DataFrame:
@@ -129,14 +142,42 @@ def runs_frame(store: Store | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def robust_frame(run_ids: list[str], store: Store | None = None, source: str = "robust") -> pd.DataFrame:
-    """Tidy results: run_id, step, sparsity, clean_acc, attack, norm, eps, acc, params.
+ROBUST_COLUMNS = [
+    "run_id",
+    "step",
+    "sparsity",
+    "clean_acc",
+    "attack",
+    "norm",
+    "eps",
+    "acc",
+    "params",
+    "n",
+    "ci_low",
+    "ci_high",
+    "clean_low",
+    "clean_high",
+]
 
-    `source` is "robust" (white-box attacks on each checkpoint) or "transfer" (crafted on the base).
+
+def robust_frame(
+    run_ids: list[str], store: Store | None = None, source: str = "robust", flags: bool = False
+) -> pd.DataFrame:
+    """Tidy results: run_id, step, sparsity, clean_acc, attack, norm, eps, acc, params, and the
+    n evaluation images behind each accuracy with 95 % Wilson bounds of the robust (ci_low, ci_high)
+    and clean (clean_low, clean_high) accuracy; the bounds are missing where n was not kept.
+
+    `source` is "robust" (white-box attacks on each checkpoint) or "transfer" (crafted on the base);
+    with `flags`, a last column `correct` holds each row's packed per-example bits (None if not kept).
     """
-    columns = ["run_id", "step", "sparsity", "clean_acc", "attack", "norm", "eps", "acc", "params"]
-    rows = (store or open_store()).robust(list(run_ids), source) if run_ids else []
-    return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
+    columns = ROBUST_COLUMNS + (["correct"] if flags else [])
+    rows = (store or open_store()).robust(list(run_ids), source, flags) if run_ids else []
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows)
+    frame["ci_low"], frame["ci_high"] = intervals(frame["acc"], frame["n"])
+    frame["clean_low"], frame["clean_high"] = intervals(frame["clean_acc"], frame["n"])
+    return frame[columns]
 
 
 def efficiency_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:
@@ -199,3 +240,42 @@ def export(run_id: str, fmt: str, out: Path, store: Store | None = None) -> Path
     else:
         raise SpecError([f"format: unknown format {fmt!r}; choose from ['csv', 'json']"])
     return out
+
+
+def _result(store: Store, run_id: str, step: int, attack: str, eps: float, source: str) -> dict[str, Any]:
+    for row in store.robust([run_id], source, flags=True):
+        if row["step"] == step and row["attack"] == attack and row["eps"] == eps:
+            return row
+    raise SpecError([f"{source}: run {run_id[:12]} has no {attack} result at step {step}, ε = {eps:g}"])
+
+
+def _eval_images(spec_json: str) -> tuple[str, int, int]:
+    """What fixes a run's evaluation images: dataset, subset size and seed (engine.pipeline.eval_split)."""
+    spec = json.loads(spec_json)
+    return spec["dataset"]["name"], spec["eval"]["n_samples"], spec["seed"]
+
+
+def same_images(first_run: str, second_run: str, store: Store | None = None) -> bool:
+    """Were the two runs scored on the same evaluation images (same dataset, subset size and seed)?"""
+    store = store or open_store()
+    return _eval_images(store.run(first_run)["spec_json"]) == _eval_images(store.run(second_run)["spec_json"])
+
+
+def compare(
+    first: tuple[str, int],
+    second: tuple[str, int],
+    attack: str,
+    eps: float,
+    store: Store | None = None,
+    source: str = "robust",
+) -> Difference:
+    """Accuracy of checkpoint `first` (run id, step) minus `second` under one attack at one ε, with its
+    95 % interval and p-value: per example (exact McNemar) when both were scored on the same images and
+    kept their flags, otherwise as two independent accuracies (Newcombe interval, Fisher's exact test)."""
+    store = store or open_store()
+    a, b = (_result(store, run, step, attack, eps, source) for run, step in (first, second))
+    if a["n"] is None or b["n"] is None:
+        raise SpecError([f"{source}: these results predate per-example records; run them again to compare"])
+    if a["correct"] is not None and b["correct"] is not None and same_images(first[0], second[0], store):
+        return paired(unpack_flags(a["correct"], a["n"]), unpack_flags(b["correct"], b["n"]))
+    return unpaired(successes(a["acc"], a["n"]), a["n"], successes(b["acc"], b["n"]), b["n"])

@@ -1,0 +1,135 @@
+"""Intervals and tests for accuracies, against scipy.stats and hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from engine.report.stats import at_least, images_to_decide, paired, unpaired, wilson, within
+
+
+def test_wilson_matches_the_closed_form_and_the_pfa_example():
+    k, n, z = 290, 500, 1.959963984540054
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low, high = wilson(k, n)
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    assert high - low == pytest.approx(0.086, abs=0.001)  # ± 4.3 points around 58 % on 500 images
+
+
+def test_wilson_at_the_edges_stays_inside_zero_one_and_is_not_degenerate():
+    assert wilson(0, 500)[0] == 0.0 and wilson(0, 500)[1] > 0.005
+    assert wilson(500, 500)[1] == pytest.approx(1.0) and wilson(500, 500)[0] < 0.995
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_paired_p_is_the_exact_mcnemar_binomial_on_the_discordant_pairs():
+    rng = np.random.default_rng(0)
+    first = rng.random(500) < 0.6
+    second = first.copy()
+    flip = rng.choice(500, 40, replace=False)
+    second[flip] = ~second[flip]
+    b, c = int((first & ~second).sum()), int((~first & second).sum())
+    result = paired(first, second)
+    assert result.p == pytest.approx(binomtest(b, b + c, 0.5).pvalue)
+    assert result.diff == pytest.approx(first.mean() - second.mean())
+    assert result.discordant == b + c == 40 and result.low < result.diff < result.high
+
+
+def test_paired_gives_a_narrower_interval_than_unpaired_on_the_same_images():
+    rng = np.random.default_rng(1)
+    first = rng.random(500) < 0.58
+    second = first.copy()
+    second[np.flatnonzero(first)[:8]] = False  # second is wrong on 8 images the first gets right
+    together = paired(first, second)
+    apart = unpaired(int(first.sum()), 500, int(second.sum()), 500)
+    assert together.diff == pytest.approx(apart.diff) == pytest.approx(8 / 500)
+    assert together.high - together.low < (apart.high - apart.low) / 2
+    assert together.significant() and not apart.significant()  # 1.6 points: real when paired, noise apart
+
+
+def test_identical_classifiers_differ_by_exactly_zero():
+    flags = np.arange(100) % 3 == 0
+    assert paired(flags, flags).as_dict() == {
+        "diff": 0.0,
+        "low": 0.0,
+        "high": 0.0,
+        "p": 1.0,
+        "n": 100,
+        "paired": True,
+        "discordant": 0,
+    }
+
+
+def test_paired_refuses_different_images():
+    with pytest.raises(ValueError, match="same evaluation images"):
+        paired(np.ones(10, bool), np.ones(11, bool))
+
+
+def test_a_gap_inside_the_interval_is_inconclusive_and_far_outside_is_decided():
+    small = unpaired(290, 500, 282, 500)  # 1.6 points on 500 images: noise
+    assert at_least(small) == "inconclusive" and at_least(unpaired(282, 500, 290, 500)) == "inconclusive"
+    assert at_least(unpaired(350, 500, 250, 500)) == "holds"
+    assert at_least(unpaired(250, 500, 350, 500)) == "fails"
+    assert within(unpaired(290, 500, 289, 500), 0.10) == "holds"
+    assert within(unpaired(400, 500, 200, 500), 0.10) == "fails"
+    assert within(small, 0.02) == "inconclusive"
+
+
+def test_images_to_decide_grows_as_the_gap_shrinks_and_pairing_needs_fewer():
+    assert images_to_decide(0.0) is None
+    assert images_to_decide(0.01) > images_to_decide(0.02) > images_to_decide(0.05)
+    assert images_to_decide(0.016, discordance=0.03) < images_to_decide(0.016)
+    # two accuracies near 50 % and 5 points apart: about 1,570 images each (the textbook figure)
+    assert images_to_decide(0.05) == pytest.approx(1570, rel=0.01)
+
+
+# ---- per-example flags through the store ------------------------------------------------------
+
+
+def test_per_example_flags_round_trip_through_the_store_and_give_the_stored_accuracy(cache, smoke_tree):
+    from engine import api
+    from engine.report.stats import unpack_flags
+
+    doc = api.run(api.validate_tree(smoke_tree))
+    rows = api.open_store().robust([doc["run_id"]], flags=True)
+    assert rows and all(r["n"] == smoke_tree["eval"]["n_samples"] for r in rows)
+    curves: dict = {}
+    for row in rows:
+        flags = unpack_flags(row["correct"], row["n"])
+        assert flags.sum() / row["n"] == row["acc"]
+        curves.setdefault((row["step"], row["attack"]), []).append((row["eps"], flags))
+    for curve in curves.values():  # an example broken at ε stays broken at every larger ε
+        ordered = [flags for _, flags in sorted(curve, key=lambda pair: pair[0])]
+        assert all(not (later & ~earlier).any() for earlier, later in zip(ordered, ordered[1:]))
+    point = doc["points"][-1]
+    first = point["robust"][0]
+    assert first["n"] == smoke_tree["eval"]["n_samples"] and first["ci_low"] <= first["acc"] <= first["ci_high"]
+    assert point["clean_ci_low"] <= point["clean_acc"] <= point["clean_ci_high"]
+    frame = api.robust_frame([doc["run_id"]])
+    assert (frame["ci_low"] <= frame["acc"]).all() and (frame["acc"] <= frame["ci_high"]).all()
+
+
+def test_checkpoints_of_one_run_compare_per_example(cache, smoke_tree):
+    from engine import api
+
+    doc = api.run(api.validate_tree(smoke_tree))
+    run_id, last = doc["run_id"], doc["points"][-1]["step"]
+    attack = doc["points"][0]["robust"][-1]
+    dense, pruned = (
+        next(
+            r["acc"]
+            for r in doc["points"][k]["robust"]
+            if r == attack or (r["attack"], r["eps"]) == (attack["attack"], attack["eps"])
+        )
+        for k in (0, -1)
+    )
+    difference = api.compare((run_id, last), (run_id, 0), attack["attack"], attack["eps"])
+    assert difference.paired and difference.diff == pytest.approx(pruned - dense)
+    assert difference.low <= difference.diff <= difference.high
+    itself = api.compare((run_id, 0), (run_id, 0), attack["attack"], attack["eps"])
+    assert (itself.diff, itself.p) == (0.0, 1.0)
