@@ -136,13 +136,18 @@ def _progress_bar():
 
 
 def _cmd_run(args) -> int:
-    tree = api.load_tree(args.spec, preset=args.preset, overrides=args.overrides)
-    close, update = (lambda: None, None) if args.quiet else _progress_bar()
-    try:
-        doc = api.run_tree(tree, on_progress=update)
-    finally:
-        close()
-    return _print_document(doc, args.json)
+    trees = api.seed_trees(api.load_tree(args.spec, preset=args.preset, overrides=args.overrides))
+    docs = []
+    for tree in trees:  # a list of seeds: one run each, in order
+        close, update = (lambda: None, None) if args.quiet else _progress_bar()
+        try:
+            docs.append(api.run_tree(tree, on_progress=update))
+        finally:
+            close()
+    if len(docs) > 1 and args.json:
+        print(json.dumps(docs, indent=2))  # one document per seed
+        return 0
+    return max(_print_document(doc, args.json) for doc in docs)
 
 
 def _print_document(doc: dict, as_json: bool) -> int:
@@ -213,9 +218,14 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_submit(args) -> int:
-    job = api.submit(api.load_spec(args.spec, preset=args.preset, overrides=args.overrides))
-    brief = {"job_id": job["job_id"], "run_id": job["run_id"], "status": job["status"]}
-    print(json.dumps(brief) if args.json else f"job {brief['job_id']} · run {brief['run_id'][:12]} · {brief['status']}")
+    for spec in api.load_specs(args.spec, preset=args.preset, overrides=args.overrides):  # one job per seed
+        job = api.submit(spec)
+        brief = {"job_id": job["job_id"], "run_id": job["run_id"], "status": job["status"]}
+        print(
+            json.dumps(brief)
+            if args.json
+            else f"job {brief['job_id']} · run {brief['run_id'][:12]} · {brief['status']}"
+        )
     return 0
 
 

@@ -24,7 +24,7 @@ from engine.papers.results import PaperResults, gather
 from engine.paths import REPO_ROOT
 from engine.spec.form import FormChoices
 from engine.spec.form import form_tree as _form_tree
-from engine.spec.reading import apply_overrides, load_tree, parse_text, preset_path, presets, raw_key
+from engine.spec.reading import apply_overrides, load_tree, parse_text, preset_path, presets, raw_key, seed_trees
 from engine.spec.runspec import RunSpec
 from engine.spec.runspec import describe as describe_spec
 from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
@@ -75,6 +75,26 @@ def validate_tree(tree: dict[str, Any]) -> RunSpec:
     return validate(tree)
 
 
+def validate_trees(tree: dict[str, Any]) -> list[RunSpec]:
+    """Validate a raw tree whose `seed` may be a list (one run per seed); problems of all seeds at once."""
+    specs, problems = [], []
+    for one in seed_trees(tree):
+        try:
+            specs.append(validate_tree(one))
+        except SpecError as exc:
+            problems += [line for line in exc.problems if line not in problems]
+    if problems:
+        raise SpecError(problems)
+    return specs
+
+
+def run_trees(
+    tree: dict[str, Any], store: Store | None = None, on_progress: "ProgressFn | None" = None
+) -> list[dict[str, Any]]:
+    """Run a raw tree, one run per seed when `seed` is a list; their result documents in seed order."""
+    return [run_tree(one, store, on_progress) for one in seed_trees(tree)]
+
+
 def run_tree(
     tree: dict[str, Any], store: Store | None = None, on_progress: "ProgressFn | None" = None
 ) -> dict[str, Any]:
@@ -95,6 +115,18 @@ def load_spec(
 ) -> RunSpec:
     """Validate a spec from a YAML/JSON file or a preset name, with `a.b=value` overrides."""
     return validate_tree(load_tree(source, preset=preset, overrides=overrides))
+
+
+def load_specs(
+    source: str | Path | None = None, *, preset: str | None = None, overrides: list[str] | None = None
+) -> list[RunSpec]:
+    """Like `load_spec`, one spec per seed when the spec's `seed` is a list."""
+    return validate_trees(load_tree(source, preset=preset, overrides=overrides))
+
+
+def specs_from_text(text: str, overrides: list[str] | None = None) -> list[RunSpec]:
+    """Like `spec_from_text`, one spec per seed when the text's `seed` is a list."""
+    return validate_trees(apply_overrides(parse_text(text), overrides or []))
 
 
 def spec_from_text(text: str, overrides: list[str] | None = None) -> RunSpec:
@@ -310,6 +342,7 @@ def catalog() -> dict[str, dict[str, str]]:
 
 
 __all__ = [
+    "seed_trees",
     "attack_examples",
     "budget_frame",
     "cancel",
@@ -338,6 +371,7 @@ __all__ = [
     "load_checkpoint",
     "load_data",
     "load_spec",
+    "load_specs",
     "load_tree",
     "NotFoundError",
     "open_store",
@@ -354,6 +388,7 @@ __all__ = [
     "run_paper",
     "run_sweep",
     "run_tree",
+    "run_trees",
     "runs_frame",
     "runs_having",
     "RunSpec",
@@ -361,10 +396,12 @@ __all__ = [
     "same_images",
     "spec_from_text",
     "SpecError",
+    "specs_from_text",
     "Store",
     "store_version",
     "submit",
     "submit_paper",
     "validate_tree",
+    "validate_trees",
     "warnings_list",
 ]

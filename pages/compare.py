@@ -26,12 +26,14 @@ with st.expander("How to read these plots"):
         "FLOPs or measured latency); the dotted line joins the checkpoints no other one beats on both. Effective "
         "sparsity counts a kept weight as pruned when no path from the input through it reaches the output (a "
         "pruned filter silences every weight that reads its channel), so methods compare at what they really keep.\n"
-        "- Runs share a base when dataset, model, base training and seed agree (their base id)."
+        "- Runs compare when dataset, model and base training agree. With the same seed they share one "
+        "trained base and the same evaluation images (compared per image); with different seeds they are "
+        "replicates, compared as independent measurements, and lines of one setup can be combined over seeds."
     )
 
 runs = read("runs_frame")
 runs = runs[runs["steps_done"] > 0]
-shared = tables.sharing_a_base(runs)
+shared = tables.sharing_a_base(runs, "base_family")  # one base setup; seeds may differ (replicates)
 if runs.empty or not shared.any():
     st.info(
         "Compare needs two runs on one base. Run a preset twice with a different method, e.g. "
@@ -43,7 +45,7 @@ if runs.empty or not shared.any():
 labels = run_labels(runs)
 run_ids = list(runs.loc[shared, "run_id"])
 linked = runs_from_query("runs", run_ids, [])
-base_of = dict(zip(runs["run_id"], runs["base_id"]))
+base_of = dict(zip(runs["run_id"], runs["base_family"]))
 same_base = [r for r in run_ids if base_of[r] == base_of[(linked or run_ids)[0]]]
 chosen = st.sidebar.multiselect(
     "Runs (one base)", same_base, default=[r for r in linked if r in same_base] or same_base[:2], format_func=labels.get
@@ -67,7 +69,14 @@ eps = st.sidebar.select_slider(
 st.query_params.update({"runs": ",".join(r[:12] for r in chosen), "attack": attack, "x": axis, "eps": str(eps)})
 
 side, difference, pareto = st.tabs(["Side by side", "Difference", "Pareto"])
-side.plotly_chart(figures.runs_at_eps(robust, eps, labels), width="stretch")
+families = dict(zip(runs["run_id"], runs["family"]))
+replicated = runs[runs["run_id"].isin(chosen)].groupby("family")["run_id"].count().max() > 1
+if replicated and side.toggle("Combine seeds (mean, shaded from the lowest to the highest seed)", value=True):
+    family_labels = {families[r]: labels[r].split(" · ", 1)[-1] for r in chosen}
+    summary = summaries.over_seeds(robust, {r: families[r] for r in chosen})
+    side.plotly_chart(figures.families_at_eps(summary, eps, family_labels), width="stretch")
+else:
+    side.plotly_chart(figures.runs_at_eps(robust, eps, labels), width="stretch")
 first, second = chosen[0], chosen[1]
 one, two = robust[robust["run_id"] == first], robust[robust["run_id"] == second]
 difference.caption(

@@ -21,9 +21,15 @@ st.markdown(
 def submit(tree_or_text) -> None:
     """Validate and queue; keep the per-field problems for display instead of submitting."""
     try:
-        spec = api.spec_from_text(tree_or_text) if isinstance(tree_or_text, str) else api.validate_tree(tree_or_text)
-        job = api.submit(spec)
-        st.session_state["submitted"] = f"Queued as job {job['job_id']} (run {job['run_id'][:12]}): {job['status']}."
+        if isinstance(tree_or_text, str):
+            specs = api.specs_from_text(tree_or_text)
+        else:
+            specs = api.validate_trees(tree_or_text)
+        jobs = [api.submit(spec) for spec in specs]  # a list of seeds: one run each
+        st.session_state["submitted"] = " ".join(
+            f"Queued as job {job['job_id']} (run {job['run_id'][:12]}, seed {spec.seed}): {job['status']}."
+            for job, spec in zip(jobs, specs)
+        )
     except SpecError as exc:
         st.session_state["problems"] = exc.problems
 

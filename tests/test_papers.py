@@ -218,3 +218,16 @@ def test_results_come_in_the_presets_order_of_variants(store):
     results = api.paper_results("bap", store)
     assert list(dict.fromkeys(results.robust["variant"])) == list(papers.load_paper("bap").variants)
     assert list(dict.fromkeys(results.budget["variant"])) == ["AP ε=0.05", "AP ε=0.1", "BAP"]
+
+
+def test_pfa_reports_global_vs_local_without_judging_it(store):
+    from tests.paper_fakes import pfa_holds
+
+    def local_leads(variant, step, target, attack, eps):
+        clean, robust, transfer = pfa_holds(variant, step, target, attack, eps)
+        return clean, (0.6 if variant == "unstructured local" and step else robust), transfer
+
+    fill_paper(store, "pfa", local_leads)
+    verdict = papers.check("pfa", store)
+    assert verdict.status == "holds", verdict.headline  # local ahead of global is no failure of the claim
+    assert "not judged: unstructured local 60.0 %" in verdict.findings[2].numbers

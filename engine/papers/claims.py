@@ -25,6 +25,7 @@ import pandas as pd
 from engine.papers.results import PaperResults
 from engine.registry import Registry
 from engine.report.stats import Estimate, bootstrap, decide, parametric_bootstrap, unpack_flags
+from engine.science.pruning.methods import METHODS
 
 STATUSES = ("holds", "fails", "inconclusive")
 
@@ -320,7 +321,10 @@ def pfa(
     """Pruning in the Face of Adversaries: a sweet spot (2–4× unstructured global pruning is as robust as
     dense, within `margin`), global filter pruning collapses at a lower compression than unstructured
     (at the compression where filter pruning's clean accuracy first falls `drop` below dense,
-    unstructured keeps more), and global magnitude (unstructured) is the most robust at `rank_cr`."""
+    unstructured keeps more), and unstructured global magnitude beats every structured (filter or kernel)
+    method at `rank_cr`. The paper's own result files have unstructured *local* ahead of global on
+    ResNet-8 CIFAR-10 at 16× and 32× ("depending on the situation, different strategies are optimal"),
+    so global vs local is reported beside the verdict, not judged."""
     table = _pfa_table(results, attack, eps)
 
     def of(label: str) -> pd.DataFrame:
@@ -371,19 +375,22 @@ def pfa(
                 f"vs {filter} {pt(f.loc[step_f, 'clean_acc'])}",
             )
     ranked = table[np.isclose(table["compression"], rank_cr)]
-    rivals = [(row.variant, int(row.step)) for row in ranked.itertuples() if row.variant != unstructured]
+    structured = {label for label, method in results.methods.items() if METHODS.get(method).granularity != "weight"}
+    rivals = [(row.variant, int(row.step)) for row in ranked.itertuples() if row.variant in structured]
     mine = ranked[ranked["variant"] == unstructured]
-    claim = f"{unstructured} is the most robust method at {rank_cr:g}×"
+    claim = f"{unstructured} beats every structured method at {rank_cr:g}×"
     if mine.empty or not rivals:
         most = Finding(claim, "inconclusive", f"no {rank_cr:g}× checkpoint to compare", "add that compression")
     else:
         cells = [(unstructured, int(mine["step"].iloc[0]), eps, "robust")] + [(v, s, eps, "robust") for v, s in rivals]
-        leader = ranked.loc[ranked["robust_acc"].idxmax()]
+        best = ranked[ranked["variant"].isin(structured)].sort_values("robust_acc").iloc[-1]
+        others = ranked[~ranked["variant"].isin(structured | {unstructured})]
+        reported = "; not judged: " + ", ".join(f"{r.variant} {pt(r.robust_acc)}" for r in others.itertuples())
         most = finding(
             claim,
             estimate(results, attack, cells, lambda acc: acc[0] - acc[1:].max()),
-            f"at {rank_cr:g}×: {unstructured} {pt(float(mine['robust_acc'].iloc[0]))}, best {leader['variant']} "
-            f"{pt(float(leader['robust_acc']))}",
+            f"at {rank_cr:g}×: {unstructured} {pt(float(mine['robust_acc'].iloc[0]))}, best structured "
+            f"{best['variant']} {pt(float(best['robust_acc']))}" + (reported if len(others) else ""),
         )
     return verdict([spot, first, most], table)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -14,13 +14,15 @@ from engine.store.frames import budget_frame, robust_frame
 
 @dataclass
 class PaperResults:
-    """What the store holds for a paper preset's runs (robust, transfer and budget rows), tagged by variant."""
+    """What the store holds for a paper preset's runs (robust, transfer and budget rows, with n and the
+    per-image flags of every accuracy), tagged by variant, and each variant's pruning method."""
 
     run_ids: dict[str, str]
     status: dict[str, str]
     robust: pd.DataFrame
     transfer: pd.DataFrame
     budget: pd.DataFrame
+    methods: dict[str, str] = field(default_factory=dict)
 
     def missing(self) -> list[str]:
         """Variants whose run has not finished."""
@@ -66,4 +68,5 @@ def gather(specs: dict[str, RunSpec], store: Store) -> PaperResults:
         robust=_tagged(_with_targets(robust_frame(present, store, flags=True), store), labels),
         transfer=_tagged(_with_targets(robust_frame(present, store, "transfer", flags=True), store), labels),
         budget=_tagged(budget_frame(present, store), labels),
+        methods={label: spec.prune.method for label, spec in specs.items()},
     )

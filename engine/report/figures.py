@@ -519,6 +519,40 @@ def runs_at_eps(frame: pd.DataFrame, eps: float, labels: dict[str, str] | None =
     return fig
 
 
+def families_at_eps(summary: pd.DataFrame, eps: float, labels: dict[str, str], title: str = "") -> go.Figure:
+    """Robust accuracy (%) vs sparsity at one ε, one line per replicate family: the mean over its seeds,
+    shaded from the lowest to the highest seed (`summary` from summaries.over_seeds)."""
+    part = summary[summary["eps"] == eps]
+    if part.empty:
+        return _empty("no results at this ε")
+    fig = go.Figure()
+    for i, (family, rows) in enumerate(part.groupby("family", sort=False)):
+        rows = rows.sort_values("sparsity")
+        name = f"{labels.get(family, family)} · {int(rows['seeds'].max())} seed(s)"
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        spread = [tables.interval_text(lo, hi) for lo, hi in zip(rows["acc_min"], rows["acc_max"])]
+        line = go.Scatter(
+            x=rows["sparsity"] * 100,
+            y=rows["acc"] * 100,
+            mode="lines+markers",
+            name=name,
+            line_color=colour,
+            customdata=list(zip(rows["seeds"], spread)),
+            hovertemplate=f"{name}<br>sparsity %{{x:.1f}} %<br>mean robust %{{y:.1f}} % over %{{customdata[0]}} "
+            "seeds<br>seeds range %{customdata[1]}<extra></extra>",
+        )
+        _add_with_band(fig, line, rows, "acc_min", "acc_max", colour, family)
+    fig.update_layout(
+        title=title or "Robust accuracy, mean over seeds (shaded: lowest to highest seed)",
+        xaxis_title="sparsity (%)",
+        yaxis_title="robust accuracy (%)",
+        yaxis_range=[0, 100],
+        height=420,
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
 def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "", noise: pd.DataFrame | None = None) -> go.Figure:
     """Second run minus first, in accuracy points over sparsity × ε (diverging, centred on 0). Cells
     whose difference is inside the noise (`noise` True: its 95 % interval holds zero) are greyed

@@ -258,3 +258,17 @@ def pareto_front(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
         better = (cost <= cost[i]) & (value >= value[i]) & ((cost < cost[i]) | (value > value[i]))
         front[i] = not better.any()
     return front
+
+
+def over_seeds(frame: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
+    """Results of replicate runs (same spec but the seed) combined per family × step × attack × ε: the
+    mean accuracy over seeds, its spread (lowest and highest seed) and how many seeds stand behind it."""
+    tagged = frame.assign(family=frame["run_id"].map(families))
+    return tagged.groupby(["family", "step", "attack", "eps"], as_index=False).agg(
+        sparsity=("sparsity", "mean"),
+        clean_acc=("clean_acc", "mean"),
+        acc=("acc", "mean"),
+        acc_min=("acc", "min"),
+        acc_max=("acc", "max"),
+        seeds=("run_id", "nunique"),
+    )

@@ -67,9 +67,10 @@ def difference_sentence(difference: Difference, what: str) -> str:
     )
 
 
-def sharing_a_base(runs: pd.DataFrame) -> pd.Series:
-    """For each run of a runs frame: does another run share its trained base (so they compare)?"""
-    return runs.groupby("base_id")["run_id"].transform("count") >= 2
+def sharing_a_base(runs: pd.DataFrame, key: str = "base_id") -> pd.Series:
+    """For each run of a runs frame: does another run share its trained base (`key` = "base_id"), or
+    its base setup up to the seed (`key` = "base_family": replicates included), so that they compare?"""
+    return runs.groupby(key)["run_id"].transform("count") >= 2
 
 
 def match_runs(raw: str, run_ids: list[str]) -> tuple[list[str], int]:

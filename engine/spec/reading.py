@@ -5,6 +5,7 @@ Nothing here validates: a raw tree goes to engine.science.catalog.validate.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -100,3 +101,19 @@ def raw_key(tree: dict[str, Any]) -> str:
     """Hash of a raw spec tree and the engine version: the key of the cache-hit fast path."""
     payload = f"{ENGINE_VERSION}\n{json.dumps(tree, sort_keys=True, default=str)}".encode()
     return hashlib.sha256(payload).hexdigest()
+
+
+MAX_SEEDS = 64
+"""The most runs one seed list may stand for."""
+
+
+def seed_trees(tree: dict[str, Any]) -> list[dict[str, Any]]:
+    """A tree whose `seed` is a list stands for one run per seed, sharing everything else (in list order,
+    repeats dropped); any other tree for itself. Each tree is validated on its own afterwards."""
+    seeds = tree.get("seed")
+    if not isinstance(seeds, list):
+        return [tree]
+    if not seeds or len(seeds) > MAX_SEEDS:
+        raise SpecError([f"seed: a list of seeds needs 1 to {MAX_SEEDS} entries, not {len(seeds)}"])
+    unique = list(dict.fromkeys(json.dumps(s, sort_keys=True, default=str) for s in seeds))
+    return [{**copy.deepcopy(tree), "seed": json.loads(s)} for s in unique]

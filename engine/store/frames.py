@@ -6,6 +6,7 @@ Every function takes an optional Store (default: the cache's, see engine.store.d
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -100,8 +101,16 @@ def _interval(acc: float, n: int | None) -> dict[str, Any]:
     return {"n": n, "ci_low": low, "ci_high": high}
 
 
+def replicate_family(spec: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
+    """The id shared by runs whose specs agree on everything but the seed (replicates of one setup), or
+    only on the sections `keys` (e.g. the base's: dataset, model, train)."""
+    kept = {k: v for k, v in spec.items() if k != "seed" and (keys is None or k in keys)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
 def runs_frame(store: Store | None = None) -> pd.DataFrame:
-    """One row per run: id, status, steps done of total, model, dataset, method, schedule."""
+    """One row per run: id, status, steps done of total, model, dataset, method, schedule, seed, and
+    its replicate family (runs differing only in their seed share it)."""
     rows = []
     for r in (store or open_store()).runs():
         spec = json.loads(r["spec_json"])
@@ -118,6 +127,9 @@ def runs_frame(store: Store | None = None) -> pd.DataFrame:
                 "base_mode": spec["train"].get("mode", "natural"),
                 "finetune_mode": spec["prune"].get("mode") or spec["train"].get("mode", "natural"),
                 "base_id": r["base_id"],
+                "seed": spec["seed"],
+                "family": replicate_family(spec),
+                "base_family": replicate_family(spec, ("dataset", "model", "train")),
                 "label": describe(spec),
                 "created_at": pd.to_datetime(r["created_at"], unit="s"),
                 "error": r["error"],
@@ -135,6 +147,9 @@ def runs_frame(store: Store | None = None) -> pd.DataFrame:
         "base_mode",
         "finetune_mode",
         "base_id",
+        "seed",
+        "family",
+        "base_family",
         "label",
         "created_at",
         "error",
