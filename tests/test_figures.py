@@ -227,3 +227,15 @@ def test_the_difference_map_greys_differences_inside_the_noise_and_keeps_real_on
     assert grey.z[1][0] == 1.0 and grey.z[2][1] is None  # the noise greyed, the real gap left in colour
     assert "inside the noise" in fig.data[0].customdata[1][0]
     assert difference_noise(first.drop(columns="n"), second, points=3).empty  # no n kept: nothing claimed
+
+
+def test_transfer_and_paper_figures_show_intervals(measured):
+    from engine.report.paper_figures import compression_panels, strength_curves, variant_bars
+
+    transfer = figures.transfer_vs_white_box(measured, measured, 0.1)
+    assert len(_bands(transfer)) == 3  # clean, transfer, white-box
+    tagged = measured.assign(variant="v", target_sparsity=measured["sparsity"])
+    for fig in (strength_curves(tagged), compression_panels(tagged), variant_bars(tagged, 0.1)):
+        bars = [trace.error_y for trace in fig.data if trace.error_y and trace.error_y.array is not None]
+        assert bars and all(min(bar.array) >= 0 and min(bar.arrayminus) >= 0 for bar in bars)
+    assert figures.error_bars(tagged.drop(columns=["ci_low", "ci_high"])) is None

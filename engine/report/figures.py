@@ -72,6 +72,16 @@ def _add_with_band(
     fig.add_trace(line.update(legendgroup=group))
 
 
+def error_bars(rows: pd.DataFrame, value: str = "acc", low: str = "ci_low", high: str = "ci_high") -> dict | None:
+    """Plotly `error_y` of each accuracy's 95 % interval (in points), for bars and small multiples where
+    a shaded band would crowd; None where the rows carry no bounds."""
+    if low not in rows or high not in rows or rows[low].isna().all():
+        return None
+    above = ((rows[high] - rows[value]) * 100).fillna(0.0).tolist()
+    below = ((rows[value] - rows[low]) * 100).fillna(0.0).tolist()
+    return dict(type="data", symmetric=False, array=above, arrayminus=below, thickness=1, width=2)
+
+
 def interval_text(low: float, high: float) -> str:
     """'95 % CI 52.1–60.3 %', or '' where the bounds are unknown."""
     bounds = tables.interval_text(low, high)
@@ -245,27 +255,25 @@ def transfer_vs_white_box(white: pd.DataFrame, transfer: pd.DataFrame, eps: floa
         return _empty("no transfer results yet")
     norm = norm_of(white)
     clean = white.drop_duplicates("step").sort_values("sparsity")
-    traces = [
-        go.Scatter(
-            x=clean["sparsity"] * 100,
-            y=clean["clean_acc"] * 100,
-            name="clean",
-            mode="lines+markers",
-            line=dict(color=OKABE_ITO[7], dash="dash"),
-        )
-    ]
+    fig = go.Figure()
+    clean_line = go.Scatter(
+        x=clean["sparsity"] * 100,
+        y=clean["clean_acc"] * 100,
+        name="clean",
+        mode="lines+markers",
+        line=dict(color=OKABE_ITO[7], dash="dash"),
+    )
+    _add_with_band(fig, clean_line, clean, "clean_low", "clean_high", OKABE_ITO[7], "clean")
     for i, (name, frame) in enumerate((("transfer from the base", transfer), ("white-box", white))):
         at = frame[frame["eps"] == eps].sort_values("sparsity")
-        traces.append(
-            go.Scatter(
-                x=at["sparsity"] * 100,
-                y=at["acc"] * 100,
-                name=f"{name}, ε = {eps_label(eps, norm)}",
-                mode="lines+markers",
-                line=dict(color=OKABE_ITO[i + 1]),
-            )
+        line = go.Scatter(
+            x=at["sparsity"] * 100,
+            y=at["acc"] * 100,
+            name=f"{name}, ε = {eps_label(eps, norm)}",
+            mode="lines+markers",
+            line=dict(color=OKABE_ITO[i + 1]),
         )
-    fig = go.Figure(traces)
+        _add_with_band(fig, line, at, "ci_low", "ci_high", OKABE_ITO[i + 1], name)
     fig.update_layout(
         title=title,
         height=440,

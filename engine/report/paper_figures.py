@@ -23,6 +23,7 @@ from engine.report.figures import (
     budget_trajectory,
     eps_axis_title,
     eps_label,
+    error_bars,
     norm_of,
     transfer_vs_white_box,
 )
@@ -67,6 +68,7 @@ def strength_curves(frame: pd.DataFrame, title: str = "") -> go.Figure:
                     legendgroup=str(sparsity),
                     showlegend=col == 1,
                     line_color=colours[sparsity],
+                    error_y=error_bars(rows),
                     hovertemplate=f"{variant}<br>sparsity {sparsity:.1%}<br>ε %{{x:.3g}}<br>accuracy "
                     f"%{{y:.1f}} %<extra></extra>",
                 ),
@@ -145,6 +147,7 @@ def compression_panels(frame: pd.DataFrame, title: str = "") -> go.Figure:
                     legendgroup=variant,
                     showlegend=col == 1,
                     line_color=OKABE_ITO[i % len(OKABE_ITO)],
+                    error_y=error_bars(rows),
                     hovertemplate=f"{variant}<br>%{{x:.0f}}× compression<br>robust %{{y:.1f}} %<extra></extra>",
                 ),
                 row=1,
@@ -167,6 +170,7 @@ def variant_bars(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
                 y=rows["acc"] * 100,
                 name=variant,
                 marker_color=OKABE_ITO[i % len(OKABE_ITO)],
+                error_y=error_bars(rows),
                 customdata=rows["clean_acc"] * 100,
                 hovertemplate=f"{variant}<br>robust %{{y:.1f}} %<br>clean %{{customdata:.1f}} %<extra></extra>",
             )
