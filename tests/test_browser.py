@@ -219,3 +219,24 @@ def test_every_page_renders_in_the_browser_without_console_errors(server, browse
     assert [e for e in errors if "status of 404" not in e] == [], errors  # nothing fetched from outside
     assert not any(host in " ".join(errors) for host in ("gstatic", "googleapis", "twemoji")), errors
     page.close()
+
+
+def test_compare_greys_a_difference_inside_the_noise_and_colours_a_real_one(server, browser):
+    from engine.store.db import Store
+    from tests.paper_fakes import fill_paper
+
+    def hydra(variant, step, target, attack, eps):  # HYDRA +1 pt (noise) at first, +15 pt (real) at k = 0.01
+        lwm = {0: 0.6, 1: 0.5, 2: 0.45, 3: 0.3}[step]
+        return 0.8, lwm + ({1: 0.01, 2: 0.01, 3: 0.15}.get(step, 0) if variant == "HYDRA" else 0), 0
+
+    url, _, root = server
+    ids = fill_paper(Store(root), "hydra", hydra)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{url}/compare?runs={ids['LWM'][:12]},{ids['HYDRA'][:12]}&eps=0.1")
+    page.get_by_role("tab", name="Difference").click()
+    page.get_by_text("Grey cells: inside the noise").wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"Last checkpoints at ε = .*: \+15\.0 pt.*a real difference")).wait_for(timeout=30_000)
+    page.locator(".heatmaplayer image").first.wait_for(timeout=30_000)  # the map itself is drawn
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "compare-difference.png"), full_page=True)
+    page.close()

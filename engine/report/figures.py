@@ -580,7 +580,7 @@ def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "", noise: pd
         go.Heatmap(
             z=points,
             x=labels,
-            y=diff.index * 100,
+            y=(diff.index * 100).tolist(),
             colorscale="PuOr",
             zmid=0,
             zmin=-bound,
@@ -596,7 +596,7 @@ def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "", noise: pd
             go.Heatmap(
                 z=[[1.0 if inside else None for inside in row] for row in mask],  # None: a gap, colour shows
                 x=labels,
-                y=diff.index * 100,
+                y=(diff.index * 100).tolist(),
                 colorscale=[[0, "rgb(200,200,200)"], [1, "rgb(200,200,200)"]],
                 showscale=False,
                 opacity=0.85,
@@ -604,7 +604,10 @@ def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "", noise: pd
                 hoverinfo="skip",
             )
         )
-    fig.update_layout(title=title, xaxis_title=eps_axis_title(norm), yaxis_title="sparsity (%)", height=440)
+    # ε labels such as "0" and "0.05 ≈ 12.8/255" would make plotly guess a numeric axis and draw nothing
+    fig.update_layout(
+        title=title, xaxis_title=eps_axis_title(norm), yaxis_title="sparsity (%)", height=440, xaxis_type="category"
+    )
     return fig
 
 
