@@ -379,3 +379,15 @@ def test_mrpf_prunes_sensitive_layers_less(synthetic):
     assert achieved == pytest.approx(0.5, abs=0.005)
     for name, mask in masks.items():
         assert int(dead_filters(mask).sum()) == round(ratios[name] * mask.shape[0])
+
+
+def test_mrpf_caps_keep_a_floor_of_filters_and_still_hit_the_target_where_they_allow():
+    mrs = {"small": 0.01, "big": 1.0}
+    sizes = {"small": 8 * 9, "big": 64 * 9}
+    caps = {"small": 1 - 4 / 8, "big": 0.95}  # an 8-filter layer may lose at most 4
+    ratios = ratios_from_sensitivity(mrs, sizes, 0.6, p_max=caps)
+    assert ratios["small"] == pytest.approx(0.5)  # the insensitive layer would take more, but keeps 4 filters
+    achieved = sum(ratios[n] * sizes[n] for n in sizes) / sum(sizes.values())
+    assert achieved == pytest.approx(0.6, abs=1e-6)
+    capped = ratios_from_sensitivity(mrs, sizes, 0.99, p_max=caps)  # the caps cannot reach 99 %: they bind
+    assert capped == pytest.approx(caps)

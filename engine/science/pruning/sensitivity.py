@@ -118,21 +118,32 @@ def sensitivity(
     }
 
 
-def ratios_from_sensitivity(
-    mrs: dict[str, float], sizes: dict[str, int], target: float, p_min: float = 0.0, p_max: float = 0.95
-) -> dict[str, float]:
-    """Per-layer pruning ratios p_l = clip(λ / MRS_l, p_min, p_max) with Σ n_l p_l = target · N.
+FILTER_FLOOR = 4
+"""[inf] MRPF keeps at least this many filters in every conv layer (our reading: a ratio that empties a
+layer cuts the network, and the paper's ratios never go there)."""
 
-    Monotone: a layer with higher MRS gets a lower or equal ratio. λ is found by bisection, so the
-    weighted mean hits the target to 1e-9 whenever p_min ≤ target ≤ p_max.
+
+def ratios_from_sensitivity(
+    mrs: dict[str, float],
+    sizes: dict[str, int],
+    target: float,
+    p_min: float = 0.0,
+    p_max: float | dict[str, float] = 0.95,
+) -> dict[str, float]:
+    """Per-layer pruning ratios p_l = clip(λ / MRS_l, p_min, p_max_l) with Σ n_l p_l = target · N.
+
+    Monotone: a layer with higher MRS gets a lower or equal ratio (among layers with the same cap).
+    λ is found by bisection, so the weighted mean hits the target to 1e-9 whenever the caps allow it.
     """
     names = list(mrs)
     inverse = torch.tensor([1.0 / max(mrs[n], 1e-12) for n in names], dtype=torch.float64)
     n = torch.tensor([float(sizes[name]) for name in names], dtype=torch.float64)
-    goal = target * float(n.sum())
+    caps = p_max if isinstance(p_max, dict) else dict.fromkeys(names, p_max)
+    cap = torch.tensor([caps[name] for name in names], dtype=torch.float64)
+    goal = min(target, float((cap * n).sum() / n.sum())) * float(n.sum())
 
     def pruned(lam: float) -> torch.Tensor:
-        return torch.clamp(lam * inverse, p_min, p_max)
+        return torch.minimum(torch.clamp(lam * inverse, min=p_min), cap)
 
     low, high = 0.0, 1.0
     while float((pruned(high) * n).sum()) < goal and high < 1e300:
@@ -149,7 +160,8 @@ class MRPF(Structured):
     """MRPF: per-layer filter-pruning ratios from Module Robustness Sensitivity (higher MRS, pruned less).
 
     At each pruning step, MRS of every conv layer is probed on training examples (prune.mrs), mapped
-    to ratios hitting the step's global sparsity, and each layer loses its lowest-L1 filters.
+    to ratios hitting the step's global sparsity (every layer keeping at least FILTER_FLOOR filters, [inf]),
+    and each layer loses its lowest-L1 filters.
     """
 
     granularity = "filter"
@@ -164,7 +176,8 @@ class MRPF(Structured):
             probes = sensitivity(context.model, x[idx], y[idx], context.spec.mrs, generator, previous, layers)
             mrs = {name: probe.mrs for name, probe in probes.items()}
             sizes = {name: layer.weight.numel() for name, layer in layers.items()}
-            ratios = ratios_from_sensitivity(mrs, sizes, sparsity)
+            caps = {name: min(0.95, 1 - FILTER_FLOOR / layer.weight.shape[0]) for name, layer in layers.items()}
+            ratios = ratios_from_sensitivity(mrs, sizes, sparsity, p_max=caps)
             context.notes["ratios"] = ratios
         return ratio_filter_masks(layers, ratios, previous, self, generator)
 
