@@ -82,6 +82,20 @@ def error_bars(rows: pd.DataFrame, value: str = "acc", low: str = "ci_low", high
     return dict(type="data", symmetric=False, array=above, arrayminus=below, thickness=1, width=2)
 
 
+def _with_clean_line(fig: go.Figure, frame: pd.DataFrame) -> go.Figure:
+    """Clean accuracy against sparsity (dashed, with its interval band), one point per checkpoint."""
+    clean = frame.drop_duplicates("step").sort_values("sparsity")
+    line = go.Scatter(
+        x=clean["sparsity"] * 100,
+        y=clean["clean_acc"] * 100,
+        name="clean",
+        mode="lines+markers",
+        line=dict(color=OKABE_ITO[7], dash="dash"),
+    )
+    _add_with_band(fig, line, clean, "clean_low", "clean_high", OKABE_ITO[7], "clean")
+    return fig
+
+
 def interval_text(low: float, high: float) -> str:
     """'95 % CI 52.1–60.3 %', or '' where the bounds are unknown."""
     bounds = tables.interval_text(low, high)
@@ -186,16 +200,7 @@ def slice_at_eps(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
         return _empty("no results yet")
     norm = norm_of(frame)
     at = frame[frame["eps"] == eps].sort_values("sparsity")
-    clean = frame.drop_duplicates("step").sort_values("sparsity")
-    fig = go.Figure()
-    clean_line = go.Scatter(
-        x=clean["sparsity"] * 100,
-        y=clean["clean_acc"] * 100,
-        name="clean",
-        mode="lines+markers",
-        line=dict(color=OKABE_ITO[7], dash="dash"),
-    )
-    _add_with_band(fig, clean_line, clean, "clean_low", "clean_high", OKABE_ITO[7], "clean")
+    fig = _with_clean_line(go.Figure(), frame)
     robust_line = go.Scatter(
         x=at["sparsity"] * 100,
         y=at["acc"] * 100,
@@ -254,16 +259,7 @@ def transfer_vs_white_box(white: pd.DataFrame, transfer: pd.DataFrame, eps: floa
     if white.empty or transfer.empty:
         return _empty("no transfer results yet")
     norm = norm_of(white)
-    clean = white.drop_duplicates("step").sort_values("sparsity")
-    fig = go.Figure()
-    clean_line = go.Scatter(
-        x=clean["sparsity"] * 100,
-        y=clean["clean_acc"] * 100,
-        name="clean",
-        mode="lines+markers",
-        line=dict(color=OKABE_ITO[7], dash="dash"),
-    )
-    _add_with_band(fig, clean_line, clean, "clean_low", "clean_high", OKABE_ITO[7], "clean")
+    fig = _with_clean_line(go.Figure(), white)
     for i, (name, frame) in enumerate((("transfer from the base", transfer), ("white-box", white))):
         at = frame[frame["eps"] == eps].sort_values("sparsity")
         line = go.Scatter(
@@ -516,8 +512,13 @@ def runs_at_eps(frame: pd.DataFrame, eps: float, labels: dict[str, str] | None =
             f"%{{customdata[0]:.1f}} %<extra></extra>",
         )
         _add_with_band(fig, line, rows, "ci_low", "ci_high", colour, run_id)
+    return _robust_vs_sparsity_layout(fig, title or f"Robust accuracy at ε = {eps_label(eps, norm)}")
+
+
+def _robust_vs_sparsity_layout(fig: go.Figure, title: str) -> go.Figure:
+    """The layout of the one-line-per-run (or per-family) charts of robust accuracy against sparsity."""
     fig.update_layout(
-        title=title or f"Robust accuracy at ε = {eps_label(eps, norm)}",
+        title=title,
         xaxis_title="sparsity (%)",
         yaxis_title="robust accuracy (%)",
         yaxis_range=[0, 100],
@@ -550,15 +551,7 @@ def families_at_eps(summary: pd.DataFrame, eps: float, labels: dict[str, str], t
             "seeds<br>seeds range %{customdata[1]}<extra></extra>",
         )
         _add_with_band(fig, line, rows, "acc_min", "acc_max", colour, family)
-    fig.update_layout(
-        title=title or "Robust accuracy, mean over seeds (shaded: lowest to highest seed)",
-        xaxis_title="sparsity (%)",
-        yaxis_title="robust accuracy (%)",
-        yaxis_range=[0, 100],
-        height=420,
-        legend=dict(orientation="h", y=-0.25),
-    )
-    return fig
+    return _robust_vs_sparsity_layout(fig, title or "Robust accuracy, mean over seeds (shaded: lowest to highest seed)")
 
 
 def difference_heatmap(diff: pd.DataFrame, norm: str, title: str = "", noise: pd.DataFrame | None = None) -> go.Figure:
