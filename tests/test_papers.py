@@ -140,7 +140,8 @@ def test_a_preset_with_runs_missing_is_incomplete_and_says_which(store):
 
 # ---- figures ----------------------------------------------------------------------------------
 
-FIGURE_TRACES = {"hydra": [4], "bap": [4 * 4, None], "pfa": [None, None, None, 7], "transfer": [3, 3], "mrpf": [4]}
+# transfer: clean, transfer and white-box lines, each over its interval band
+FIGURE_TRACES = {"hydra": [4], "bap": [4 * 4, None], "pfa": [None, None, None, 7], "transfer": [6, 6], "mrpf": [4]}
 
 
 @pytest.mark.parametrize("name", NAMES)
