@@ -46,11 +46,11 @@ from engine.store.frames import (
 if TYPE_CHECKING:
     import torch
 
-    from engine.papers.claims import Verdict
-    from engine.papers.presets import PaperPreset
-    from engine.pipeline import ProgressFn
-    from engine.science.data import Dataset
-    from engine.science.playground import Example
+    from engine.papers.claims import Verdict  # types only: importing these loads torch
+    from engine.papers.presets import PaperPreset  # types only: importing these loads torch
+    from engine.pipeline import ProgressFn  # types only: importing these loads torch
+    from engine.science.data import Dataset  # types only: importing these loads torch
+    from engine.science.playground import Example  # types only: importing these loads torch
 
 
 def form_tree(preset: str, choices: FormChoices) -> dict[str, Any]:
@@ -146,10 +146,10 @@ def run(spec: RunSpec, store: Store | None = None, on_progress: "ProgressFn | No
 def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torch.nn.Module":
     """The model of a finished step, weights checked against their SHA-256, in eval mode."""
     # torch loads here, not when the API is imported
-    from engine.science.data import load_dataset
-    from engine.science.device import prepare_model
-    from engine.science.models import build_model
-    from engine.store.checkpoints import load_verified
+    from engine.science.data import load_dataset  # torch: only when a checkpoint is loaded
+    from engine.science.device import prepare_model  # torch: only when a checkpoint is loaded
+    from engine.science.models import build_model  # torch: only when a checkpoint is loaded
+    from engine.store.checkpoints import load_verified  # torch: only when a checkpoint is loaded
 
     store = store or open_store()
     spec = json.loads(store.run(run_id)["spec_json"])
@@ -162,7 +162,7 @@ def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torc
 def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:
     """The run's fixed evaluation tensors: x in [0, 1] of shape (N, C, H, W), and labels y."""
     from engine.pipeline import eval_split  # torch loads here, not when the API is imported
-    from engine.science.data import load_dataset
+    from engine.science.data import load_dataset  # torch: only when evaluation tensors are read
 
     spec = validate_tree(json.loads((store or open_store()).run(run_id)["spec_json"]))
     return eval_split(load_dataset(spec.dataset.name), spec)

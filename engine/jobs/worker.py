@@ -111,8 +111,8 @@ class Worker:
     def run_job(self, job: Job) -> None:
         """Run one claimed job to its end state, with a heartbeat renewing its lease meanwhile."""
         # torch loads in the process that runs a job, never in the supervisor or `status` paths
-        from engine.pipeline import run as run_pipeline
-        from engine.science.catalog import validate
+        from engine.pipeline import run as run_pipeline  # torch: only in the process that runs a job
+        from engine.science.catalog import validate  # torch: only in the process that runs a job
 
         fence, done = job.fence(), threading.Event()
         self.lease_lost.clear()
