@@ -20,7 +20,7 @@ import pandas as pd
 
 from engine.errors import NotFoundError, SpecError
 from engine.jobs import queue
-from engine.papers.results import PaperResults, gather
+from engine.papers.results import PaperResults
 from engine.paths import REPO_ROOT
 from engine.spec.form import FormChoices
 from engine.spec.form import form_tree as _form_tree
@@ -255,10 +255,11 @@ def ensure_workers(root: Path | None = None, procs: int = 1) -> subprocess.Popen
 
 @lru_cache(maxsize=32)
 def paper_specs(name: str, reduced: bool = False) -> dict[str, RunSpec]:
-    """A paper preset's variants as validated specs (label → spec), computed once per process."""
+    """Every run of a paper preset as a validated spec (label → spec; with several seeds, one label per
+    run and seed), computed once per process."""
     from engine.papers import presets as papers  # validation loads the registries, hence torch
 
-    return papers.expand(papers.load_paper(name), reduced)
+    return papers.expand_all(papers.load_paper(name), reduced)
 
 
 def paper_presets() -> dict[str, "PaperPreset"]:
@@ -269,17 +270,25 @@ def paper_presets() -> dict[str, "PaperPreset"]:
 
 
 def paper_results(name: str, store: Store | None = None, reduced: bool = False) -> "PaperResults":
-    """What the store holds for a paper preset's runs (engine.papers.results.PaperResults)."""
-    return gather(paper_specs(name, reduced), store or open_store())
+    """What the store holds for a paper preset's runs of its first seed (engine.papers.results.PaperResults)."""
+    from engine.papers import presets as papers  # validation loads the registries, hence torch
+
+    return papers.collect(papers.load_paper(name), store or open_store(), reduced)
 
 
 def paper_verdict(
     name: str, results: "PaperResults | None" = None, store: Store | None = None, reduced: bool = False
 ) -> "Verdict":
-    """Does the paper's claim hold in this store? (engine.papers.claims.Verdict, with the numbers)."""
+    """Does the paper's claim hold in this store? (engine.papers.claims.Verdict, with the numbers).
+
+    `results` (one seed's, as the figures read them) saves a read when the preset has one seed; a preset
+    with several seeds is judged from the store, every seed on its own, the findings combined."""
     from engine.papers import presets as papers  # validation loads the registries, hence torch
 
-    return papers.judge(papers.load_paper(name), results or paper_results(name, store, reduced))
+    preset = papers.load_paper(name)
+    if len(preset.seeds) > 1 or results is None:
+        return papers.check(name, store or open_store(), reduced)
+    return papers.judge(preset, results)
 
 
 def run_paper(

@@ -54,7 +54,7 @@ def paper_card(name: str, preset) -> None:
     cold = (
         f"≈ {preset.cold_seconds / 60:.0f} min cold on 2 CPU cores" if preset.cold_seconds else "cold time not measured"
     )
-    st.caption(f":material/timer: {cold} · {len(preset.variants)} runs, one shared base")
+    st.caption(f":material/timer: {cold} · {preset.n_runs()} runs, one shared base")
     st.button("Run and check the claim", key=f"paper-{name}", type="primary", on_click=start_paper, args=(name,))
     st.page_link("pages/papers.py", label="Open", icon=":material/menu_book:", query_params={"paper": name})
 

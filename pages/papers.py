@@ -42,7 +42,7 @@ st.caption(preset.paper)
 st.markdown(f"**The claim.** {preset.claim}")
 cold = f"about {preset.cold_seconds / 60:.0f} minutes" if preset.cold_seconds else "not measured yet"
 left, right = st.columns([1, 3])
-left.button(f"Run the {len(preset.variants)} variants", on_click=start, type="primary", key=f"run-paper-{name}")
+left.button(f"Run its {preset.n_runs()} runs", on_click=start, type="primary", key=f"run-paper-{name}")
 right.caption(
     f"From an empty cache on 2 CPU cores: {cold}. Finished runs are read from the cache at once. "
     f"CLI: `python -m engine run-paper {name}`, then `python -m engine check-preset {name}`."
@@ -83,6 +83,8 @@ def draw() -> None:
     )
     if results.robust.empty:
         return
+    if len(preset.seeds) > 1:
+        st.caption(f"The verdict combines seeds {preset.seeds}; the figures show seed {preset.seeds[0]}.")
     for i, figure in enumerate(paper_figures.paper_figures(preset.check, results, preset.options)):
         st.plotly_chart(figure, width="stretch", key=f"paper-figure-{i}")
     with st.expander("How to read these figures"):

@@ -30,6 +30,38 @@ BUDGET = {
     **{f"budget_q{q}": q / 2000 for q in (10, 25, 50, 75, 90)},
 }
 Accuracy = Callable[[str, int, float, str, float], tuple[float, float, float]]
+Size = Callable[[str, float], float]
+"""(run label, target sparsity) → parameters of the checkpoint (shrunk or effective)."""
+DENSE_PARAMS = 10_000
+
+
+def nominal_size(label: str, target: float) -> float:
+    """Parameters falling with the target sparsity."""
+    return DENSE_PARAMS * (1 - target)
+
+
+def _efficiency(params: float) -> dict:
+    """An efficiency row of a checkpoint with `params` parameters (the other figures are not read)."""
+    zero = dict.fromkeys(("flops", "sparse_flops", "size_bytes", "latency_ms_b1", "latency_ms_b128"), 1.0)
+    return zero | {
+        "params": DENSE_PARAMS,
+        "nonzero_params": int(params),
+        "compression_ratio": DENSE_PARAMS / params,
+        "theoretical_speedup": 1.0,
+        "effective_params": int(params),
+        "effective_sparsity": 1 - params / DENSE_PARAMS,
+        "effective_compression": DENSE_PARAMS / params,
+        "shrunk_params": int(params),
+    }
+
+
+def _layers(target: float) -> list[dict]:
+    """Two conv layers with an MRS each, pruned unevenly to the target (as MRPF would)."""
+    return [
+        {"layer": name, "kind": "conv", "numel": 100, "nonzero": 100, "sparsity": 0.0, "prunable": True, "mrs": mrs}
+        | ({"ratio": ratio * target} if target else {})
+        for name, mrs, ratio in (("conv1", 0.8, 0.5), ("conv2", 0.2, 1.5))
+    ]
 
 
 def _norm(attack: str) -> str:
@@ -44,9 +76,15 @@ def _measured(acc: float, order: np.ndarray) -> dict:
 
 
 def fill_paper(
-    store: Store, name: str, accuracy: Accuracy, only: list[str] | None = None, shared: bool = True
+    store: Store,
+    name: str,
+    accuracy: Accuracy,
+    only: list[str] | None = None,
+    shared: bool = True,
+    size: Size = nominal_size,
 ) -> dict[str, str]:
-    """Write the preset's variants (or `only` those) as finished runs; variant label → run id."""
+    """Write the preset's variants (or `only` those) as finished runs; variant label → run id. Each step
+    has an efficiency row (`size` parameters) and MRPF's steps a layer table with MRS values."""
     written = {}
     for label, spec in api.paper_specs(name).items():
         if only is not None and label not in only:
@@ -79,8 +117,9 @@ def fill_paper(
                     "eval_seconds": 1.0,
                 },
                 robust,
-                [],
+                _layers(target) if spec.prune.method == "mrpf" else [],
                 transfer=moved if spec.eval.transfer else (),
+                efficiency=_efficiency(size(label, target)),
                 budget=BUDGET if step and spec.finetune_mode()[0] in ("ap", "bap") else None,
             )
         store.finish_run(run_id)
@@ -105,19 +144,20 @@ def hydra_fails(variant, step, target, attack, eps):
     return clean, robust - (0.05 * step if variant == "HYDRA" else 0), 0
 
 
-def bap_holds(variant, step, target, attack, eps):
-    wobble = 0.05 * (step % 2)
+def bap_holds(label, step, target, attack, eps):
+    variant, level = label.split(" @ ")
+    wobble = 0.1 * (float(level) > 0.8)  # the two sparsest runs lose robustness under AP
     return {
         "natural GP": (0.9, 0.1 + wobble),
-        "AP ε=0.05": (0.85, 0.3 + 2 * wobble),
-        "AP ε=0.1": (0.8, 0.5 + 2 * wobble),
+        "AP δ=0.02": (0.85, 0.3 - 2 * wobble),
+        "AP δ=0.1": (0.8, 0.5 - 2 * wobble),
         "BAP": (0.83, 0.4),
     }[variant] + (0,)
 
 
-def bap_fails(variant, step, target, attack, eps):
-    clean, robust, _ = bap_holds(variant, step, target, attack, eps)
-    return clean, (0.2 + 0.15 * step if variant == "BAP" else robust), 0
+def bap_fails(label, step, target, attack, eps):
+    clean, robust, _ = bap_holds(label, step, target, attack, eps)
+    return clean, (0.8 * float(label.split(" @ ")[1]) - 0.2 if label.startswith("BAP") else robust), 0
 
 
 def pfa_holds(variant, step, target, attack, eps):

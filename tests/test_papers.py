@@ -27,7 +27,7 @@ def test_there_is_one_preset_per_seed_paper():
 def test_every_preset_validates_full_and_reduced_and_its_options_fit_its_check(name):
     preset = papers.load_paper(name)
     full, tiny = papers.expand(preset), papers.expand(preset, reduced=True)
-    assert list(full) == list(tiny) == list(preset.variants)
+    assert list(full) == list(tiny) == list(preset.levels())
     assert len({s.run_id() for s in full.values()}) == len(full)  # every variant is its own run
     assert len({s.base_id() for s in full.values()}) == 1  # ... on one shared base model
     assert all(s.dataset.name == "synthetic" for s in tiny.values())
@@ -141,7 +141,7 @@ def test_a_preset_with_runs_missing_is_incomplete_and_says_which(store):
 # ---- figures ----------------------------------------------------------------------------------
 
 # transfer: clean, transfer and white-box lines, each over its interval band
-FIGURE_TRACES = {"hydra": [4], "bap": [4 * 4, None], "pfa": [None, None, None, 7], "transfer": [6, 6], "mrpf": [4]}
+FIGURE_TRACES = {"hydra": [4], "bap": [4 * 5, None], "pfa": [None, None, None, 7], "transfer": [6, 6], "mrpf": [4]}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -217,8 +217,14 @@ def test_a_reduced_paper_runs_on_ray_into_the_same_store(cache):
 def test_results_come_in_the_presets_order_of_variants(store):
     fill_paper(store, "bap", SCENARIOS["bap"][0])
     results = api.paper_results("bap", store)
-    assert list(dict.fromkeys(results.robust["variant"])) == list(papers.load_paper("bap").variants)
-    assert list(dict.fromkeys(results.budget["variant"])) == ["AP ε=0.05", "AP ε=0.1", "BAP"]
+    preset = papers.load_paper("bap")
+    assert list(dict.fromkeys(results.robust["variant"])) == list(preset.levels())
+    assert [results.levels[label][0] for label in dict.fromkeys(results.budget["variant"])] == [
+        *["AP δ=0.02"] * 4,
+        *["AP δ=0.1"] * 4,
+        *["BAP"] * 4,
+    ]
+    assert results.grid("BAP") == {0.5: "BAP @ 0.5", 0.75: "BAP @ 0.75", 0.9: "BAP @ 0.9", 0.95: "BAP @ 0.95"}
 
 
 def test_pfa_reports_global_vs_local_without_judging_it(store):
@@ -232,3 +238,103 @@ def test_pfa_reports_global_vs_local_without_judging_it(store):
     verdict = papers.check("pfa", store)
     assert verdict.status == "holds", verdict.headline  # local ahead of global is no failure of the claim
     assert "not judged: unstructured local 60.0 %" in verdict.findings[2].numbers
+
+
+# ---- several seeds ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded_hydra(tmp_path, monkeypatch):
+    """The hydra preset with three seeds, in a presets folder of its own."""
+    text = (papers.PAPERS_DIR / "hydra.yaml").read_text(encoding="utf-8")
+    (tmp_path / "hydra.yaml").write_text(text + "seeds: [0, 1, 2]\n", encoding="utf-8")
+    monkeypatch.setattr(papers, "PAPERS_DIR", tmp_path)
+    api.paper_specs.cache_clear()
+    yield papers.load_paper("hydra")
+    api.paper_specs.cache_clear()
+
+
+def _seed(label: str) -> int:
+    return int(label.rsplit("seed ", 1)[1])
+
+
+def test_a_preset_with_seeds_runs_each_variant_once_per_seed(seeded_hydra):
+    specs = api.paper_specs("hydra")
+    assert list(specs) == [f"{v} · seed {s}" for s in (0, 1, 2) for v in ("LWM", "HYDRA")]
+    assert {s.seed for s in specs.values()} == {0, 1, 2} and len({s.run_id() for s in specs.values()}) == 6
+    assert list(papers.expand(seeded_hydra, seed=1)) == ["LWM", "HYDRA"]
+
+
+def test_a_claim_holding_on_every_seed_holds_and_seeds_that_disagree_leave_it_open(store, seeded_hydra):
+    def lead(size):
+        def accuracy(label, step, target, attack, eps):
+            clean, robust, _ = hydra_holds(label.split(" · ")[0], step, target, attack, eps)
+            return clean, robust + (size[_seed(label)] * step / 3 if label.startswith("HYDRA") else 0), 0
+
+        return accuracy
+
+    fill_paper(store, "hydra", lead({0: 0.02, 1: 0.03, 2: 0.025}))
+    verdict = papers.check("hydra", store)
+    ahead = verdict.findings[0]
+    assert ahead.status == "holds", ahead.numbers
+    assert ahead.numbers.startswith("3 seeds (seed 0 ") and set(verdict.table["seed"]) == {0, 1, 2}
+    assert api.paper_verdict("hydra", api.paper_results("hydra", store), store).headline == verdict.headline
+
+
+def test_seeds_that_disagree_leave_the_claim_open(store, seeded_hydra):
+    def disagree(label, step, target, attack, eps):
+        clean, robust, _ = hydra_holds(label.split(" · ")[0], step, target, attack, eps)
+        gap = {0: 0.15, 1: -0.15, 2: 0.15}[_seed(label)] * step / 3
+        return clean, robust + (gap if label.startswith("HYDRA") else 0), 0
+
+    fill_paper(store, "hydra", disagree)
+    per_seed = [papers.judge(seeded_hydra, papers.collect(seeded_hydra, store, seed=s)).findings[0] for s in (0, 1, 2)]
+    assert [f.status for f in per_seed] == ["holds", "fails", "holds"]  # each seed alone is decided...
+    combined = papers.check("hydra", store).findings[0]
+    assert combined.status == "inconclusive" and "more seeds" in combined.to_decide  # ...together they are not
+
+
+def test_a_seeded_preset_is_incomplete_until_every_seed_has_run(store, seeded_hydra):
+    fill_paper(store, "hydra", hydra_holds, only=["LWM · seed 0", "HYDRA · seed 0"])
+    verdict = papers.check("hydra", store)
+    assert verdict.status == "incomplete" and "seed 1" in verdict.headline
+
+
+# ---- MRPF at equal effective size -------------------------------------------------------------
+
+
+def _uniform_rises_with_size(label, step, target, attack, eps):
+    robust = 0.3 + 0.3 * (1 - target)  # bigger models are more robust: 0.45 at 50 %, 0.525 at 25 %
+    if label == "MRPF":
+        robust = 0.3 + 0.3 * 0.5 + 0.01  # one point above uniform at the same *nominal* sparsity
+    return 0.8, (0.6 if step == 0 else robust), 0
+
+
+def test_mrpf_is_compared_with_uniform_at_its_own_size_not_its_nominal_sparsity(store):
+    def mrpf_keeps_more(label, target):  # MRPF's physically smaller model is bigger than uniform's
+        return 10_000 * (1 - target / 2) if label == "MRPF" else 10_000 * (1 - target)
+
+    fill_paper(store, "mrpf", _uniform_rises_with_size, size=mrpf_keeps_more)
+    verdict = papers.check("mrpf", store)
+    ahead = verdict.findings[0]
+    assert ahead.status == "fails", ahead.numbers  # at 7,500 parameters uniform has 52.5 %, MRPF 46 %
+    assert "7,500 parameters (50% target) 46.0 % vs 52.4 %" in ahead.numbers
+    row = verdict.table.set_index("step").loc[1]
+    assert row["uniform L1 at equal size"] == pytest.approx(0.524)  # 0.525 stored as 262/500 images
+    assert row["MRS conv1"] == 0.8 and row["pruned conv2"] == pytest.approx(0.75)  # each layer's MRS and ratio
+
+
+def test_mrpf_at_uniform_s_own_size_is_compared_checkpoint_to_checkpoint(store):
+    fill_paper(store, "mrpf", _uniform_rises_with_size)  # equal sizes: MRPF's one-point lead
+    ahead = papers.check("mrpf", store).findings[0]
+    assert ahead.status == "holds", ahead.numbers  # non-inferior within the 2-pt margin
+    assert "5,000 parameters (50% target) 46.0 % vs 45.0 %" in ahead.numbers
+
+
+def test_mrpf_smaller_than_every_uniform_run_cannot_be_compared(store):
+    def tiny_mrpf(label, target):
+        return 100.0 if label == "MRPF" and target else 10_000 * (1 - target)
+
+    fill_paper(store, "mrpf", mrpf_holds, size=tiny_mrpf)
+    ahead = papers.check("mrpf", store).findings[0]
+    assert ahead.status == "inconclusive" and "add uniform L1 targets" in ahead.to_decide

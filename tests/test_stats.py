@@ -133,3 +133,17 @@ def test_checkpoints_of_one_run_compare_per_example(cache, smoke_tree):
     assert difference.low <= difference.diff <= difference.high
     itself = api.compare((run_id, 0), (run_id, 0), attack["attack"], attack["eps"])
     assert (itself.diff, itself.p) == (0.0, 1.0)
+
+
+def test_across_seeds_counts_the_seeds_spread_with_students_t_and_never_hides_image_noise():
+    from scipy.stats import t
+
+    from engine.report.stats import Estimate, across_seeds
+
+    spread = [Estimate(v, v - 0.001, v + 0.001, 500, True) for v in (0.01, 0.03, 0.08)]
+    combined = across_seeds(spread)
+    low, high = t.interval(0.95, 2, loc=0.04, scale=np.std([0.01, 0.03, 0.08], ddof=1) / math.sqrt(3))
+    assert combined.value == pytest.approx(0.04) and (combined.low, combined.high) == pytest.approx((low, high))
+    assert combined.n == 1500
+    agreeing = across_seeds([Estimate(0.02, 0.0, 0.04, 500, True)] * 4)  # seeds agree: the images' noise remains
+    assert (agreeing.low, agreeing.high) == pytest.approx((0.02 - 0.02 / 2, 0.02 + 0.02 / 2))

@@ -25,6 +25,7 @@ import pandas as pd
 from engine.papers.results import PaperResults
 from engine.registry import Registry
 from engine.report.stats import Estimate, bootstrap, decide, parametric_bootstrap, unpack_flags
+from engine.report.stats import across_seeds as combine_estimates
 from engine.science.pruning.methods import METHODS
 
 STATUSES = ("holds", "fails", "inconclusive")
@@ -38,6 +39,8 @@ class Finding:
     status: str
     numbers: str
     to_decide: str = ""
+    estimate: Estimate | None = field(default=None, compare=False)
+    margin: float = 0.0
 
     @property
     def holds(self) -> bool:
@@ -162,16 +165,47 @@ def finding(claim: str, est: Estimate, numbers: str, margin: float = 0.0) -> Fin
     bar = f", margin {100 * margin:.0f} pt" if margin else ""
     numbers = f"{numbers}; statistic {signed_pt(est.value)} {interval}{bar}"
     if status != "inconclusive":
-        return Finding(claim, status, numbers)
+        return Finding(claim, status, numbers, estimate=est, margin=margin)
     if not est.n:
-        return Finding(claim, status, numbers, "re-run: these results predate per-example records")
+        return Finding(claim, status, numbers, "re-run: these results predate per-example records", est, margin)
     needed = est.images_to_decide(margin)
     to_decide = (
         f"≈{needed:,} evaluation images (now {est.n:,}) would decide it at this gap, or more seeds"
         if needed
         else "the observed gap is at the bar itself: more images alone will not decide it"
     )
-    return Finding(claim, status, numbers, to_decide)
+    return Finding(claim, status, numbers, to_decide, est, margin)
+
+
+def across_seeds(verdicts: dict[int, Verdict]) -> Verdict:
+    """One verdict from a preset judged once per seed: each finding's statistic averaged over the seeds
+    with an interval counting both the images' and the seeds' noise (engine.report.stats.across_seeds),
+    decided as one finding; a part without a statistic holds or fails only when every seed agrees."""
+    if any(v.status == "incomplete" for v in verdicts.values()):
+        text = "; ".join(f"seed {seed}: {v.headline}" for seed, v in verdicts.items() if v.status == "incomplete")
+        return Verdict("incomplete", text)
+    first = next(iter(verdicts.values()))
+    findings = [
+        _combined([v.findings[i] for v in verdicts.values()], list(verdicts)) for i in range(len(first.findings))
+    ]
+    table = pd.concat(
+        [v.table.assign(seed=seed) for seed, v in verdicts.items() if not v.table.empty], ignore_index=True
+    )
+    return verdict(findings, table)
+
+
+def _combined(findings: list[Finding], seeds: list[int]) -> Finding:
+    """One part of a claim over several seeds."""
+    head = findings[0]
+    if any(f.estimate is None or not f.estimate.n for f in findings):
+        statuses = {f.status for f in findings}
+        status = statuses.pop() if len(statuses) == 1 else "inconclusive"
+        numbers = "; ".join(f"seed {seed}: {f.status} ({f.numbers})" for seed, f in zip(seeds, findings))
+        return Finding(head.claim, status, numbers, "" if status != "inconclusive" else "the seeds disagree")
+    values = ", ".join(f"seed {seed} {signed_pt(f.estimate.value)}" for seed, f in zip(seeds, findings))
+    return finding(
+        head.claim, combine_estimates([f.estimate for f in findings]), f"{len(seeds)} seeds ({values})", head.margin
+    )
 
 
 def _spread(values: np.ndarray) -> float:
@@ -181,69 +215,113 @@ def _spread(values: np.ndarray) -> float:
 # ---- the checks ----------------------------------------------------------------------------------
 
 
-def _pruned_steps(results: PaperResults, label: str, attack: str, eps: float) -> list[int]:
-    return [int(s) for s in at_eps(results.variant(label, attack), eps)["step"] if s > 0]
+def _final_step(results: PaperResults, label: str, attack: str) -> int:
+    """The last checkpoint of a run (its final sparsity)."""
+    return int(results.variant(label, attack)["step"].max())
+
+
+class Cells:
+    """Accuracies of a preset laid out for one statistic: `add` a cell, then read its value by key."""
+
+    def __init__(self) -> None:
+        self.cells: list[Cell] = []
+        self.index: dict[tuple, int] = {}
+
+    def add(self, key: tuple, cell: Cell) -> None:
+        """Register `cell` under `key` (once)."""
+        if key not in self.index:
+            self.index[key] = len(self.cells)
+            self.cells.append(cell)
+
+    def __call__(self, acc: np.ndarray, key: tuple) -> float:
+        """The accuracy of the cell registered under `key` in one (re)sample."""
+        return float(acc[self.index[key]])
+
+
+def _area_weights(eps: list[float]) -> np.ndarray:
+    """Trapezoid weights over an ε grid, summing to 1: the area under accuracy vs ε divided by the width."""
+    if len(eps) == 1:
+        return np.ones(1)
+    widths = np.diff(eps)
+    weights = np.zeros(len(eps))
+    weights[:-1] += widths / 2
+    weights[1:] += widths / 2
+    return weights / weights.sum()
 
 
 @CHECKS.register("bap")
-def bap(results: PaperResults, attack: str, eps: float, ap: list[str], bap: str, natural: str) -> Verdict:
-    """Blind Adversarial Pruning: a larger AP budget trades clean accuracy for robustness, and BAP's
-    robustness at attack strength ε varies less across sparsity levels than AP's (RESEARCH check 17).
+def bap(results: PaperResults, attack: str, area_from: float, ap: list[str], bap: str, natural: str) -> Verdict:
+    """Blind Adversarial Pruning, across pruning processes as in BAP's code: one gradual run per final
+    sparsity (the preset's grid), each read at its last checkpoint. A larger AP budget trades clean
+    accuracy for robustness, and BAP's robustness (the area under accuracy vs ε from `area_from` to the
+    largest ε, per unit of ε: trapezoids, so the wide large-ε intervals weigh most) varies less across
+    final sparsities than every AP budget's.
 
-    `ap` lists the AP variants by increasing training budget; statistics over the pruned steps.
+    `ap` lists the AP variants by increasing training budget; `natural` is reported, not judged.
     """
-    rows = []
-    for label in [natural, *ap, bap]:
-        pruned = results.variant(label, attack)
-        pruned = pruned[pruned["step"] > 0]
-        robust = by_step(pruned, eps)
-        rows.append(
-            {
-                "variant": label,
-                "clean_mean": float(clean_by_step(pruned).mean()),
-                "robust_mean": float(robust.mean()),
-                "robust_min": float(robust.min()),
-                "robust_max": float(robust.max()),
-                "spread": _spread(robust.to_numpy()),
-            }
-        )
-    table = pd.DataFrame(rows).set_index("variant")
+    first_run = next(iter(results.grid(bap).values()))
+    strong_eps = sorted({float(e) for e in results.variant(first_run, attack)["eps"] if e >= area_from - 1e-9})
+    weights = _area_weights(strong_eps)
+    cells, rows = Cells(), []
+    for variant in [natural, *ap, bap]:
+        for level, label in results.grid(variant).items():
+            step = _final_step(results, label, attack)
+            for e in [0.0, *strong_eps]:
+                cells.add((label, e), (label, step, e, "robust"))
+            frame = results.variant(label, attack)
+            final = _row(results, attack, (label, step, 0.0, "robust"))
+            rows.append(
+                {
+                    "variant": variant,
+                    "final_sparsity": level,
+                    "sparsity": float(final["sparsity"]),
+                    "clean": float(final["acc"]),
+                    "strong_area": float(sum(w * by_step(frame, e)[step] for w, e in zip(weights, strong_eps))),
+                    "n": final.get("n"),
+                }
+            )
+    table = pd.DataFrame(rows)
+
+    def area(acc: np.ndarray, label: str) -> float:
+        return float(sum(w * cells(acc, (label, e)) for w, e in zip(weights, strong_eps)))
+
+    def mean_over_levels(acc: np.ndarray, variant: str, value: Callable[[np.ndarray, str], float]) -> float:
+        return float(np.mean([value(acc, label) for label in results.grid(variant).values()]))
+
+    def spread(acc: np.ndarray, variant: str) -> float:
+        return _spread(np.array([area(acc, label) for label in results.grid(variant).values()]))
+
+    def clean(acc: np.ndarray, label: str) -> float:
+        return cells(acc, (label, 0.0))
+
     small, large = ap[0], ap[-1]
-    steps = {label: _pruned_steps(results, label, attack, eps) for label in (small, large, bap)}
-    k = len(steps[small])
+    strength = f"ε ≥ {area_from:g} (area per unit ε)"
 
     def trade_statistic(acc: np.ndarray) -> float:  # clean given up and robustness gained, the smaller of the two
-        clean_small, clean_large, robust_small, robust_large = (acc[i * k : (i + 1) * k].mean() for i in range(4))
-        return min(clean_small - clean_large, robust_large - robust_small)
+        clean_gap = mean_over_levels(acc, small, clean) - mean_over_levels(acc, large, clean)
+        robust_gain = mean_over_levels(acc, large, area) - mean_over_levels(acc, small, area)
+        return min(clean_gap, robust_gain)
 
-    cells = [
-        (label, s, e, "robust")
-        for e, label in ((0.0, small), (0.0, large), (eps, small), (eps, large))
-        for s in steps[label]
-    ]
+    means = table.groupby("variant", sort=False)[["clean", "strong_area"]].mean()
     trade = finding(
         f"AP with the larger budget ({large}) has lower clean and higher robust accuracy than {small}",
-        estimate(results, attack, cells, trade_statistic),
-        f"clean {pt(table.loc[large, 'clean_mean'])} vs {pt(table.loc[small, 'clean_mean'])}, robust at "
-        f"ε={eps_text(eps)} {pt(table.loc[large, 'robust_mean'])} vs {pt(table.loc[small, 'robust_mean'])}",
+        estimate(results, attack, cells.cells, trade_statistic),
+        f"mean over the final sparsities: clean {pt(means.loc[large, 'clean'])} vs {pt(means.loc[small, 'clean'])}, "
+        f"robust at {strength} {pt(means.loc[large, 'strong_area'])} vs {pt(means.loc[small, 'strong_area'])}",
     )
-    groups = [ap_label for ap_label in ap] + [bap]
-    spans = [len(_pruned_steps(results, label, attack, eps)) for label in groups]
-    cells = [(label, s, eps, "robust") for label in groups for s in _pruned_steps(results, label, attack, eps)]
+    spreads = table.groupby("variant", sort=False)["strong_area"].agg(lambda v: float(v.max() - v.min()))
 
     def stability(acc: np.ndarray) -> float:  # every AP spread minus BAP's: ≥ 0 when BAP varies least
-        bounds = np.cumsum([0, *spans])
-        spreads = [_spread(acc[bounds[i] : bounds[i + 1]]) for i in range(len(groups))]
-        return min(spreads[:-1]) - spreads[-1]
+        return min(spread(acc, variant) for variant in ap) - spread(acc, bap)
 
+    levels = ", ".join(f"{value:.0%}" for value in results.grid(bap))
     stable = finding(
-        "BAP's robustness varies less across sparsity than every AP budget's",
-        estimate(results, attack, cells, stability),
-        f"spread of robust accuracy at ε={eps_text(eps)} over the pruned steps: BAP "
-        f"{100 * table.loc[bap, 'spread']:.1f} pt vs "
-        + ", ".join(f"{label} {100 * table.loc[label, 'spread']:.1f} pt" for label in ap),
+        "BAP's robustness varies less across final sparsities than every AP budget's",
+        estimate(results, attack, cells.cells, stability),
+        f"spread (max − min) over the runs pruned to {levels} of the mean accuracy at {strength}: "
+        f"BAP {100 * spreads[bap]:.1f} pt vs " + ", ".join(f"{label} {100 * spreads[label]:.1f} pt" for label in ap),
     )
-    return verdict([trade, stable], table.reset_index())
+    return verdict([trade, stable], table)
 
 
 def _paired_gap(results: PaperResults, first: str, second: str, attack: str, eps: float) -> pd.DataFrame:
@@ -462,6 +540,42 @@ def transfer(results: PaperResults, attack: str, eps: float, clean_drop: float =
     return verdict([comparable, above, same], table)
 
 
+def _sizes(results: PaperResults, label: str) -> pd.Series:
+    """A run's size per step: parameters of the physically smaller model where filters came out, else the
+    effective parameters (weights on an input → output path)."""
+    frame = results.efficiency
+    frame = frame[frame["variant"] == label].drop_duplicates("step").set_index("step").sort_index()
+    shrunk = frame["shrunk_params"] if "shrunk_params" in frame else pd.Series(np.nan, index=frame.index)
+    return shrunk.fillna(frame["effective_params"]).astype(float)
+
+
+def _bracket(sizes: pd.Series, size: float) -> tuple[int, int, float] | None:
+    """Two steps whose sizes bracket `size` and the weight w of the second: linear interpolation in size
+    gives (1 − w)·first + w·second; None when no two steps bracket it."""
+    ordered = sizes.sort_values()
+    for (low_step, low), (high_step, high) in zip(ordered.items(), list(ordered.items())[1:]):
+        if low <= size <= high:
+            w = 0.0 if high == low else (size - low) / (high - low)
+            return int(low_step), int(high_step), float(w)
+    exact = ordered[ordered == size]
+    return (int(exact.index[0]), int(exact.index[0]), 0.0) if len(exact) else None
+
+
+def _layer_columns(results: PaperResults, label: str, step: int) -> dict[str, float]:
+    """Each layer's MRS and the share of its filters the run removed at `step` (for the verdict table)."""
+    layers = results.layers
+    if layers.empty:
+        return {}
+    rows = layers[(layers["variant"] == label) & (layers["step"] == step)]
+    columns = {}
+    for row in rows.itertuples():
+        if pd.notna(getattr(row, "mrs", None)):
+            columns[f"MRS {row.layer}"] = float(row.mrs)
+        if pd.notna(getattr(row, "ratio", None)):
+            columns[f"pruned {row.layer}"] = float(row.ratio)
+    return columns
+
+
 @CHECKS.register("mrpf")
 def mrpf(
     results: PaperResults,
@@ -473,35 +587,98 @@ def mrpf(
     untuned: str,
     margin: float = 0.02,
 ) -> Verdict:
-    """MRPF (Bai et al. 2024): at equal sparsity MRS-adaptive ratios are at least as robust as uniform
-    ones (within `margin`), and fine-tuning moves robust accuracy more than the pruning criterion
-    (L1 vs random filters)."""
-    labels = [mrpf, uniform, random, untuned]
-    series = {label: by_step(results.variant(label, attack), eps) for label in labels}
-    first = at_eps(results.variant(uniform, attack), eps).set_index("step")
-    table = pd.DataFrame({"target": first["target_sparsity"], **series}).dropna()
-    table = table[table["target"] > 0].sort_values("target")
-    steps = [int(s) for s in table.index]
-    cells = [c for s in steps for c in ((mrpf, s, eps, "robust"), (uniform, s, eps, "robust"))]
-    ahead = finding(
-        f"{mrpf} ≥ {uniform} at every sparsity",
-        estimate(results, attack, cells, lambda acc: float((acc[0::2] - acc[1::2]).min())),
-        f"PGD accuracy at ε={eps_text(eps)}: "
-        + ", ".join(f"{t:.0%} {pt(m)} vs {pt(u)}" for t, m, u in zip(table["target"], table[mrpf], table[uniform])),
-        margin,
+    """MRPF (Bai et al. 2024): at equal *effective* size (parameters of the physically smaller model) the
+    MRS-adaptive ratios are at least as robust as uniform ones (within `margin`), and fine-tuning moves
+    robust accuracy more than the pruning criterion (L1 vs random filters).
+
+    Uniform ratios run at more targets than MRPF; uniform's accuracy at MRPF's size is interpolated
+    linearly in parameters between the two uniform checkpoints that bracket it (a fixed linear
+    combination of two measured accuracies, so the paired bootstrap carries it)."""
+    mrpf_acc = by_step(results.variant(mrpf, attack), eps)
+    mrpf_size, uniform_size = _sizes(results, mrpf), _sizes(results, uniform)
+    uniform_acc = by_step(results.variant(uniform, attack), eps)
+    cells, rows, compared = Cells(), [], []
+    for step in [int(s) for s in mrpf_acc.index if s > 0]:
+        size = float(mrpf_size.get(step, np.nan))
+        bracket = _bracket(uniform_size, size) if np.isfinite(size) else None
+        row = {"step": step, "target": _target(results, mrpf, attack, step), "params": size, mrpf: mrpf_acc[step]}
+        if bracket is not None:
+            low, high, w = bracket
+            row[f"{uniform} at equal size"] = (1 - w) * uniform_acc[low] + w * uniform_acc[high]
+            for key, label, s in (("m", mrpf, step), ("lo", uniform, low), ("hi", uniform, high)):
+                cells.add((key, step), (label, s, eps, "robust"))
+            compared.append((step, w))
+        rows.append(row | _layer_columns(results, mrpf, step))
+    table = pd.DataFrame(rows)
+    ahead = _equal_size_finding(results, attack, cells, compared, table, mrpf, uniform, eps, margin)
+    matters = _tuning_finding(results, attack, eps, uniform, untuned, random)
+    return verdict([ahead, matters], table)
+
+
+def _target(results: PaperResults, label: str, attack: str, step: int) -> float:
+    rows = results.variant(label, attack)
+    return float(rows[rows["step"] == step]["target_sparsity"].iloc[0])
+
+
+def _equal_size_finding(
+    results: PaperResults,
+    attack: str,
+    cells: Cells,
+    compared: list[tuple[int, float]],
+    table: pd.DataFrame,
+    mrpf: str,
+    uniform: str,
+    eps: float,
+    margin: float,
+) -> Finding:
+    claim = f"{mrpf} ≥ {uniform} at equal effective size"
+    if not compared:
+        sizes = ", ".join(f"{p:,.0f}" for p in table["params"]) if "params" in table else "unknown"
+        return Finding(
+            claim,
+            "inconclusive",
+            f"no {uniform} checkpoints bracket {mrpf}'s sizes ({sizes} parameters)",
+            f"add {uniform} targets around those sizes",
+        )
+
+    def lead(acc: np.ndarray) -> float:  # the smallest lead of MRPF over uniform at its size
+        return min(
+            cells(acc, ("m", s)) - ((1 - w) * cells(acc, ("lo", s)) + w * cells(acc, ("hi", s))) for s, w in compared
+        )
+
+    at_size = table.dropna(subset=[f"{uniform} at equal size"])
+    numbers = f"PGD accuracy at ε={eps_text(eps)}: " + ", ".join(
+        f"{r['params']:,.0f} parameters ({r['target']:.0%} target) {pt(r[mrpf])} vs {pt(r[f'{uniform} at equal size'])}"
+        for _, r in at_size.iterrows()
     )
-    cells = [(label, s, eps, "robust") for label in (uniform, untuned, random) for s in steps]
-    k = len(steps)
+    return finding(claim, estimate(results, attack, cells.cells, lead), numbers, margin)
+
+
+def _tuning_finding(results: PaperResults, attack: str, eps: float, uniform: str, untuned: str, random: str) -> Finding:
+    """Fine-tuning vs criterion on the targets the three uniform variants share."""
+    steps = {label: at_eps(results.variant(label, attack), eps) for label in (uniform, untuned, random)}
+    shared = sorted(set.intersection(*(set(frame["target_sparsity"][frame["step"] > 0]) for frame in steps.values())))
+    cells = Cells()
+    for target in shared:
+        for label, frame in steps.items():
+            step = int(frame[np.isclose(frame["target_sparsity"], target)]["step"].iloc[0])
+            cells.add((label, target), (label, step, eps, "robust"))
+
+    def diffs(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tuned = np.array([cells(acc, (uniform, t)) for t in shared])
+        raw = np.array([cells(acc, (untuned, t)) for t in shared])
+        rand = np.array([cells(acc, (random, t)) for t in shared])
+        return tuned - raw, np.abs(tuned - rand)
 
     def tuning_minus_criterion(acc: np.ndarray) -> float:
-        tuned, raw, rand = acc[:k], acc[k : 2 * k], acc[2 * k :]
-        return float((tuned - raw).mean() - np.abs(tuned - rand).mean())
+        tuning, criterion = diffs(acc)
+        return float(tuning.mean() - criterion.mean())
 
-    tuning = float((table[uniform] - table[untuned]).mean())
-    criterion = float((table[uniform] - table[random]).abs().mean())
-    matters = finding(
+    point = np.array([_row(results, attack, cell)["acc"] for cell in cells.cells])
+    tuning, criterion = diffs(point)
+    return finding(
         "fine-tuning matters more than the criterion",
-        estimate(results, attack, cells, tuning_minus_criterion),
-        f"fine-tuning adds {signed_pt(tuning)} on average; L1 vs random filters differ by {100 * criterion:.1f} pt",
+        estimate(results, attack, cells.cells, tuning_minus_criterion),
+        f"at {', '.join(f'{t:.0%}' for t in shared)}: fine-tuning adds {signed_pt(tuning.mean())} on average; "
+        f"L1 vs random filters differ by {100 * criterion.mean():.1f} pt",
     )
-    return verdict([ahead, matters], table.reset_index())

@@ -11,6 +11,8 @@ A paper preset (`presets/papers/<name>.yaml`) is a sweep of named variants shari
     variants:
       LWM: {prune.method: lwm}        # dotted overrides of the base
       HYDRA: {prune.method: hydra}
+    grid: {schedule.final_sparsity: [0.5, 0.9]}   # optional: every variant at each value ("LWM @ 0.5", ...)
+    seeds: [0, 1, 2]                  # optional: every run once per seed, the verdict combined across seeds
     reduced: {dataset.name: synthetic, ...}   # overrides for the tiny version the tests run
     cold_seconds: 312                 # measured from an empty cache on 2 cores
 
@@ -30,7 +32,7 @@ from tqdm import tqdm
 
 from engine.errors import SpecError
 from engine.jobs import sweep
-from engine.papers.claims import CHECKS, Verdict, incomplete
+from engine.papers.claims import CHECKS, Verdict, across_seeds, incomplete
 from engine.papers.results import PaperResults, gather
 from engine.paths import REPO_ROOT
 from engine.pipeline import run as run_pipeline
@@ -53,8 +55,29 @@ class PaperPreset(Frozen):
     figure_note: str = Field("", description="how to read the paper's figure")
     base: dict[str, Any]
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        max_length=1,
+        description="one dotted key → values: every variant runs once per value, labelled 'variant @ value'",
+    )
+    seeds: list[int] = Field(
+        default_factory=list,
+        max_length=10,
+        description="several seeds: every run once per seed, each seed judged on its own, the verdict combined",
+    )
     reduced: dict[str, Any] = Field(default_factory=dict, description="overrides of the tiny version")
     cold_seconds: float | None = Field(None, ge=0, description="measured cold run time on 2 CPU cores")
+
+    def levels(self) -> dict[str, tuple[str, Any]]:
+        """Run label → (variant, grid value); the value is None without a grid."""
+        if not self.grid:
+            return {label: (label, None) for label in self.variants}
+        (values,) = self.grid.values()
+        return {f"{label} @ {value:g}": (label, value) for label in self.variants for value in values}
+
+    def n_runs(self) -> int:
+        """How many runs the preset makes (variants × grid values × seeds)."""
+        return len(self.levels()) * max(1, len(self.seeds))
 
 
 def paper_names() -> list[str]:
@@ -76,15 +99,21 @@ def load_paper(name: str) -> PaperPreset:
     return preset
 
 
-def expand(preset: PaperPreset, reduced: bool = False) -> dict[str, RunSpec]:
-    """Variant label → validated spec; `reduced` applies the tiny-version overrides to the base first."""
+def expand(preset: PaperPreset, reduced: bool = False, seed: int | None = None) -> dict[str, RunSpec]:
+    """Run label → validated spec for one seed (None: the preset's first, else the base's); `reduced`
+    applies the tiny-version overrides to the base first."""
     base = copy.deepcopy(preset.base)
     for key, value in (preset.reduced if reduced else {}).items():
         set_path(base, key, copy.deepcopy(value))
+    seed = preset.seeds[0] if seed is None and preset.seeds else seed
+    if seed is not None:
+        base["seed"] = seed
     specs, problems = {}, []
-    for label, overrides in preset.variants.items():
+    for label, (variant, value) in preset.levels().items():
         tree = copy.deepcopy(base)
-        for key, value in overrides.items():
+        for key, override in preset.variants[variant].items():
+            set_path(tree, key, copy.deepcopy(override))
+        for key in preset.grid:
             set_path(tree, key, copy.deepcopy(value))
         try:
             specs[label] = validate(tree)
@@ -98,6 +127,15 @@ def expand(preset: PaperPreset, reduced: bool = False) -> dict[str, RunSpec]:
     return specs
 
 
+def expand_all(preset: PaperPreset, reduced: bool = False) -> dict[str, RunSpec]:
+    """Every run of a preset: with several seeds, each run label once per seed ("BAP · seed 1")."""
+    if len(preset.seeds) <= 1:
+        return expand(preset, reduced)
+    return {
+        f"{label} · seed {seed}": spec for seed in preset.seeds for label, spec in expand(preset, reduced, seed).items()
+    }
+
+
 def judge(preset: PaperPreset, results: PaperResults) -> Verdict:
     """The verdict of a preset's claim on gathered results (incomplete while runs are missing)."""
     if results.missing():
@@ -105,10 +143,19 @@ def judge(preset: PaperPreset, results: PaperResults) -> Verdict:
     return CHECKS.get(preset.check)(results, **preset.options)
 
 
+def collect(preset: PaperPreset, store: Store, reduced: bool = False, seed: int | None = None) -> PaperResults:
+    """What the store holds for a preset's runs of one seed (None: the first), each row tagged with its
+    run label, variant and grid value."""
+    return gather(expand(preset, reduced, seed), store, preset.levels())
+
+
 def check(name: str, store: Store, reduced: bool = False) -> Verdict:
-    """The verdict of a paper preset's claim on what the store holds (see engine.papers.claims.Verdict)."""
+    """The verdict of a paper preset's claim on what the store holds (see engine.papers.claims.Verdict);
+    with several seeds, each seed is judged on its own and the findings combined (claims.across_seeds)."""
     preset = load_paper(name)
-    return judge(preset, gather(expand(preset, reduced), store))
+    if len(preset.seeds) <= 1:
+        return judge(preset, collect(preset, store, reduced))
+    return across_seeds({seed: judge(preset, collect(preset, store, reduced, seed)) for seed in preset.seeds})
 
 
 def run(name: str, store: Store, reduced: bool = False, executor: str = "local", progress: bool = True) -> float:
@@ -117,7 +164,7 @@ def run(name: str, store: Store, reduced: bool = False, executor: str = "local",
     Locally the variants run one after another in this process, with a tqdm bar over them; with
     `executor="ray"` they run as Ray tasks (engine.jobs.sweep.run_ray).
     """
-    specs = expand(load_paper(name), reduced)
+    specs = expand_all(load_paper(name), reduced)
     started = time.perf_counter()
     if executor == "ray":
         sweep.run_ray(list(specs.items()), store)

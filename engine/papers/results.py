@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from engine.spec.runspec import RunSpec
 from engine.status import RunStatus
 from engine.store.db import Store
-from engine.store.frames import budget_frame, robust_frame
+from engine.store.frames import budget_frame, efficiency_frame, layers_frame, robust_frame
 
 
 @dataclass
 class PaperResults:
-    """What the store holds for a paper preset's runs (robust, transfer and budget rows, with n and the
-    per-image flags of every accuracy), tagged by variant, and each variant's pruning method."""
+    """What the store holds for a paper preset's runs (robust, transfer, budget and efficiency rows, with
+    n and the per-image flags of every accuracy), tagged by run label (`variant`), and each run's pruning
+    method and grid level (variant of the preset, grid value or None)."""
 
     run_ids: dict[str, str]
     status: dict[str, str]
@@ -23,6 +25,9 @@ class PaperResults:
     transfer: pd.DataFrame
     budget: pd.DataFrame
     methods: dict[str, str] = field(default_factory=dict)
+    efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)
+    levels: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    layers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def missing(self) -> list[str]:
         """Variants whose run has not finished."""
@@ -33,6 +38,26 @@ class PaperResults:
         frame = getattr(self, source)
         frame = frame[frame["variant"] == label]
         return frame[frame["attack"] == attack] if attack else frame
+
+    def finals(self, attack: str) -> pd.DataFrame:
+        """With a grid: each run's last checkpoint, plus the dense step of one run per variant, with the
+        preset variant in `variant` (one curve per final sparsity); without one, the robust rows."""
+        frame = self.robust[self.robust["attack"] == attack] if not self.robust.empty else self.robust
+        if frame.empty or all(value is None for _, value in self.levels.values()):
+            return frame
+        last = frame.groupby("variant")["step"].transform("max")
+        first_runs = [next(iter(self.grid(variant).values())) for variant in self.variants()]
+        dense = frame[(frame["step"] == 0) & frame["variant"].isin(first_runs)]
+        picked = pd.concat([dense, frame[(frame["step"] == last) & (frame["step"] > 0)]])
+        return picked.assign(variant=picked["variant"].map(lambda label: self.levels[label][0]))
+
+    def variants(self) -> list[str]:
+        """The preset's variants, in order (without a grid: the run labels)."""
+        return list(dict.fromkeys(group for group, _ in self.levels.values()))
+
+    def grid(self, variant: str) -> dict[Any, str]:
+        """A preset variant's runs across the grid: grid value → run label, in the preset's order."""
+        return {value: label for label, (group, value) in self.levels.items() if group == variant}
 
 
 def _tagged(frame: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
@@ -56,8 +81,9 @@ def _with_targets(frame: pd.DataFrame, store: Store) -> pd.DataFrame:
     return frame.merge(targets, on=["run_id", "step"], how="left")
 
 
-def gather(specs: dict[str, RunSpec], store: Store) -> PaperResults:
-    """The store's rows for every variant's run (absent runs count as missing)."""
+def gather(specs: dict[str, RunSpec], store: Store, levels: dict[str, tuple[str, Any]] | None = None) -> PaperResults:
+    """The store's rows for every labelled run (absent runs count as missing); `levels` maps each label
+    to its preset variant and grid value (default: each label its own variant, no grid)."""
     run_ids = {label: spec.run_id() for label, spec in specs.items()}
     labels = {run_id: label for label, run_id in run_ids.items()}
     status = {label: store.run(r)["status"] if store.has_run(r) else RunStatus.MISSING for label, r in run_ids.items()}
@@ -69,4 +95,14 @@ def gather(specs: dict[str, RunSpec], store: Store) -> PaperResults:
         transfer=_tagged(_with_targets(robust_frame(present, store, "transfer", flags=True), store), labels),
         budget=_tagged(budget_frame(present, store), labels),
         methods={label: spec.prune.method for label, spec in specs.items()},
+        efficiency=_tagged(efficiency_frame(present, store), labels),
+        levels=levels or {label: (label, None) for label in specs},
+        layers=_tagged(_layers(present, store), labels),
     )
+
+
+def _layers(run_ids: list[str], store: Store) -> pd.DataFrame:
+    """The per-layer rows (MRS, ratio, sizes) of the runs' every step."""
+    frames = [layers_frame(run_id, store) for run_id in run_ids]
+    frames = [frame for frame in frames if not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "step", "layer"])

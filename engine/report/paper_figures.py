@@ -47,7 +47,8 @@ def _finish_panels(fig: go.Figure, title: str, y_title: str, legend_y: float) ->
 
 
 def strength_curves(frame: pd.DataFrame, title: str = "") -> go.Figure:
-    """BAP's robustness curves: accuracy vs attack strength, one panel per variant, one curve per sparsity."""
+    """BAP's robustness curves: accuracy vs attack strength, one panel per variant, one curve per checkpoint
+    (per run and step: with one run per final sparsity, pass each run's last checkpoint)."""
     if frame.empty:
         return _empty("no results yet")
     variants, norm = _variants(frame), norm_of(frame)
@@ -56,7 +57,7 @@ def strength_curves(frame: pd.DataFrame, title: str = "") -> go.Figure:
     colours = dict(zip(sparsities, sample_colorscale("Cividis", np.linspace(0, 0.9, len(sparsities)).tolist())))
     for col, variant in enumerate(variants, start=1):
         part = frame[frame["variant"] == variant]
-        for _, rows in part.groupby("step"):
+        for _, rows in part.groupby(["run_id", "step"]):
             rows = rows.sort_values("eps")
             sparsity = round(float(rows["sparsity"].iloc[0]), 3)
             fig.add_trace(
@@ -194,7 +195,7 @@ def _one(frame: pd.DataFrame, attack: str) -> pd.DataFrame:
 def _bap(results, options) -> list[go.Figure]:
     labels = {r: label for label, r in results.run_ids.items()}
     return [
-        strength_curves(_one(results.robust, options["attack"]), "Accuracy over attack strength at each sparsity"),
+        strength_curves(results.finals(options["attack"]), "Accuracy over attack strength, one run per final sparsity"),
         budget_trajectory(results.budget, labels),
     ]
 
