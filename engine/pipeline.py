@@ -185,7 +185,8 @@ class Walk:
 def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tuple[Masks, dict]:
     """Prune the model to the step's sparsity (nested in `masks` unless from the base) and fine-tune.
 
-    Returns the masks and the step's notes: its budget statistics and per-layer ratios, where any.
+    Returns the masks and the step's notes: its budget statistics, per-layer ratios and the MRS that set
+    them, where any.
     """
     spec, phase = walk.spec, f"pruning to {step.sparsity:.1%}"
     gen = _step_generator(spec.seed, k)
@@ -218,7 +219,11 @@ def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tup
             Progress(k, walk.n_steps, f"{phase}, fine-tuning ({mode})", done, total)
         ),
     )
-    return masks, {"budget": budget_summary(loss.records), "ratios": context.notes.get("ratios", {})}
+    return masks, {
+        "budget": budget_summary(loss.records),
+        "ratios": context.notes.get("ratios", {}),
+        "ratio_mrs": context.notes.get("ratio_mrs", {}),
+    }
 
 
 def base_adversarial(walk: Walk) -> dict[str, Adversarial]:
@@ -262,8 +267,9 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
     return evaluation.clean_acc, [vars(p) for p in evaluation.points], [vars(p) for p in transfer], warnings
 
 
-def layer_rows(walk: Walk, k: int, masks: Masks, ratios: dict[str, float], effective: dict[str, int]) -> list[dict]:
-    """The per-layer table of step k with each layer's effective kept weights, and its MRS when asked for."""
+def layer_rows(walk: Walk, k: int, masks: Masks, notes: dict, effective: dict[str, int]) -> list[dict]:
+    """The per-layer table of step k: each layer's effective kept weights, its MRS when asked for, and
+    the ratio (with the MRS that set it, measured before this prune) where the method chose ratios."""
     rows = [{**row, "effective_nonzero": effective.get(row["layer"])} for row in layer_table(walk.model, masks)]
     probe = walk.spec.eval.mrs
     if probe is not None:
@@ -275,7 +281,10 @@ def layer_rows(walk: Walk, k: int, masks: Masks, ratios: dict[str, float], effec
             else row
             for row in rows
         ]
-    return [{**row, "ratio": ratios.get(row["layer"])} for row in rows]
+    return [
+        {**row, "ratio": notes["ratios"].get(row["layer"]), "ratio_mrs": notes["ratio_mrs"].get(row["layer"])}
+        for row in rows
+    ]
 
 
 def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[str, int]]:
@@ -293,7 +302,7 @@ def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[st
 def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     """Step k: prune and fine-tune (k > 0), publish the checkpoint, evaluate it, commit its rows."""
     started = time.perf_counter()
-    notes: dict = {"budget": None, "ratios": {}}
+    notes: dict = {"budget": None, "ratios": {}, "ratio_mrs": {}}
     if k > 0:
         masks, notes = prune_and_finetune(walk, k, step, masks)
     train_seconds = time.perf_counter() - started
@@ -302,7 +311,7 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     walk.report(Progress(k, walk.n_steps, "evaluating", 0, 1))
     started = time.perf_counter()
     clean_acc, robust, transfer, warnings = evaluate_step(walk, k)
-    layers = layer_rows(walk, k, masks, notes["ratios"], effective)
+    layers = layer_rows(walk, k, masks, notes, effective)
     eval_seconds = time.perf_counter() - started
     walk.store.put_step(
         {

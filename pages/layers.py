@@ -45,7 +45,8 @@ with st.expander("How to read this plot"):
         "(arXiv:2410.15176), whose exact formula we could not retrieve; it follows RiFT's module robust "
         "criticality (Zhu et al., ICCV 2023).\n"
         "- **Ratios**: MRPF's per-layer pruning ratios p_l ∝ 1/MRS_l (rescaled so the weighted mean hits the "
-        "target) beside the sparsity each layer reached."
+        "target) beside the sparsity each layer reached; `ratio_mrs` in the table is the MRS that set each "
+        "ratio, probed on the model before that prune (`mrs` is the checkpoint's own, when measured)."
     )
 
 runs = runs_with_checkpoints(
@@ -91,6 +92,7 @@ def draw() -> None:
             "mrs",
             "mrs_reach",
             "ratio",
+            "ratio_mrs",
         )
         if c in frame
     ]

@@ -87,6 +87,7 @@ def test_layers_page_opens_the_linked_run(robust_cache, monkeypatch):
     assert at.selectbox[0].value == ids["mrpf"]
     frame = at.dataframe[0].value
     assert frame["ratio"].notna().any()
+    assert (frame["ratio_mrs"].notna() == frame["ratio"].notna()).all()  # the MRS that set each ratio, kept
     assert any("no MRS" in i.value for i in at.info) is False
 
 

@@ -17,7 +17,7 @@ from engine.science.models import build_model
 from engine.science.pruning.hydra import Hydra, ScoredWeight, optimise_scores, scaled_init, top_k_mask
 from engine.science.pruning.masks import PruneContext, apply_masks, compute_masks, overall_sparsity, prunable_layers
 from engine.science.pruning.methods import METHODS
-from engine.science.pruning.sensitivity import layer_sensitivity, ratios_from_sensitivity, sensitivity
+from engine.science.pruning.sensitivity import FILTER_FLOOR, layer_sensitivity, ratios_from_sensitivity, sensitivity
 from engine.science.pruning.shrink import shrink
 from engine.science.pruning.structured import dead_filters, norm_followers, silence_dead_channels
 from engine.spec.runspec import AdversarySpec, MRSSpec, PruneSpec
@@ -379,6 +379,10 @@ def test_mrpf_prunes_sensitive_layers_less(synthetic):
     assert achieved == pytest.approx(0.5, abs=0.005)
     for name, mask in masks.items():
         assert int(dead_filters(mask).sum()) == round(ratios[name] * mask.shape[0])
+    mrs = context.notes["ratio_mrs"]  # kept for the store: the sensitivities behind the ratios reproduce them
+    sizes = {name: layer.weight.numel() for name, layer in layers.items()}
+    caps = {name: min(0.95, 1 - FILTER_FLOOR / layer.weight.shape[0]) for name, layer in layers.items()}
+    assert ratios_from_sensitivity(mrs, sizes, 0.5, p_max=caps) == pytest.approx(ratios)
 
 
 def test_mrpf_caps_keep_a_floor_of_filters_and_still_hit_the_target_where_they_allow():

@@ -562,15 +562,18 @@ def _bracket(sizes: pd.Series, size: float) -> tuple[int, int, float] | None:
 
 
 def _layer_columns(results: PaperResults, label: str, step: int) -> dict[str, float]:
-    """Each layer's MRS and the share of its filters the run removed at `step` (for the verdict table)."""
+    """Each layer's MRS (the one that set its ratio, else the checkpoint's) and the share of its filters
+    the run removed at `step` (for the verdict table)."""
     layers = results.layers
     if layers.empty:
         return {}
     rows = layers[(layers["variant"] == label) & (layers["step"] == step)]
     columns = {}
     for row in rows.itertuples():
-        if pd.notna(getattr(row, "mrs", None)):
-            columns[f"MRS {row.layer}"] = float(row.mrs)
+        mrs = getattr(row, "ratio_mrs", None)
+        mrs = mrs if pd.notna(mrs) else getattr(row, "mrs", None)
+        if pd.notna(mrs):
+            columns[f"MRS {row.layer}"] = float(mrs)
         if pd.notna(getattr(row, "ratio", None)):
             columns[f"pruned {row.layer}"] = float(row.ratio)
     return columns

@@ -189,6 +189,13 @@ def _per_example(db: sqlite3.Connection) -> None:
         db.execute(f"ALTER TABLE {table} ADD COLUMN correct BLOB")
 
 
+@migration("0010_ratio_mrs")
+def _ratio_mrs(db: sqlite3.Connection) -> None:
+    # the MRS that set a layer's pruning ratio (MRPF), probed on the model before that prune: the
+    # `mrs` column is the checkpoint's own MRS, measured only when eval.mrs asks for it
+    db.execute("ALTER TABLE layers ADD COLUMN ratio_mrs REAL")
+
+
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
 """Defaults of a result row without per-example flags (rows written before they were kept)."""
 
@@ -462,14 +469,15 @@ class Store:
                 _insert(db, "budgets", BUDGET_COLUMNS, {c: None for c in BUDGET_COLUMNS}, {**key, **budget})
             db.executemany(
                 "INSERT INTO layers (run_id, step, layer, kind, numel, nonzero, sparsity, prunable, mrs, ratio, "
-                "effective_nonzero, mrs_reach) VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, :sparsity, "
-                ":prunable, :mrs, :ratio, :effective_nonzero, :mrs_reach)",
+                "effective_nonzero, mrs_reach, ratio_mrs) VALUES (:run_id, :step, :layer, :kind, :numel, :nonzero, "
+                ":sparsity, :prunable, :mrs, :ratio, :effective_nonzero, :mrs_reach, :ratio_mrs)",
                 [
                     {
                         "mrs": None,
                         "ratio": None,
                         "effective_nonzero": None,
                         "mrs_reach": None,
+                        "ratio_mrs": None,
                         **key,
                         **layer,
                         "prunable": int(layer["prunable"]),

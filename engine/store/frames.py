@@ -84,7 +84,7 @@ def _layer_point(row: dict[str, Any]) -> dict[str, Any]:
     point = {key: row[key] for key in ("layer", "kind", "numel", "nonzero", "sparsity")} | {
         "prunable": bool(row["prunable"])
     }
-    extra = ("mrs", "mrs_reach", "ratio", "effective_nonzero")
+    extra = ("mrs", "mrs_reach", "ratio", "ratio_mrs", "effective_nonzero")
     return point | {key: row[key] for key in extra if row.get(key) is not None}
 
 

@@ -179,6 +179,7 @@ class MRPF(Structured):
             caps = {name: min(0.95, 1 - FILTER_FLOOR / layer.weight.shape[0]) for name, layer in layers.items()}
             ratios = ratios_from_sensitivity(mrs, sizes, sparsity, p_max=caps)
             context.notes["ratios"] = ratios
+            context.notes["ratio_mrs"] = mrs  # the sensitivities that set the ratios, before this prune
         return ratio_filter_masks(layers, ratios, previous, self, generator)
 
 
