@@ -58,7 +58,15 @@ def _efficiency(params: float) -> dict:
 def _layers(target: float) -> list[dict]:
     """Two conv layers with an MRS each, pruned unevenly to the target (as MRPF would)."""
     return [
-        {"layer": name, "kind": "conv", "numel": 100, "nonzero": 100, "sparsity": 0.0, "prunable": True, "ratio_mrs": mrs}
+        {
+            "layer": name,
+            "kind": "conv",
+            "numel": 100,
+            "nonzero": 100,
+            "sparsity": 0.0,
+            "prunable": True,
+            "ratio_mrs": mrs,
+        }
         | ({"ratio": ratio * target} if target else {})
         for name, mrs, ratio in (("conv1", 0.8, 0.5), ("conv2", 0.2, 1.5))
     ]
