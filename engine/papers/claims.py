@@ -197,15 +197,14 @@ def across_seeds(verdicts: dict[int, Verdict]) -> Verdict:
 def _combined(findings: list[Finding], seeds: list[int]) -> Finding:
     """One part of a claim over several seeds."""
     head = findings[0]
-    if any(f.estimate is None or not f.estimate.n for f in findings):
+    estimates = [f.estimate for f in findings if f.estimate is not None and f.estimate.n]
+    if len(estimates) < len(findings):
         statuses = {f.status for f in findings}
         status = statuses.pop() if len(statuses) == 1 else "inconclusive"
         numbers = "; ".join(f"seed {seed}: {f.status} ({f.numbers})" for seed, f in zip(seeds, findings))
         return Finding(head.claim, status, numbers, "" if status != "inconclusive" else "the seeds disagree")
-    values = ", ".join(f"seed {seed} {signed_pt(f.estimate.value)}" for seed, f in zip(seeds, findings))
-    return finding(
-        head.claim, combine_estimates([f.estimate for f in findings]), f"{len(seeds)} seeds ({values})", head.margin
-    )
+    values = ", ".join(f"seed {seed} {signed_pt(e.value)}" for seed, e in zip(seeds, estimates))
+    return finding(head.claim, combine_estimates(estimates), f"{len(seeds)} seeds ({values})", head.margin)
 
 
 def _spread(values: np.ndarray) -> float:
@@ -570,7 +569,7 @@ def _layer_columns(results: PaperResults, label: str, step: int) -> dict[str, fl
     rows = layers[(layers["variant"] == label) & (layers["step"] == step)]
     columns = {}
     for row in rows.itertuples():
-        mrs = getattr(row, "ratio_mrs", None)
+        mrs: Any = getattr(row, "ratio_mrs", None)
         mrs = mrs if pd.notna(mrs) else getattr(row, "mrs", None)
         if pd.notna(mrs):
             columns[f"MRS {row.layer}"] = float(mrs)
