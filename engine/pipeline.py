@@ -8,6 +8,7 @@ checkpoints as an uninterrupted run.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -23,8 +24,8 @@ from engine.errors import IntegrityError, LeaseLost, NotFoundError
 from engine.report.summaries import input_range_warning
 from engine.science.data import Dataset, load_dataset
 from engine.science.device import prepare_model, seed_everything
+from engine.science.efficiency import latency_columns, measure_effective, measure_shrunk, shrunk_model
 from engine.science.efficiency import measure as measure_efficiency
-from engine.science.efficiency import measure_effective, measure_shrunk
 from engine.science.evaluate import Adversarial, RobustPoint, build_attack, eval_indices, evaluate_model, transfer_curve
 from engine.science.losses import LOSSES, budget_summary
 from engine.science.models import build_model
@@ -156,6 +157,12 @@ class Walk:
     followers: Followers  # conv → its BatchNorm, silenced with pruned filters
     fence: Fence | None = None
     transfer_from: dict[str, Adversarial] | None = None  # inputs crafted on the base, per attack and ε
+
+    def dense_reference(self) -> nn.Module:
+        """The base model, unpruned, in this walk's layout: the reference its checkpoints are timed against."""
+        dense = copy.deepcopy(self.model)
+        dense.load_state_dict(self.base)
+        return dense.eval()
 
     def hold_masks(self, masks: Masks) -> None:
         """Zero pruned weights (and, for filter pruning, the pruned channels' bias and BatchNorm)."""
@@ -289,13 +296,18 @@ def layer_rows(walk: Walk, k: int, masks: Masks, notes: dict, effective: dict[st
 
 def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[str, int]]:
     """Efficiency of the masked model (nominal and effective) and, for filter pruning, of the physically
-    smaller one; and each layer's effective kept weights."""
+    smaller one; and each layer's effective kept weights. The latencies of the checkpoint, its dense
+    reference and the smaller model come from one interleaved measurement, each with its spread."""
     example = walk.evaluation[0][:1]
     cost = measure_efficiency(walk.model, masks, example)
     effective, per_layer = measure_effective(walk.model, masks, example)
     cost.update(effective)
-    if walk.criterion.granularity == "filter":
-        cost.update(measure_shrunk(walk.model, masks, example))
+    timed = {"": walk.model, "dense_": walk.dense_reference()}
+    small = shrunk_model(walk.model, masks) if walk.criterion.granularity == "filter" else None
+    if small is not None:
+        cost.update(measure_shrunk(small, masks, example))
+        timed["shrunk_"] = small
+    cost.update(latency_columns(timed, example, min_run_time=0.02))
     return cost, per_layer
 
 

@@ -23,7 +23,9 @@ with st.expander("How to read these plots"):
         "robust; purple: the first. Runs checkpoint at different sparsities, so both are interpolated linearly onto "
         "the sparsity range they share.\n"
         "- **Pareto**: every checkpoint's robust accuracy against its cost (sparsity, effective sparsity, sparse "
-        "FLOPs or measured latency); the dotted line joins the checkpoints no other one beats on both. Effective "
+        "FLOPs or measured latency); the dotted line joins the checkpoints no other one beats on both. A latency "
+        "is timed interleaved with the dense model, several rounds; one whose rounds differ by more than 25 % is "
+        "not drawn (the machine was too busy to tell). Effective "
         "sparsity counts a kept weight as pruned when no path from the input through it reaches the output (a "
         "pruned filter silences every weight that reads its channel), so methods compare at what they really keep.\n"
         "- Runs compare when dataset, model and base training agree. With the same seed they share one "
@@ -94,7 +96,9 @@ try:
 except SpecError as exc:
     difference.info(exc.problems[0])
 at_eps = robust[robust["eps"] == eps].merge(
-    read("efficiency_frame", tuple(chosen)).drop(columns=["sparsity"]), on=["run_id", "step"], how="left"
+    tables.reliable_latencies(read("efficiency_frame", tuple(chosen))).drop(columns=["sparsity"]),
+    on=["run_id", "step"],
+    how="left",
 )
 pareto.plotly_chart(figures.pareto_scatter(at_eps, axis, eps, labels), width="stretch")
 auc = tables.with_clean_interval(summaries.auc_table(robust), robust).merge(runs[["run_id", "label"]], on="run_id")

@@ -88,9 +88,11 @@ def draw() -> None:
         "the heat map) is a pruned checkpoint at least as robust as the dense model at that ε, within 0.5 pt. "
         "Compression = all / non-zero parameters; effective compression counts only weights on a path from "
         "input to output (a pruned filter silences the next layer's weights that read it); theoretical "
-        "speed-up = dense / sparse FLOPs; latency is "
-        "measured on this CPU, where masked (unstructured) sparsity saves no time; for filter pruning the shrunk_* "
-        "columns measure the physically smaller model. Click a column to sort."
+        "speed-up = dense / sparse FLOPs; latency is measured on this CPU, timed in turn with the dense model "
+        "over several rounds (the fastest round, ms): masked (unstructured) sparsity is the dense computation, so "
+        "its latency vs dense stays near 1 within the noise; for filter pruning the shrunk_* columns measure the "
+        "physically smaller model and its speed-up over the dense one. A latency whose rounds differ by more than "
+        "25 % is left blank and the latency note says so: the machine was too busy to tell. Click a column to sort."
     )
     st.dataframe(
         table,

@@ -16,5 +16,29 @@ def test_flops_follow_the_weight_density():
     layers = prunable_layers(model)
     masks = compute_masks(layers, 0.5, METHODS.get("layer_magnitude")())
     apply_masks(layers, masks)
-    cost = measure(model, masks, data.x_test[:1], min_run_time=0.01)
+    cost = measure(model, masks, data.x_test[:1])
     assert cost["sparse_flops"] == pytest.approx(flops[""] - 0.5 * (flops["fc1"] + flops["fc2"]), rel=1e-6)
+
+
+def test_latencies_are_timed_in_turn_and_keep_their_spread():
+    import torch
+
+    from engine.science.data import load_dataset
+    from engine.science.efficiency import interleaved_latencies, latency_columns
+    from engine.science.models import build_model
+
+    data = load_dataset("synthetic")
+    model = build_model("mlp", data.info).eval()
+    calls: list[str] = []
+    model.register_forward_pre_hook(lambda module, args: calls.append("model"))
+    other = build_model("mlp", data.info).eval()
+    other.register_forward_pre_hook(lambda module, args: calls.append("other"))
+    measured = interleaved_latencies([model, other], data.x_test[:1], batch=4, rounds=3, min_run_time=0.001)
+    assert len(measured) == 2 and all(m.ms > 0 and m.spread >= 0 for m in measured)
+    switches = sum(a != b for a, b in zip(calls, calls[1:]))
+    assert switches >= 2 * 3 - 1  # round after round, each model in turn: never one model's rounds in a row
+    columns = latency_columns({"": model, "dense_": other}, data.x_test[:1], min_run_time=0.001)
+    assert set(columns) == {
+        f"{prefix}latency_{kind}_b{batch}" for prefix in ("", "dense_") for kind in ("ms", "spread") for batch in (1, 128)
+    }
+    assert torch.get_num_threads() >= 1

@@ -157,6 +157,9 @@ def test_pareto_scatter_joins_the_front(frame):
     front = fig.data[-1]
     assert front.name == "Pareto front" and len(front.x) == 3  # faster and less accurate: all unbeaten
     assert "no flops" in figures.pareto_scatter(at_eps, "flops", 0.1).layout.annotations[0].text
+    blanked = at_eps.assign(latency_ms_b128=[3.0, None, 1.0])  # one latency too noisy to be a number
+    fig = figures.pareto_scatter(blanked, "latency", 0.1)
+    assert sum(len(trace.x) for trace in fig.data[:-1]) == 2 and "1 checkpoint(s)" in fig.layout.annotations[0].text
 
 
 def test_playground_grid_amplifies_the_largest_change_to_full_contrast():

@@ -105,3 +105,44 @@ def test_a_change_moves_the_version_seen_from_fresh_threads(store):
     assert version_on_a_new_thread() == before
     Store(store.root).begin_run("t" * 64, "b" * 64, "{}", "test", 2)
     assert version_on_a_new_thread() != before
+
+
+def test_an_unreliable_latency_is_never_a_number_and_the_note_says_why():
+    from engine.report.tables import reliable_latencies
+
+    cost = pd.DataFrame(
+        {
+            "step": [0, 1],
+            "latency_ms_b1": [1.0, 1.1],
+            "latency_spread_b1": [0.05, 0.6],
+            "latency_ms_b128": [10.0, 10.4],
+            "latency_spread_b128": [0.02, 0.03],
+            "dense_latency_ms_b128": [10.0, 10.0],
+            "dense_latency_spread_b128": [0.02, 0.02],
+            "shrunk_latency_ms_b128": [None, 4.0],
+            "shrunk_latency_spread_b128": [None, 0.9],
+        }
+    )
+    frame = reliable_latencies(cost)
+    assert frame["latency_ms_b1"].isna().tolist() == [False, True]  # rounds 60 % apart: blank, not 1.1
+    assert frame["shrunk_latency_ms_b128"].isna().all()  # 90 % apart: its speed-up is not claimed either
+    assert frame["shrunk speed-up (b128)"].isna().all()
+    assert frame["latency vs dense (b128)"].tolist() == pytest.approx([1.0, 1.04])  # masked ≈ dense
+    assert frame["latency note"].tolist() == [
+        "",
+        "checkpoint b1 unreliable (rounds 60 % apart); shrunk_b128 unreliable (rounds 90 % apart)",
+    ]
+    robust = pd.DataFrame(
+        {
+            "run_id": "r",
+            "attack": "pgd_linf",
+            "norm": "Linf",
+            "step": [0, 0, 1, 1],
+            "sparsity": [0, 0, 0.5, 0.5],
+            "clean_acc": [0.9] * 4,
+            "eps": [0.0, 0.1] * 2,
+            "acc": [0.9, 0.3, 0.9, 0.4],
+        }
+    )
+    table = surface_table(robust, cost)
+    assert table["latency_ms_b1"].isna().tolist() == [False, True] and "latency note" in table

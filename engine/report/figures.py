@@ -621,12 +621,14 @@ def pareto_scatter(frame: pd.DataFrame, axis: str, eps: float, labels: dict[str,
     """Robust accuracy at ε against sparsity, FLOPs or latency for every checkpoint, Pareto front joined.
 
     `frame`: robust rows at one ε merged with efficiency columns. For sparsity, more is better;
-    for FLOPs and latency, less is.
+    for FLOPs and latency, less is. A checkpoint without the number (a latency blanked as unreliable
+    by engine.report.tables.reliable_latencies) is left out, and the figure says how many were.
     """
     column, title, scale, lower_is_better = PARETO_AXES[axis]
     part = frame.dropna(subset=[column]) if column in frame else frame.iloc[0:0]
+    left_out = len(frame) - len(part)
     if part.empty:
-        return _empty(f"no {axis} numbers for these runs")
+        return _empty(f"no {axis} numbers for these runs" + (f" ({left_out} unreliable or missing)" if left_out else ""))
     labels = labels or {}
     cost = part[column].to_numpy() * (1 if lower_is_better else -1)
     front = part[pareto_front(cost, part["acc"].to_numpy())].sort_values(column)
@@ -661,6 +663,16 @@ def pareto_scatter(frame: pd.DataFrame, axis: str, eps: float, labels: dict[str,
         height=440,
         legend=dict(orientation="h", y=-0.25),
     )
+    if left_out:
+        fig.add_annotation(
+            text=f"{left_out} checkpoint(s) without a reliable {axis} number are not drawn",
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=1.06,
+            showarrow=False,
+            font=dict(color="#777777"),
+        )
     return fig
 
 

@@ -19,10 +19,42 @@ COST_COLUMNS = [
     "size_bytes",
     "latency_ms_b1",
     "latency_ms_b128",
+    "latency vs dense (b128)",
     "shrunk_params",
     "shrunk_latency_ms_b1",
     "shrunk_latency_ms_b128",
+    "shrunk speed-up (b128)",
+    "latency note",
 ]
+
+UNRELIABLE_SPREAD = 0.25
+"""A latency whose interleaved rounds differ by more than this share of the fastest one is unreliable:
+shown as such (its spread), never as a number."""
+
+TIMED = [(prefix, batch) for prefix in ("", "shrunk_", "dense_") for batch in (1, 128)]
+
+
+def reliable_latencies(efficiency: pd.DataFrame, limit: float = UNRELIABLE_SPREAD) -> pd.DataFrame:
+    """Efficiency rows with every latency whose spread exceeds `limit` blanked (NaN), a `latency note`
+    saying which were blanked and why, and two ratios from the interleaved measurement where both sides
+    are reliable: the checkpoint's latency over its dense reference's (masked sparsity: ≈ 1, the same
+    computation) and the dense over the physically smaller model's (structured pruning's real speed-up)."""
+    frame = efficiency.copy()
+    notes: list[list[str]] = [[] for _ in range(len(frame))]
+    for prefix, batch in TIMED:
+        column, spread = f"{prefix}latency_ms_b{batch}", f"{prefix}latency_spread_b{batch}"
+        if column not in frame or spread not in frame:
+            continue
+        noisy = frame[spread].to_numpy(dtype=float) > limit
+        for i in noisy.nonzero()[0]:
+            notes[i].append(f"{prefix or 'checkpoint '}b{batch} unreliable (rounds {100 * frame[spread].iloc[i]:.0f} % apart)")
+        frame[column] = frame[column].where(~noisy)
+    frame["latency note"] = ["; ".join(n) for n in notes]
+    if "dense_latency_ms_b128" in frame:
+        frame["latency vs dense (b128)"] = frame["latency_ms_b128"] / frame["dense_latency_ms_b128"]
+        if "shrunk_latency_ms_b128" in frame:
+            frame["shrunk speed-up (b128)"] = frame["dense_latency_ms_b128"] / frame["shrunk_latency_ms_b128"]
+    return frame
 
 
 def surface_table(robust: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFrame:
@@ -33,7 +65,10 @@ def surface_table(robust: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFram
     table = with_clean_interval(table, robust)
     if efficiency.empty:
         return table
-    cost = efficiency[["step", *COST_COLUMNS]].dropna(axis=1, how="all")
+    efficiency = reliable_latencies(efficiency)
+    cost = efficiency[["step", *efficiency.columns.intersection(COST_COLUMNS)]].dropna(axis=1, how="all")
+    if "latency note" in cost and not cost["latency note"].astype(bool).any():
+        cost = cost.drop(columns="latency note")  # every latency reliable: nothing to say
     return table.merge(cost, on="step", how="left")
 
 

@@ -5,8 +5,12 @@
   for one input, each conv or linear layer's share scaled by its weight density;
 - size = bytes of a sparse encoding: masked weights as a 1-bit mask plus their non-zero fp32
   values, every other tensor dense fp32;
-- latency = median wall time of a forward pass at batch 1 and batch 128 (torch.utils.benchmark), on the CPU.
-  Masked (unstructured) sparsity saves no CPU time: expect a latency ratio near 1;
+- latency = wall time of a forward pass at batch 1 and batch 128 on this CPU, measured so that noise cannot
+  pass for a speed-up: the checkpoint and its dense reference (and, for filter pruning, the physically
+  smaller model) are timed in turn, round after round (a busy spell slows them alike); each round is the
+  median of a torch.utils.benchmark blocked autorange, each latency the fastest round (the least
+  disturbed), stored with its spread (slowest / fastest round − 1). Masked (unstructured) sparsity is
+  the dense computation: its latency equals the dense one within the spread;
 - for filter pruning, the same for the physically smaller model (engine.science.pruning.shrink): its parameters,
   FLOPs, removed channels and latency, the speed-up that structured pruning really buys;
 - the *effective* size: a kept weight counts only if it lies on a path from the input to the
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -49,22 +54,49 @@ def layer_flops(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     return flops
 
 
-def _median_ms(model: nn.Module, batch: torch.Tensor, min_run_time: float) -> float:
-    """Median milliseconds of one forward pass: torch.utils.benchmark warms up, sizes blocks of calls
-    to the timer's resolution and reports the median over blocks, at this process's thread count."""
-    timer = benchmark.Timer(
-        "model(batch)", globals={"model": model, "batch": batch}, num_threads=torch.get_num_threads()
-    )
+LATENCY_ROUNDS = 5
+BATCHES = (1, 128)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Milliseconds of one forward pass (the fastest of the rounds' medians) and the rounds' spread."""
+
+    ms: float
+    spread: float
+
+
+def interleaved_latencies(
+    models: list[nn.Module], example: torch.Tensor, batch: int, rounds: int = LATENCY_ROUNDS, min_run_time: float = 0.02
+) -> list[Latency]:
+    """Each model's latency at `batch`, the models timed in turn round after round at this process's
+    thread count: per round the median of a blocked autorange (warm-up, blocks sized to the timer's
+    resolution), per model the fastest round and the spread of the rounds (slowest / fastest − 1)."""
+    inputs = example[:1].repeat(batch, *[1] * (example.dim() - 1))
+    timers = [
+        benchmark.Timer(
+            "model(batch)", globals={"model": m, "batch": to_input(inputs, m)}, num_threads=torch.get_num_threads()
+        )
+        for m in models
+    ]
+    medians: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
-        return timer.blocked_autorange(min_run_time=min_run_time).median * 1000
+        for _ in range(rounds):
+            for timer, times in zip(timers, medians):
+                times.append(timer.blocked_autorange(min_run_time=min_run_time).median * 1000)
+    return [Latency(min(times), max(times) / min(times) - 1) for times in medians]
 
 
-def _latencies(model: nn.Module, example: torch.Tensor, min_run_time: float) -> tuple[float, float]:
-    batch = example[:1].repeat(128, *[1] * (example.dim() - 1))
-    return (
-        _median_ms(model, to_input(example[:1], model), min_run_time),
-        _median_ms(model, to_input(batch, model), min_run_time),
-    )
+def latency_columns(models: dict[str, nn.Module], example: torch.Tensor, min_run_time: float) -> dict[str, float]:
+    """`{prefix}latency_ms_b{B}` and `{prefix}latency_spread_b{B}` for each named model (prefix → model),
+    all of them timed in one interleaved measurement per batch size."""
+    columns: dict[str, float] = {}
+    for batch in BATCHES:
+        measured = interleaved_latencies(list(models.values()), example, batch, min_run_time=min_run_time)
+        for prefix, latency in zip(models, measured):
+            columns[f"{prefix}latency_ms_b{batch}"] = latency.ms
+            columns[f"{prefix}latency_spread_b{batch}"] = latency.spread
+    return columns
 
 
 def effective_masks(model: nn.Module, masks: Masks, example: torch.Tensor) -> Masks:
@@ -132,27 +164,24 @@ def measure_effective(model: nn.Module, masks: Masks, example: torch.Tensor) -> 
     )
 
 
-def measure_shrunk(
-    model: nn.Module, masks: Masks, example: torch.Tensor, min_run_time: float = 0.1
-) -> dict[str, float]:
-    """Parameters, FLOPs, removed channels and latency of the physically smaller model ({} if none)."""
+def shrunk_model(model: nn.Module, masks: Masks) -> nn.Module | None:
+    """The physically smaller model of a filter-pruned one, on the model's device (None if none)."""
     small = shrink(model, masks)
-    if small is None:
-        return {}
-    device = next(model.parameters()).device
-    small = small.to(device)
-    b1, b128 = _latencies(small, example, min_run_time)
+    return None if small is None else small.to(next(model.parameters()).device).eval()
+
+
+def measure_shrunk(small: nn.Module, masks: Masks, example: torch.Tensor) -> dict[str, float]:
+    """Parameters, FLOPs and removed channels of the physically smaller model (its latency: latency_columns)."""
     return {
         "shrunk_params": sum(p.numel() for p in small.parameters()),
-        "shrunk_flops": layer_flops(small, example.to(device))[""],
+        "shrunk_flops": layer_flops(small, example.to(next(small.parameters()).device))[""],
         "removed_channels": sum(int(dead_filters(m).sum()) for m in masks.values() if m.dim() == 4),
-        "shrunk_latency_ms_b1": b1,
-        "shrunk_latency_ms_b128": b128,
     }
 
 
-def measure(model: nn.Module, masks: Masks, example: torch.Tensor, min_run_time: float = 0.1) -> dict[str, float]:
-    """Parameters, compression, FLOPs, theoretical speed-up, sparse size and latency of a checkpoint."""
+def measure(model: nn.Module, masks: Masks, example: torch.Tensor) -> dict[str, float]:
+    """Parameters, compression, FLOPs, theoretical speed-up and sparse size of a checkpoint (its latency:
+    latency_columns, timed beside its dense reference)."""
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     pruned = sum(int((m == 0).sum()) for m in masks.values())
@@ -160,7 +189,6 @@ def measure(model: nn.Module, masks: Masks, example: torch.Tensor, min_run_time:
     sparse_flops = flops[""] - sum(flops.get(name, 0) * float((m == 0).float().mean()) for name, m in masks.items())
     masked_numel = sum(m.numel() for m in masks.values())
     size = 4 * (params - masked_numel) + masked_numel / 8 + 4 * (masked_numel - pruned)
-    b1, b128 = _latencies(model, example, min_run_time)
     return {
         "params": params,
         "nonzero_params": params - pruned,
@@ -169,6 +197,4 @@ def measure(model: nn.Module, masks: Masks, example: torch.Tensor, min_run_time:
         "sparse_flops": sparse_flops,
         "theoretical_speedup": flops[""] / max(sparse_flops, 1.0),
         "size_bytes": size,
-        "latency_ms_b1": b1,
-        "latency_ms_b128": b128,
     }

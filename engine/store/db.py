@@ -196,6 +196,26 @@ def _ratio_mrs(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE layers ADD COLUMN ratio_mrs REAL")
 
 
+LATENCY_COLUMNS = (
+    "latency_spread_b1",
+    "latency_spread_b128",
+    "dense_latency_ms_b1",
+    "dense_latency_ms_b128",
+    "dense_latency_spread_b1",
+    "dense_latency_spread_b128",
+    "shrunk_latency_spread_b1",
+    "shrunk_latency_spread_b128",
+)
+"""Each latency's spread (slowest / fastest of its interleaved rounds − 1) and the dense reference timed
+beside the checkpoint: a latency is a measurement, and a noisy one is shown as such."""
+
+
+@migration("0011_latency_spread")
+def _latency_spread(db: sqlite3.Connection) -> None:
+    for column in LATENCY_COLUMNS:
+        db.execute(f"ALTER TABLE efficiency ADD COLUMN {column} REAL")
+
+
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
 """Defaults of a result row without per-example flags (rows written before they were kept)."""
 
@@ -461,7 +481,7 @@ class Store:
                 "INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)", [{**key, **w} for w in warnings]
             )
             if efficiency:
-                optional = SHRUNK_COLUMNS + EFFECTIVE_COLUMNS
+                optional = SHRUNK_COLUMNS + EFFECTIVE_COLUMNS + LATENCY_COLUMNS
                 _insert(
                     db, "efficiency", EFFICIENCY_COLUMNS + optional, {c: None for c in optional}, {**key, **efficiency}
                 )

@@ -17,7 +17,15 @@ from engine.errors import SpecError
 from engine.report.stats import Difference, intervals, paired, successes, unpack_flags, unpaired, wilson
 from engine.report.summaries import hygiene
 from engine.spec.runspec import describe
-from engine.store.db import BUDGET_COLUMNS, EFFECTIVE_COLUMNS, EFFICIENCY_COLUMNS, SHRUNK_COLUMNS, Store, open_store
+from engine.store.db import (
+    BUDGET_COLUMNS,
+    EFFECTIVE_COLUMNS,
+    EFFICIENCY_COLUMNS,
+    LATENCY_COLUMNS,
+    SHRUNK_COLUMNS,
+    Store,
+    open_store,
+)
 
 
 def document(run_id: str, store: Store | None = None, cached: bool = True) -> dict[str, Any]:
@@ -54,7 +62,9 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
             point["transfer"] = [_attack_point(r) for r in by_step["transfer"].get(k, [])]
         for cost in by_step["efficiency"].get(k, []):
             point["efficiency"] = {
-                c: cost[c] for c in EFFICIENCY_COLUMNS + EFFECTIVE_COLUMNS + SHRUNK_COLUMNS if cost[c] is not None
+                c: cost[c]
+                for c in EFFICIENCY_COLUMNS + EFFECTIVE_COLUMNS + SHRUNK_COLUMNS + LATENCY_COLUMNS
+                if cost[c] is not None
             }
         for budget in by_step["budget"].get(k, []):
             point["budget"] = {c: budget[c] for c in BUDGET_COLUMNS if budget[c] is not None}
@@ -199,7 +209,7 @@ def efficiency_frame(run_ids: list[str], store: Store | None = None) -> pd.DataF
     """Per run × step: parameters, compression, FLOPs, theoretical speed-up, sparse size, CPU latency,
     the effective size (weights on an input → output path), and for filter pruning the physically
     smaller model's parameters, FLOPs and latency."""
-    columns = ["run_id", "step", "sparsity", *EFFICIENCY_COLUMNS, *EFFECTIVE_COLUMNS, *SHRUNK_COLUMNS]
+    columns = ["run_id", "step", "sparsity", *EFFICIENCY_COLUMNS, *EFFECTIVE_COLUMNS, *SHRUNK_COLUMNS, *LATENCY_COLUMNS]
     rows = (store or open_store()).efficiency(list(run_ids)) if run_ids else []
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
