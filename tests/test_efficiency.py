@@ -39,6 +39,9 @@ def test_latencies_are_timed_in_turn_and_keep_their_spread():
     assert switches >= 2 * 3 - 1  # round after round, each model in turn: never one model's rounds in a row
     columns = latency_columns({"": model, "dense_": other}, data.x_test[:1], min_run_time=0.001)
     assert set(columns) == {
-        f"{prefix}latency_{kind}_b{batch}" for prefix in ("", "dense_") for kind in ("ms", "spread") for batch in (1, 128)
+        f"{prefix}latency_{kind}_b{batch}"
+        for prefix in ("", "dense_")
+        for kind in ("ms", "spread")
+        for batch in (1, 128)
     }
     assert torch.get_num_threads() >= 1

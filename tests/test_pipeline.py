@@ -179,6 +179,8 @@ def test_every_checkpoint_reports_its_efficiency(store, smoke_tree):
     )
     assert pruned["latency_ms_b1"] > 0 and pruned["latency_ms_b128"] > pruned["latency_ms_b1"]
     for prefix in ("", "dense_"):  # the checkpoint and its dense reference, timed in turn, with their spreads
-        assert all(pruned[f"{prefix}latency_spread_b{b}"] >= 0 and pruned[f"{prefix}latency_ms_b{b}"] > 0 for b in (1, 128))
+        assert all(
+            pruned[f"{prefix}latency_spread_b{b}"] >= 0 and pruned[f"{prefix}latency_ms_b{b}"] > 0 for b in (1, 128)
+        )
     frame = api.efficiency_frame([spec.run_id()], store)
     assert list(frame["step"]) == [0, 1, 2]

@@ -628,7 +628,9 @@ def pareto_scatter(frame: pd.DataFrame, axis: str, eps: float, labels: dict[str,
     part = frame.dropna(subset=[column]) if column in frame else frame.iloc[0:0]
     left_out = len(frame) - len(part)
     if part.empty:
-        return _empty(f"no {axis} numbers for these runs" + (f" ({left_out} unreliable or missing)" if left_out else ""))
+        return _empty(
+            f"no {axis} numbers for these runs" + (f" ({left_out} unreliable or missing)" if left_out else "")
+        )
     labels = labels or {}
     cost = part[column].to_numpy() * (1 if lower_is_better else -1)
     front = part[pareto_front(cost, part["acc"].to_numpy())].sort_values(column)

@@ -47,7 +47,9 @@ def reliable_latencies(efficiency: pd.DataFrame, limit: float = UNRELIABLE_SPREA
             continue
         noisy = frame[spread].to_numpy(dtype=float) > limit
         for i in noisy.nonzero()[0]:
-            notes[i].append(f"{prefix or 'checkpoint '}b{batch} unreliable (rounds {100 * frame[spread].iloc[i]:.0f} % apart)")
+            notes[i].append(
+                f"{prefix or 'checkpoint '}b{batch} unreliable (rounds {100 * frame[spread].iloc[i]:.0f} % apart)"
+            )
         frame[column] = frame[column].where(~noisy)
     frame["latency note"] = ["; ".join(n) for n in notes]
     if "dense_latency_ms_b128" in frame:
