@@ -307,7 +307,7 @@ def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[st
     if small is not None:
         cost.update(measure_shrunk(small, masks, example))
         timed["shrunk_"] = small
-    cost.update(latency_columns(timed, example, min_run_time=0.02))
+    cost.update(latency_columns(timed, example, min_run_time=0.01))
     return cost, per_layer
 
 

@@ -130,7 +130,8 @@ def test_an_unreliable_latency_is_never_a_number_and_the_note_says_why():
     assert frame["latency vs dense (b128)"].tolist() == pytest.approx([1.0, 1.04])  # masked ≈ dense
     assert frame["latency note"].tolist() == [
         "",
-        "checkpoint b1 unreliable (rounds 60 % apart); shrunk_b128 unreliable (rounds 90 % apart)",
+        "checkpoint b1 unreliable (rounds 60 % above the fastest); "
+        "shrunk_b128 unreliable (rounds 90 % above the fastest)",
     ]
     robust = pd.DataFrame(
         {

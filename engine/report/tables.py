@@ -28,7 +28,7 @@ COST_COLUMNS = [
 ]
 
 UNRELIABLE_SPREAD = 0.25
-"""A latency whose interleaved rounds differ by more than this share of the fastest one is unreliable:
+"""A latency whose typical (median) round is more than this share above its fastest is unreliable:
 shown as such (its spread), never as a number."""
 
 TIMED = [(prefix, batch) for prefix in ("", "shrunk_", "dense_") for batch in (1, 128)]
@@ -47,9 +47,8 @@ def reliable_latencies(efficiency: pd.DataFrame, limit: float = UNRELIABLE_SPREA
             continue
         noisy = frame[spread].to_numpy(dtype=float) > limit
         for i in noisy.nonzero()[0]:
-            notes[i].append(
-                f"{prefix or 'checkpoint '}b{batch} unreliable (rounds {100 * frame[spread].iloc[i]:.0f} % apart)"
-            )
+            above = 100 * frame[spread].iloc[i]
+            notes[i].append(f"{prefix or 'checkpoint '}b{batch} unreliable (rounds {above:.0f} % above the fastest)")
         frame[column] = frame[column].where(~noisy)
     frame["latency note"] = ["; ".join(n) for n in notes]
     if "dense_latency_ms_b128" in frame:

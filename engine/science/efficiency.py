@@ -8,8 +8,8 @@
 - latency = wall time of a forward pass at batch 1 and batch 128 on this CPU, measured so that noise cannot
   pass for a speed-up: the checkpoint and its dense reference (and, for filter pruning, the physically
   smaller model) are timed in turn, round after round (a busy spell slows them alike); each round is the
-  median of a torch.utils.benchmark blocked autorange, each latency the fastest round (the least
-  disturbed), stored with its spread (slowest / fastest round − 1). Masked (unstructured) sparsity is
+  mean of a block of calls (torch.utils.benchmark, about 10 ms), each latency the fastest round (the
+  least disturbed), stored with its spread (median / fastest round − 1). Masked (unstructured) sparsity is
   the dense computation: its latency equals the dense one within the spread;
 - for filter pruning, the same for the physically smaller model (engine.science.pruning.shrink): its parameters,
   FLOPs, removed channels and latency, the speed-up that structured pruning really buys;
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
+import statistics
 from dataclasses import dataclass
 
 import torch
@@ -60,18 +62,19 @@ BATCHES = (1, 128)
 
 @dataclass(frozen=True)
 class Latency:
-    """Milliseconds of one forward pass (the fastest of the rounds' medians) and the rounds' spread."""
+    """Milliseconds of one forward pass (the fastest round) and the rounds' spread (median / fastest − 1)."""
 
     ms: float
     spread: float
 
 
 def interleaved_latencies(
-    models: list[nn.Module], example: torch.Tensor, batch: int, rounds: int = LATENCY_ROUNDS, min_run_time: float = 0.02
+    models: list[nn.Module], example: torch.Tensor, batch: int, rounds: int = LATENCY_ROUNDS, min_run_time: float = 0.01
 ) -> list[Latency]:
     """Each model's latency at `batch`, the models timed in turn round after round at this process's
-    thread count: per round the median of a blocked autorange (warm-up, blocks sized to the timer's
-    resolution), per model the fastest round and the spread of the rounds (slowest / fastest − 1)."""
+    thread count (torch.utils.benchmark): each round times a block of calls sized once, after a warm-up
+    call, to last about `min_run_time`; per model the fastest round (the least disturbed) and the
+    spread: how far the typical (median) round lies above it (median / fastest − 1)."""
     inputs = example[:1].repeat(batch, *[1] * (example.dim() - 1))
     timers = [
         benchmark.Timer(
@@ -79,12 +82,13 @@ def interleaved_latencies(
         )
         for m in models
     ]
-    medians: list[list[float]] = [[] for _ in models]
+    means: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
+        blocks = [max(1, math.ceil(min_run_time / max(timer.timeit(1).mean, 1e-6))) for timer in timers]
         for _ in range(rounds):
-            for timer, times in zip(timers, medians):
-                times.append(timer.blocked_autorange(min_run_time=min_run_time).median * 1000)
-    return [Latency(min(times), max(times) / min(times) - 1) for times in medians]
+            for timer, block, times in zip(timers, blocks, means):
+                times.append(timer.timeit(block).mean * 1000)
+    return [Latency(min(times), statistics.median(times) / min(times) - 1) for times in means]
 
 
 def latency_columns(models: dict[str, nn.Module], example: torch.Tensor, min_run_time: float) -> dict[str, float]:

@@ -206,7 +206,7 @@ LATENCY_COLUMNS = (
     "shrunk_latency_spread_b1",
     "shrunk_latency_spread_b128",
 )
-"""Each latency's spread (slowest / fastest of its interleaved rounds − 1) and the dense reference timed
+"""Each latency's spread (median / fastest of its interleaved rounds − 1) and the dense reference timed
 beside the checkpoint: a latency is a measurement, and a noisy one is shown as such."""
 
 
