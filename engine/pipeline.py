@@ -24,7 +24,7 @@ from engine.errors import IntegrityError, LeaseLost, NotFoundError
 from engine.report.summaries import input_range_warning
 from engine.science.data import Dataset, load_dataset
 from engine.science.device import prepare_model, seed_everything
-from engine.science.efficiency import latency_columns, measure_effective, measure_shrunk, shrunk_model
+from engine.science.efficiency import OnnxModel, latency_columns, measure_effective, measure_shrunk, shrunk_model
 from engine.science.efficiency import measure as measure_efficiency
 from engine.science.evaluate import Adversarial, RobustPoint, build_attack, eval_indices, evaluate_model, transfer_curve
 from engine.science.losses import LOSSES, budget_summary
@@ -157,12 +157,19 @@ class Walk:
     followers: Followers  # conv → its BatchNorm, silenced with pruned filters
     fence: Fence | None = None
     transfer_from: dict[str, Adversarial] | None = None  # inputs crafted on the base, per attack and ε
+    onnx_reference: OnnxModel | None = None
 
     def dense_reference(self) -> nn.Module:
         """The base model, unpruned, in this walk's layout: the reference its checkpoints are timed against."""
         dense = copy.deepcopy(self.model)
         dense.load_state_dict(self.base)
         return dense.eval()
+
+    def dense_onnx(self) -> OnnxModel:
+        """The dense reference exported to ONNX (once per walk): the deployment path's baseline."""
+        if self.onnx_reference is None:
+            self.onnx_reference = OnnxModel(self.dense_reference(), self.evaluation[0][:2])
+        return self.onnx_reference
 
     def hold_masks(self, masks: Masks) -> None:
         """Zero pruned weights (and, for filter pruning, the pruned channels' bias and BatchNorm)."""
@@ -297,16 +304,17 @@ def layer_rows(walk: Walk, k: int, masks: Masks, notes: dict, effective: dict[st
 def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[str, int]]:
     """Efficiency of the masked model (nominal and effective) and, for filter pruning, of the physically
     smaller one; and each layer's effective kept weights. The latencies of the checkpoint, its dense
-    reference and the smaller model come from one interleaved measurement, each with its spread."""
+    reference and the smaller model (eager, and in ONNX Runtime beside the dense one) come from one
+    interleaved measurement, each with its spread."""
     example = walk.evaluation[0][:1]
     cost = measure_efficiency(walk.model, masks, example)
     effective, per_layer = measure_effective(walk.model, masks, example)
     cost.update(effective)
-    timed = {"": walk.model, "dense_": walk.dense_reference()}
+    timed: dict[str, nn.Module | OnnxModel] = {"": walk.model, "dense_": walk.dense_reference()}
     small = shrunk_model(walk.model, masks) if walk.criterion.granularity == "filter" else None
     if small is not None:
         cost.update(measure_shrunk(small, masks, example))
-        timed["shrunk_"] = small
+        timed |= {"shrunk_": small, "onnx_dense_": walk.dense_onnx(), "onnx_shrunk_": OnnxModel(small, example)}
     cost.update(latency_columns(timed, example, min_run_time=0.01))
     return cost, per_layer
 

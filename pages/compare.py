@@ -8,7 +8,7 @@ from pages import choice_from_query, read, route_through_app, run_labels, runs_f
 
 route_through_app()
 
-AXES = ["sparsity", "effective sparsity", "flops", "latency"]
+AXES = ["sparsity", "effective sparsity", "flops", "latency", "onnx latency"]
 
 st.title("Compare pruning runs")
 st.markdown(
@@ -23,7 +23,8 @@ with st.expander("How to read these plots"):
         "robust; purple: the first. Runs checkpoint at different sparsities, so both are interpolated linearly onto "
         "the sparsity range they share.\n"
         "- **Pareto**: every checkpoint's robust accuracy against its cost (sparsity, effective sparsity, sparse "
-        "FLOPs or measured latency); the dotted line joins the checkpoints no other one beats on both. A latency "
+        "FLOPs, measured latency, or for filter pruning the physically smaller model's latency in ONNX Runtime, "
+        "the deployment path); the dotted line joins the checkpoints no other one beats on both. A latency "
         "is timed interleaved with the dense model, several rounds; one whose rounds differ by more than 25 % is "
         "not drawn (the machine was too busy to tell). Effective "
         "sparsity counts a kept weight as pruned when no path from the input through it reaches the output (a "

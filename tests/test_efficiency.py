@@ -45,3 +45,31 @@ def test_latencies_are_timed_in_turn_and_keep_their_spread():
         for batch in (1, 128)
     }
     assert torch.get_num_threads() >= 1
+
+
+def test_the_onnx_deployment_path_computes_what_pytorch_computes():
+    import torch
+
+    from engine.science.data import load_dataset
+    from engine.science.efficiency import OnnxModel, interleaved_latencies, shrunk_model
+    from engine.science.models import build_model
+    from engine.science.pruning.masks import apply_masks, prunable_layers
+    from engine.science.pruning.methods import METHODS
+    from engine.science.pruning.structured import norm_followers, silence_dead_channels
+
+    data = load_dataset("synthetic")
+    torch.manual_seed(0)
+    model = build_model("small_cnn", data.info).eval()
+    criterion = METHODS.get("filter_layer")()
+    layers = prunable_layers(model, False, criterion.layer_kinds)
+    masks = criterion.select(layers, 0.5, None, torch.Generator().manual_seed(0))
+    apply_masks(layers, masks)
+    silence_dead_channels(layers, masks, norm_followers(model))
+    small = shrunk_model(model, masks)
+    x = data.x_test[:16]
+    for eager in (model, small):
+        deployed = OnnxModel(eager, x)
+        with torch.no_grad():
+            assert torch.allclose(deployed(x), eager(x), atol=1e-5)  # any batch size: the batch axis is dynamic
+    (latency,) = interleaved_latencies([deployed], x, batch=4, rounds=2, min_run_time=0.001)
+    assert latency.ms > 0

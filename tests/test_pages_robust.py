@@ -120,7 +120,7 @@ def test_compare_on_an_empty_store_says_what_to_run(cache, monkeypatch):
     assert not at.exception and any("two runs on one base" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("axis", ["sparsity", "effective sparsity", "flops", "latency"])
+@pytest.mark.parametrize("axis", ["sparsity", "effective sparsity", "flops", "latency", "onnx latency"])
 def test_compare_draws_runs_on_one_base_every_way(robust_cache, monkeypatch, axis):
     root, ids = robust_cache
     at = page("pages/compare.py", root, monkeypatch, x=axis)

@@ -65,3 +65,19 @@ def test_every_loss_is_finite_differentiable_and_adversarial_ones_exceed_the_cle
     assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
     # an attack within the budget can only raise the cross-entropy it maximises
     assert loss.item() >= clean.item() - 1e-4
+
+
+def test_validating_a_spec_in_a_fresh_process_knows_every_method():
+    """The Runs form validates before anything else is imported: every method must be registered by then
+    (structured and MRPF once were only when some other module happened to import them)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from engine.science.catalog import validate\n"
+        "for method in ('filter_layer', 'kernel_global', 'mrpf', 'hydra', 'random'):\n"
+        "    validate({'prune': {'method': method}, 'schedule': {'name': 'one_shot', 'targets': [0.5]}})\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -61,6 +61,10 @@ def test_trades_base_then_filter_pruning_measures_the_smaller_model(cache):
     last = doc["points"][-1]
     assert last["efficiency"]["shrunk_params"] < last["efficiency"]["params"]
     assert last["efficiency"]["removed_channels"] == round(0.9 * 32) + round(0.9 * 64)
+    for batch in (1, 128):  # the deployment path: dense and smaller model in ONNX Runtime, each with its spread
+        for model in ("dense", "shrunk"):
+            assert last["efficiency"][f"onnx_{model}_latency_ms_b{batch}"] > 0
+            assert last["efficiency"][f"onnx_{model}_latency_spread_b{batch}"] >= 0
     assert all(layer["sparsity"] == 0 for layer in last["layers"] if layer["kind"] == "Linear")
 
 

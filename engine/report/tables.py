@@ -24,6 +24,12 @@ COST_COLUMNS = [
     "shrunk_latency_ms_b1",
     "shrunk_latency_ms_b128",
     "shrunk speed-up (b128)",
+    "onnx_dense_latency_ms_b1",
+    "onnx_shrunk_latency_ms_b1",
+    "onnx_dense_latency_ms_b128",
+    "onnx_shrunk_latency_ms_b128",
+    "onnx shrunk speed-up (b1)",
+    "onnx shrunk speed-up (b128)",
     "latency note",
 ]
 
@@ -31,14 +37,15 @@ UNRELIABLE_SPREAD = 0.25
 """A latency whose typical (median) round is more than this share above its fastest is unreliable:
 shown as such (its spread), never as a number."""
 
-TIMED = [(prefix, batch) for prefix in ("", "shrunk_", "dense_") for batch in (1, 128)]
+TIMED = [(prefix, batch) for prefix in ("", "shrunk_", "dense_", "onnx_dense_", "onnx_shrunk_") for batch in (1, 128)]
 
 
 def reliable_latencies(efficiency: pd.DataFrame, limit: float = UNRELIABLE_SPREAD) -> pd.DataFrame:
     """Efficiency rows with every latency whose spread exceeds `limit` blanked (NaN), a `latency note`
     saying which were blanked and why, and two ratios from the interleaved measurement where both sides
     are reliable: the checkpoint's latency over its dense reference's (masked sparsity: ≈ 1, the same
-    computation) and the dense over the physically smaller model's (structured pruning's real speed-up)."""
+    computation) and the dense over the physically smaller model's (structured pruning's real speed-up),
+    eager and in onnxruntime."""
     frame = efficiency.copy()
     notes: list[list[str]] = [[] for _ in range(len(frame))]
     for prefix, batch in TIMED:
@@ -55,6 +62,10 @@ def reliable_latencies(efficiency: pd.DataFrame, limit: float = UNRELIABLE_SPREA
         frame["latency vs dense (b128)"] = frame["latency_ms_b128"] / frame["dense_latency_ms_b128"]
         if "shrunk_latency_ms_b128" in frame:
             frame["shrunk speed-up (b128)"] = frame["dense_latency_ms_b128"] / frame["shrunk_latency_ms_b128"]
+    for batch in (1, 128):
+        dense, small = f"onnx_dense_latency_ms_b{batch}", f"onnx_shrunk_latency_ms_b{batch}"
+        if dense in frame and small in frame:
+            frame[f"onnx shrunk speed-up (b{batch})"] = frame[dense] / frame[small]
     return frame
 
 

@@ -12,7 +12,9 @@
   least disturbed), stored with its spread (median / fastest round − 1). Masked (unstructured) sparsity is
   the dense computation: its latency equals the dense one within the spread;
 - for filter pruning, the same for the physically smaller model (engine.science.pruning.shrink): its parameters,
-  FLOPs, removed channels and latency, the speed-up that structured pruning really buys;
+  FLOPs, removed channels and latency, the speed-up that structured pruning really buys; and, on the
+  deployment path a user would take, the dense and the smaller model exported to ONNX and timed in
+  onnxruntime the same way (`onnx_dense_*`, `onnx_shrunk_*`);
 - the *effective* size: a kept weight counts only if it lies on a path from the input to the
   output. A pruned filter silences every weight of the next layer that reads its channel, and a
   channel nothing reads makes the weights feeding it useless; neither does anything, yet the
@@ -68,20 +70,61 @@ class Latency:
     spread: float
 
 
+class OnnxModel:
+    """A model exported to ONNX (torch.onnx's exporter, batch axis dynamic) and run by onnxruntime on the
+    CPU at this process's thread count: the deployment path a user would take. Called like the model."""
+
+    def __init__(self, model: nn.Module, example: torch.Tensor) -> None:
+        import onnxruntime  # only this deployment measurement needs it
+
+        example = example[:2].detach().cpu().contiguous()
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                copy.deepcopy(model).cpu().eval(), (example,), dynamo=True, dynamic_shapes=({0: batch},), report=False
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            program.model_proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch (a plain contiguous CPU tensor)."""
+        array = batch.detach().cpu().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input: array})[0])
+
+
+def _quiet_exporter():
+    """torch.onnx prints its progress; a run's log has no use for it."""
+    import contextlib
+    import io
+
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def _timer(model: nn.Module | OnnxModel, inputs: torch.Tensor) -> benchmark.Timer:
+    batch = inputs.contiguous() if isinstance(model, OnnxModel) else to_input(inputs, model)
+    return benchmark.Timer(
+        "model(batch)", globals={"model": model, "batch": batch}, num_threads=torch.get_num_threads()
+    )
+
+
 def interleaved_latencies(
-    models: list[nn.Module], example: torch.Tensor, batch: int, rounds: int = LATENCY_ROUNDS, min_run_time: float = 0.01
+    models: list[nn.Module | OnnxModel],
+    example: torch.Tensor,
+    batch: int,
+    rounds: int = LATENCY_ROUNDS,
+    min_run_time: float = 0.01,
 ) -> list[Latency]:
     """Each model's latency at `batch`, the models timed in turn round after round at this process's
     thread count (torch.utils.benchmark): each round times a block of calls sized once, after a warm-up
     call, to last about `min_run_time`; per model the fastest round (the least disturbed) and the
     spread: how far the typical (median) round lies above it (median / fastest − 1)."""
     inputs = example[:1].repeat(batch, *[1] * (example.dim() - 1))
-    timers = [
-        benchmark.Timer(
-            "model(batch)", globals={"model": m, "batch": to_input(inputs, m)}, num_threads=torch.get_num_threads()
-        )
-        for m in models
-    ]
+    timers = [_timer(m, inputs) for m in models]
     means: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         blocks = [max(1, math.ceil(min_run_time / max(timer.timeit(1).mean, 1e-6))) for timer in timers]
@@ -91,7 +134,9 @@ def interleaved_latencies(
     return [Latency(min(times), statistics.median(times) / min(times) - 1) for times in means]
 
 
-def latency_columns(models: dict[str, nn.Module], example: torch.Tensor, min_run_time: float) -> dict[str, float]:
+def latency_columns(
+    models: dict[str, nn.Module | OnnxModel], example: torch.Tensor, min_run_time: float
+) -> dict[str, float]:
     """`{prefix}latency_ms_b{B}` and `{prefix}latency_spread_b{B}` for each named model (prefix → model),
     all of them timed in one interleaved measurement per batch size."""
     columns: dict[str, float] = {}

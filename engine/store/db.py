@@ -216,6 +216,22 @@ def _latency_spread(db: sqlite3.Connection) -> None:
         db.execute(f"ALTER TABLE efficiency ADD COLUMN {column} REAL")
 
 
+ONNX_COLUMNS = tuple(
+    f"onnx_{model}_latency_{kind}_b{batch}"
+    for model in ("dense", "shrunk")
+    for kind in ("ms", "spread")
+    for batch in (1, 128)
+)
+"""Filter pruning's deployment path: the dense and the physically smaller model exported to ONNX and
+timed in onnxruntime, interleaved with the eager measurements."""
+
+
+@migration("0012_onnx_latency")
+def _onnx_latency(db: sqlite3.Connection) -> None:
+    for column in ONNX_COLUMNS:
+        db.execute(f"ALTER TABLE efficiency ADD COLUMN {column} REAL")
+
+
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
 """Defaults of a result row without per-example flags (rows written before they were kept)."""
 
@@ -481,7 +497,7 @@ class Store:
                 "INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)", [{**key, **w} for w in warnings]
             )
             if efficiency:
-                optional = SHRUNK_COLUMNS + EFFECTIVE_COLUMNS + LATENCY_COLUMNS
+                optional = SHRUNK_COLUMNS + EFFECTIVE_COLUMNS + LATENCY_COLUMNS + ONNX_COLUMNS
                 _insert(
                     db, "efficiency", EFFICIENCY_COLUMNS + optional, {c: None for c in optional}, {**key, **efficiency}
                 )

@@ -22,6 +22,7 @@ from engine.store.db import (
     EFFECTIVE_COLUMNS,
     EFFICIENCY_COLUMNS,
     LATENCY_COLUMNS,
+    ONNX_COLUMNS,
     SHRUNK_COLUMNS,
     Store,
     open_store,
@@ -63,7 +64,7 @@ def document(run_id: str, store: Store | None = None, cached: bool = True) -> di
         for cost in by_step["efficiency"].get(k, []):
             point["efficiency"] = {
                 c: cost[c]
-                for c in EFFICIENCY_COLUMNS + EFFECTIVE_COLUMNS + SHRUNK_COLUMNS + LATENCY_COLUMNS
+                for c in EFFICIENCY_COLUMNS + EFFECTIVE_COLUMNS + SHRUNK_COLUMNS + LATENCY_COLUMNS + ONNX_COLUMNS
                 if cost[c] is not None
             }
         for budget in by_step["budget"].get(k, []):
@@ -209,7 +210,16 @@ def efficiency_frame(run_ids: list[str], store: Store | None = None) -> pd.DataF
     """Per run × step: parameters, compression, FLOPs, theoretical speed-up, sparse size, CPU latency,
     the effective size (weights on an input → output path), and for filter pruning the physically
     smaller model's parameters, FLOPs and latency."""
-    columns = ["run_id", "step", "sparsity", *EFFICIENCY_COLUMNS, *EFFECTIVE_COLUMNS, *SHRUNK_COLUMNS, *LATENCY_COLUMNS]
+    columns = [
+        "run_id",
+        "step",
+        "sparsity",
+        *EFFICIENCY_COLUMNS,
+        *EFFECTIVE_COLUMNS,
+        *SHRUNK_COLUMNS,
+        *LATENCY_COLUMNS,
+        *ONNX_COLUMNS,
+    ]
     rows = (store or open_store()).efficiency(list(run_ids)) if run_ids else []
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 

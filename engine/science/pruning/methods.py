@@ -5,8 +5,10 @@ engine.science.pruning.structured, HYDRA in engine.science.pruning.hydra and MRP
 engine.science.pruning.sensitivity; importing this module registers each of them.
 """
 
-from engine.science.pruning import (
-    hydra,  # noqa: F401  (registration side effect)
+from engine.science.pruning import (  # noqa: F401  (each registers its methods on import)
+    hydra,
+    sensitivity,
+    structured,
 )
 from engine.science.pruning.masks import METHODS
 
