@@ -53,6 +53,8 @@ TARGETS = [
     ("surface", "ours_peak_fraction", 0.35, True),
     ("structured", "speedup_b128", 2.5, True),
     ("structured", "speedup_b1", 1.8, True),
+    ("structured", "onnx_speedup_b128", 2.5, True),
+    ("structured", "onnx_speedup_b1", 1.8, True),
     ("presets", "cold_s", 60.0, False),
     ("presets", "hit_s", 2.0, False),
     ("pages", "slowest_warm_s", 1.0, False),
@@ -65,6 +67,7 @@ REFERENCES = [
     ("surface", "matmul_peak_gflops", "fp32 matmul peak of this run"),
     ("surface", "descend_speedup", "descend (fast preview, may over-report; never a reported number)"),
     ("surface", "descend_max_acc_diff_pt", "descend (fast preview) vs torchattacks, largest gap"),
+    ("structured", "max_spread", "widest latency spread (median / fastest round − 1); above 0.25 the machine was busy"),
 ]
 
 

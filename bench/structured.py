@@ -1,22 +1,24 @@
 """Structured pruning's real speed-up: half the conv filters removed, latency against the dense model.
 
-Both models run eagerly in the engine's layout (channels_last), timed in alternation.
+Eager PyTorch (the engine's layout, channels_last) and the deployment path (both models exported to
+ONNX and run by onnxruntime), all four timed in turn round after round by the engine's own
+measurement (engine.science.efficiency.interleaved_latencies: the fastest of the rounds, with the
+spread), so that drift of the machine reaches every model alike.
 """
 
 from __future__ import annotations
 
 import copy
-import statistics
-import time
 
 import torch
 
 from engine.science.data import DatasetInfo
 
 
-def run(fraction: float = 0.5, model_name: str = "small_cnn") -> dict:
-    """Median CPU latency at batch 1 and 128 of the dense model and the physically smaller one."""
+def run(fraction: float = 0.5, model_name: str = "small_cnn", rounds: int = 15) -> dict:
+    """CPU latency at batch 1 and 128 of the dense model and the physically smaller one, eager and ONNX."""
     from engine.science.device import prepare_model
+    from engine.science.efficiency import OnnxModel, interleaved_latencies
     from engine.science.models import build_model
     from engine.science.pruning.masks import apply_masks, prunable_layers
     from engine.science.pruning.methods import METHODS
@@ -33,41 +35,26 @@ def run(fraction: float = 0.5, model_name: str = "small_cnn") -> dict:
     apply_masks(layers, masks)
     silence_dead_channels(layers, masks, norm_followers(model))
     small = prepare_model(shrink(model, masks), torch.device("cpu")).eval()
-    (dense_b1, small_b1), (dense_b128, small_b128) = (
-        _interleaved(dense, small, batch, rounds) for batch, rounds in ((1, 2000), (128, 80))
-    )
     x = torch.rand(64, 1, 28, 28)
+    models = {"dense": dense, "shrunk": small, "onnx_dense": OnnxModel(dense, x), "onnx_shrunk": OnnxModel(small, x)}
     with torch.no_grad():
         same = float((small(x) - model(x)).abs().max())
-    return {
+        onnx_same = float((models["onnx_shrunk"](x) - small(x)).abs().max())
+    result = {
         "model": model_name,
         "filters_removed": fraction,
         "params": sum(p.numel() for p in model.parameters()),
         "shrunk_params": sum(p.numel() for p in small.parameters()),
         "max_output_diff": same,
-        "dense_ms_b1": round(dense_b1, 3),
-        "shrunk_ms_b1": round(small_b1, 3),
-        "dense_ms_b128": round(dense_b128, 2),
-        "shrunk_ms_b128": round(small_b128, 2),
-        "speedup_b1": round(dense_b1 / small_b1, 2),
-        "speedup_b128": round(dense_b128 / small_b128, 2),
+        "onnx_max_output_diff": onnx_same,
     }
-
-
-def _interleaved(first, second, batch: int, rounds: int) -> tuple[float, float]:
-    """Median milliseconds of one forward pass of each model, timed in alternation round by round,
-    so that drift of the machine (frequency, other processes) reaches both alike."""
-    from engine.science.device import to_input
-
-    x = torch.rand(batch, 1, 28, 28)
-    inputs = [to_input(x, first), to_input(x, second)]
-    times: list[list[float]] = [[], []]
-    with torch.inference_mode():
-        for model, example in zip((first, second), inputs):
-            model(example)
-        for _ in range(rounds):
-            for i, (model, example) in enumerate(zip((first, second), inputs)):
-                started = time.perf_counter()
-                model(example)
-                times[i].append((time.perf_counter() - started) * 1000)
-    return statistics.median(times[0]), statistics.median(times[1])
+    for batch in (1, 128):
+        timed = interleaved_latencies(list(models.values()), x, batch, rounds=rounds, min_run_time=0.02)
+        latency = dict(zip(models, timed))
+        for name, measured in latency.items():
+            result[f"{name}_ms_b{batch}"] = round(measured.ms, 3)
+            result[f"{name}_spread_b{batch}"] = round(measured.spread, 3)
+        result[f"speedup_b{batch}"] = round(latency["dense"].ms / latency["shrunk"].ms, 2)
+        result[f"onnx_speedup_b{batch}"] = round(latency["onnx_dense"].ms / latency["onnx_shrunk"].ms, 2)
+    result["max_spread"] = max(value for key, value in result.items() if "_spread_" in key)
+    return result
