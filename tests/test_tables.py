@@ -49,19 +49,24 @@ def test_a_bad_eps_text_reaches_validation_which_names_the_field():
     assert any(line.startswith("eval.attacks[0].eps") for line in error.value.problems)
 
 
-def test_the_surface_table_has_auc_sweet_spots_and_cost_per_step():
-    robust = pd.DataFrame(
+def two_checkpoints() -> pd.DataFrame:
+    """Robust rows of one run: the dense step and a pruned one that beats it at ε = 0.1."""
+    return pd.DataFrame(
         {
             "run_id": "r",
             "attack": "pgd_linf",
             "norm": "Linf",
             "step": [0, 0, 1, 1],
             "sparsity": [0, 0, 0.5, 0.5],
-            "clean_acc": [0.9, 0.9, 0.9, 0.9],
-            "eps": [0.0, 0.1, 0.0, 0.1],
+            "clean_acc": [0.9] * 4,
+            "eps": [0.0, 0.1] * 2,
             "acc": [0.9, 0.3, 0.9, 0.4],
         }
     )
+
+
+def test_the_surface_table_has_auc_sweet_spots_and_cost_per_step():
+    robust = two_checkpoints()
     cost = pd.DataFrame({"step": [0, 1], "compression_ratio": [1.0, 2.0], "latency_ms_b1": [None, None]})
     for column in (
         "effective_compression",
@@ -133,17 +138,5 @@ def test_an_unreliable_latency_is_never_a_number_and_the_note_says_why():
         "checkpoint b1 unreliable (rounds 60 % above the fastest); "
         "shrunk_b128 unreliable (rounds 90 % above the fastest)",
     ]
-    robust = pd.DataFrame(
-        {
-            "run_id": "r",
-            "attack": "pgd_linf",
-            "norm": "Linf",
-            "step": [0, 0, 1, 1],
-            "sparsity": [0, 0, 0.5, 0.5],
-            "clean_acc": [0.9] * 4,
-            "eps": [0.0, 0.1] * 2,
-            "acc": [0.9, 0.3, 0.9, 0.4],
-        }
-    )
-    table = surface_table(robust, cost)
+    table = surface_table(two_checkpoints(), cost)
     assert table["latency_ms_b1"].isna().tolist() == [False, True] and "latency note" in table
