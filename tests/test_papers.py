@@ -141,7 +141,7 @@ def test_a_preset_with_runs_missing_is_incomplete_and_says_which(store):
 # ---- figures ----------------------------------------------------------------------------------
 
 # transfer: clean, transfer and white-box lines, each over its interval band
-FIGURE_TRACES = {"hydra": [4], "bap": [4 * 5, None], "pfa": [None, None, None, 7], "transfer": [6, 6], "mrpf": [4]}
+FIGURE_TRACES = {"hydra": [4], "bap": [4 * 5, None], "pfa": [None, None, None, 7], "transfer": [6, 6], "mrpf": [4, 4]}
 
 
 @pytest.mark.parametrize("name", NAMES)

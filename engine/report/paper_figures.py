@@ -188,6 +188,41 @@ def variant_bars(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
     return fig
 
 
+def size_lines(frame: pd.DataFrame, sizes: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
+    """Robust accuracy at ε against the model's size (parameters of the physically smaller model, else
+    effective parameters), one line per variant: MRPF's claim, read at equal size."""
+    sizes = sizes.assign(size=sizes["shrunk_params"].fillna(sizes["effective_params"])) if not sizes.empty else sizes
+    part = frame[np.isclose(frame["eps"], eps)] if not frame.empty else frame
+    if part.empty or sizes.empty:
+        return _empty("no sizes measured yet")
+    part = part.merge(sizes[["run_id", "step", "size"]], on=["run_id", "step"], how="inner")
+    fig = go.Figure()
+    for i, variant in enumerate(_variants(part)):
+        rows = part[part["variant"] == variant].sort_values("size")
+        fig.add_trace(
+            go.Scatter(
+                x=rows["size"],
+                y=rows["acc"] * 100,
+                mode="lines+markers",
+                name=variant,
+                line_color=OKABE_ITO[i % len(OKABE_ITO)],
+                error_y=error_bars(rows),
+                customdata=rows["target_sparsity"] * 100,
+                hovertemplate=f"{variant}<br>%{{x:,.0f}} parameters (target %{{customdata:.0f}} %)<br>"
+                "robust %{y:.1f} %<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=title or f"Robust accuracy at ε = {eps_label(eps, norm_of(frame))} against the model's real size",
+        xaxis_title="parameters of the physically smaller model",
+        yaxis_title="robust accuracy (%)",
+        yaxis_range=[0, 100],
+        height=420,
+        legend=dict(orientation="h", y=-0.3),
+    )
+    return fig
+
+
 def _one(frame: pd.DataFrame, attack: str) -> pd.DataFrame:
     return frame[frame["attack"] == attack] if not frame.empty else frame
 
@@ -236,7 +271,8 @@ def _transfer(results, options) -> list[go.Figure]:
 
 
 def _mrpf(results, options) -> list[go.Figure]:
-    return [variant_bars(_one(results.robust, options["attack"]), options["eps"])]
+    robust = _one(results.robust, options["attack"])
+    return [variant_bars(robust, options["eps"]), size_lines(robust, results.efficiency, options["eps"])]
 
 
 FIGURES: dict[str, Callable[[Any, dict[str, Any]], list[go.Figure]]] = {
