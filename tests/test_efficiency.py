@@ -73,3 +73,5 @@ def test_the_onnx_deployment_path_computes_what_pytorch_computes():
             assert torch.allclose(deployed(x), eager(x), atol=1e-5)  # any batch size: the batch axis is dynamic
     (latency,) = interleaved_latencies([deployed], x, batch=4, rounds=2, min_run_time=0.001)
     assert latency.ms > 0
+    options = deployed.session.get_session_options()  # its threads sleep between calls: no spinning into torch's
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -86,6 +86,9 @@ class OnnxModel:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # onnxruntime's threads spin-wait after each call by default, stealing the cores from whatever
+        # is timed next (torch's own threads, in the interleaved rounds): they sleep instead
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             program.model_proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
