@@ -25,7 +25,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import logging
 import math
 import statistics
@@ -100,11 +102,8 @@ class OnnxModel:
         return torch.from_numpy(self.session.run(None, {self.input: array})[0])
 
 
-def _quiet_exporter():
+def _quiet_exporter() -> contextlib.redirect_stdout:
     """torch.onnx prints its progress; a run's log has no use for it."""
-    import contextlib
-    import io
-
     return contextlib.redirect_stdout(io.StringIO())
 
 
