@@ -73,11 +73,16 @@ class PaperPreset(Frozen):
         if not self.grid:
             return {label: (label, None) for label in self.variants}
         (values,) = self.grid.values()
-        return {f"{label} @ {value:g}": (label, value) for label in self.variants for value in values}
+        return {f"{label} @ {_short(value)}": (label, value) for label in self.variants for value in values}
 
     def n_runs(self) -> int:
         """How many runs the preset makes (variants × grid values × seeds)."""
         return len(self.levels()) * max(1, len(self.seeds))
+
+
+def _short(value: Any) -> str:
+    """A grid value as a label shows it: numbers without trailing zeros, anything else as written."""
+    return f"{value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
 
 
 def paper_names() -> list[str]:
