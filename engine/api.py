@@ -331,10 +331,13 @@ def attack_examples(
     eps: float,
     indices: list[int],
 ) -> list["Example"]:
-    """Attack a few images of a pruned checkpoint live; each with both models' top-3 guesses."""
+    """Attack a few images of a pruned checkpoint live; each with both models' top-3 guesses, at as many
+    torch threads as the cores the workers and other processes leave free."""
+    from engine.science.device import fitted_threads  # torch loads here
     from engine.science.playground import attack_examples as craft  # torch loads here
 
-    return craft(pruned, dense, x, y, attack, eps, indices)
+    with fitted_threads():
+        return craft(pruned, dense, x, y, attack, eps, indices)
 
 
 def submit_paper(name: str, store: Store | None = None, reduced: bool = False) -> list[dict[str, Any]]:

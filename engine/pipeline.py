@@ -23,7 +23,7 @@ from engine import ENGINE_VERSION
 from engine.errors import IntegrityError, LeaseLost, NotFoundError
 from engine.report.summaries import input_range_warning
 from engine.science.data import Dataset, load_dataset
-from engine.science.device import prepare_model, seed_everything
+from engine.science.device import fit_threads, prepare_model, seed_everything
 from engine.science.efficiency import OnnxModel, latency_columns, measure_effective, measure_shrunk, shrunk_model
 from engine.science.efficiency import measure as measure_efficiency
 from engine.science.evaluate import Adversarial, RobustPoint, build_attack, eval_indices, evaluate_model, transfer_curve
@@ -356,10 +356,18 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     return masks
 
 
-def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None, fence: Fence | None = None) -> bool:
+def run(
+    spec: RunSpec,
+    store: Store,
+    on_progress: ProgressFn | None = None,
+    fence: Fence | None = None,
+    threads: int | None = None,
+) -> bool:
     """Run a spec to completion in `store`; return True if every step was already cached.
 
-    Under a job's `fence`, every write first checks that the job is still this worker's.
+    Under a job's `fence`, every write first checks that the job is still this worker's. With `threads`
+    (a worker's share of the cores), torch's threads are fitted before the base and every step to the
+    cores the other processes leave free, at most that many (engine.science.device.fit_threads).
     """
     run_id, report = spec.run_id(), on_progress or _silent
     if store.has_run(run_id) and store.run(run_id)["status"] == RunStatus.DONE:
@@ -369,7 +377,7 @@ def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None, fenc
     plan = [PruneStep(0.0, 0)] + spec.schedule.plan()
     store.begin_run(run_id, spec.base_id(), spec.canonical_json(), ENGINE_VERSION, len(plan), fence)
     try:
-        _walk(spec, store, data, plan, report, fence)
+        _walk(spec, store, data, plan, report, fence, threads)
     except LeaseLost:
         raise  # the run belongs to another attempt now: leave its row alone
     except Exception as exc:
@@ -380,11 +388,19 @@ def run(spec: RunSpec, store: Store, on_progress: ProgressFn | None = None, fenc
 
 
 def _walk(
-    spec: RunSpec, store: Store, data: Dataset, plan: list[PruneStep], report: ProgressFn, fence: Fence | None
+    spec: RunSpec,
+    store: Store,
+    data: Dataset,
+    plan: list[PruneStep],
+    report: ProgressFn,
+    fence: Fence | None,
+    threads: int | None = None,
 ) -> None:
     done = {row["step"] for row in store.steps(spec.run_id())}
     if len(done) == len(plan):
         return
+    if threads:
+        fit_threads(threads)
     base = base_model_state(spec, store, data, report, len(plan))
     model = _fresh_model(spec, data)
     criterion = METHODS.get(spec.prune.method)()
@@ -411,6 +427,8 @@ def _walk(
     for k, step in enumerate(plan):
         if k in done:
             continue
+        if threads and k > 0:
+            fit_threads(threads)  # the other processes' load may have changed since the last step
         if k == 0 or step.from_base:
             model.load_state_dict(base)
             masks = dense_masks(walk.layers)

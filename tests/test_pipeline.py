@@ -184,3 +184,18 @@ def test_every_checkpoint_reports_its_efficiency(store, smoke_tree):
         )
     frame = api.efficiency_frame([spec.run_id()], store)
     assert list(frame["step"]) == [0, 1, 2]
+
+
+def test_a_worker_s_run_fits_its_threads_to_the_free_cores_before_the_base_and_every_step(
+    store, smoke_tree, monkeypatch
+):
+    import engine.pipeline as pipeline
+
+    calls: list[int] = []
+    monkeypatch.setattr(pipeline, "fit_threads", lambda cap: calls.append(cap) or 1)
+    spec = validate(smoke_tree)
+    run_pipeline(spec, store, threads=2)
+    assert calls == [2] * len([0, *spec.schedule.plan()])  # the base, then each pruned step
+    calls.clear()
+    run_pipeline(validate(smoke_tree | {"seed": 1}), store)  # a CLI run keeps the process's threads
+    assert calls == []

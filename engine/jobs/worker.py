@@ -78,10 +78,15 @@ class Worker:
     """One worker: claims jobs from a store and runs them, one at a time."""
 
     def __init__(
-        self, store: Store, lease_seconds: float = 30.0, poll_seconds: float = 0.5, parent_pid: int | None = None
+        self,
+        store: Store,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 0.5,
+        parent_pid: int | None = None,
+        threads: int | None = None,
     ):
         self.store, self.lease_seconds, self.poll_seconds = store, lease_seconds, poll_seconds
-        self.parent_pid = parent_pid
+        self.parent_pid, self.threads = parent_pid, threads
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping, self.lease_lost = threading.Event(), threading.Event()
 
@@ -119,7 +124,8 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat, args=(fence, done), daemon=True)
         beat.start()
         try:
-            run_pipeline(validate(json.loads(job.spec_json)), self.store, ProgressTracker(self, fence), fence)
+            spec = validate(json.loads(job.spec_json))
+            run_pipeline(spec, self.store, ProgressTracker(self, fence), fence, threads=self.threads)
             queue.finish(self.store, fence, JobStatus.DONE)
         except Cancelled:
             queue.finish(self.store, fence, JobStatus.CANCELLED, "cancelled by the user")
@@ -150,7 +156,7 @@ def serve_child(root: Path, lease_seconds: float, parent_pid: int | None, thread
         import torch
 
         torch.set_num_threads(threads)
-    worker = Worker(Store(root), lease_seconds=lease_seconds, parent_pid=parent_pid)
+    worker = Worker(Store(root), lease_seconds=lease_seconds, parent_pid=parent_pid, threads=threads)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stopping.set())
     worker.serve()
@@ -163,13 +169,18 @@ def child_command(root: Path, lease_seconds: float, parent_pid: int | None, thre
     return command + (["--parent-pid", str(parent_pid)] if parent_pid is not None else [])
 
 
+def worker_threads(procs: int, cores: int | None = None) -> int:
+    """Each worker's share of the cores (workers × threads ≤ cores while there are no more workers than
+    cores); within it a run fits its threads to what other processes leave free, step by step."""
+    return max(1, (cores or os.cpu_count() or 1) // procs)
+
+
 def supervise(root: Path, procs: int, lease_seconds: float, parent_pid: int | None) -> None:
     """Keep `procs` worker processes alive until SIGTERM/SIGINT or until `parent_pid` exits."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    threads = max(1, (os.cpu_count() or 1) // procs)
-    command = child_command(root, lease_seconds, os.getpid(), threads)
+    command = child_command(root, lease_seconds, os.getpid(), worker_threads(procs))
     children = [subprocess.Popen(command) for _ in range(procs)]
     try:
         while not stop.wait(0.5) and parent_alive(parent_pid):

@@ -1,8 +1,20 @@
-"""Device choice and memory layout: CUDA when present, else the CPU with channels_last convs."""
+"""Device choice, memory layout and CPU threads: CUDA when present, else the CPU with channels_last
+convs and as many torch threads as there are cores left free.
+
+Two cores are easily oversubscribed: a process with two torch threads beside one busy process took
+2.9× its quiet time for the same fine-tuning steps, against 2.1× with one thread (40 small_cnn steps:
+1.24 s quiet with two threads, 3.57 s busy with two, 2.56 s busy with one). `fit_threads` sizes the
+threads to the cores the other processes leave, measured from /proc/stat over a short window.
+"""
 
 from __future__ import annotations
 
+import os
 import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,3 +53,49 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _busy_jiffies() -> tuple[int, int] | None:
+    """(CPU time all processes used, CPU time this process used), in clock ticks; None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        mine = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    idle = int(fields[3]) + int(fields[4])  # idle + iowait
+    return sum(int(f) for f in fields[:8]) - idle, int(mine[11]) + int(mine[12])  # utime + stime
+
+
+def others_load(window: float = 0.2) -> float | None:
+    """Cores' worth of CPU the *other* processes used over the last `window` seconds (None off Linux)."""
+    before = _busy_jiffies()
+    time.sleep(window)
+    after = _busy_jiffies()
+    if before is None or after is None:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK") * window
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / ticks)
+
+
+def free_core_threads(cap: int, load: float | None) -> int:
+    """Threads for this process: the cores the others leave (rounded), at least 1, at most `cap`."""
+    if load is None:
+        return cap
+    return max(1, min(cap, round((os.cpu_count() or 1) - load)))
+
+
+def fit_threads(cap: int) -> int:
+    """Set torch's threads to the cores left free by the other processes (at most `cap`); the count."""
+    threads = free_core_threads(cap, others_load())
+    torch.set_num_threads(threads)
+    return threads
+
+
+@contextmanager
+def fitted_threads(cap: int | None = None) -> Iterator[int]:
+    """Run a block at `fit_threads(cap)` threads (cap: the cores), then restore the previous count."""
+    previous = torch.get_num_threads()
+    try:
+        yield fit_threads(cap or os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,49 @@
+"""CPU threads: a process takes the cores the others leave free, never more than its share."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from engine.jobs.worker import child_command, worker_threads
+from engine.science import device
+
+
+@pytest.mark.parametrize(
+    ("load", "cap", "threads"),
+    [(None, 2, 2), (0.0, 2, 2), (0.0, 1, 1), (1.0, 2, 1), (1.6, 2, 1), (0.4, 2, 2), (7.0, 2, 1)],
+)
+def test_threads_are_the_cores_the_others_leave_within_the_share(monkeypatch, load, cap, threads):
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 2)
+    assert device.free_core_threads(cap, load) == threads
+
+
+def test_a_spinning_neighbour_counts_as_load_and_this_process_does_not():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        load = device.others_load(window=0.5)
+    finally:
+        busy.kill()
+    if load is None:
+        pytest.skip("no /proc/stat here")
+    assert load > 0.5  # one core's worth, minus scheduling slack
+    spent = sum(i * i for i in range(2_000_000))  # this process's own work is not another's load
+    assert spent > 0 and device.others_load(window=0.2) is not None
+
+
+def test_fitted_threads_restore_the_previous_count():
+    import torch
+
+    before = torch.get_num_threads()
+    with device.fitted_threads(cap=1) as threads:
+        assert threads == 1 == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("cores", [1, 2, 4, 16])
+def test_workers_times_threads_never_exceed_the_cores(tmp_path, cores):
+    for procs in range(1, cores + 1):
+        command = child_command(tmp_path, 30.0, None, worker_threads(procs, cores))
+        assert 1 <= int(command[command.index("--threads") + 1]) * procs <= cores
