@@ -515,15 +515,18 @@ def runs_at_eps(frame: pd.DataFrame, eps: float, labels: dict[str, str] | None =
     return _robust_vs_sparsity_layout(fig, title or f"Robust accuracy at ε = {eps_label(eps, norm)}")
 
 
-def _robust_vs_sparsity_layout(fig: go.Figure, title: str) -> go.Figure:
-    """The layout of the one-line-per-run (or per-family) charts of robust accuracy against sparsity."""
+def _robust_vs_sparsity_layout(
+    fig: go.Figure, title: str, x_title: str = "sparsity (%)", legend_y: float = -0.25
+) -> go.Figure:
+    """The layout of the one-trace-per-run (or per-variant) charts of robust accuracy against sparsity
+    or another measure of size."""
     fig.update_layout(
         title=title,
-        xaxis_title="sparsity (%)",
+        xaxis_title=x_title,
         yaxis_title="robust accuracy (%)",
         yaxis_range=[0, 100],
         height=420,
-        legend=dict(orientation="h", y=-0.25),
+        legend=dict(orientation="h", y=legend_y),
     )
     return fig
 

@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 from engine.report.figures import (
     OKABE_ITO,
     _empty,
+    _robust_vs_sparsity_layout,
     adversarial_share_lines,
     budget_trajectory,
     eps_axis_title,
@@ -176,16 +177,13 @@ def variant_bars(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
                 hovertemplate=f"{variant}<br>robust %{{y:.1f}} %<br>clean %{{customdata:.1f}} %<extra></extra>",
             )
         )
-    fig.update_layout(
-        barmode="group",
-        title=title or f"Robust accuracy at ε = {eps_label(eps, norm_of(frame))}",
-        xaxis_title="target sparsity (share of conv weights pruned)",
-        yaxis_title="robust accuracy (%)",
-        yaxis_range=[0, 100],
-        height=420,
-        legend=dict(orientation="h", y=-0.3),
+    fig.update_layout(barmode="group")
+    return _robust_vs_sparsity_layout(
+        fig,
+        title or f"Robust accuracy at ε = {eps_label(eps, norm_of(frame))}",
+        "target sparsity (share of conv weights pruned)",
+        -0.3,
     )
-    return fig
 
 
 def size_lines(frame: pd.DataFrame, sizes: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
@@ -212,15 +210,12 @@ def size_lines(frame: pd.DataFrame, sizes: pd.DataFrame, eps: float, title: str 
                 "robust %{y:.1f} %<extra></extra>",
             )
         )
-    fig.update_layout(
-        title=title or f"Robust accuracy at ε = {eps_label(eps, norm_of(frame))} against the model's real size",
-        xaxis_title="parameters of the physically smaller model",
-        yaxis_title="robust accuracy (%)",
-        yaxis_range=[0, 100],
-        height=420,
-        legend=dict(orientation="h", y=-0.3),
+    return _robust_vs_sparsity_layout(
+        fig,
+        title or f"Robust accuracy at ε = {eps_label(eps, norm_of(frame))} against the model's real size",
+        "parameters of the physically smaller model",
+        -0.3,
     )
-    return fig
 
 
 def _one(frame: pd.DataFrame, attack: str) -> pd.DataFrame:
