@@ -157,13 +157,16 @@ class Walk:
     followers: Followers  # conv → its BatchNorm, silenced with pruned filters
     fence: Fence | None = None
     transfer_from: dict[str, Adversarial] | None = None  # inputs crafted on the base, per attack and ε
+    reference: nn.Module | None = None
     onnx_reference: OnnxModel | None = None
 
     def dense_reference(self) -> nn.Module:
-        """The base model, unpruned, in this walk's layout: the reference its checkpoints are timed against."""
-        dense = copy.deepcopy(self.model)
-        dense.load_state_dict(self.base)
-        return dense.eval()
+        """The base model, unpruned, in this walk's layout (built once): what its checkpoints are timed against."""
+        if self.reference is None:
+            self.reference = copy.deepcopy(self.model)
+            self.reference.load_state_dict(self.base)
+            self.reference.eval()
+        return self.reference
 
     def dense_onnx(self) -> OnnxModel:
         """The dense reference exported to ONNX (once per walk): the deployment path's baseline."""

@@ -258,7 +258,8 @@ def bap(results: PaperResults, attack: str, area_from: float, ap: list[str], bap
 
     `ap` lists the AP variants by increasing training budget; `natural` is reported, not judged.
     """
-    first_run = next(iter(results.grid(bap).values()))
+    runs = {variant: list(results.grid(variant).values()) for variant in [natural, *ap, bap]}  # once, not per resample
+    first_run = runs[bap][0]
     strong_eps = sorted({float(e) for e in results.variant(first_run, attack)["eps"] if e >= area_from - 1e-9})
     weights = _area_weights(strong_eps)
     cells, rows = Cells(), []
@@ -285,10 +286,10 @@ def bap(results: PaperResults, attack: str, area_from: float, ap: list[str], bap
         return float(sum(w * cells(acc, (label, e)) for w, e in zip(weights, strong_eps)))
 
     def mean_over_levels(acc: np.ndarray, variant: str, value: Callable[[np.ndarray, str], float]) -> float:
-        return float(np.mean([value(acc, label) for label in results.grid(variant).values()]))
+        return float(np.mean([value(acc, label) for label in runs[variant]]))
 
     def spread(acc: np.ndarray, variant: str) -> float:
-        return _spread(np.array([area(acc, label) for label in results.grid(variant).values()]))
+        return _spread(np.array([area(acc, label) for label in runs[variant]]))
 
     def clean(acc: np.ndarray, label: str) -> float:
         return cells(acc, (label, 0.0))

@@ -501,18 +501,29 @@ def runs_at_eps(frame: pd.DataFrame, eps: float, labels: dict[str, str] | None =
         name = labels.get(run_id, run_id[:12])
         colour = OKABE_ITO[i % len(OKABE_ITO)]
         intervals = [interval_text(lo, hi) for lo, hi in zip(rows.get("ci_low", []), rows.get("ci_high", []))]
-        line = go.Scatter(
-            x=rows["sparsity"] * 100,
-            y=rows["acc"] * 100,
-            mode="lines+markers",
-            name=name,
-            line_color=colour,
-            customdata=list(zip(rows["clean_acc"] * 100, intervals or [""] * len(rows))),
-            hovertemplate=f"{name}<br>sparsity %{{x:.1f}} %<br>robust %{{y:.1f}} % %{{customdata[1]}}<br>clean "
+        line = _sparsity_line(
+            rows,
+            name,
+            colour,
+            list(zip(rows["clean_acc"] * 100, intervals or [""] * len(rows))),
+            f"{name}<br>sparsity %{{x:.1f}} %<br>robust %{{y:.1f}} % %{{customdata[1]}}<br>clean "
             f"%{{customdata[0]:.1f}} %<extra></extra>",
         )
         _add_with_band(fig, line, rows, "ci_low", "ci_high", colour, run_id)
     return _robust_vs_sparsity_layout(fig, title or f"Robust accuracy at ε = {eps_label(eps, norm)}")
+
+
+def _sparsity_line(rows: pd.DataFrame, name: str, colour: str, customdata: list, hovertemplate: str) -> go.Scatter:
+    """Robust accuracy (%) against sparsity (%) as one line with markers."""
+    return go.Scatter(
+        x=rows["sparsity"] * 100,
+        y=rows["acc"] * 100,
+        mode="lines+markers",
+        name=name,
+        line_color=colour,
+        customdata=customdata,
+        hovertemplate=hovertemplate,
+    )
 
 
 def _robust_vs_sparsity_layout(
@@ -543,14 +554,12 @@ def families_at_eps(summary: pd.DataFrame, eps: float, labels: dict[str, str], t
         name = f"{labels.get(family, family)} · {int(rows['seeds'].max())} seed(s)"
         colour = OKABE_ITO[i % len(OKABE_ITO)]
         spread = [tables.interval_text(lo, hi) for lo, hi in zip(rows["acc_min"], rows["acc_max"])]
-        line = go.Scatter(
-            x=rows["sparsity"] * 100,
-            y=rows["acc"] * 100,
-            mode="lines+markers",
-            name=name,
-            line_color=colour,
-            customdata=list(zip(rows["seeds"], spread)),
-            hovertemplate=f"{name}<br>sparsity %{{x:.1f}} %<br>mean robust %{{y:.1f}} % over %{{customdata[0]}} "
+        line = _sparsity_line(
+            rows,
+            name,
+            colour,
+            list(zip(rows["seeds"], spread)),
+            f"{name}<br>sparsity %{{x:.1f}} %<br>mean robust %{{y:.1f}} % over %{{customdata[0]}} "
             "seeds<br>seeds range %{customdata[1]}<extra></extra>",
         )
         _add_with_band(fig, line, rows, "acc_min", "acc_max", colour, family)

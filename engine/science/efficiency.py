@@ -133,7 +133,9 @@ def interleaved_latencies(
         for _ in range(rounds):
             for timer, block, times in zip(timers, blocks, means):
                 times.append(timer.timeit(block).mean * 1000)
-    return [Latency(min(times), statistics.median(times) / min(times) - 1) for times in means]
+    # a block the timer cannot resolve reads 0: floored, so no spread is ever infinite or NaN in the store
+    fastest = [max(min(times), 1e-9) for times in means]
+    return [Latency(low, statistics.median(times) / low - 1) for low, times in zip(fastest, means)]
 
 
 def latency_columns(
