@@ -63,6 +63,8 @@ def test_surface_of_a_run_still_computing_shows_its_progress(populated, monkeypa
     assert not at.exception
     texts = [p.proto.text for p in at.get("progress")]
     assert any("step 1 of 2 · pruning to 78.8%, fine-tuning · about 40 s left" in t for t in texts), texts
+    assert at.sidebar.radio[0].value == "heat map"  # light to redraw while the run needs the CPU
+    assert any(c.value == "1 of 3 checkpoints evaluated" for c in at.caption), [c.value for c in at.caption]
 
 
 def test_the_app_router_opens_home_by_default(cache, monkeypatch):

@@ -47,3 +47,15 @@ def test_workers_times_threads_never_exceed_the_cores(tmp_path, cores):
     for procs in range(1, cores + 1):
         command = child_command(tmp_path, 30.0, None, worker_threads(procs, cores))
         assert 1 <= int(command[command.index("--threads") + 1]) * procs <= cores
+
+
+def test_the_meter_averages_the_load_since_its_previous_reading():
+    meter = device.LoadMeter(window=0.2)
+    if meter.read() is None:
+        pytest.skip("no /proc/stat here")
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time; end = time.time() + 1.0\nwhile time.time() < end: pass"]
+    )
+    busy.wait()  # one core spun for about a second, then stopped: a fresh 0.2 s glimpse would see nothing
+    assert device.LoadMeter(window=0.2).read() < 0.5
+    assert meter.read() > 0.3  # the reading chained from the previous one saw the burst

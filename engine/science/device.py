@@ -4,7 +4,8 @@ convs and as many torch threads as there are cores left free.
 Two cores are easily oversubscribed: a process with two torch threads beside one busy process took
 2.9× its quiet time for the same fine-tuning steps, against 2.1× with one thread (40 small_cnn steps:
 1.24 s quiet with two threads, 3.57 s busy with two, 2.56 s busy with one). `fit_threads` sizes the
-threads to the cores the other processes leave, measured from /proc/stat over a short window.
+threads to the cores the other processes leave, measured from /proc/stat since the previous fit
+(a whole step of a walk), or over a short window when there is none.
 """
 
 from __future__ import annotations
@@ -66,15 +67,39 @@ def _busy_jiffies() -> tuple[int, int] | None:
     return sum(int(f) for f in fields[:8]) - idle, int(mine[11]) + int(mine[12])  # utime + stime
 
 
+class LoadMeter:
+    """The other processes' CPU load, in cores, averaged since the previous reading.
+
+    Between two steps of a walk that is a whole step's worth of load, read at no cost; a bursty
+    neighbour (a browser redrawing a chart) averages out instead of deciding the threads from one
+    0.2 s glimpse. The first reading, and one whose previous reading is older than `stale` seconds,
+    is taken over a fresh `window` instead.
+    """
+
+    def __init__(self, window: float = 0.2, stale: float = 60.0):
+        self.window, self.stale = window, stale
+        self.last: tuple[tuple[int, int], float] | None = None
+
+    def read(self) -> float | None:
+        """Cores' worth of CPU the other processes used since the last reading (None off Linux)."""
+        now, sample = time.monotonic(), _busy_jiffies()
+        if sample is None:
+            return None
+        if self.last is None or not self.window <= now - self.last[1] <= self.stale:
+            self.last = (sample, now)
+            time.sleep(self.window)
+            now, sample = time.monotonic(), _busy_jiffies() or sample
+        (before, since), self.last = self.last, (sample, now)
+        ticks = os.sysconf("SC_CLK_TCK") * (now - since)
+        return max(0.0, ((sample[0] - before[0]) - (sample[1] - before[1])) / ticks)
+
+
+LOAD = LoadMeter()  # one per process: its readings chain from one fit to the next
+
+
 def others_load(window: float = 0.2) -> float | None:
     """Cores' worth of CPU the *other* processes used over the last `window` seconds (None off Linux)."""
-    before = _busy_jiffies()
-    time.sleep(window)
-    after = _busy_jiffies()
-    if before is None or after is None:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK") * window
-    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / ticks)
+    return LoadMeter(window).read()
 
 
 def free_core_threads(cap: int, load: float | None) -> int:
@@ -85,8 +110,9 @@ def free_core_threads(cap: int, load: float | None) -> int:
 
 
 def fit_threads(cap: int) -> int:
-    """Set torch's threads to the cores left free by the other processes (at most `cap`); the count."""
-    threads = free_core_threads(cap, others_load())
+    """Set torch's threads to the cores left free by the other processes since the last fit (at most
+    `cap`); the count."""
+    threads = free_core_threads(cap, LOAD.read())
     torch.set_num_threads(threads)
     return threads
 
