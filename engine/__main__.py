@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the result document as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--allow-long", action="store_true", help="accept a run above the work bound (see the refusal's estimate)"
+    )
 
     show = sub.add_parser("show", help="print a cached run's result document")
     show.add_argument("run_id", help="run id or a unique prefix of at least 6 characters")
@@ -65,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--preset", help="a named preset instead of a file")
     submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     submit.add_argument("--json", action="store_true", help="print job_id, run_id and status as JSON")
+    submit.add_argument(
+        "--allow-long", action="store_true", help="accept a run above the work bound (see the refusal's estimate)"
+    )
 
     status = sub.add_parser("status", help="a job's status and progress")
     status.add_argument("job_id", type=int)
@@ -91,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--executor", choices=["local", "ray"], default="local")
     sweep.add_argument("--ray-address", help="an existing Ray cluster (default: a local instance)")
     sweep.add_argument("--json", action="store_true")
+    sweep.add_argument(
+        "--allow-long", action="store_true", help="accept a run above the work bound (see the refusal's estimate)"
+    )
 
     sub.add_parser("papers", help="list the paper presets (one per seed paper, with its claim)")
     paper = sub.add_parser("run-paper", help="run a paper preset's variants, then check its claim")
@@ -141,7 +150,7 @@ def _cmd_run(args) -> int:
     for tree in trees:  # a list of seeds: one run each, in order
         close, update = (lambda: None, None) if args.quiet else _progress_bar()
         try:
-            docs.append(api.run_tree(tree, on_progress=update))
+            docs.append(api.run_tree(tree, on_progress=update, allow_long=args.allow_long))
         finally:
             close()
     if len(docs) > 1 and args.json:
@@ -219,7 +228,7 @@ def _cmd_data(args) -> int:
 
 def _cmd_submit(args) -> int:
     for spec in api.load_specs(args.spec, preset=args.preset, overrides=args.overrides):  # one job per seed
-        job = api.submit(spec)
+        job = api.submit(spec, allow_long=args.allow_long)
         brief = {"job_id": job["job_id"], "run_id": job["run_id"], "status": job["status"]}
         print(
             json.dumps(brief)
@@ -269,7 +278,7 @@ def _cmd_worker(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    results = api.run_sweep(Path(args.sweep), args.executor, args.ray_address)
+    results = api.run_sweep(Path(args.sweep), args.executor, args.ray_address, allow_long=args.allow_long)
     if args.json:
         print(json.dumps(results, indent=2))
     else:

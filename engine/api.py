@@ -24,8 +24,18 @@ from engine.papers.results import PaperResults
 from engine.paths import REPO_ROOT
 from engine.spec.form import FormChoices
 from engine.spec.form import form_tree as _form_tree
-from engine.spec.reading import apply_overrides, load_tree, parse_text, preset_path, presets, raw_key, seed_trees
-from engine.spec.runspec import RunSpec
+from engine.spec.reading import (
+    MAX_SPEC_BYTES,
+    apply_overrides,
+    bounded,
+    load_tree,
+    parse_text,
+    preset_path,
+    presets,
+    raw_key,
+    seed_trees,
+)
+from engine.spec.runspec import MAX_WORK, RunSpec, check_work
 from engine.spec.runspec import describe as describe_spec
 from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
@@ -89,22 +99,27 @@ def validate_trees(tree: dict[str, Any]) -> list[RunSpec]:
 
 
 def run_trees(
-    tree: dict[str, Any], store: Store | None = None, on_progress: "ProgressFn | None" = None
+    tree: dict[str, Any], store: Store | None = None, on_progress: "ProgressFn | None" = None, allow_long: bool = False
 ) -> list[dict[str, Any]]:
     """Run a raw tree, one run per seed when `seed` is a list; their result documents in seed order."""
-    return [run_tree(one, store, on_progress) for one in seed_trees(tree)]
+    return [run_tree(one, store, on_progress, allow_long) for one in seed_trees(tree)]
 
 
 def run_tree(
-    tree: dict[str, Any], store: Store | None = None, on_progress: "ProgressFn | None" = None
+    tree: dict[str, Any],
+    store: Store | None = None,
+    on_progress: "ProgressFn | None" = None,
+    allow_long: bool = False,
 ) -> dict[str, Any]:
-    """Validate and run a raw spec tree; a tree seen before and finished returns without torch."""
+    """Validate and run a raw spec tree; a tree seen before and finished returns without torch. A run
+    above the work bound is refused unless `allow_long` (engine.spec.runspec.check_work)."""
     store = store or open_store()
     key = raw_key(tree)
     known = store.alias(key)
     if known and store.run(known)["status"] == RunStatus.DONE:
         return document(known, store, cached=True)
     spec = validate_tree(tree)
+    check_work(spec, allow_long)
     doc = run(spec, store, on_progress)
     store.put_alias(key, spec.run_id())
     return doc
@@ -168,8 +183,12 @@ def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor"
     return eval_split(load_dataset(spec.dataset.name), spec)
 
 
-def submit(spec: RunSpec, store: Store | None = None, max_attempts: int = 3) -> dict[str, Any]:
-    """Queue a spec for the workers; returns its job (an existing live one for the same run id)."""
+def submit(
+    spec: RunSpec, store: Store | None = None, max_attempts: int = 3, allow_long: bool = False
+) -> dict[str, Any]:
+    """Queue a spec for the workers; returns its job (an existing live one for the same run id). A run
+    above the work bound is refused unless `allow_long` (engine.spec.runspec.check_work)."""
+    check_work(spec, allow_long)
     return queue.submit_spec(store or open_store(), spec, max_attempts).as_dict()
 
 
@@ -301,12 +320,16 @@ def run_paper(
 
 
 def run_sweep(
-    path: Path, executor: str = "local", address: str | None = None, store: Store | None = None
+    path: Path,
+    executor: str = "local",
+    address: str | None = None,
+    store: Store | None = None,
+    allow_long: bool = False,
 ) -> list[dict[str, Any]]:
     """Expand a sweep file and run it locally or on Ray; one row per spec (label, run_id, status)."""
     from engine.jobs import sweep  # torch: runs are computed here
 
-    return sweep.run_sweep(path, store or open_store(), executor, address)
+    return sweep.run_sweep(path, store or open_store(), executor, address, allow_long)
 
 
 def load_data(name: str) -> "Dataset":
@@ -385,6 +408,10 @@ __all__ = [
     "load_spec",
     "load_specs",
     "load_tree",
+    "MAX_SPEC_BYTES",
+    "bounded",
+    "MAX_WORK",
+    "check_work",
     "NotFoundError",
     "open_store",
     "paper_presets",

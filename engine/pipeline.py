@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from engine import ENGINE_VERSION
-from engine.errors import IntegrityError, LeaseLost, NotFoundError
+from engine.errors import IntegrityError, LeaseLost, NotFoundError, SpecError
 from engine.report.summaries import input_range_warning
 from engine.science.data import Dataset, load_dataset
 from engine.science.device import fit_threads, prepare_model, seed_everything
@@ -404,13 +404,13 @@ def _walk(
         return
     if threads:
         fit_threads(threads)
-    base = base_model_state(spec, store, data, report, len(plan))
     model = _fresh_model(spec, data)
     criterion = METHODS.get(spec.prune.method)()
     layers = prunable_layers(model, spec.prune.prune_classifier, criterion.layer_kinds)
-    if not layers:
+    if not layers:  # refused before the base trains
         kinds = " or ".join(kind.__name__ for kind in criterion.layer_kinds)
-        raise ValueError(f"prune.method: {spec.prune.method} prunes {kinds} layers; model {spec.model.name} has none")
+        raise SpecError([f"prune.method: {spec.prune.method} prunes {kinds} layers; model {spec.model.name} has none"])
+    base = base_model_state(spec, store, data, report, len(plan))
     walk = Walk(
         spec,
         store,

@@ -25,7 +25,10 @@ def submit(tree_or_text) -> None:
             specs = api.specs_from_text(tree_or_text)
         else:
             specs = api.validate_trees(tree_or_text)
-        jobs = [api.submit(spec) for spec in specs]  # a list of seeds: one run each
+        allow_long = st.session_state.get("allow-long", False)
+        for spec in specs:  # nothing is queued unless every seed's run is within the bound or allowed
+            api.check_work(spec, allow_long)
+        jobs = [api.submit(spec, allow_long=allow_long) for spec in specs]  # a list of seeds: one run each
         st.session_state["submitted"] = " ".join(
             f"Queued as job {job['job_id']} (run {job['run_id'][:12]}, seed {spec.seed}): {job['status']}."
             for job, spec in zip(jobs, specs)
@@ -40,6 +43,11 @@ def registry_names() -> dict[str, list[str]]:
     return {kind: list(entries) for kind, entries in api.catalog().items()}
 
 
+st.checkbox(
+    "Allow a long run",
+    key="allow-long",
+    help=f"A run estimated above {api.MAX_WORK:,} example-passes (hours on a laptop) is refused unless this is ticked.",
+)
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
 catalog = registry_names()
 with form_tab, st.form("spec-form"):
@@ -72,6 +80,9 @@ with form_tab, st.form("spec-form"):
 
 with yaml_tab:
     upload = st.file_uploader("Or upload a spec (YAML or JSON; checked by its content)", type=None)
+    if upload is not None and upload.size > api.MAX_SPEC_BYTES:
+        st.error(f"upload: larger than {api.MAX_SPEC_BYTES:,} bytes; a spec is a few hundred")
+        upload = None
     default = (
         upload.getvalue().decode("utf-8", errors="replace") if upload else api.preset_path("quickstart").read_text()
     )

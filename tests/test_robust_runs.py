@@ -81,9 +81,12 @@ def test_mrpf_stores_its_ratios_and_eval_mrs_every_layer(cache):
     assert {"mrs", "ratio", "step_sparsity"} <= set(frame.columns) and frame["mrs"].notna().all()
 
 
-def test_filter_pruning_refuses_a_model_without_convs(cache):
-    with pytest.raises(ValueError, match="prune.method: filter_layer prunes Conv2d layers; model mlp has none"):
+def test_filter_pruning_refuses_a_model_without_convs_before_training_its_base(cache):
+    from engine.errors import SpecError
+
+    with pytest.raises(SpecError, match="prune.method: filter_layer prunes Conv2d layers; model mlp has none"):
         run("prune.method=filter_layer", "model.name=mlp")
+    assert not list((cache / "bases").glob("*.safetensors"))
 
 
 @pytest.mark.slow

@@ -73,7 +73,7 @@ def test_override_values_are_parsed_as_yaml_scalars(smoke_tree):
         ("model.name=gpt", "model.name: unknown model 'gpt'"),
         ("dataset.name=imagenet", "dataset.name: unknown dataset 'imagenet'"),
         ("eval.attacks.0.name=cw", "eval.attacks[0].name: unknown attack 'cw'"),
-        ("eval.attacks.1.eps=[-0.1]", "eval.attacks[1].eps: every ε must be >= 0"),
+        ("eval.attacks.1.eps=[-0.1]", "eval.attacks[1].eps[0]: input should be greater than or equal to 0"),
         ("train.epochs=0", "train.epochs: input should be greater than or equal to 1"),
         ("schedule.name=cosine", "schedule: unknown schedule; choose from"),
         ("prune.final_sparsity=0.5", "prune.final_sparsity: unknown field"),

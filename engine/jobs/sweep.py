@@ -16,6 +16,7 @@ import copy
 import itertools
 import json
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ from engine.jobs import queue
 from engine.jobs.worker import Worker
 from engine.pipeline import run as run_pipeline
 from engine.science.catalog import validate
-from engine.spec.reading import load_tree, parse_text, set_path
-from engine.spec.runspec import Frozen, RunSpec, format_errors
+from engine.spec.reading import load_tree, parse_text, read_spec_text, set_path
+from engine.spec.runspec import Frozen, RunSpec, check_work, format_errors
 from engine.status import LIVE_JOBS, RunStatus
 from engine.store.bundle import export_base, export_run, import_base, import_run
 from engine.store.db import Store
@@ -42,27 +43,29 @@ class SweepSpec(Frozen):
 
     preset: str | None = None
     spec: dict[str, Any] | None = None
-    grid: dict[str, list[Any]] = Field(min_length=1)
+    grid: dict[str, list[Any]] = Field(min_length=1, max_length=16)
+
+
+MAX_SWEEP_RUNS = 256
+"""The most runs one sweep file may expand to."""
 
 
 def load_sweep(path: Path) -> SweepSpec:
-    """Read and validate a sweep file."""
-
+    """Read and validate a sweep file (the spec reader's bounds, and at most MAX_SWEEP_RUNS runs)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([f"{path}: cannot read ({exc.__class__.__name__})"]) from None
-    try:
-        sweep = SweepSpec.model_validate(parse_text(text, str(path)))
+        sweep = SweepSpec.model_validate(parse_text(read_spec_text(path), str(path)[:200]))
     except ValidationError as exc:
         raise SpecError(format_errors(exc)) from None
     if (sweep.preset is None) == (sweep.spec is None):
         raise SpecError(["sweep: give either `preset` or `spec` as the base"])
+    if math.prod(len(values) for values in sweep.grid.values()) > MAX_SWEEP_RUNS:
+        raise SpecError([f"grid: more than {MAX_SWEEP_RUNS} combinations; split the sweep"])
     return sweep
 
 
-def expand(sweep: SweepSpec) -> list[tuple[str, RunSpec]]:
-    """Every combination of the grid applied to the base: (label, validated spec) pairs."""
+def expand(sweep: SweepSpec, allow_long: bool = False) -> list[tuple[str, RunSpec]]:
+    """Every combination of the grid applied to the base: (label, validated spec) pairs; a run above
+    the work bound is refused unless `allow_long` (engine.spec.runspec.check_work)."""
     base = load_tree(preset=sweep.preset) if sweep.preset else (sweep.spec or {})
     keys = list(sweep.grid)
     specs, problems = [], []
@@ -72,7 +75,9 @@ def expand(sweep: SweepSpec) -> list[tuple[str, RunSpec]]:
             set_path(tree, key, value)
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, values))
         try:
-            specs.append((label, validate(tree)))
+            spec = validate(tree)
+            check_work(spec, allow_long)
+            specs.append((label, spec))
         except SpecError as exc:
             problems += [f"[{label}] {line}" for line in exc.problems]
     if problems:
@@ -135,9 +140,11 @@ def run_ray(specs: list[tuple[str, RunSpec]], store: Store, address: str | None 
             ray.shutdown()
 
 
-def run_sweep(path: Path, store: Store, executor: str = "local", address: str | None = None) -> list[dict[str, Any]]:
+def run_sweep(
+    path: Path, store: Store, executor: str = "local", address: str | None = None, allow_long: bool = False
+) -> list[dict[str, Any]]:
     """Expand a sweep file and run it; one result row per spec (label, run_id, status)."""
-    specs = expand(load_sweep(path))
+    specs = expand(load_sweep(path), allow_long)
     if executor == "ray":
         run_ray(specs, store, address)
     else:

@@ -37,7 +37,7 @@ from engine.papers.results import PaperResults, gather
 from engine.paths import REPO_ROOT
 from engine.pipeline import run as run_pipeline
 from engine.science.catalog import validate
-from engine.spec.reading import parse_text, set_path
+from engine.spec.reading import parse_text, read_spec_text, set_path
 from engine.spec.runspec import Frozen, RunSpec, format_errors
 from engine.store.db import Store
 
@@ -96,7 +96,7 @@ def load_paper(name: str) -> PaperPreset:
         raise SpecError([f"paper: unknown paper preset {name[:80]!r}; choose from {paper_names()}"])
     path = PAPERS_DIR / f"{name}.yaml"
     try:
-        preset = PaperPreset.model_validate(parse_text(path.read_text(encoding="utf-8"), str(path)))
+        preset = PaperPreset.model_validate(parse_text(read_spec_text(path), str(path)))
     except ValidationError as exc:
         raise SpecError([f"{name}: {line}" for line in format_errors(exc)]) from None
     if preset.check not in CHECKS:

@@ -26,6 +26,7 @@ from pydantic import (
 
 from engine import ENGINE_VERSION
 from engine.errors import SpecError
+from engine.spec.reading import shown_key
 from engine.spec.schedules import SCHEDULES, Schedule
 
 
@@ -50,7 +51,7 @@ def _registered(kind: str) -> Callable[[str, ValidationInfo], str]:
     def known(name: str, info: ValidationInfo) -> str:
         registry = (_registries(info) or {}).get(kind)
         if registry is not None and name not in registry:
-            raise ValueError(f"unknown {kind} {name!r}; choose from {registry.names()}")
+            raise ValueError(f"unknown {kind} {name[:40]!r}; choose from {registry.names()}")
         return name
 
     return known
@@ -66,14 +67,14 @@ AttackName = Annotated[str, AfterValidator(_registered("attack"))]
 class Frozen(BaseModel):
     """Frozen, strict-keyed base of every spec section."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DatasetSpec(Frozen):
     """Which dataset, and optionally a seeded subset of its training split."""
 
     name: DatasetName = "fashion_mnist"
-    train_size: int | None = Field(None, gt=0, description="seeded training subset; all if null")
+    train_size: int | None = Field(None, gt=0, le=10_000_000, description="seeded training subset; all if null")
 
 
 class ModelSpec(Frozen):
@@ -93,7 +94,9 @@ class AdversarySpec(Frozen):
     attack: Literal["pgd_linf", "fgsm"] = Field("pgd_linf", description="ap: the fixed-budget attack")
     eps: float = Field(0.1, ge=0.0, le=1.0, description="L∞ budget of pgd_at, trades and ap")
     steps: int = Field(7, ge=1, le=100, description="PGD steps")
-    step_size: float | None = Field(None, gt=0.0, description="PGD step as a multiple of ε; default 2.5 / steps")
+    step_size: float | None = Field(
+        None, gt=0.0, le=100.0, description="PGD step as a multiple of ε; default 2.5 / steps"
+    )
     beta: float = Field(6.0, ge=0.0, le=100.0, description="trades: weight of the KL term")
     cutoff: Literal["blind"] | float | None = Field("blind", description="bap: RMS-L2 cutoff, 'blind' or null")
     rho: float = Field(1.0, gt=0.0, le=4.0, description="bap: scale of the cut perturbation")
@@ -106,8 +109,8 @@ class AdversarySpec(Frozen):
     @field_validator("cutoff")
     @classmethod
     def _positive_cutoff(cls, cutoff):
-        if isinstance(cutoff, float) and cutoff <= 0:
-            raise ValueError("cutoff must be > 0, 'blind' or null")
+        if isinstance(cutoff, float) and not 0 < cutoff <= 1e4:
+            raise ValueError("cutoff must be > 0 and at most 10,000, 'blind' or null")
         return cutoff
 
     def relative_step(self) -> float:
@@ -188,21 +191,21 @@ class AttackSpec(Frozen):
     """One attack over a list of strengths (ε in the attack's norm; L∞ on the [0, 1] scale)."""
 
     name: AttackName = "pgd_linf"
-    eps: list[float] = Field(min_length=1, max_length=64)
+    eps: list[Annotated[float, Field(ge=0.0, le=1e4)]] = Field(min_length=1, max_length=64)
     steps: int = Field(10, ge=1, le=1000)
     step_size: float | None = Field(
-        None, gt=0.0, description="step as a multiple of ε; default 2.5 / steps (Madry et al.)"
+        None, gt=0.0, le=100.0, description="step as a multiple of ε; default 2.5 / steps (Madry et al.)"
     )
     random_start: bool = True
     restarts: int = Field(1, ge=1, le=100)
-    options: dict[str, float | int | str] = Field(default_factory=dict, description="attack-specific parameters")
+    options: dict[str, float | int | str] = Field(
+        default_factory=dict, max_length=16, description="attack-specific parameters"
+    )
 
     @field_validator("eps")
     @classmethod
     def _eps_grid(cls, eps: list[float]) -> list[float]:
-        if any(e < 0 for e in eps):
-            raise ValueError("every ε must be >= 0")
-        # 0 is always evaluated: it anchors the curve at clean accuracy.
+        # 0 is always evaluated: it anchors the curve at clean accuracy (each ε is >= 0 by its bound).
         return sorted(set(eps) | {0.0})
 
     @model_validator(mode="after")
@@ -286,11 +289,50 @@ class RunSpec(Frozen):
         """SHA-256 of the base sub-spec; runs sharing it share one trained base."""
         return spec_hash(self.base())
 
+    def work(self) -> int:
+        """Example-passes (one forward and backward of one example) the run needs at most, from its
+        numbers alone: base training, fine-tuning and HYDRA scores (× the adversary's steps when
+        adversarial), attacks on every checkpoint. A full-size training split counts as 60,000."""
+        checkpoints = len(self.schedule.plan()) + 1
+        base = self.train.epochs * (self.dataset.train_size or 60_000) * _passes(self.train.mode, self.train.adversary)
+        batches = sum(step.finetune_steps for step in self.schedule.plan())
+        if self.prune.method == "hydra":
+            batches += self.prune.score_steps * (checkpoints - 1)
+        finetune = batches * self.prune.batch_size * _passes(*self.finetune_mode())
+        attacks = sum(len(a.eps) * a.steps * a.restarts for a in self.eval.attacks)
+        probe = self.eval.mrs.ascent_steps * 10 if self.eval.mrs else 0  # about ten layers probed
+        return base + finetune + checkpoints * self.eval.n_samples * (1 + attacks + probe)
+
     def finetune_mode(self) -> tuple[str, AdversarySpec]:
         """The fine-tuning loss and its adversary: the prune section's, or the base's when unset."""
         if self.prune.mode is None:
             return self.train.mode, self.train.adversary
         return self.prune.mode, self.prune.adversary
+
+
+MAX_WORK = 50_000_000
+"""Example-passes a run may need without an explicit allowance (`--allow-long`, or the Runs page's
+confirmation): about 3.5 h of small_cnn on 2 CPU cores at 250 µs per example-pass."""
+
+
+def _passes(mode: str, adversary: AdversarySpec) -> int:
+    """Example-passes per training example: 1 natural, plus the adversary's steps when adversarial."""
+    if mode == "natural":
+        return 1
+    return 1 + (adversary.deepfool_steps if mode == "bap" else adversary.steps)
+
+
+def check_work(spec: "RunSpec", allow_long: bool = False) -> None:
+    """SpecError when the run needs more than MAX_WORK example-passes and no allowance was given."""
+    work = spec.work()
+    if work > MAX_WORK and not allow_long:
+        hours = work * 250e-6 / 3600
+        raise SpecError(
+            [
+                f"(spec): about {work:,} example-passes (≈ {hours:,.0f} h on 2 CPU cores for small_cnn), above "
+                f"the {MAX_WORK:,} a run may take unasked; pass --allow-long, or tick 'Allow a long run'"
+            ]
+        )
 
 
 def canonical_json(model: BaseModel) -> str:
@@ -342,7 +384,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
         elif item in SCHEDULES or str(item).startswith("function-"):
             continue  # union tags and validator names are not fields the user wrote
         else:
-            parts.append(("." if parts else "") + str(item))
+            parts.append(("." if parts else "") + shown_key(item))
     return "".join(parts) or "(spec)"
 
 
@@ -357,9 +399,14 @@ def _message(error: Mapping[str, Any]) -> str:
     return msg[0].lower() + msg[1:] if msg else msg
 
 
+MAX_PROBLEMS = 12
+
+
 def format_errors(exc: ValidationError) -> list[str]:
-    """One 'field.path: message' line per problem."""
-    return [f"{_field_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
+    """One 'field.path: message' line per problem (the first MAX_PROBLEMS, then how many more)."""
+    lines = list(dict.fromkeys(f"{_field_path(e['loc'])}: {_message(e)}" for e in exc.errors()))
+    more = len(lines) - MAX_PROBLEMS
+    return lines[:MAX_PROBLEMS] + ([f"(spec): … and {more} more problems"] if more > 0 else [])
 
 
 def validate(tree: dict[str, Any], registries: Mapping[str, Names] | None = None) -> RunSpec:

@@ -35,7 +35,7 @@ class PruneStep:
 class Schedule(BaseModel):
     """Base class: a frozen, validated set of schedule parameters with a `plan()`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     def plan(self) -> list[PruneStep]:  # pragma: no cover - abstract
         """Return the pruning steps that follow the base model, in order."""
@@ -44,6 +44,12 @@ class Schedule(BaseModel):
     def sparsities(self) -> list[float]:
         """The target sparsity of every checkpoint, the base's 0 first."""
         return [0.0] + [step.sparsity for step in self.plan()]
+
+
+MAX_CHECKPOINTS = 64
+"""The most pruned checkpoints one run may have (each is trained, published and attacked)."""
+MAX_BATCHES = 1_000_000
+"""The most batches any schedule field may count."""
 
 
 def _check_targets(targets: list[float], increasing: bool) -> list[float]:
@@ -63,8 +69,8 @@ class OneShot(Schedule):
     """
 
     name: Literal["one_shot"] = "one_shot"
-    targets: list[float] = Field(min_length=1)
-    finetune_steps: int = Field(0, ge=0, description="fine-tune batches after each prune")
+    targets: list[float] = Field(min_length=1, max_length=MAX_CHECKPOINTS)
+    finetune_steps: int = Field(0, ge=0, le=MAX_BATCHES, description="fine-tune batches after each prune")
 
     @field_validator("targets")
     @classmethod
@@ -85,8 +91,8 @@ class Iterative(Schedule):
     """
 
     name: Literal["iterative"] = "iterative"
-    targets: list[float] = Field(min_length=1)
-    finetune_steps: int = Field(100, ge=0, description="fine-tune batches after each level")
+    targets: list[float] = Field(min_length=1, max_length=MAX_CHECKPOINTS)
+    finetune_steps: int = Field(100, ge=0, le=MAX_BATCHES, description="fine-tune batches after each level")
 
     @field_validator("targets")
     @classmethod
@@ -126,11 +132,11 @@ class Gradual(Schedule):
     name: Literal["gradual"] = "gradual"
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     final_sparsity: float = Field(gt=0.0, lt=1.0)
-    begin: int = Field(0, ge=0, description="batch of the first pruning event")
-    end: int = Field(gt=0, description="batch of the last pruning event")
-    frequency: int = Field(gt=0, description="batches between pruning events")
-    power: float = Field(3.0, gt=0.0)
-    final_finetune_steps: int | None = Field(None, ge=0)
+    begin: int = Field(0, ge=0, le=MAX_BATCHES, description="batch of the first pruning event")
+    end: int = Field(gt=0, le=MAX_BATCHES, description="batch of the last pruning event")
+    frequency: int = Field(gt=0, le=MAX_BATCHES, description="batches between pruning events")
+    power: float = Field(3.0, gt=0.0, le=100.0)
+    final_finetune_steps: int | None = Field(None, ge=0, le=MAX_BATCHES)
 
     @model_validator(mode="after")
     def _check_window(self) -> "Gradual":
@@ -140,6 +146,8 @@ class Gradual(Schedule):
             raise ValueError("end - begin must be a multiple of frequency")
         if self.final_sparsity <= self.initial_sparsity:
             raise ValueError("final_sparsity must exceed initial_sparsity")
+        if (self.end - self.begin) // self.frequency >= MAX_CHECKPOINTS:
+            raise ValueError(f"(end - begin) / frequency must be below {MAX_CHECKPOINTS} (one checkpoint per event)")
         return self
 
     def plan(self) -> list[PruneStep]:
