@@ -97,9 +97,7 @@ def test_things_that_are_not_spec_files_are_refused_without_reading(kind, tmp_pa
         ("seed=" + "[" * 100 + "]" * 100, "seed: nested more than 16 levels deep"),
     ],
 )
-def test_overrides_into_the_wrong_place_or_out_of_range_name_the_field(
-    override, named, tmp_path, capsys, monkeypatch
-):
+def test_overrides_into_the_wrong_place_or_out_of_range_name_the_field(override, named, tmp_path, capsys, monkeypatch):
     lines = refused(["run", "--preset", "smoke", "--set", override], tmp_path / "cache", capsys, monkeypatch)
     assert lines[0].startswith(named), lines
 
