@@ -27,6 +27,11 @@ def warm_imports() -> threading.Thread:
     return thread
 
 
+try:
+    api.open_store()  # a damaged, unusable or too-new store is a message, not a traceback
+except api.StoreError as exc:
+    st.error(str(exc), icon=":material/database:")
+    st.stop()
 worker_pool()
 warm_imports()
 navigation = st.navigation(

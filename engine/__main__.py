@@ -24,6 +24,13 @@ from engine.errors import DataUnavailableError, EngineError, SpecError
 from engine.jobs import worker
 
 
+def _job_id(text: str) -> int:
+    """A job id as argparse reads it: a positive integer that SQLite can hold."""
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"not a job id: {text[:30]!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m engine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,11 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     status = sub.add_parser("status", help="a job's status and progress")
-    status.add_argument("job_id", type=int)
+    status.add_argument("job_id", type=_job_id)
     status.add_argument("--json", action="store_true")
 
     cancel = sub.add_parser("cancel", help="cancel a job (a running one stops between batches)")
-    cancel.add_argument("job_id", type=int)
+    cancel.add_argument("job_id", type=_job_id)
 
     jobs = sub.add_parser("jobs", help="the queue, newest first")
     jobs.add_argument("--json", action="store_true")
@@ -111,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("name", help="a paper preset (see `papers`)")
     check.add_argument("--reduced", action="store_true", help="check the tiny version's runs")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
+
+    sub.add_parser("doctor", help="check the cache; move a damaged database aside; forget damaged checkpoints")
 
     data = sub.add_parser("data", help="make sure a dataset is on disk (download where possible)")
     data.add_argument("name", nargs="?", default="fashion_mnist")
@@ -217,6 +226,12 @@ def _cmd_export(args) -> int:
     store = api.open_store()
     out = api.export(store.resolve(args.run_id), args.format, args.out, store)
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_doctor(args) -> int:
+    for line in api.doctor():
+        print(line)
     return 0
 
 
@@ -328,6 +343,7 @@ COMMANDS = {
     "catalog": _cmd_catalog,
     "export": _cmd_export,
     "data": _cmd_data,
+    "doctor": _cmd_doctor,
     "submit": _cmd_submit,
     "status": _cmd_status,
     "cancel": _cmd_cancel,

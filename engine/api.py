@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from engine.errors import NotFoundError, SpecError
+from engine.errors import NotFoundError, SpecError, StoreError
 from engine.jobs import queue
 from engine.papers.results import PaperResults
 from engine.paths import REPO_ROOT
@@ -249,7 +249,7 @@ def ensure_workers(root: Path | None = None, procs: int = 1) -> subprocess.Popen
     The pool watches this process and stops when it exits; it is also terminated at exit.
     """
     store = open_store(root)
-    if os.environ.get("AER_WORKERS") == "0" or queue.live_workers(store):
+    if os.environ.get("AER_WORKERS") == "0" or store.read_only or queue.live_workers(store):
         return None
     process = subprocess.Popen(
         [
@@ -332,6 +332,15 @@ def run_sweep(
     return sweep.run_sweep(path, store or open_store(), executor, address, allow_long)
 
 
+def doctor(root: str | Path | None = None) -> list[str]:
+    """Check the cache, move a damaged database aside, forget damaged checkpoints; the report's lines."""
+    from engine.paths import cache_dir
+    from engine.store.doctor import doctor as examine
+
+    forget_stores()  # this process's open stores may point at the file being moved aside
+    return examine(Path(root).resolve() if root else cache_dir()).lines()
+
+
 def load_data(name: str) -> "Dataset":
     """A registered dataset, loaded (and prepared on first use); SpecError-style message if unknown."""
     from engine.science.data import DATASETS, load_dataset  # torch loads here
@@ -408,6 +417,7 @@ __all__ = [
     "load_spec",
     "load_specs",
     "load_tree",
+    "doctor",
     "MAX_SPEC_BYTES",
     "bounded",
     "MAX_WORK",
@@ -435,6 +445,7 @@ __all__ = [
     "same_images",
     "spec_from_text",
     "SpecError",
+    "StoreError",
     "specs_from_text",
     "Store",
     "store_version",

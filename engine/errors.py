@@ -42,3 +42,8 @@ class LeaseLost(EngineError):
 
 class Cancelled(EngineError):
     """The user cancelled the job; the worker stops between batches."""
+
+
+class StoreError(EngineError):
+    """The cache cannot be used as it is (not a folder, read-only for a write, damaged, too new); the
+    message says what is wrong and what to do, in one line, without the cache's absolute path."""

@@ -48,16 +48,29 @@ def publish_bytes(data: bytes, path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_verified(path: Path, sha256: str) -> dict[str, torch.Tensor]:
-    """Load a checkpoint after checking its SHA-256 against the recorded one."""
+def shown(path: Path) -> str:
+    """A checkpoint's name for messages: its folder and file, never the cache's absolute path."""
+    return f"{path.parent.name}/{path.name}"
+
+
+def verified_bytes(path: Path, sha256: str) -> bytes:
+    """A checkpoint file's bytes once their SHA-256 matches the recorded one (NotFoundError if missing,
+    IntegrityError if it differs)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"checkpoint {path} is missing") from None
+        raise NotFoundError(f"checkpoint {shown(path)} is missing") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
-        raise IntegrityError(f"checkpoint {path} has SHA-256 {actual[:12]}…, expected {sha256[:12]}…; refusing to load")
-    return load_bytes(data)
+        raise IntegrityError(
+            f"checkpoint {shown(path)} has SHA-256 {actual[:12]}…, expected {sha256[:12]}…; refusing to load"
+        )
+    return data
+
+
+def load_verified(path: Path, sha256: str) -> dict[str, torch.Tensor]:
+    """Load a checkpoint after checking its SHA-256 against the recorded one."""
+    return load_bytes(verified_bytes(path, sha256))
 
 
 def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -8,7 +8,9 @@ transaction, so a killed process never leaves half a step. Values are always bou
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -18,8 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine.errors import LeaseLost, NotFoundError
-from engine.paths import cache_dir
+from engine.errors import LeaseLost, NotFoundError, StoreError
+from engine.paths import cache_dir, make_cache_folder
 from engine.status import RunStatus
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
@@ -232,6 +234,34 @@ def _onnx_latency(db: sqlite3.Connection) -> None:
         db.execute(f"ALTER TABLE efficiency ADD COLUMN {column} REAL")
 
 
+@migration("0013_result_digest")
+def _result_digest(db: sqlite3.Connection) -> None:
+    # SHA-256 of a step's stored results (engine.store.db.result_digest): a value edited in the
+    # database no longer matches it, and `doctor` finds the step
+    db.execute("ALTER TABLE steps ADD COLUMN result_sha256 TEXT")
+
+
+def result_digest(db: sqlite3.Connection, run_id: str, step: int) -> str:
+    """SHA-256 of a step's results as stored: its sparsity, clean accuracy and checkpoint hashes, and
+    every robust and transfer row (accuracy, n and per-image flags), in a fixed order."""
+    digest = hashlib.sha256()
+    key = (run_id, step)
+    row = db.execute(
+        "SELECT target_sparsity, sparsity, clean_acc, sha256, mask_sha256 FROM steps WHERE run_id = ? AND step = ?",
+        key,
+    ).fetchone()
+    digest.update(repr(tuple(row)).encode())
+    for table in ("robust", "transfer"):  # constant names
+        rows = db.execute(
+            f"SELECT attack, norm, eps, acc, n, correct FROM {table} WHERE run_id = ? AND step = ? "
+            "ORDER BY attack, norm, eps",
+            key,
+        )
+        for result in rows:
+            digest.update(repr(tuple(result)).encode())
+    return digest.hexdigest()
+
+
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
 """Defaults of a result row without per-example flags (rows written before they were kept)."""
 
@@ -290,13 +320,15 @@ class Store:
     """The SQLite store of one cache folder; checkpoints live beside it under the same root."""
 
     def __init__(self, root: Path):
-        self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = make_cache_folder(Path(root).resolve())
         self.path = self.root / "aer.sqlite"
         self._local = threading.local()  # one connection per thread: Streamlit serves sessions on threads
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
-        self.migrate()
+        self.read_only = not _writable(self.root, self.path)
+        self.check()
+        if not self.read_only:
+            self.migrate()
 
     def last_change(self) -> int:
         """A number that moves whenever anything is committed to the store, by any connection or process.
@@ -306,6 +338,8 @@ class Store:
         (a per-thread connection would not do: Streamlit runs each script run on a fresh thread).
         """
         with self._watch_lock:
+            if self._watch is None and self.read_only:
+                return 0  # nothing commits to a read-only store
             if self._watch is None:
                 self._watch = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
@@ -315,14 +349,46 @@ class Store:
         """This thread's connection (WAL, foreign keys, busy timeout), opened on first use."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            connection = self._read_only_connection() if self.read_only else self._connection()
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")  # a committed step survives power loss
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA busy_timeout=30000")
             self._local.connection = connection
         return connection
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")  # a committed step survives power loss
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=30000")
+        return connection
+
+    def _read_only_connection(self) -> sqlite3.Connection:
+        """Reads without writing anything: not the WAL switch; with no write-ahead log beside it, the
+        database is opened immutable (SQLite takes no locks in a folder it may not write), else read-only
+        through the log's existing files, so commits not yet copied into the database are read too."""
+        if not self.path.exists():
+            raise StoreError("cache: read-only and holds no store yet; point AER_CACHE_DIR at a writable folder")
+        logged = self.path.with_name("aer.sqlite-wal").exists() and self.path.with_name("aer.sqlite-shm").exists()
+        mode = "mode=ro" if logged else "mode=ro&immutable=1"
+        return sqlite3.connect(f"{self.path.as_uri()}?{mode}", uri=True, isolation_level=None)
+
+    def check(self) -> None:
+        """Fail in one line when the database is damaged or was written by a newer AER Lab."""
+        if not self.path.exists():
+            return
+        try:
+            verdict = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            names = {row[0] for row in self.db.execute("SELECT name FROM _migrations")} if verdict == "ok" else set()
+        except sqlite3.DatabaseError as exc:
+            if "no such table" in str(exc):
+                return  # a store created but not yet migrated
+            verdict = str(exc)
+        if verdict != "ok":
+            self.close()
+            raise StoreError(f"store: aer.sqlite is damaged ({verdict[:80]}); run `python -m engine doctor`")
+        unknown = names - {name for name, _ in MIGRATIONS}
+        if unknown:
+            raise StoreError(f"store: written by a newer AER Lab ({len(unknown)} unknown migrations); upgrade it")
 
     def close(self) -> None:
         """Close this thread's connection (and the change watcher)."""
@@ -338,6 +404,8 @@ class Store:
     @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (`BEGIN IMMEDIATE`): all or nothing."""
+        if self.read_only:
+            raise StoreError("cache: read-only; results can be read but not computed or changed here")
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -449,6 +517,15 @@ class Store:
         if fence:
             fence.check(self.db)
 
+    def edited_steps(self, run_id: str) -> list[int]:
+        """A run's steps whose stored results no longer match their digest (edited after they were
+        written); steps written before digests were kept are not checked."""
+        rows = self.db.execute(
+            "SELECT step, result_sha256 FROM steps WHERE run_id = ? AND result_sha256 IS NOT NULL ORDER BY step",
+            (run_id,),
+        ).fetchall()
+        return [r["step"] for r in rows if result_digest(self.db, run_id, r["step"]) != r["result_sha256"]]
+
     def forget_steps(self, run_id: str, from_step: int) -> None:
         """Delete a run's steps from `from_step` on (their checkpoint failed its hash), to recompute them."""
         with self.atomic() as db:
@@ -476,8 +553,10 @@ class Store:
             if fence:
                 fence.check(db)
             inserted = db.execute(
-                "INSERT OR IGNORE INTO steps VALUES (:run_id, :step, :target_sparsity, :sparsity, :clean_acc, "
-                ":checkpoint, :sha256, :mask_checkpoint, :mask_sha256, :train_seconds, :eval_seconds, :finished_at)",
+                "INSERT OR IGNORE INTO steps (run_id, step, target_sparsity, sparsity, clean_acc, checkpoint, "
+                "sha256, mask_checkpoint, mask_sha256, train_seconds, eval_seconds, finished_at) VALUES (:run_id, "
+                ":step, :target_sparsity, :sparsity, :clean_acc, :checkpoint, :sha256, :mask_checkpoint, "
+                ":mask_sha256, :train_seconds, :eval_seconds, :finished_at)",
                 {**step, "finished_at": time.time()},
             ).rowcount
             if not inserted:
@@ -492,6 +571,10 @@ class Store:
                 "INSERT INTO transfer (run_id, step, attack, norm, eps, acc, params, n, correct) "
                 "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :n, :correct)",
                 [{**PER_EXAMPLE, **key, **{k: v for k, v in r.items() if k != "seconds"}} for r in transfer],
+            )
+            db.execute(
+                "UPDATE steps SET result_sha256 = ? WHERE run_id = ? AND step = ?",
+                (result_digest(db, key["run_id"], key["step"]), key["run_id"], key["step"]),
             )
             db.executemany(
                 "INSERT INTO warnings VALUES (:run_id, :step, :kind, :message)", [{**key, **w} for w in warnings]
@@ -586,6 +669,12 @@ class Store:
         """The per-layer table of every finished step of a run."""
         rows = self.db.execute("SELECT * FROM layers WHERE run_id = ? ORDER BY step, rowid", (run_id,)).fetchall()
         return [dict(r) for r in rows]
+
+
+def _writable(root: Path, path: Path) -> bool:
+    """Whether this process may write the cache folder and its database (not on a read-only mount, nor
+    in a folder or a file without write permission)."""
+    return os.access(root, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
 
 @lru_cache(maxsize=8)

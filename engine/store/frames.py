@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -264,16 +266,47 @@ def budget_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
 
+def export_target(out: Path, store: Store) -> Path:
+    """Where an export may be written: a new or regular file in an existing, writable folder, outside
+    the store's own files (its database and checkpoints); SpecError in one line otherwise."""
+    text = str(out)
+    if not text.strip():
+        raise SpecError(["--out: give a file name"])
+    out = Path(out).expanduser().resolve()
+    shown = text[:200]
+    if out.is_relative_to(store.root) and (out.name.startswith("aer.sqlite") or out.parent != store.root):
+        raise SpecError([f"--out: {shown} is one of the store's own files; write the export elsewhere"])
+    if out.exists() and not out.is_file():
+        raise SpecError([f"--out: {shown} is not a regular file (a folder or a device)"])
+    if not out.parent.is_dir():
+        raise SpecError([f"--out: the folder of {shown} does not exist"])
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise SpecError([f"--out: {shown} is not writable"])
+    return out
+
+
 def export(run_id: str, fmt: str, out: Path, store: Store | None = None) -> Path:
-    """Write a run's results as JSON (the document) or CSV (the tidy robust table)."""
+    """Write a run's results as JSON (the document) or CSV (the tidy robust table), through a temporary
+    file in the target's folder renamed into place, so a failed export leaves no half-written file."""
     store = store or open_store()
-    out = Path(out)
-    if fmt == "json":
-        out.write_text(json.dumps(document(run_id, store), indent=2), encoding="utf-8")
-    elif fmt == "csv":
-        robust_frame([run_id], store).to_csv(out, index=False)
-    else:
-        raise SpecError([f"format: unknown format {fmt!r}; choose from ['csv', 'json']"])
+    if fmt not in ("csv", "json"):
+        raise SpecError([f"format: unknown format {fmt[:20]!r}; choose from ['csv', 'json']"])
+    out = export_target(Path(out), store)
+    text = (
+        json.dumps(document(run_id, store), indent=2)
+        if fmt == "json"
+        else robust_frame([run_id], store).to_csv(index=False)
+    )
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", delete=False)
+    try:
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, out)
+    except OSError as exc:
+        Path(handle.name).unlink(missing_ok=True)
+        raise SpecError([f"--out: cannot write {str(out)[:200]} ({exc.strerror or exc.__class__.__name__})"]) from None
     return out
 
 

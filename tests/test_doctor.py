@@ -1,0 +1,161 @@
+"""A damaged store is a state, not a crash: each damage kind gives one line that names what to do,
+`doctor` leaves a working store and a report, and a run whose files were damaged recomputes."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine import api
+from engine.__main__ import main
+from engine.errors import StoreError
+from engine.store.db import Store
+from tests.support import page
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, str]:
+    """A cache holding one finished smoke run (copied by each test before it damages anything)."""
+    root = tmp_path_factory.mktemp("finished")
+    spec = api.load_spec(preset="smoke")
+    store = Store(root)
+    api.run(spec, store)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in aer.sqlite itself, as after a clean exit
+    store.close()
+    return root, spec.run_id()
+
+
+@pytest.fixture
+def damaged(finished, tmp_path, monkeypatch) -> tuple[Path, str]:
+    """A private copy of the finished cache, used by the CLI and the pages."""
+    root = tmp_path / "cache"
+    shutil.copytree(finished[0], root)
+    monkeypatch.setenv("AER_CACHE_DIR", str(root))
+    api.forget_stores()
+    yield root, finished[1]
+    api.forget_stores()
+
+
+def break_database(root: Path, kind: str) -> None:
+    """Damage aer.sqlite the way a disk, an editor or a bad copy does."""
+    for suffix in ("-wal", "-shm"):
+        (root / f"aer.sqlite{suffix}").unlink(missing_ok=True)
+    path = root / "aer.sqlite"
+    if kind == "truncated":
+        with open(path, "r+b") as handle:
+            handle.truncate(4096)
+    elif kind == "header":
+        with open(path, "r+b") as handle:
+            handle.write(b"NOT SQLITE AT ALL")
+    else:
+        path.write_text("this is a text file now\n")
+
+
+def cli(root: Path, *argv: str, capsys) -> tuple[int, str, str]:
+    code = main(["--cache-dir", str(root), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("kind", ["truncated", "header", "text"])
+def test_a_damaged_database_is_one_line_then_doctor_makes_the_store_usable(damaged, kind, capsys):
+    root, run_id = damaged
+    break_database(root, kind)
+    with pytest.raises(StoreError, match="aer.sqlite is damaged .*run `python -m engine doctor`"):
+        Store(root)
+    for command in (["ls"], ["show", run_id[:12]]):
+        code, _, err = cli(root, *command, capsys=capsys)
+        assert code == 1 and err.count("\n") == 1 and "doctor" in err and "Traceback" not in err
+        assert str(root) not in err
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and "moved aside to aer.sqlite.damaged-" in out and "lost: the results of 1 runs" in out
+    assert list(root.glob("aer.sqlite.damaged-*"))  # kept, never deleted
+    api.forget_stores()
+    assert Store(root).runs() == []  # usable again, and empty
+
+
+def test_the_pages_show_the_same_message_without_a_path_or_a_traceback(damaged, monkeypatch):
+    root, _ = damaged
+    break_database(root, "header")
+    at = page("app.py", root, monkeypatch)
+    assert not at.exception
+    (error,) = at.error
+    assert "damaged" in error.value and "doctor" in error.value and str(root) not in error.value
+
+
+@pytest.mark.parametrize("which", ["step weights", "step masks", "deleted step"])
+def test_a_damaged_step_checkpoint_is_forgotten_and_the_run_recomputes(damaged, which, capsys):
+    root, run_id = damaged
+    step = Store(root).step(run_id, 1)
+    path = root / (step["mask_checkpoint"] if which == "step masks" else step["checkpoint"])
+    if which == "deleted step":
+        path.unlink()
+    else:
+        data = bytearray(path.read_bytes())
+        data[-5] ^= 0xFF
+        path.write_bytes(bytes(data))
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and f"run {run_id[:12]}: checkpoint of step 1 damaged" in out
+    api.forget_stores()
+    store = Store(root)
+    assert store.run(run_id)["status"] == "failed" and [s["step"] for s in store.steps(run_id)] == [0]
+    code, out, _ = cli(root, "run", "--preset", "smoke", "--quiet", capsys=capsys)
+    assert code == 0 and "(cached)" not in out and "· done ·" in out
+    assert len(Store(root).steps(run_id)) == 3
+
+
+def test_a_damaged_base_checkpoint_is_forgotten(damaged, capsys):
+    root, run_id = damaged
+    base = Store(root).base(api.load_spec(preset="smoke").base_id())
+    (root / base["checkpoint"]).write_bytes(b"garbage")
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and "checkpoint damaged or missing; forgotten" in out
+    api.forget_stores()
+    assert Store(root).base(base["base_id"]) is None
+
+
+def test_a_result_edited_in_the_database_is_found(damaged, capsys):
+    root, run_id = damaged
+    with sqlite3.connect(root / "aer.sqlite") as db:
+        db.execute("UPDATE robust SET acc = 0.999 WHERE run_id = ? AND step = 2 AND eps > 0", (run_id,))
+    assert Store(root).edited_steps(run_id) == [2]
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert f"run {run_id[:12]}: results of step 2 edited" in out
+    api.forget_stores()
+    assert Store(root).edited_steps(run_id) == [] and len(Store(root).steps(run_id)) == 2
+
+
+def test_an_intact_store_passes_the_doctor_unchanged(damaged, capsys):
+    root, run_id = damaged
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and out.strip() == "7 checkpoints and their steps' results verified; the store is usable"
+    api.forget_stores()
+    assert Store(root).run(run_id)["status"] == "done"
+
+
+def test_a_read_only_cache_can_be_read_but_not_written(damaged, monkeypatch, capsys):
+    import os
+
+    root, run_id = damaged
+    monkeypatch.setattr("engine.store.db.os.access", lambda path, mode: mode != os.W_OK)  # as on a read-only mount
+    api.forget_stores()
+    assert Store(root).read_only
+    for command in (["ls"], ["show", run_id[:12]]):
+        code, out, err = cli(root, *command, capsys=capsys)
+        assert code == 0 and run_id[:12] in out, err
+    code, _, err = cli(root, "run", "--preset", "smoke", "--set", "seed=3", "--quiet", capsys=capsys)
+    assert code == 1 and err.strip() == "error: cache: read-only; results can be read but not computed or changed here"
+
+
+def test_a_cache_folder_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("AER_CACHE_DIR", str(blocker))
+    api.forget_stores()
+    code, _, err = cli(blocker, "ls", capsys=capsys)
+    assert (
+        code == 1 and err.strip() == "error: cache folder: it names a file, not a folder (AER_CACHE_DIR or --cache-dir)"
+    )
