@@ -192,6 +192,12 @@ def submit(
     return queue.submit_spec(store or open_store(), spec, max_attempts).as_dict()
 
 
+def resume(run_id: str, store: Store | None = None) -> dict[str, Any]:
+    """Queue an unfinished run again from its stored spec; it resumes from its last finished step."""
+    store = store or open_store()
+    return submit(validate_tree(json.loads(store.run(run_id)["spec_json"])), store, allow_long=True)
+
+
 def job(job_id: int, store: Store | None = None) -> dict[str, Any]:
     """A job's status, attempts, progress (step, n_steps, phase, fraction, ETA) and error."""
     return queue.get(store or open_store(), int(job_id)).as_dict()
@@ -417,6 +423,7 @@ __all__ = [
     "load_spec",
     "load_specs",
     "load_tree",
+    "resume",
     "doctor",
     "MAX_SPEC_BYTES",
     "bounded",

@@ -14,6 +14,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # shown, never stored: 'running' whose process is gone and no job holds it
     MISSING = "missing"  # not in the store at all (never started here)
 
 

@@ -49,6 +49,13 @@ attacks = sorted(robust["attack"].unique()) or ["(none)"]
 attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0])))
 this_run = runs.set_index("run_id").loc[run_id]
 running = this_run["status"] == api.RunStatus.RUNNING
+if this_run["status"] == api.RunStatus.INTERRUPTED:
+    st.warning(
+        f"This run was interrupted after {this_run['steps_done']} of {this_run['n_steps']} checkpoints: the process "
+        "computing it is gone and no job holds it. Resuming recomputes only the missing checkpoints.",
+        icon=":material/pause_circle:",
+    )
+    st.button("Resume", key="resume", on_click=api.resume, args=(run_id,), type="primary")
 # a run still computing opens on the heat map: Chromium without a GPU spends 11 CPU-seconds more drawing
 # the 3-D chart over the teaching run (bench/teaching.py), seconds the run itself needs on 2 cores
 default_view = VIEWS[1] if running else VIEWS[0]

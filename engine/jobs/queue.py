@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from engine.errors import LeaseLost, NotFoundError
+from engine.processes import owner_gone
 from engine.spec.runspec import RunSpec
 from engine.status import JobStatus, RunStatus
 from engine.store.db import Fence, Store
@@ -137,6 +138,15 @@ def requeue_expired(store: Store, now: float | None = None) -> int:
             (now, now),
         ).rowcount
     return failed + requeued
+
+
+def orphaned_lease_wait(store: Store) -> float | None:
+    """Seconds until the first lease held by a dead worker process on this host expires (0 if one
+    already has), or None when no running job's worker is known to be gone."""
+    now = time.time()
+    rows = store.db.execute("SELECT owner, lease_expires FROM jobs WHERE status = 'running'").fetchall()
+    waits = [row["lease_expires"] - now for row in rows if owner_gone(row["owner"])]
+    return max(0.0, min(waits)) if waits else None
 
 
 def claim(store: Store, owner: str, lease_seconds: float) -> Job | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from engine.errors import Cancelled, EngineError, LeaseLost
 from engine.jobs import queue
 from engine.jobs.queue import Job
+from engine.processes import pid_alive
 from engine.status import JobStatus
 from engine.store.db import Fence, Store
 
@@ -34,13 +35,7 @@ class Interrupted(EngineError):
 
 def parent_alive(pid: int | None) -> bool:
     """Whether the process that started us still runs (always True when there is none)."""
-    if pid is None:
-        return True
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
+    return pid is None or pid_alive(pid)
 
 
 class ProgressTracker:
@@ -98,8 +93,12 @@ class Worker:
             while not self.stopping.is_set() and parent_alive(self.parent_pid):
                 job = queue.claim(self.store, self.owner, self.lease_seconds)
                 if job is None:
-                    if exit_when_idle:
+                    wait = queue.orphaned_lease_wait(self.store) if exit_when_idle else None
+                    if exit_when_idle and wait is None:
                         break
+                    if wait is not None:  # a dead worker's job: take it over once its lease expires
+                        self.stopping.wait(min(wait + 0.05, self.lease_seconds))
+                        continue
                     if time.time() - last_seen > 2:
                         queue.worker_seen(self.store, self.owner)
                         last_seen = time.time()

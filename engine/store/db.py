@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.errors import LeaseLost, NotFoundError, StoreError
 from engine.paths import cache_dir, make_cache_folder
+from engine.processes import process_token, token_alive
 from engine.status import RunStatus
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
@@ -262,6 +263,13 @@ def result_digest(db: sqlite3.Connection, run_id: str, step: int) -> str:
     return digest.hexdigest()
 
 
+@migration("0014_run_owner")
+def _run_owner(db: sqlite3.Connection) -> None:
+    # the process computing a run (engine.processes.process_token), so a run whose process died
+    # outside the queue reads as interrupted, not as running forever
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+
+
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
 """Defaults of a result row without per-example flags (rows written before they were kept)."""
 
@@ -476,10 +484,10 @@ class Store:
             if fence:
                 fence.check(db)
             db.execute(
-                "INSERT INTO runs (run_id, base_id, spec_json, engine_version, n_steps, status, created_at) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?) "
-                "ON CONFLICT (run_id) DO UPDATE SET status = 'running', error = NULL WHERE status != 'done'",
-                (run_id, base_id, spec_json, engine_version, n_steps, time.time()),
+                "INSERT INTO runs (run_id, base_id, spec_json, engine_version, n_steps, status, created_at, owner) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT (run_id) DO UPDATE SET status = 'running', "
+                "error = NULL, owner = excluded.owner WHERE status != 'done'",
+                (run_id, base_id, spec_json, engine_version, n_steps, time.time(), process_token()),
             )
 
     def finish_run(self, run_id: str, error: str | None = None, fence: Fence | None = None) -> None:
@@ -494,12 +502,16 @@ class Store:
             )
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run row with its count of finished steps, newest first."""
+        """Every run row with its count of finished steps, newest first. A run stored as running whose
+        process is gone, with no queued job and no live lease on it, reads as interrupted."""
         rows = self.db.execute(
-            "SELECT r.*, (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps_done "
-            "FROM runs r ORDER BY r.created_at DESC"
+            "SELECT r.*, (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps_done, "
+            "(SELECT count(*) FROM jobs j WHERE j.run_id = r.run_id AND (j.status = 'queued' OR "
+            "(j.status = 'running' AND j.lease_expires >= ?))) AS held "
+            "FROM runs r ORDER BY r.created_at DESC",
+            (time.time(),),
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [_with_liveness(dict(r)) for r in rows]
 
     def alias(self, raw_key: str) -> str | None:
         """The run id recorded for a raw spec's key, or None."""
@@ -669,6 +681,14 @@ class Store:
         """The per-layer table of every finished step of a run."""
         rows = self.db.execute("SELECT * FROM layers WHERE run_id = ? ORDER BY step, rowid", (run_id,)).fetchall()
         return [dict(r) for r in rows]
+
+
+def _with_liveness(run: dict[str, Any]) -> dict[str, Any]:
+    """The run row, its status 'interrupted' when it is stored running but nothing computes it."""
+    held = run.pop("held", 0)
+    if run["status"] == RunStatus.RUNNING and not held and token_alive(run.get("owner")) is False:
+        run["status"] = RunStatus.INTERRUPTED
+    return run
 
 
 def _writable(root: Path, path: Path) -> bool:
