@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from engine.errors import NotFoundError, SpecError, StoreError
+from engine.errors import EngineError, NotFoundError, SpecError, StoreError
 from engine.jobs import queue
 from engine.papers.results import PaperResults
 from engine.paths import REPO_ROOT
@@ -453,6 +453,7 @@ __all__ = [
     "spec_from_text",
     "SpecError",
     "StoreError",
+    "EngineError",
     "specs_from_text",
     "Store",
     "store_version",

@@ -70,7 +70,11 @@ eps_default = eps_default if math.isfinite(eps_default) and 0.0 <= eps_default <
 eps = st.sidebar.number_input(
     "ε", 0.0, 10.0, eps_default, 0.01 if attack in ("pgd_linf", "fgsm") else 0.1, format="%.3f"
 )
-pruned, dense, x, y, classes = models(str(store.root), run_id, step)
+try:
+    pruned, dense, x, y, classes = models(str(store.root), run_id, step)
+except api.EngineError as exc:  # a damaged or missing checkpoint: its one line, never a traceback
+    st.error(f"{exc} Run `python -m engine doctor`, then run this spec again.", icon=":material/broken_image:")
+    st.stop()
 first = st.sidebar.number_input("First image", 0, len(x) - 1, choice_from_query("img", list(range(len(x))), 0))
 count = st.sidebar.slider("Images", 1, 6, 3)
 st.query_params.update({"run": run_id[:12], "step": str(step), "attack": attack, "eps": f"{eps:g}", "img": str(first)})

@@ -159,3 +159,13 @@ def test_a_cache_folder_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys
     assert (
         code == 1 and err.strip() == "error: cache folder: it names a file, not a folder (AER_CACHE_DIR or --cache-dir)"
     )
+
+
+def test_the_playground_names_a_damaged_checkpoint_without_a_path(damaged, monkeypatch):
+    root, run_id = damaged
+    step = Store(root).step(run_id, 2)
+    (root / step["checkpoint"]).write_bytes(b"garbage")
+    at = page("pages/playground.py", root, monkeypatch, run=run_id[:12], step="2")
+    assert not at.exception
+    (error,) = at.error
+    assert "refusing to load" in error.value and "doctor" in error.value and str(root) not in error.value
