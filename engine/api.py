@@ -22,8 +22,10 @@ from engine.errors import EngineError, NotFoundError, SpecError, StoreError
 from engine.jobs import queue
 from engine.papers.results import PaperResults
 from engine.paths import REPO_ROOT
-from engine.spec.form import FormChoices
+from engine.spec.form import SAME_AS_BASE, FormChoices, FormField, parse_eps, schedule_fields, schedule_start
+from engine.spec.form import changes as _changes
 from engine.spec.form import form_tree as _form_tree
+from engine.spec.form import schedule_walk as _schedule_walk
 from engine.spec.reading import (
     MAX_SPEC_BYTES,
     apply_overrides,
@@ -61,6 +63,34 @@ if TYPE_CHECKING:
     from engine.pipeline import ProgressFn  # types only: importing these loads torch
     from engine.science.data import Dataset  # types only: importing these loads torch
     from engine.science.playground import Example  # types only: importing these loads torch
+
+
+def parse_numbers(text: str) -> list[float] | str:
+    """Comma-separated numbers as floats; the text itself when it does not parse (validation names it)."""
+    return parse_eps(text)
+
+
+def spec_text(tree: dict[str, Any]) -> str:
+    """A raw spec tree as YAML text, sections in their written order (for an editor)."""
+    import yaml
+
+    return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
+
+
+def spec_tree(run_id: str, store: Store | None = None) -> dict[str, Any]:
+    """A stored run's full spec as a raw tree (every default filled in): what a fork starts from."""
+    return json.loads((store or open_store()).run(run_id)["spec_json"])
+
+
+def fork_changes(parent_id: str, spec: RunSpec, store: Store | None = None) -> list[str]:
+    """What a child spec changes from its parent run, one 'field: before → after' line each."""
+    return _changes(spec_tree(parent_id, store), json.loads(spec.canonical_json()))
+
+
+def schedule_walk(tree: dict[str, Any]) -> pd.DataFrame:
+    """The sparsity the run trains at, point by point, with its checkpoints (engine.spec.form.schedule_walk);
+    SpecError naming the field when the schedule is invalid."""
+    return pd.DataFrame(_schedule_walk(tree), columns=["batch", "sparsity", "checkpoint"])
 
 
 def form_tree(preset: str, choices: FormChoices) -> dict[str, Any]:
@@ -184,12 +214,20 @@ def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor"
 
 
 def submit(
-    spec: RunSpec, store: Store | None = None, max_attempts: int = 3, allow_long: bool = False
+    spec: RunSpec,
+    store: Store | None = None,
+    max_attempts: int = 3,
+    allow_long: bool = False,
+    parent: str | None = None,
 ) -> dict[str, Any]:
     """Queue a spec for the workers; returns its job (an existing live one for the same run id). A run
-    above the work bound is refused unless `allow_long` (engine.spec.runspec.check_work)."""
+    above the work bound is refused unless `allow_long` (engine.spec.runspec.check_work); `parent`
+    records the run it was forked from."""
     check_work(spec, allow_long)
-    return queue.submit_spec(store or open_store(), spec, max_attempts).as_dict()
+    store = store or open_store()
+    if parent:
+        store.put_parent(spec.run_id(), store.resolve(parent))
+    return queue.submit_spec(store, spec, max_attempts).as_dict()
 
 
 def resume(run_id: str, store: Store | None = None) -> dict[str, Any]:
@@ -410,6 +448,15 @@ __all__ = [
     "export",
     "forget_stores",
     "form_tree",
+    "SAME_AS_BASE",
+    "parse_numbers",
+    "spec_text",
+    "spec_tree",
+    "fork_changes",
+    "schedule_walk",
+    "schedule_fields",
+    "schedule_start",
+    "FormField",
     "FormChoices",
     "job",
     "jobs",

@@ -3,7 +3,15 @@
 import streamlit as st
 
 from engine.report import figures
-from pages import choice_from_query, read, refresh_while_running, route_through_app, run_labels, runs_from_query
+from pages import (
+    choice_from_query,
+    read,
+    refresh_while_running,
+    route_through_app,
+    run_labels,
+    runs_from_query,
+    what_if_link,
+)
 
 route_through_app()
 
@@ -43,6 +51,7 @@ chosen = st.sidebar.multiselect(
 if not chosen:
     st.info("Pick at least one run in the sidebar.")
     st.stop()
+what_if_link(chosen[0])
 
 
 robust = read("robust_frame", tuple(chosen))

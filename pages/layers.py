@@ -11,6 +11,7 @@ from pages import (
     run_labels,
     runs_from_query,
     runs_with_checkpoints,
+    what_if_link,
 )
 
 route_through_app()
@@ -61,6 +62,7 @@ run_ids = list(runs["run_id"])
 with_mrs = read("runs_having", "mrs")
 default = runs_from_query("run", run_ids, (with_mrs or run_ids)[:1])[0]
 run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default), format_func=labels.get)
+what_if_link(run_id)
 view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(choice_from_query("view", VIEWS, VIEWS[0])))
 st.query_params.update({"run": run_id[:12], "view": view})
 

@@ -8,7 +8,15 @@ import streamlit as st
 
 from engine import api
 from engine.report import figures
-from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query, runs_with_checkpoints
+from pages import (
+    choice_from_query,
+    read,
+    route_through_app,
+    run_labels,
+    runs_from_query,
+    runs_with_checkpoints,
+    what_if_link,
+)
 
 route_through_app()
 
@@ -53,6 +61,7 @@ labels, run_ids = run_labels(runs), list(runs["run_id"])
 run_id = st.sidebar.selectbox(
     "Run", run_ids, index=run_ids.index(runs_from_query("run", run_ids, run_ids[:1])[0]), format_func=labels.get
 )
+what_if_link(run_id)
 store = api.open_store()
 steps = read("checkpoints", run_id)
 step = st.sidebar.selectbox(

@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError, SpecError
-from pages import read, route_through_app
+from pages import read, route_through_app, run_labels, runs_from_query, schedule_editor, schedule_preview
 
 route_through_app()
 
@@ -48,35 +48,85 @@ st.checkbox(
     key="allow-long",
     help=f"A run estimated above {api.MAX_WORK:,} example-passes (hours on a laptop) is refused unless this is ticked.",
 )
-form_tab, yaml_tab = st.tabs(["Form", "YAML"])
 catalog = registry_names()
-with form_tab, st.form("spec-form"):
-    left, right = st.columns(2)
-    preset = left.selectbox("Start from preset", list(api.presets()), index=list(api.presets()).index("quickstart"))
-    method = right.selectbox(
-        "Pruning method",
-        list(catalog["pruning method"]),
-        index=list(catalog["pruning method"]).index("global_magnitude"),
-        help="Structured methods (filter_*, kernel_*, mrpf) prune conv layers only; hydra and "
-        "lwm go with a one-shot schedule.",
+runs = read("runs_frame")
+forked = runs_from_query("fork", list(runs["run_id"]), [])
+
+
+def what_if(parent: str) -> None:
+    """The parent's spec in an editor: its schedule as widgets with a live preview over the parent's,
+    everything else as YAML; the fields that differ are listed; submit queues the child and opens
+    Compare with both."""
+    parent_tree = read("spec_tree", parent)
+    st.subheader("What if…")
+    st.markdown(f"Forked from **{run_labels(runs)[parent]}**. Change anything; the changes are listed below.")
+    schedule = schedule_editor("fork", parent_tree["schedule"], catalog["schedule"])
+    valid = schedule_preview(schedule, parent_tree["schedule"], key="fork-preview")
+    rest = {key: value for key, value in parent_tree.items() if key != "schedule"}
+    text = st.text_area("Everything else (the parent's spec)", api.spec_text(rest), height=260, key="fork-text")
+    try:
+        specs = api.validate_trees({**api.parse_text(text), "schedule": schedule}) if valid else []
+    except SpecError as exc:
+        for line in exc.problems:
+            st.error(line)
+        return
+    if not specs:
+        return
+    child = specs[0]
+    changed = api.fork_changes(parent, child)
+    if not changed:
+        st.info("Nothing changed yet: this is the parent run.")
+        return
+    st.markdown("**Changed from the parent**\n" + "\n".join(f"- :orange[{line}]" for line in changed))
+    shared = child.base_id() == runs.set_index("run_id").loc[parent, "base_id"]
+    st.caption(
+        "Parent and child share the trained base: only pruning and evaluation are computed."
+        if shared
+        else "The change reaches the base model (dataset, model, training or seed): the child trains its own base."
     )
-    schedule = left.radio("Schedule", ["gradual", "one-shot"], horizontal=True)
-    final = right.slider("Final sparsity", 0.10, 0.99, 0.90, 0.01)
-    steps = left.slider("Pruning steps", 2, 10, 5)
-    base_mode = right.selectbox("Base training", ["natural", "pgd_at", "trades"])
-    finetune = left.selectbox(
-        "Fine-tuning loss",
-        ["same as base", "natural", "pgd_at", "trades", "ap", "bap"],
-        help="ap: 0.5 clean + 0.5 adversarial at a fixed ε; bap: per-example budgets from "
-        "DeepFool, capped at the batch mean (see the Budget page).",
-    )
-    train_eps = right.number_input("Training ε (L∞, [0, 1] scale)", 0.0, 1.0, 0.1, 0.01)
-    eps_text = left.text_input("PGD L∞ ε (comma-separated, [0, 1] scale)", "0, 0.01, 0.02, 0.04, 0.08")
-    seed = right.number_input("Seed", 0, 2**31 - 1, 0)
-    mrs = left.checkbox("Measure every layer's MRS at every step (Layers page)")
-    if st.form_submit_button("Submit", type="primary"):
-        choices = api.FormChoices(method, schedule, final, steps, base_mode, finetune, train_eps, eps_text, seed, mrs)
-        submit(api.form_tree(preset, choices))
+    if st.button("Submit the what-if", type="primary", key="fork-submit"):
+        try:
+            api.submit(child, allow_long=st.session_state.get("allow-long", False), parent=parent)
+        except SpecError as exc:
+            st.session_state["problems"] = exc.problems
+            return
+        st.switch_page("pages/compare.py", query_params={"runs": f"{parent[:12]},{child.run_id()[:12]}"})
+
+
+if forked:
+    what_if(forked[0])
+    st.divider()
+
+form_tab, yaml_tab = st.tabs(["Form", "YAML"])
+with form_tab:
+    schedule = schedule_editor("form", api.schedule_start("gradual"), catalog["schedule"])
+    schedule_preview(schedule, key="form-preview")
+    with st.form("spec-form"):
+        left, right = st.columns(2)
+        presets = list(api.presets())
+        preset = left.selectbox("Start from preset", presets, index=presets.index("quickstart"))
+        methods, modes = list(catalog["pruning method"]), list(catalog["training mode"])
+        method = right.selectbox(
+            "Pruning method",
+            methods,
+            index=methods.index("global_magnitude"),
+            help="Structured methods (filter_*, kernel_*, mrpf) prune conv layers only; hydra and "
+            "lwm go with a one-shot schedule.",
+        )
+        base_mode = left.selectbox("Base training", modes, index=modes.index("natural"))
+        finetune = right.selectbox(
+            "Fine-tuning loss",
+            [api.SAME_AS_BASE, *modes],
+            help="ap: 0.5 clean + 0.5 adversarial at a fixed ε; bap: per-example budgets from "
+            "DeepFool, capped at the batch mean (see the Budget page).",
+        )
+        train_eps = left.number_input("Training ε (L∞, [0, 1] scale)", 0.0, 1.0, 0.1, 0.01)
+        eps_text = right.text_input("PGD L∞ ε (comma-separated, [0, 1] scale)", "0, 0.01, 0.02, 0.04, 0.08")
+        seed = left.number_input("Seed", 0, 2**31 - 1, 0)
+        mrs = right.checkbox("Measure every layer's MRS at every step (Layers page)")
+        if st.form_submit_button("Submit", type="primary"):
+            choices = api.FormChoices(method, schedule, base_mode, finetune, train_eps, eps_text, seed, mrs)
+            submit(api.form_tree(preset, choices))
 
 with yaml_tab:
     upload = st.file_uploader("Or upload a spec (YAML or JSON; checked by its content)", type=None)

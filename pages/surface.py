@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine import api
 from engine.report import figures, summaries, tables
-from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query
+from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query, what_if_link
 
 route_through_app()
 
@@ -44,6 +44,7 @@ default_run = runs_from_query("run", run_ids, run_ids[:1])[0]
 
 labels = {run: f"{label} · {status}" for (run, label), status in zip(run_labels(runs).items(), runs["status"])}
 run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default_run), format_func=labels.get)
+what_if_link(run_id)
 robust = read("robust_frame", (run_id,))
 attacks = sorted(robust["attack"].unique()) or ["(none)"]
 attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0])))

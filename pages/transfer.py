@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine.report import figures
-from pages import read, route_through_app
+from pages import read, route_through_app, what_if_link
 
 route_through_app()
 
@@ -40,6 +40,7 @@ run_id = st.sidebar.selectbox(
     index=with_transfer.index(matches[0]) if len(matches) == 1 else 0,
     format_func=lambda r: r[:12],
 )
+what_if_link(run_id)
 white, transfer = read("robust_frame", (run_id,)), read("robust_frame", (run_id,), source="transfer")
 attacks = sorted(transfer["attack"].unique())
 attack = st.sidebar.selectbox(

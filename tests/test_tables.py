@@ -8,7 +8,7 @@ import pytest
 from engine import api
 from engine.errors import SpecError
 from engine.report.tables import match_runs, sharing_a_base, surface_table
-from engine.spec.form import FormChoices, form_tree, schedule_tree
+from engine.spec.form import FormChoices, form_tree, schedule_fields, schedule_start
 from engine.store.db import Store
 
 IDS = ["a" * 64, "ab" + "c" * 62, "b" * 64]
@@ -25,10 +25,15 @@ def test_runs_compare_only_when_another_run_shares_their_base():
     assert sharing_a_base(runs).tolist() == [True, True, False]
 
 
-def test_one_shot_targets_rise_evenly_to_the_final_sparsity_and_gradual_spans_the_steps():
-    assert schedule_tree("one-shot", 0.9, 3)["targets"] == [0.3, 0.6, 0.9]
-    gradual = schedule_tree("gradual", 0.8, 4)
-    assert (gradual["end"] - gradual["begin"]) / gradual["frequency"] == 4 and gradual["final_sparsity"] == 0.8
+def test_every_registered_schedule_starts_valid_and_its_form_fields_come_from_its_model():
+    from engine.spec.schedules import SCHEDULES
+
+    for name in SCHEDULES.names():
+        fields = {f.name: f for f in schedule_fields(name)}
+        assert set(fields) == set(SCHEDULES.get(name).model_fields) - {"name"}
+        assert all(f.help for f in fields.values()), name  # every field says what it does
+        SCHEDULES.get(name).model_validate(schedule_start(name))
+    assert schedule_fields("gradual")[1].name == "final_sparsity" and schedule_fields("gradual")[1].value == 0.9
 
 
 def test_the_form_lays_its_choices_over_the_preset_without_changing_it():

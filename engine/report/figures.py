@@ -730,3 +730,44 @@ def playground_grid(examples: list, class_names: tuple[str, ...], amplify: float
     fig.update_yaxes(visible=False)
     fig.update_layout(height=230 * len(examples), margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def schedule_preview(walk: pd.DataFrame, parent: pd.DataFrame | None = None, title: str = "") -> go.Figure:
+    """A schedule as the run walks it (engine.spec.form.schedule_walk): sparsity (%) against cumulative
+    fine-tuning batches, every evaluated checkpoint marked; the parent run's schedule dashed beneath."""
+    fig = go.Figure()
+    for rows, name, colour, dash in ((parent, "parent run", "#999999", "dash"), (walk, "this run", OKABE_ITO[0], None)):
+        if rows is None or rows.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=rows["batch"],
+                y=rows["sparsity"] * 100,
+                mode="lines",
+                name=name,
+                line={"color": colour, "dash": dash, "shape": "linear"},
+                hoverinfo="skip",
+            )
+        )
+        marks = rows[rows["checkpoint"].notna()]
+        fig.add_trace(
+            go.Scatter(
+                x=marks["batch"],
+                y=marks["sparsity"] * 100,
+                mode="markers",
+                name=f"{name}: checkpoints evaluated",
+                marker={"color": colour, "size": 9, "symbol": "circle" if dash is None else "circle-open"},
+                customdata=marks["checkpoint"].astype(int),
+                hovertemplate="step %{customdata}<br>sparsity %{y:.1f} %<br>after %{x} batches<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=title or "Schedule: sparsity of the model being trained",
+        xaxis_title="fine-tuning batches (cumulative)",
+        yaxis_title="sparsity (%)",
+        yaxis_range=[0, 100],
+        height=320,
+        margin={"t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.3},
+    )
+    return fig

@@ -310,6 +310,24 @@ class RunSpec(Frozen):
         return self.prune.mode, self.prune.adversary
 
 
+def schedule_of(tree: dict[str, Any]) -> Schedule:
+    """A schedule sub-tree validated alone (`name` picks the registered schedule); SpecError naming
+    `schedule.<field>` otherwise."""
+    name = tree.get("name") if isinstance(tree, dict) else None
+    if not isinstance(name, str) or name not in SCHEDULES:
+        raise SpecError([f"schedule.name: choose from {SCHEDULES.names()}"])
+    try:
+        return SCHEDULES.get(name).model_validate(tree)
+    except ValidationError as exc:
+        lines = format_errors(exc)
+        raise SpecError(
+            [
+                line.replace("(spec): ", "schedule: ", 1) if line.startswith("(spec)") else f"schedule.{line}"
+                for line in lines
+            ]
+        ) from None
+
+
 MAX_WORK = 50_000_000
 """Example-passes a run may need without an explicit allowance (`--allow-long`, or the Runs page's
 confirmation): about 3.5 h of small_cnn on 2 CPU cores at 250 µs per example-pass."""

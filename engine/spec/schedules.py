@@ -69,7 +69,9 @@ class OneShot(Schedule):
     """
 
     name: Literal["one_shot"] = "one_shot"
-    targets: list[float] = Field(min_length=1, max_length=MAX_CHECKPOINTS)
+    targets: list[float] = Field(
+        min_length=1, max_length=MAX_CHECKPOINTS, examples=[[0.5, 0.75, 0.9]], description="sparsity of each checkpoint"
+    )
     finetune_steps: int = Field(0, ge=0, le=MAX_BATCHES, description="fine-tune batches after each prune")
 
     @field_validator("targets")
@@ -91,7 +93,9 @@ class Iterative(Schedule):
     """
 
     name: Literal["iterative"] = "iterative"
-    targets: list[float] = Field(min_length=1, max_length=MAX_CHECKPOINTS)
+    targets: list[float] = Field(
+        min_length=1, max_length=MAX_CHECKPOINTS, examples=[[0.5, 0.75, 0.9]], description="increasing sparsities"
+    )
     finetune_steps: int = Field(100, ge=0, le=MAX_BATCHES, description="fine-tune batches after each level")
 
     @field_validator("targets")
@@ -130,13 +134,15 @@ class Gradual(Schedule):
     """
 
     name: Literal["gradual"] = "gradual"
-    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
-    final_sparsity: float = Field(gt=0.0, lt=1.0)
+    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0, description="sparsity at the first event")
+    final_sparsity: float = Field(gt=0.0, lt=1.0, examples=[0.9], description="sparsity at the last event")
     begin: int = Field(0, ge=0, le=MAX_BATCHES, description="batch of the first pruning event")
-    end: int = Field(gt=0, le=MAX_BATCHES, description="batch of the last pruning event")
-    frequency: int = Field(gt=0, le=MAX_BATCHES, description="batches between pruning events")
-    power: float = Field(3.0, gt=0.0, le=100.0)
-    final_finetune_steps: int | None = Field(None, ge=0, le=MAX_BATCHES)
+    end: int = Field(gt=0, le=MAX_BATCHES, examples=[400], description="batch of the last pruning event")
+    frequency: int = Field(gt=0, le=MAX_BATCHES, examples=[100], description="batches between pruning events")
+    power: float = Field(3.0, gt=0.0, le=100.0, description="exponent of the ramp (3: Zhu & Gupta's cubic)")
+    final_finetune_steps: int | None = Field(
+        None, ge=0, le=MAX_BATCHES, description="batches after the last event; null = frequency"
+    )
 
     @model_validator(mode="after")
     def _check_window(self) -> "Gradual":

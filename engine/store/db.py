@@ -270,6 +270,13 @@ def _run_owner(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
 
 
+@migration("0015_lineage")
+def _lineage(db: sqlite3.Connection) -> None:
+    # a run forked from another ("What if…"): the parent is not part of the spec, so not of the run id
+    db.execute("""CREATE TABLE lineage (
+        run_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, created_at REAL NOT NULL)""")
+
+
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
 """Defaults of a result row without per-example flags (rows written before they were kept)."""
 
@@ -506,12 +513,20 @@ class Store:
         process is gone, with no queued job and no live lease on it, reads as interrupted."""
         rows = self.db.execute(
             "SELECT r.*, (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id) AS steps_done, "
+            "(SELECT parent_id FROM lineage l WHERE l.run_id = r.run_id) AS parent_id, "
             "(SELECT count(*) FROM jobs j WHERE j.run_id = r.run_id AND (j.status = 'queued' OR "
             "(j.status = 'running' AND j.lease_expires >= ?))) AS held "
             "FROM runs r ORDER BY r.created_at DESC",
             (time.time(),),
         ).fetchall()
         return [_with_liveness(dict(r)) for r in rows]
+
+    def put_parent(self, run_id: str, parent_id: str) -> None:
+        """Record that `run_id` was forked from `parent_id` (the first fork recorded stands)."""
+        if run_id == parent_id:
+            return
+        with self.atomic() as db:
+            db.execute("INSERT OR IGNORE INTO lineage VALUES (?, ?, ?)", (run_id, parent_id, time.time()))
 
     def alias(self, raw_key: str) -> str | None:
         """The run id recorded for a raw spec's key, or None."""

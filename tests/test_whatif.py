@@ -1,0 +1,105 @@
+"""What-ifs: a schedule seen before it runs (drawn from the code the pipeline runs), and a run forked
+with one change, its parent recorded, both opened side by side."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from engine import api
+from engine.spec.schedules import SCHEDULES
+from tests.support import page
+
+
+@pytest.mark.parametrize("name", SCHEDULES.names())
+@pytest.mark.parametrize("variant", [{}, {"finetune_steps": 7}, {"power": 1.0, "begin": 100, "end": 500}])
+def test_the_preview_walks_the_plan_the_pipeline_runs(name, variant):
+    tree = api.schedule_start(name) | {k: v for k, v in variant.items() if k in api.schedule_start(name)}
+    plan = SCHEDULES.get(name).model_validate(tree).plan()
+    walk = api.schedule_walk(tree)
+    marks = walk[walk["checkpoint"].notna()]
+    assert list(marks["checkpoint"]) == list(range(len(plan) + 1))
+    assert list(marks["sparsity"]) == [0.0] + [step.sparsity for step in plan]  # engine.pipeline.run's plan
+    assert list(marks["batch"]) == [0, *itertools.accumulate(step.finetune_steps for step in plan)]
+    assert walk["sparsity"].between(0, 1).all()
+
+
+def test_a_stored_run_reached_the_targets_its_preview_drew(populated):
+    root, done_id, _ = populated
+    store = api.open_store(root)
+    walk = api.schedule_walk(api.spec_tree(done_id, store)["schedule"])
+    targets = [row["target_sparsity"] for row in store.steps(done_id)]
+    assert targets == list(walk.loc[walk["checkpoint"].notna(), "sparsity"])
+
+
+def preview_top(at, key: str) -> float:
+    """The highest sparsity (%) the schedule preview `key` draws."""
+    chart = next(c for c in at.get("plotly_chart") if key in c.proto.id)
+    spec = json.loads(chart.proto.spec)
+    return max(max(numbers(trace["y"])) for trace in spec["data"] if trace.get("name") == "this run")
+
+
+def numbers(values) -> list[float]:
+    """A plotly JSON array: a plain list, or plotly's typed array (base64 bytes and a dtype)."""
+    if isinstance(values, dict):
+        return list(np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]))
+    return list(values)
+
+
+def test_editing_the_schedule_redraws_the_preview_without_a_submit(cache, monkeypatch):
+    at = page("pages/runs.py", cache, monkeypatch)
+    assert preview_top(at, "form-preview") == pytest.approx(90)
+    next(n for n in at.number_input if n.label == "final_sparsity").set_value(0.5)
+    at.run()
+    assert preview_top(at, "form-preview") == pytest.approx(50)
+    next(n for n in at.number_input if n.label == "power").set_value(1.0)
+    at.run()
+    assert not at.exception and preview_top(at, "form-preview") == pytest.approx(50)
+    next(s for s in at.selectbox if s.label == "Schedule").set_value("iterative")
+    at.run()
+    assert [t.label for t in at.text_input][:1] == ["targets"] and preview_top(at, "form-preview") == pytest.approx(90)
+    assert api.jobs_frame(api.open_store()).empty  # nothing submitted
+
+
+def test_an_invalid_schedule_names_its_field_instead_of_a_preview(cache, monkeypatch):
+    at = page("pages/runs.py", cache, monkeypatch)
+    next(n for n in at.number_input if n.label == "end").set_value(450)  # not a multiple of frequency
+    at.run()
+    assert not at.exception
+    assert any(w.value == "schedule: end - begin must be a multiple of frequency" for w in at.warning)
+
+
+def test_forking_prefills_the_parent_and_one_change_gives_a_child_that_differs_only_by_it(populated, monkeypatch):
+    root, done_id, _ = populated
+    at = page("pages/runs.py", root, monkeypatch, fork=done_id[:12])
+    assert not at.exception
+    parent = api.spec_tree(done_id, api.open_store(root))
+    assert next(n for n in at.number_input if n.label == "final_sparsity").value == parent["schedule"]["final_sparsity"]
+    assert any("Nothing changed yet" in i.value for i in at.info)
+    next(n for n in at.number_input if n.label == "final_sparsity").set_value(0.5)
+    at.run()
+    changed = [m.value for m in at.markdown if "Changed from the parent" in m.value]
+    assert changed and changed[0].count(":orange[") == 1 and "schedule.final_sparsity: 0.9 → 0.5" in changed[0]
+    assert any("share the trained base" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Submit the what-if").click()
+    at.run()
+    store = api.open_store(root)
+    job = api.jobs_frame(store).iloc[0]
+    child_spec = json.loads(
+        store.db.execute("SELECT spec_json FROM jobs WHERE job_id = ?", (int(job["job_id"]),)).fetchone()[0]
+    )
+    assert api.fork_changes(done_id, api.validate_tree(child_spec), store) == ["schedule.final_sparsity: 0.9 → 0.5"]
+    assert store.db.execute("SELECT parent_id FROM lineage").fetchone()[0] == done_id
+
+
+@pytest.mark.parametrize("path", ["pages/surface.py", "pages/layers.py", "pages/playground.py"])
+def test_every_page_of_one_run_offers_what_if(populated, monkeypatch, path):
+    root, done_id, _ = populated
+    at = page(path, root, monkeypatch, run=done_id[:12])
+    assert not at.exception
+    links = [link.proto for link in at.get("page_link") if "What if" in link.proto.label]
+    assert links and f"fork={done_id[:12]}" in links[0].page + "?" + str(links[0].query_string)
