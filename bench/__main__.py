@@ -2,7 +2,7 @@
 measured in the same run and prints it beside its target: the robustness surface vs a torchattacks
 loop (speed ratio, accuracy difference, share of the matmul peak), structured pruning's latency
 ratio, a preset cold and cached, page render time from 1,000 runs, and the teaching demo clicked in
-Chromium (quiet, then beside one busy core); `--only` picks figures.
+Chromium (quiet, then beside one busy core), and the cost estimate's error; `--only` picks figures.
 `python -m bench --drill 20` kills a worker 20 times in one run and reports what survived.
 
 Prints numbers (seconds, ratios, counts); nothing here asserts a time.
@@ -45,7 +45,7 @@ def preset_cold_and_hit(preset: str) -> dict:
     }
 
 
-FIGURES = ("surface", "structured", "presets", "pages", "teaching")
+FIGURES = ("surface", "structured", "presets", "pages", "teaching", "estimate")
 
 # (figure, key, target, higher is better); a string target names a figure measured in the same run
 TARGETS: list[tuple[str, str, float | str, bool]] = [
@@ -60,6 +60,7 @@ TARGETS: list[tuple[str, str, float | str, bool]] = [
     ("teaching", "full_surface_s", 60.0, False),
     ("teaching", "first_curve_s", 25.0, False),
     ("teaching", "busy_over_quiet", 1.6, False),
+    ("estimate", "median_abs_error", 0.3, False),
     ("presets", "hit_s", 2.0, False),
     ("pages", "slowest_warm_s", 1.0, False),
 ]
@@ -88,6 +89,10 @@ def measure(figure: str, presets: list[str]) -> dict:
         from bench import structured
 
         return structured.run()
+    if figure == "estimate":
+        from bench import estimate
+
+        return estimate.run()
     if figure == "teaching":
         from bench import teaching
 

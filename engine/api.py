@@ -41,6 +41,8 @@ from engine.spec.runspec import MAX_WORK, RunSpec, check_work
 from engine.spec.runspec import describe as describe_spec
 from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
+from engine.store.estimate import Estimate
+from engine.store.estimate import estimate as _estimate
 from engine.store.frames import (
     budget_frame,
     compare,
@@ -227,7 +229,24 @@ def submit(
     store = store or open_store()
     if parent:
         store.put_parent(spec.run_id(), store.resolve(parent))
-    return queue.submit_spec(store, spec, max_attempts).as_dict()
+    job = queue.submit_spec(store, spec, max_attempts).as_dict()
+    if job["status"] == JobStatus.QUEUED:
+        store.note_estimate(job["job_id"], estimate(spec, store).seconds)
+    return job
+
+
+def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:
+    """How long the run will take here, per phase, from earlier runs' timings (or a stated rough
+    guess); `.line()` says it in a sentence (engine.store.estimate)."""
+    return _estimate(spec, store or open_store())
+
+
+def estimate_errors(store: Store | None = None) -> pd.DataFrame:
+    """Every finished job's estimate, actual seconds and relative error (actual − estimate) / actual."""
+    frame = pd.DataFrame(
+        (store or open_store()).estimates(), columns=["job_id", "run_id", "estimate_seconds", "actual_seconds"]
+    )
+    return frame.assign(relative_error=(frame["actual_seconds"] - frame["estimate_seconds"]) / frame["actual_seconds"])
 
 
 def resume(run_id: str, store: Store | None = None) -> dict[str, Any]:
@@ -448,6 +467,8 @@ __all__ = [
     "export",
     "forget_stores",
     "form_tree",
+    "estimate",
+    "estimate_errors",
     "SAME_AS_BASE",
     "parse_numbers",
     "spec_text",

@@ -159,6 +159,7 @@ class Walk:
     transfer_from: dict[str, Adversarial] | None = None  # inputs crafted on the base, per attack and ε
     reference: nn.Module | None = None
     onnx_reference: OnnxModel | None = None
+    threads: int | None = None  # the worker's share of the cores (None: leave torch's setting alone)
 
     def dense_reference(self) -> nn.Module:
         """The base model, unpruned, in this walk's layout (built once): what its checkpoints are timed against."""
@@ -330,6 +331,8 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
         masks, notes = prune_and_finetune(walk, k, step, masks)
     train_seconds = time.perf_counter() - started
     files = walk.publish(k, masks)
+    if walk.threads:
+        fit_threads(walk.threads)  # measuring: the cores the other processes leave free now
     efficiency, effective = step_efficiency(walk, masks)
     walk.report(Progress(k, walk.n_steps, "evaluating", 0, 1))
     started = time.perf_counter()
@@ -369,8 +372,10 @@ def run(
     """Run a spec to completion in `store`; return True if every step was already cached.
 
     Under a job's `fence`, every write first checks that the job is still this worker's. With `threads`
-    (a worker's share of the cores), torch's threads are fitted before the base and every step to the
-    cores the other processes leave free, at most that many (engine.science.device.fit_threads).
+    (a worker's share of the cores), training always runs at that many torch threads, because the
+    weights it produces depend on the count (1 and 2 threads give different checkpoints, so a run
+    resumed on a busier machine would differ); evaluation and latency, whose numbers do not depend
+    on it, fit their threads to the cores other processes leave free (science.device.fit_threads).
     """
     run_id, report = spec.run_id(), on_progress or _silent
     if store.has_run(run_id) and store.run(run_id)["status"] == RunStatus.DONE:
@@ -403,7 +408,7 @@ def _walk(
     if len(done) == len(plan):
         return
     if threads:
-        fit_threads(threads)
+        torch.set_num_threads(threads)  # training: always the worker's share (see run())
     model = _fresh_model(spec, data)
     criterion = METHODS.get(spec.prune.method)()
     layers = prunable_layers(model, spec.prune.prune_classifier, criterion.layer_kinds)
@@ -424,14 +429,15 @@ def _walk(
         criterion,
         norm_followers(model),
         fence,
+        threads=threads,
     )
     in_memory = None  # the step whose result the model holds
     masks: Masks = {}
     for k, step in enumerate(plan):
         if k in done:
             continue
-        if threads and k > 0:
-            fit_threads(threads)  # the other processes' load may have changed since the last step
+        if threads:
+            torch.set_num_threads(threads)  # training at a fixed count: its weights depend on it
         if k == 0 or step.from_base:
             model.load_state_dict(base)
             masks = dense_masks(walk.layers)

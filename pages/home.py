@@ -59,6 +59,49 @@ def paper_card(name: str, preset) -> None:
     st.page_link("pages/papers.py", label="Open", icon=":material/menu_book:", query_params={"paper": name})
 
 
+def walk_through() -> None:
+    """A class's path through the product: one sentence and one link per step, on the teaching run."""
+    run = api.load_spec(preset="teaching").run_id()[:12]
+    with st.expander("Teaching walk-through: five steps for a class", icon=":material/school:"):
+        st.markdown(
+            "1. **Run it.** Click *Run teaching* above: a CNN is trained, pruned to 90 % in four steps and "
+            "attacked at every step; it takes about a minute."
+        )
+        st.markdown(
+            "2. **Read the surface.** Robust accuracy falls to the right as the attacker gets stronger; "
+            "see whether it also falls as the network gets sparser."
+        )
+        st.page_link(
+            "pages/surface.py", label="Open the surface", icon=":material/landscape:", query_params={"run": run}
+        )
+        st.markdown(
+            "3. **Find the sweet spot.** On the heat map, a ★ marks a pruned checkpoint at least as robust as "
+            "the dense one at that ε: how sparse can the model get for free?"
+        )
+        st.page_link(
+            "pages/surface.py",
+            label="Open the heat map",
+            icon=":material/grid_on:",
+            query_params={"run": run, "view": "heat map"},
+        )
+        st.markdown(
+            "4. **Ask what if.** Fork the run, switch the schedule from *gradual* to *one_shot*, and submit: "
+            "the base is shared, so only pruning and attacks are computed."
+        )
+        st.page_link(
+            "pages/runs.py",
+            label="What if… (fork the teaching run)",
+            icon=":material/call_split:",
+            query_params={"fork": run},
+        )
+        st.markdown(
+            "5. **Compare.** The what-if opens Compare with both runs: where do the curves part, and is the "
+            "gap larger than the grey noise band?"
+        )
+
+
+walk_through()
+
 st.subheader("One click per paper")
 st.markdown("Each seed paper's experiment, shrunk to minutes on a laptop CPU, with its claim checked on the results.")
 papers = api.paper_presets()

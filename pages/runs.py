@@ -50,6 +50,17 @@ st.checkbox(
 )
 catalog = registry_names()
 runs = read("runs_frame")
+
+
+def cost_line(tree: dict) -> None:
+    """The run's expected time before it is queued (nothing while the spec has a problem: submit names it)."""
+    try:
+        specs = api.validate_trees(tree)
+    except SpecError:
+        return
+    st.caption(":material/timer: " + "; ".join(api.estimate(spec).line() for spec in specs[:1]))
+
+
 forked = runs_from_query("fork", list(runs["run_id"]), [])
 
 
@@ -73,6 +84,7 @@ def what_if(parent: str) -> None:
     if not specs:
         return
     child = specs[0]
+    st.caption(api.estimate(child).line())
     changed = api.fork_changes(parent, child)
     if not changed:
         st.info("Nothing changed yet: this is the parent run.")
@@ -101,7 +113,7 @@ form_tab, yaml_tab = st.tabs(["Form", "YAML"])
 with form_tab:
     schedule = schedule_editor("form", api.schedule_start("gradual"), catalog["schedule"])
     schedule_preview(schedule, key="form-preview")
-    with st.form("spec-form"):
+    with st.container(border=True):  # not a form: the estimate below follows every change
         left, right = st.columns(2)
         presets = list(api.presets())
         preset = left.selectbox("Start from preset", presets, index=presets.index("quickstart"))
@@ -124,9 +136,12 @@ with form_tab:
         eps_text = right.text_input("PGD L∞ ε (comma-separated, [0, 1] scale)", "0, 0.01, 0.02, 0.04, 0.08")
         seed = left.number_input("Seed", 0, 2**31 - 1, 0)
         mrs = right.checkbox("Measure every layer's MRS at every step (Layers page)")
-        if st.form_submit_button("Submit", type="primary"):
-            choices = api.FormChoices(method, schedule, base_mode, finetune, train_eps, eps_text, seed, mrs)
-            submit(api.form_tree(preset, choices))
+        tree = api.form_tree(
+            preset, api.FormChoices(method, schedule, base_mode, finetune, train_eps, eps_text, seed, mrs)
+        )
+        cost_line(tree)
+        if st.button("Submit", type="primary"):
+            submit(tree)
 
 with yaml_tab:
     upload = st.file_uploader("Or upload a spec (YAML or JSON; checked by its content)", type=None)
@@ -137,6 +152,13 @@ with yaml_tab:
         upload.getvalue().decode("utf-8", errors="replace") if upload else api.preset_path("quickstart").read_text()
     )
     text = st.text_area("Spec", default, height=320)
+    try:
+        yaml_tree = api.parse_text(text)
+    except SpecError:
+        yaml_tree = None  # submit names the problem
+    if isinstance(yaml_tree, dict) and isinstance(yaml_tree.get("schedule"), dict):
+        schedule_preview(yaml_tree["schedule"], key="yaml-preview")
+        cost_line(yaml_tree)
     if st.button("Submit YAML", type="primary"):
         submit(text)
 

@@ -179,3 +179,36 @@ def test_compare_greys_a_difference_inside_the_noise_and_colours_a_real_one(serv
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "compare-difference.png"), full_page=True)
     page.close()
+
+
+def test_the_teaching_walk_through_end_to_end_with_a_screenshot_per_step(server, browser):
+    """Home → run teaching → read the surface → the heat map's sweet spots → fork with one-shot → Compare."""
+    url, _, _ = server
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_role("button", name="Run teaching").click()
+    page.get_by_text(re.compile(r"Job \d+ · run [0-9a-f]{12} · done")).wait_for(timeout=300_000)
+    page.get_by_text("Teaching walk-through").click()
+    page.screenshot(path=str(SCREENSHOTS / "walk-1-home.png"), full_page=True)
+    page.get_by_role("link", name="Open the surface").click()
+    page.get_by_text(re.compile(r"^(\d+) of \1 checkpoints evaluated$")).wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(SCREENSHOTS / "walk-2-surface.png"), full_page=True)
+    page.get_by_test_id("stSidebar").get_by_text("heat map", exact=True).click()
+    page.wait_for_url(re.compile(r"view=heat"), timeout=30_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(SCREENSHOTS / "walk-3-heatmap.png"), full_page=True)
+    page.get_by_role("link", name="What if… (fork this run)").click()
+    page.get_by_role("heading", name="What if…").wait_for(timeout=30_000)
+    page.get_by_test_id("stSelectbox").filter(has_text="Schedule").first.click()
+    page.get_by_role("option", name="one_shot").click()
+    page.get_by_text("Changed from the parent").wait_for(timeout=30_000)
+    page.get_by_text("share the trained base").wait_for(timeout=30_000)
+    page.screenshot(path=str(SCREENSHOTS / "walk-4-what-if.png"), full_page=True)
+    page.get_by_role("button", name="Submit the what-if").click()
+    page.get_by_role("heading", name="Compare pruning runs").wait_for(timeout=60_000)
+    assert "runs=" in page.url and page.url.count("%2C") + page.url.count(",") >= 1  # parent and child
+    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    page.screenshot(path=str(SCREENSHOTS / "walk-5-compare.png"), full_page=True)
+    page.close()

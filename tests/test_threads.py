@@ -59,3 +59,28 @@ def test_the_meter_averages_the_load_since_its_previous_reading():
     busy.wait()  # one core spun for about a second, then stopped: a fresh 0.2 s glimpse would see nothing
     assert device.LoadMeter(window=0.2).read() < 0.5
     assert meter.read() > 0.3  # the reading chained from the previous one saw the burst
+
+
+def test_training_runs_at_the_workers_share_however_busy_the_machine(tmp_path, monkeypatch):
+    """Checkpoints depend on torch's thread count, so training never follows the load (evaluation may)."""
+    import torch
+
+    from engine import api, pipeline
+    from engine.store.db import Store
+
+    seen: list[int] = []
+    real = pipeline.train_steps
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_steps", recording)
+    monkeypatch.setattr(device.LOAD, "read", lambda: 1.9)  # another process holds almost both cores
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 2)
+    before = torch.get_num_threads()
+    try:
+        pipeline.run(api.load_spec(preset="smoke"), Store(tmp_path), threads=2)
+        assert seen and set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)

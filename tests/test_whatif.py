@@ -103,3 +103,27 @@ def test_every_page_of_one_run_offers_what_if(populated, monkeypatch, path):
     assert not at.exception
     links = [link.proto for link in at.get("page_link") if "What if" in link.proto.label]
     assert links and f"fork={done_id[:12]}" in links[0].page + "?" + str(links[0].query_string)
+
+
+def test_the_estimate_says_when_it_is_a_guess_and_learns_from_runs_here(cache):
+    from engine.jobs.worker import Worker
+
+    store = api.open_store()
+    first = api.load_spec(preset="smoke")
+    guess = api.estimate(first, store)
+    assert guess.history == 0 and "rough guess" in guess.line() and not guess.base_cached
+    assert guess.base > 0 and guess.finetune > 0 and guess.attacks > 0 and "5 checkpoints" not in guess.line()
+    api.submit(first, store)
+    Worker(store).serve(exit_when_idle=True)
+    errors = api.estimate_errors(store)
+    assert len(errors) == 1 and errors["relative_error"].notna().all() and (errors["actual_seconds"] > 0).all()
+    child = api.load_spec(preset="smoke", overrides=["schedule.final_sparsity=0.5"])  # same base
+    learnt = api.estimate(child, store)
+    assert learnt.history == 1 and learnt.base_cached and learnt.base == 0.0
+    assert "from 1 earlier runs here" in learnt.line() and "base cached" in learnt.line()
+
+
+def test_the_runs_page_shows_the_estimate_before_submit(cache, monkeypatch):
+    at = page("pages/runs.py", cache, monkeypatch)
+    assert not at.exception
+    assert any(c.value.startswith(":material/timer: ≈ ") and "rough guess" in c.value for c in at.caption)

@@ -289,19 +289,28 @@ class RunSpec(Frozen):
         """SHA-256 of the base sub-spec; runs sharing it share one trained base."""
         return spec_hash(self.base())
 
+    def base_passes(self) -> int:
+        """Example-passes of base training (a full-size training split counts as 60,000)."""
+        return self.train.epochs * (self.dataset.train_size or 60_000) * passes(self.train.mode, self.train.adversary)
+
+    def finetune_batches(self) -> int:
+        """Fine-tuning batches over the whole schedule, HYDRA's score batches included."""
+        plan = self.schedule.plan()
+        scores = self.prune.score_steps * len(plan) if self.prune.method == "hydra" else 0
+        return sum(step.finetune_steps for step in plan) + scores
+
+    def attack_passes(self) -> int:
+        """Example-passes of every attack on one checkpoint, at most (PGD stops early on fooled examples)."""
+        return self.eval.n_samples * sum(len(a.eps) * a.steps * a.restarts for a in self.eval.attacks)
+
     def work(self) -> int:
         """Example-passes (one forward and backward of one example) the run needs at most, from its
         numbers alone: base training, fine-tuning and HYDRA scores (× the adversary's steps when
-        adversarial), attacks on every checkpoint. A full-size training split counts as 60,000."""
+        adversarial), attacks on every checkpoint."""
         checkpoints = len(self.schedule.plan()) + 1
-        base = self.train.epochs * (self.dataset.train_size or 60_000) * _passes(self.train.mode, self.train.adversary)
-        batches = sum(step.finetune_steps for step in self.schedule.plan())
-        if self.prune.method == "hydra":
-            batches += self.prune.score_steps * (checkpoints - 1)
-        finetune = batches * self.prune.batch_size * _passes(*self.finetune_mode())
-        attacks = sum(len(a.eps) * a.steps * a.restarts for a in self.eval.attacks)
-        probe = self.eval.mrs.ascent_steps * 10 if self.eval.mrs else 0  # about ten layers probed
-        return base + finetune + checkpoints * self.eval.n_samples * (1 + attacks + probe)
+        finetune = self.finetune_batches() * self.prune.batch_size * passes(*self.finetune_mode())
+        probe = self.eval.mrs.ascent_steps * 10 * self.eval.n_samples if self.eval.mrs else 0  # ~ten layers
+        return self.base_passes() + finetune + checkpoints * (self.eval.n_samples + self.attack_passes() + probe)
 
     def finetune_mode(self) -> tuple[str, AdversarySpec]:
         """The fine-tuning loss and its adversary: the prune section's, or the base's when unset."""
@@ -333,7 +342,7 @@ MAX_WORK = 50_000_000
 confirmation): about 3.5 h of small_cnn on 2 CPU cores at 250 µs per example-pass."""
 
 
-def _passes(mode: str, adversary: AdversarySpec) -> int:
+def passes(mode: str, adversary: AdversarySpec) -> int:
     """Example-passes per training example: 1 natural, plus the adversary's steps when adversarial."""
     if mode == "natural":
         return 1

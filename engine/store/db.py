@@ -277,6 +277,13 @@ def _lineage(db: sqlite3.Connection) -> None:
         run_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL, created_at REAL NOT NULL)""")
 
 
+@migration("0016_job_estimate")
+def _job_estimate(db: sqlite3.Connection) -> None:
+    # the seconds estimated when the job was queued (engine.store.estimate), kept beside the actual
+    # time (finished_at - started_at) so the estimate can be checked
+    db.execute("ALTER TABLE jobs ADD COLUMN estimate_seconds REAL")
+
+
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
 """Defaults of a result row without per-example flags (rows written before they were kept)."""
 
@@ -520,6 +527,21 @@ class Store:
             (time.time(),),
         ).fetchall()
         return [_with_liveness(dict(r)) for r in rows]
+
+    def note_estimate(self, job_id: int, seconds: float) -> None:
+        """Keep the estimate made when a job was queued (a job found live keeps its first one)."""
+        with self.atomic() as db:
+            db.execute(
+                "UPDATE jobs SET estimate_seconds = ? WHERE job_id = ? AND estimate_seconds IS NULL", (seconds, job_id)
+            )
+
+    def estimates(self) -> list[dict[str, Any]]:
+        """Finished jobs' estimated and actual seconds (oldest first)."""
+        rows = self.db.execute(
+            "SELECT job_id, run_id, estimate_seconds, finished_at - started_at AS actual_seconds FROM jobs "
+            "WHERE status = 'done' AND estimate_seconds IS NOT NULL AND started_at IS NOT NULL ORDER BY job_id"
+        ).fetchall()
+        return [dict(r) for r in rows]
 
     def put_parent(self, run_id: str, parent_id: str) -> None:
         """Record that `run_id` was forked from `parent_id` (the first fork recorded stands)."""

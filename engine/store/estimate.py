@@ -1,0 +1,131 @@
+"""How long a run will take, before it is queued: per-phase rates fitted to the timings earlier runs
+stored on this machine, with a stated rough guess where there is no history.
+
+Each phase's rate is a median over history of seconds per example-pass (one forward and backward
+of one example, the unit of `RunSpec.work`), or seconds per checkpoint for the fixed costs:
+- base training: a base's `train_seconds` over its epochs × examples × passes (0 when cached);
+- fine-tuning: each step's `train_seconds` over its batches × batch size × passes;
+- attacks: each curve's `seconds` over images × ε × steps × restarts;
+- per checkpoint: the rest of a step's wall time (publishing, efficiency, clean accuracy, store).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from engine.spec.runspec import RunSpec, passes
+from engine.spec.runspec import validate as validate_structure
+from engine.store.db import Store
+
+GUESS = {"base": 200e-6, "finetune": 200e-6, "attack": 250e-6, "checkpoint": 1.5}
+"""Rates used when this machine has no history of a phase: seconds per example-pass (per checkpoint
+for the last), measured on a 2-core laptop CPU with small_cnn (2026-11)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds per phase, the total, and where the rates came from."""
+
+    base: float
+    finetune: float
+    attacks: float
+    checkpoints: float
+    base_cached: bool
+    history: int  # earlier runs whose timings set the rates (0: the rough guess)
+    words: str  # what the run does, in a few words
+
+    @property
+    def seconds(self) -> float:
+        """The whole run."""
+        return self.base + self.finetune + self.attacks + self.checkpoints
+
+    def line(self) -> str:
+        """'≈ 40 s: base cached, 4 checkpoints × …' for the page before submit."""
+        basis = f"from {self.history} earlier runs here" if self.history else "a rough guess: no history here"
+        return f"≈ {_duration(self.seconds)}: {self.words} ({basis})"
+
+
+def _model_and_data(spec_json: str) -> tuple[str, str]:
+    spec = json.loads(spec_json)
+    return spec["model"]["name"], spec["dataset"]["name"]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _median(values: list[float], fallback: float) -> float:
+    values = [v for v in values if v > 0]
+    return statistics.median(values) if values else fallback
+
+
+def _run_rates(spec: RunSpec, steps: list[dict[str, Any]], attacks: dict[int, float]) -> dict[str, list[float]]:
+    """Rates measured by one finished run: its fine-tuning, attacks and per-checkpoint overhead."""
+    rates: dict[str, list[float]] = {"finetune": [], "attack": [], "checkpoint": []}
+    plan = spec.schedule.plan()
+    per_batch = spec.prune.batch_size * passes(*spec.finetune_mode())
+    attack_passes = spec.attack_passes()
+    for row, previous in zip(steps[1:], steps):
+        batches = plan[row["step"] - 1].finetune_steps if row["step"] - 1 < len(plan) else 0
+        if batches:
+            rates["finetune"].append(row["train_seconds"] / (batches * per_batch))
+        wall = row["finished_at"] - previous["finished_at"]
+        rates["checkpoint"].append(wall - row["train_seconds"] - row["eval_seconds"])
+    for step, seconds in attacks.items():
+        if attack_passes and step < len(steps):
+            rates["attack"].append(seconds / attack_passes)
+    return rates
+
+
+def history_rates(store: Store, model: str, dataset: str) -> tuple[dict[str, float], int]:
+    """Median rates per phase from this store's finished runs of the same model on the same dataset
+    (another model's rates say little: an MLP on synthetic data runs 30× faster than a CNN)."""
+    collected: dict[str, list[float]] = {"base": [], "finetune": [], "attack": [], "checkpoint": []}
+    runs = [r for r in store.runs() if r["status"] == "done"]
+    same = [r for r in runs if _model_and_data(r["spec_json"]) == (model, dataset)]
+    for run in same[:50]:
+        try:
+            spec = validate_structure(json.loads(run["spec_json"]))  # names were checked when it ran
+        except Exception:  # noqa: BLE001 - a run of an older engine whose spec no longer validates
+            continue
+        steps = store.steps(run["run_id"])
+        curves = store.db.execute(
+            "SELECT step, sum(seconds) AS seconds FROM (SELECT DISTINCT step, attack, seconds FROM robust "
+            "WHERE run_id = ? AND seconds IS NOT NULL) GROUP BY step",
+            (run["run_id"],),
+        ).fetchall()
+        for phase, values in _run_rates(spec, steps, {r["step"]: r["seconds"] for r in curves}).items():
+            collected[phase] += values
+        base = store.base(run["base_id"])
+        if base:
+            collected["base"].append(base["train_seconds"] / spec.base_passes())
+    rates = {phase: _median(values, GUESS[phase]) for phase, values in collected.items()}
+    return rates, len(same[:50])
+
+
+def estimate(spec: RunSpec, store: Store) -> Estimate:
+    """The run's expected seconds per phase on this machine (see the module's docstring)."""
+    rates, history = history_rates(store, spec.model.name, spec.dataset.name)
+    cached = store.base(spec.base_id()) is not None
+    batches, checkpoints = spec.finetune_batches(), len(spec.schedule.plan()) + 1
+    attacks = ", ".join(f"{a.name} × {len(a.eps) - 1} ε" for a in spec.eval.attacks) or "no attacks"
+    words = (
+        f"{'base cached' if cached else 'base trained'}, {checkpoints} checkpoints, {batches} fine-tuning batches, "
+        f"{attacks} on {spec.eval.n_samples} images"
+    )
+    return Estimate(
+        base=0.0 if cached else spec.base_passes() * rates["base"],
+        finetune=batches * spec.prune.batch_size * passes(*spec.finetune_mode()) * rates["finetune"],
+        attacks=checkpoints * spec.attack_passes() * rates["attack"],
+        checkpoints=checkpoints * rates["checkpoint"],
+        base_cached=cached,
+        history=history,
+        words=words,
+    )
