@@ -127,17 +127,21 @@ def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
         raise SpecError([f"{dotted}: {'.'.join(parents)} is a value, not a section"])
 
 
+def _load_yaml(text: str, source: str) -> Any:
+    """YAML (or JSON) text as Python values, safely (libyaml when present); SpecError in one line."""
+    try:
+        return yaml.load(text, Loader=_LOADER)
+    except ValueError:  # Python reads integers of at most 4,300 digits
+        raise _refuse(source, "a number too long to read") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise _refuse(source, f"not valid YAML or JSON ({exc.__class__.__name__})") from None
+
+
 def _scalar(raw: str, key: str) -> Any:
     """The value of one override, parsed like YAML (`0.1`, `[0, 0.1]`, `null`) within the reader's bounds."""
     if len(raw) > MAX_STRING:
         raise _refuse(key, f"value longer than {MAX_STRING:,} characters")
-    try:
-        value = yaml.load(raw, Loader=_LOADER)
-    except ValueError:  # Python reads integers of at most 4,300 digits
-        raise _refuse(key, "a number too long to read") from None
-    except (yaml.YAMLError, RecursionError):
-        raise _refuse(key, "cannot set (not a YAML value)") from None
-    return bounded(value, key)
+    return bounded(_load_yaml(raw, key), key)
 
 
 def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -155,12 +159,7 @@ def parse_text(text: str, source: str = "spec") -> dict[str, Any]:
     """Parse YAML or JSON text (JSON is YAML) into a raw tree, safely and within the reader's bounds."""
     if len(text) > MAX_SPEC_BYTES:
         raise _refuse(source, f"larger than {MAX_SPEC_BYTES:,} characters")
-    try:
-        tree = yaml.load(text, Loader=_LOADER)
-    except ValueError:  # Python reads integers of at most 4,300 digits
-        raise _refuse(source, "a number too long to read") from None
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise _refuse(source, f"not valid YAML or JSON ({exc.__class__.__name__})") from None
+    tree = _load_yaml(text, source)
     if tree is None:
         tree = {}
     if not isinstance(tree, dict):
