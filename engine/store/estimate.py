@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from engine.spec.runspec import RunSpec, passes
@@ -86,7 +87,13 @@ def _run_rates(spec: RunSpec, steps: list[dict[str, Any]], attacks: dict[int, fl
 
 def history_rates(store: Store, model: str, dataset: str) -> tuple[dict[str, float], int]:
     """Median rates per phase from this store's finished runs of the same model on the same dataset
-    (another model's rates say little: an MLP on synthetic data runs 30× faster than a CNN)."""
+    (another model's rates say little: an MLP on synthetic data runs 30× faster than a CNN); fitted
+    once per state of the store, since the Runs page asks on every edit."""
+    return _fitted(store, store.last_change(), model, dataset)
+
+
+@lru_cache(maxsize=16)
+def _fitted(store: Store, version: int, model: str, dataset: str) -> tuple[dict[str, float], int]:
     collected: dict[str, list[float]] = {"base": [], "finetune": [], "attack": [], "checkpoint": []}
     runs = [r for r in store.runs() if r["status"] == "done"]
     same = [r for r in runs if _model_and_data(r["spec_json"]) == (model, dataset)]
