@@ -2,6 +2,8 @@
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,32 @@ def browser():
         yield instance
 
 
+FAILURES = REPO / "tests" / "output" / "failures"
+
+
+@contextmanager
+def visit(browser, url: str, ready: str | None = None, **options) -> Iterator:
+    """A new page at `url` (waiting for the heading `ready`, if given), closed afterwards. When the
+    test fails inside, the page's text and a screenshot go into the failure, so a CI log says what
+    the browser showed instead of only which locator timed out."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    page = browser.new_page(**options)
+    try:
+        page.goto(url)
+        if ready:
+            page.get_by_role("heading", name=ready).first.wait_for(timeout=90_000)
+        yield page
+    except (PlaywrightError, AssertionError) as exc:
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        shot = FAILURES / f"{re.sub(r'[^a-z0-9]+', '-', page.url.lower())[-80:]}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        shown = page.inner_text("body")[:3000]
+        raise AssertionError(f"{exc}\n--- the page at {page.url} showed ({shot.name}) ---\n{shown}") from exc
+    finally:
+        page.close()
+
+
 def listening_addresses(port: int) -> set[str]:
     """Local addresses with a listening TCP socket on `port`, read from /proc/net/tcp{,6}."""
     found = set()
@@ -50,50 +78,41 @@ def test_server_listens_on_loopback_only(server):
 
 def test_a_first_visit_to_a_deep_link_gets_the_app_and_its_navigation(server, browser):
     url, _, _ = server  # this is the fresh server's first page visit
-    page = browser.new_page()
-    page.goto(f"{url}/surface?view=heat+map")
-    page.get_by_role("heading", name="Robust accuracy over sparsity × ε").wait_for(timeout=30_000)
-    nav = page.get_by_test_id("stSidebarNav")
-    nav.get_by_role("link", name="Runs").wait_for(timeout=30_000)
-    assert "app" not in nav.inner_text().split() and "surface" not in nav.inner_text().split()
-    page.close()
+    with visit(browser, f"{url}/surface?view=heat+map", ready="Robust accuracy over sparsity × ε") as page:
+        nav = page.get_by_test_id("stSidebarNav")
+        nav.get_by_role("link", name="Runs").wait_for(timeout=30_000)
+        assert "app" not in nav.inner_text().split() and "surface" not in nav.inner_text().split()
 
 
 def test_clicking_a_preset_runs_it_and_opens_its_surface(server, browser):
     url, _, _ = server
-    page = browser.new_page()
-    page.goto(url)
-    page.get_by_role("button", name="Run smoke").click()
-    link = page.get_by_role("link", name="Open its surface")
-    link.wait_for(timeout=120_000)
-    page.get_by_text(re.compile(r"Job \d+ · run [0-9a-f]{12} · done")).wait_for(timeout=120_000)
-    link.click()
-    page.get_by_role("heading", name="Robust accuracy over sparsity × ε").wait_for(timeout=30_000)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    assert "run=" in page.url
-    page.close()
+    with visit(browser, url, ready="Presets") as page:
+        page.get_by_role("button", name="Run smoke").click()
+        link = page.get_by_role("link", name="Open its surface")
+        link.wait_for(timeout=120_000)
+        page.get_by_text(re.compile(r"Job \d+ · run [0-9a-f]{12} · done")).wait_for(timeout=120_000)
+        link.click()
+        page.get_by_role("heading", name="Robust accuracy over sparsity × ε").wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        assert "run=" in page.url
 
 
 def test_a_running_preset_can_be_cancelled_from_the_browser(server, browser):
     url, _, _ = server
-    page = browser.new_page()
-    page.goto(url)
-    page.get_by_role("button", name="Run quickstart").click()
-    page.get_by_text("training the base model").first.wait_for(timeout=120_000)
-    page.get_by_role("button", name="Cancel").click()
-    page.get_by_text("cancelled: cancelled by the user").first.wait_for(timeout=60_000)
-    page.close()
+    with visit(browser, url, ready="Presets") as page:
+        page.get_by_role("button", name="Run quickstart").click()
+        page.get_by_text("training the base model").first.wait_for(timeout=120_000)
+        page.get_by_role("button", name="Cancel").click()
+        page.get_by_text("cancelled: cancelled by the user").first.wait_for(timeout=60_000)
 
 
 def test_a_paper_from_the_gallery_queues_its_runs_and_opens_its_page(server, browser):
     url, _, root = server
-    page = browser.new_page()
-    page.goto(url)
-    page.locator(".st-key-paper-transfer").get_by_role("button", name="Run and check the claim").click()
-    page.get_by_role("heading", name="Papers, reproduced small").wait_for(timeout=60_000)
-    page.get_by_text(re.compile(r"runs not finished")).first.wait_for(timeout=60_000)
-    assert "paper=transfer" in page.url
-    page.close()
+    with visit(browser, url, ready="Presets") as page:
+        page.locator(".st-key-paper-transfer").get_by_role("button", name="Run and check the claim").click()
+        page.get_by_role("heading", name="Papers, reproduced small").wait_for(timeout=60_000)
+        page.get_by_text(re.compile(r"runs not finished")).first.wait_for(timeout=60_000)
+        assert "paper=transfer" in page.url
     from engine import api
     from engine.store.db import Store
 
@@ -105,14 +124,17 @@ def test_a_paper_from_the_gallery_queues_its_runs_and_opens_its_page(server, bro
 def test_a_shared_surface_link_opens_the_same_view(server, browser):
     url, _, root = server
     from engine.store.db import Store
+    from tests.paper_fakes import fill_paper
 
-    run_id = Store(root).runs()[0]["run_id"]
-    page = browser.new_page()
-    page.goto(f"{url}/surface?run={run_id[:12]}&view=heat+map&attack=fgsm")
-    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    assert page.get_by_text("heat map").count() >= 1
-    assert "view=heat+map" in page.url or "view=heat%20map" in page.url
-    page.close()
+    def pfa(variant, step, target, attack, eps):  # a finished run of its own, whatever ran before
+        return 0.8, 0.8 - eps - 0.1 * step, 0
+
+    run_id = fill_paper(Store(root), "pfa", pfa, only=["unstructured global"])["unstructured global"]
+    with visit(browser, f"{url}/surface?run={run_id[:12]}&view=heat+map&attack=pgd_linf") as page:
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        assert page.get_by_text("heat map").count() >= 1
+        assert "view=heat+map" in page.url or "view=heat%20map" in page.url
+        assert f"run={run_id[:12]}" in page.url
 
 
 SCREENSHOTS = REPO / "tests" / "output" / "screenshots"
@@ -170,45 +192,44 @@ def test_compare_greys_a_difference_inside_the_noise_and_colours_a_real_one(serv
 
     url, _, root = server
     ids = fill_paper(Store(root), "hydra", hydra)
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.goto(f"{url}/compare?runs={ids['LWM'][:12]},{ids['HYDRA'][:12]}&eps=0.1")
-    page.get_by_role("tab", name="Difference").click()
-    page.get_by_text("Grey cells: inside the noise").wait_for(timeout=60_000)
-    page.get_by_text(re.compile(r"Last checkpoints at ε = .*: \+15\.0 pt.*a real difference")).wait_for(timeout=30_000)
-    page.locator(".heatmaplayer image").first.wait_for(timeout=30_000)  # the map itself is drawn
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "compare-difference.png"), full_page=True)
-    page.close()
+    link = f"{url}/compare?runs={ids['LWM'][:12]},{ids['HYDRA'][:12]}&eps=0.1"
+    with visit(browser, link, viewport={"width": 1400, "height": 1100}) as page:
+        page.get_by_role("tab", name="Difference").click()
+        page.get_by_text("Grey cells: inside the noise").wait_for(timeout=60_000)
+        page.get_by_text(re.compile(r"Last checkpoints at ε = .*: \+15\.0 pt.*a real difference")).wait_for(
+            timeout=30_000
+        )
+        page.locator(".heatmaplayer image").first.wait_for(timeout=30_000)  # the map itself is drawn
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "compare-difference.png"), full_page=True)
 
 
 def test_the_teaching_walk_through_end_to_end_with_a_screenshot_per_step(server, browser):
     """Home → run teaching → read the surface → the heat map's sweet spots → fork with one-shot → Compare."""
     url, _, _ = server
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url)
-    page.get_by_role("button", name="Run teaching").click()
-    page.get_by_text(re.compile(r"Job \d+ · run [0-9a-f]{12} · done")).wait_for(timeout=300_000)
-    page.get_by_text("Teaching walk-through").click()
-    page.screenshot(path=str(SCREENSHOTS / "walk-1-home.png"), full_page=True)
-    page.get_by_role("link", name="Open the surface").click()
-    page.get_by_text(re.compile(r"^(\d+) of \1 checkpoints evaluated$")).wait_for(timeout=60_000)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    page.screenshot(path=str(SCREENSHOTS / "walk-2-surface.png"), full_page=True)
-    page.get_by_test_id("stSidebar").get_by_text("heat map", exact=True).click()
-    page.wait_for_url(re.compile(r"view=heat"), timeout=30_000)
-    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
-    page.screenshot(path=str(SCREENSHOTS / "walk-3-heatmap.png"), full_page=True)
-    page.get_by_role("link", name="What if… (fork this run)").click()
-    page.get_by_role("heading", name="What if…").wait_for(timeout=30_000)
-    page.get_by_test_id("stSelectbox").filter(has_text="Schedule").first.click()
-    page.get_by_role("option", name="one_shot").click()
-    page.get_by_text("Changed from the parent").wait_for(timeout=30_000)
-    page.get_by_text("share the trained base").wait_for(timeout=30_000)
-    page.screenshot(path=str(SCREENSHOTS / "walk-4-what-if.png"), full_page=True)
-    page.get_by_role("button", name="Submit the what-if").click()
-    page.get_by_role("heading", name="Compare pruning runs").wait_for(timeout=60_000)
-    assert "runs=" in page.url and page.url.count("%2C") + page.url.count(",") >= 1  # parent and child
-    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
-    page.screenshot(path=str(SCREENSHOTS / "walk-5-compare.png"), full_page=True)
-    page.close()
+    with visit(browser, url, ready="Presets", viewport={"width": 1400, "height": 1000}) as page:
+        page.get_by_role("button", name="Run teaching").click()
+        page.get_by_text(re.compile(r"Job \d+ · run [0-9a-f]{12} · done")).wait_for(timeout=300_000)
+        page.get_by_text("Teaching walk-through").click()
+        page.screenshot(path=str(SCREENSHOTS / "walk-1-home.png"), full_page=True)
+        page.get_by_role("link", name="Open the surface").click()
+        page.get_by_text(re.compile(r"^(\d+) of \1 checkpoints evaluated$")).wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "walk-2-surface.png"), full_page=True)
+        page.get_by_test_id("stSidebar").get_by_text("heat map", exact=True).click()
+        page.wait_for_url(re.compile(r"view=heat"), timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "walk-3-heatmap.png"), full_page=True)
+        page.get_by_role("link", name="What if… (fork this run)").click()
+        page.get_by_role("heading", name="What if…").wait_for(timeout=30_000)
+        page.get_by_test_id("stSelectbox").filter(has_text="Schedule").first.click()
+        page.get_by_role("option", name="one_shot").click()
+        page.get_by_text("Changed from the parent").wait_for(timeout=30_000)
+        page.get_by_text("share the trained base").wait_for(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "walk-4-what-if.png"), full_page=True)
+        page.get_by_role("button", name="Submit the what-if").click()
+        page.get_by_role("heading", name="Compare pruning runs").wait_for(timeout=60_000)
+        assert "runs=" in page.url and page.url.count("%2C") + page.url.count(",") >= 1  # parent and child
+        page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+        page.screenshot(path=str(SCREENSHOTS / "walk-5-compare.png"), full_page=True)
