@@ -26,7 +26,15 @@ from engine.science.data import Dataset, load_dataset
 from engine.science.device import fit_threads, prepare_model, seed_everything
 from engine.science.efficiency import OnnxModel, latency_columns, measure_effective, measure_shrunk, shrunk_model
 from engine.science.efficiency import measure as measure_efficiency
-from engine.science.evaluate import Adversarial, RobustPoint, build_attack, eval_indices, evaluate_model, transfer_curve
+from engine.science.evaluate import (
+    Adversarial,
+    RobustPoint,
+    build_attack,
+    eval_indices,
+    evaluate_model,
+    transfer_curve,
+    transferable,
+)
 from engine.science.losses import LOSSES, budget_summary
 from engine.science.models import build_model
 from engine.science.pruning.masks import (
@@ -255,7 +263,7 @@ def base_adversarial(walk: Walk) -> dict[str, Adversarial]:
 def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], list[dict]]:
     """Clean accuracy, white-box rows, transfer rows and warnings of the model at step k."""
     spec, (x, y) = walk.spec, walk.evaluation
-    transfer_wanted = spec.eval.transfer and bool(spec.eval.attacks)
+    transfer_wanted = spec.eval.transfer and bool(transferable(spec.eval.attacks))
     evaluation = evaluate_model(
         walk.model.eval(),
         x,
@@ -271,7 +279,7 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
             walk.transfer_from = evaluation.adversarial
         elif walk.transfer_from is None:
             walk.transfer_from = base_adversarial(walk)
-        for attack in spec.eval.attacks:
+        for attack in transferable(spec.eval.attacks):
             transfer += transfer_curve(
                 walk.model, x, y, attack, walk.transfer_from[attack.name], spec.eval.batch_size, spec.seed
             )

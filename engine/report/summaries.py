@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine.report.stats import successes, unpaired
+from engine.report.stats import Difference, paired, successes, unpack_flags, unpaired
 
 # Attacks ordered by strength within a norm: a weaker one should never beat a stronger one.
 # (attack that should not win, attack it should not beat, warning kind, what it means)
@@ -36,6 +36,10 @@ HYGIENE_TOLERANCE = 0.01  # one point of accuracy: below this, differences are a
 # Minimal-distance attacks and the bounded PGD of the same norm: on a model at chance, the minimal
 # attack has nothing to find, so a curve below PGD's is a broken attack (DeepFool's old 0/0), not strength.
 MINIMAL_VS_PGD = [("deepfool", "pgd_l2"), ("cw_l2", "pgd_l2")]
+# A certificate and an attack on the same (smoothed) classifier: certified accuracy is a lower bound
+# on its robust accuracy and the attack's figure an upper one, so the certificate above the attack
+# (by more than sampling explains) means the attack is weak or its gradients are masked.
+CERTIFIED_VS_EMPIRICAL = [("smoothing", "smooth_pgd_l2")]
 
 
 def normalised_auc(eps: np.ndarray, acc: np.ndarray) -> float:
@@ -130,6 +134,44 @@ def hygiene(
             )
     found += _weaker_beats_stronger(frame)
     found += _minimal_below_pgd_at_chance(frame, chance)
+    found += _certified_above_empirical(frame)
+    return found
+
+
+def certified_gap(row: pd.Series) -> Difference:
+    """Certified − empirical accuracy at one radius: paired (McNemar) where both rows kept their
+    per-image flags, else two independent accuracies."""
+    flags = [row.get(f"correct_{side}") for side in ("certified", "empirical")]
+    n_cert, n_emp = int(row["n_certified"] or 0), int(row["n_empirical"] or 0)
+    if all(f is not None for f in flags) and n_cert == n_emp > 0:
+        return paired(unpack_flags(flags[0], n_cert), unpack_flags(flags[1], n_emp))
+    n = max(n_cert, 1)
+    return unpaired(
+        successes(row["acc_certified"], n), n, successes(row["acc_empirical"], max(n_emp, 1)), max(n_emp, 1)
+    )
+
+
+def _certified_above_empirical(frame: pd.DataFrame) -> list[Warning]:
+    found = []
+    keep = ["run_id", "step", "eps", "acc", "n"] + (["correct"] if "correct" in frame else [])
+    for certificate, attack in CERTIFIED_VS_EMPIRICAL:
+        a, b = frame[frame["attack"] == certificate][keep], frame[frame["attack"] == attack][keep]
+        both = a.merge(b, on=["run_id", "step", "eps"], suffixes=("_certified", "_empirical"))
+        for _, row in both.iterrows():
+            gap = certified_gap(row)
+            if gap.low > 0:
+                found.append(
+                    Warning(
+                        "certified_above_empirical",
+                        row["run_id"],
+                        int(row["step"]),
+                        certificate,
+                        f"{certificate} certifies {row['acc_certified']:.1%} at L2 radius {row['eps']:g} but {attack} "
+                        f"leaves only {row['acc_empirical']:.1%} (+{gap.diff:.1%}, 95 % interval {gap.low:+.1%} to "
+                        f"{gap.high:+.1%}): a certificate is a lower bound, so {attack} is weak or masked here "
+                        "— raise its steps or noise samples",
+                    )
+                )
     return found
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from engine.report.stats import pack_flags
 from engine.science.attacks import ATTACKS, Attack
+from engine.science.certify import ABSTAIN, Certificates
 from engine.science.device import to_input
 from engine.science.training import predict
 from engine.spec.runspec import AttackSpec, EvalSpec
@@ -43,11 +44,15 @@ class RobustPoint:
     correct: bytes = b""  # one bit per evaluation image (np.packbits order): still right at this ε
 
     @classmethod
-    def of(cls, attack: str, norm: str, eps: float, flags: torch.Tensor, params: str) -> "RobustPoint":
+    def of(
+        cls, attack: str, norm: str, eps: float, flags: torch.Tensor, params: str, abstained: int | None = None
+    ) -> "RobustPoint":
         """The point of boolean per-example flags: accuracy, n and the flags themselves, packed."""
-        return cls(attack, norm, float(eps), fraction(flags), params, len(flags), pack_flags(flags.cpu().numpy()))
+        flat = pack_flags(flags.cpu().numpy())
+        return cls(attack, norm, float(eps), fraction(flags), params, len(flags), flat, abstained=abstained)
 
     seconds: float | None = None  # wall time of the attack's whole curve on this checkpoint
+    abstained: int | None = None  # a certificate's abstentions (counted wrong); None for attacks
 
 
 Adversarial = dict[float, torch.Tensor]
@@ -108,7 +113,12 @@ def robust_curve(
     attack = build_attack(spec)
     attack.stop_when_fooled = True  # an iterate that fools is an adversarial example; stop spending on it
     params = json.dumps({**spec.model_dump(mode="json"), "seed": seed, "unbounded": attack.minimal}, sort_keys=True)
-    robust = (predict(model, x, batch_size) == y) if correct is None else correct.clone()
+    if attack.certified:
+        return certified_curve(model, x, y, spec, attack, batch_size=batch_size, seed=seed, on_batch=on_batch)
+    if attack.smoothed:  # the smoothed classifier's own clean predictions, not the base model's
+        robust = attack.labels(model, x, _generator(seed, spec.name, 0.0, 0), batch_size) == y
+    else:
+        robust = (predict(model, x, batch_size) == y) if correct is None else correct.clone()
     if attack.minimal:
         return _curve_from_distances(model, x, y, spec, attack, robust, batch_size, seed, params, on_batch, keep)
     current = x.clone() if keep is not None else None
@@ -122,8 +132,7 @@ def robust_curve(
                     idx = alive[start : start + batch_size]
                     xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
                     adv = attack.perturb(model, xb, yb, eps, gen)
-                    with torch.no_grad():
-                        robust[idx] &= (model(adv).argmax(1) == yb).cpu()
+                    robust[idx] &= attack.labels(model, adv, gen, batch_size) == yb.cpu()
                     if current is not None:
                         current[idx] = adv.cpu()
                     if on_batch is not None:
@@ -132,6 +141,35 @@ def robust_curve(
             keep[float(eps)] = current.clone()
         points.append(RobustPoint.of(spec.name, attack.norm, eps, robust, params))
     return points
+
+
+def certified_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    attack: Attack,
+    *,
+    batch_size: int = 250,
+    seed: int = 0,
+    on_batch: Callable[[], None] | None = None,
+) -> list[RobustPoint]:
+    """Certified accuracy at every radius of `spec.eps` from one certificate per image: right and
+    certified at ≥ r, abstentions wrong. Non-increasing in r; its r = 0 point is the smoothed
+    classifier's clean accuracy, which may differ from the base model's."""
+    model.eval()
+    gen = _generator(seed, spec.name, 0.0, 0)
+    parts = []
+    for start in range(0, len(x), batch_size):
+        parts.append(attack.certificates(model, x[start : start + batch_size], gen))
+        if on_batch is not None:
+            on_batch()
+    certificates = Certificates(*(torch.cat([getattr(c, f) for c in parts]) for f in ("label", "radius", "p_lower")))
+    abstained = int((certificates.label == ABSTAIN).sum())
+    params = json.dumps({**spec.model_dump(mode="json"), "seed": seed, "certified": True}, sort_keys=True)
+    return [
+        RobustPoint.of(spec.name, attack.norm, r, certificates.certified(y, r), params, abstained) for r in spec.eps
+    ]
 
 
 def _fooled_at(model, x, y, attack, eps, idx_alive, gen, batch_size) -> torch.Tensor:
@@ -215,6 +253,12 @@ def _curve_from_distances(model, x, y, spec, attack, correct, batch_size, seed, 
     return points
 
 
+def transferable(attacks: list[AttackSpec]) -> list[AttackSpec]:
+    """The attacks whose examples crafted on the base mean something on another model: not a
+    certificate (it crafts none) nor an attack on a smoothed classifier (judged by its own vote)."""
+    return [a for a in attacks if not (ATTACKS.get(a.name).certified or ATTACKS.get(a.name).smoothed)]
+
+
 def transfer_curve(
     model: nn.Module,
     x: torch.Tensor,
@@ -256,7 +300,8 @@ def evaluate_model(
     total = len(spec.attacks)
     for i, attack_spec in enumerate(spec.attacks):
         hook = (lambda i=i: on_progress(i, total)) if on_progress else None
-        keep = adversarial.setdefault(attack_spec.name, {}) if keep_adversarial else None
+        wanted = keep_adversarial and attack_spec in transferable([attack_spec])
+        keep = adversarial.setdefault(attack_spec.name, {}) if wanted else None
         started = time.perf_counter()
         curve = robust_curve(
             model, x, y, attack_spec, batch_size=spec.batch_size, seed=seed, correct=correct, on_batch=hook, keep=keep

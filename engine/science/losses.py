@@ -107,6 +107,39 @@ def trades(adversary: AdversarySpec, generator: torch.Generator) -> Loss:
     return Trades(adversary, generator)
 
 
+class GaussianAugmentation(Natural):
+    def __call__(self, model, x, y):
+        return F.cross_entropy(model(x + self.noise(x)), y)
+
+    def noise(self, x: torch.Tensor) -> torch.Tensor:
+        """σ · N(0, I) shaped like x, from the run's generator (not clipped: as the smoothing code)."""
+        draw = torch.randn(x.shape, generator=self.generator, dtype=x.dtype)
+        return (draw * self.adversary.noise_sigma()).to(x.device)
+
+
+@LOSSES.register("gaussian")
+def gaussian(adversary: AdversarySpec, generator: torch.Generator) -> Loss:
+    """Gaussian-noise augmentation (Cohen et al. 2019): cross-entropy on x + δ, δ ~ N(0, σ²I), σ from
+    `adversary.sigma` (0.25), the training randomized smoothing certifies best."""
+    return GaussianAugmentation(adversary, generator)
+
+
+class GaussianStability(GaussianAugmentation):
+    def __call__(self, model, x, y):
+        logits = model(x)
+        noisy = F.log_softmax(model(x + self.noise(x)), dim=1)
+        kl = F.kl_div(noisy, F.softmax(logits, dim=1), reduction="batchmean")
+        return F.cross_entropy(logits, y) + self.adversary.beta * kl
+
+
+@LOSSES.register("gaussian_stability")
+def gaussian_stability(adversary: AdversarySpec, generator: torch.Generator) -> Loss:
+    """HYDRA's shipped smoothing trainer (trainer/smooth.py, non-ImageNet): CE(f(x), y) + β · KL(f(x) ‖
+    f(x + δ)), δ ~ N(0, σ²I), β from `adversary.beta` (6) and σ from `adversary.sigma` (0.25). The
+    paper says "Gaussian-noise training"; its code trains this stability loss instead."""
+    return GaussianStability(adversary, generator)
+
+
 def half_and_half(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """0.5 · CE(f(x), y) + 0.5 · CE(f(x_adv), y), the AP and BAP batch loss."""
     return 0.5 * F.cross_entropy(model(x), y) + 0.5 * F.cross_entropy(model(x_adv), y)

@@ -18,9 +18,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -83,8 +85,19 @@ class ModelSpec(Frozen):
     name: ModelName = "small_cnn"
 
 
+SAMPLED_DEFAULTS: dict[str, dict[str, float | int | str]] = {
+    "smoothing": {"sigma": 0.25, "n0": 100, "n": 1000, "alpha": 0.001, "batch": 1000},
+    "smooth_pgd_l2": {"sigma": 0.25, "samples": 8, "n": 100},
+}
+"""The Monte Carlo evaluators' options and defaults (engine.science.attacks.smoothing): here, so the
+work bound can count their noise samples without importing torch."""
+
+DEFAULT_SIGMA = 0.25  # Cohen et al.'s and HYDRA's σ for Gaussian-noise training
+
+
 class AdversarySpec(Frozen):
-    """The training adversary of the adversarial modes (pgd_at, trades, ap, bap); natural ignores it.
+    """The training adversary of the adversarial modes (pgd_at, trades, ap, bap) and the noise of the
+    gaussian modes (`sigma`, and `beta` for gaussian_stability); natural ignores it.
 
     `eps` is an L∞ budget on the [0, 1] scale (pgd_at, trades, ap). BAP ignores `eps`: its budget
     per example is ρ · min(DeepFool distance, cutoff) in RMS-normalised L2, `cutoff` being a fixed
@@ -97,7 +110,7 @@ class AdversarySpec(Frozen):
     step_size: float | None = Field(
         None, gt=0.0, le=100.0, description="PGD step as a multiple of ε; default 2.5 / steps"
     )
-    beta: float = Field(6.0, ge=0.0, le=100.0, description="trades: weight of the KL term")
+    beta: float = Field(6.0, ge=0.0, le=100.0, description="trades, gaussian_stability: weight of the KL term")
     cutoff: Literal["blind"] | float | None = Field("blind", description="bap: RMS-L2 cutoff, 'blind' or null")
     rho: float = Field(1.0, gt=0.0, le=4.0, description="bap: scale of the cut perturbation")
     deepfool_steps: int = Field(5, ge=1, le=100, description="bap: DeepFool iterations")
@@ -105,6 +118,21 @@ class AdversarySpec(Frozen):
     deepfool_reference: Literal["prediction", "label"] = Field(
         "prediction", description="bap: DeepFool moves away from the model's prediction (BAP's cleverhans) or the label"
     )
+    sigma: float | None = Field(
+        None, gt=0.0, le=4.0, description=f"gaussian modes: noise σ on [0, 1] pixels; null = {DEFAULT_SIGMA}"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unset_sigma(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # sigma came after run ids were in use: left unset it is not written, so no existing id changes
+        data = handler(self)
+        if data.get("sigma") is None:
+            data.pop("sigma", None)
+        return data
+
+    def noise_sigma(self) -> float:
+        """The Gaussian-noise σ of the gaussian training modes."""
+        return self.sigma if self.sigma is not None else DEFAULT_SIGMA
 
     @field_validator("cutoff")
     @classmethod
@@ -227,11 +255,24 @@ class AttackSpec(Frozen):
         for key, allowed in attack.choices.items():
             if key in self.options and self.options[key] not in allowed:
                 raise ValueError(f"options.{key}: choose from {list(allowed)}, not {self.options[key]!r}")
+        attack.check_options({**attack.options, **self.options})
         return self
 
     def relative_step(self) -> float:
         """The step size as a multiple of ε."""
         return self.step_size if self.step_size is not None else 2.5 / self.steps
+
+    def passes(self) -> int:
+        """Example-passes per evaluation image, at most: ε × steps × restarts for an attack; a smoothed
+        evaluator's noise samples (forward only, counted as a third of a pass) added."""
+        sampled = SAMPLED_DEFAULTS.get(self.name)
+        if sampled is None:
+            return len(self.eps) * self.steps * self.restarts
+        o = {**sampled, **self.options}
+        if self.name == "smoothing":  # one certificate serves every radius
+            return (int(o["n0"]) + int(o["n"])) // 3 + 1
+        per_eps = self.steps * self.restarts * int(o["samples"]) + int(o["n"]) // 3
+        return len(self.eps) * per_eps + int(o["n"]) // 3
 
 
 class EvalSpec(Frozen):
@@ -301,7 +342,7 @@ class RunSpec(Frozen):
 
     def attack_passes(self) -> int:
         """Example-passes of every attack on one checkpoint, at most (PGD stops early on fooled examples)."""
-        return self.eval.n_samples * sum(len(a.eps) * a.steps * a.restarts for a in self.eval.attacks)
+        return self.eval.n_samples * sum(a.passes() for a in self.eval.attacks)
 
     def work(self) -> int:
         """Example-passes (one forward and backward of one example) the run needs at most, from its
@@ -346,6 +387,8 @@ def passes(mode: str, adversary: AdversarySpec) -> int:
     """Example-passes per training example: 1 natural, plus the adversary's steps when adversarial."""
     if mode == "natural":
         return 1
+    if mode.startswith("gaussian"):
+        return 1 if mode == "gaussian" else 2  # the stability loss sees clean and noisy copies
     return 1 + (adversary.deepfool_steps if mode == "bap" else adversary.steps)
 
 
@@ -387,6 +430,8 @@ def _mode_words(mode: str, adversary: dict[str, Any]) -> str:
     if mode == "bap":
         cutoff = adversary.get("cutoff", defaults.cutoff)
         return f"bap ρ={adversary.get('rho', defaults.rho):g}, cutoff {cutoff}"
+    if mode.startswith("gaussian"):
+        return f"{mode} σ={adversary.get('sigma') or DEFAULT_SIGMA:g}"
     return mode
 
 

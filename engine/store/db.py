@@ -284,6 +284,12 @@ def _job_estimate(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE jobs ADD COLUMN estimate_seconds REAL")
 
 
+@migration("0017_abstentions")
+def _abstentions(db: sqlite3.Connection) -> None:
+    # a certificate's curve (randomized smoothing) counts the images it abstained on; NULL for attacks
+    db.execute("ALTER TABLE robust ADD COLUMN abstained INTEGER CHECK (abstained IS NULL OR abstained >= 0)")
+
+
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
 """Defaults of a result row without per-example flags (rows written before they were kept)."""
 
@@ -612,14 +618,17 @@ class Store:
                 return
             key = {"run_id": step["run_id"], "step": step["step"]}
             db.executemany(
-                "INSERT INTO robust (run_id, step, attack, norm, eps, acc, params, seconds, n, correct) "
-                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :seconds, :n, :correct)",
-                [{**PER_EXAMPLE, "seconds": None, **key, **r} for r in robust],
+                "INSERT INTO robust (run_id, step, attack, norm, eps, acc, params, seconds, n, correct, abstained) "
+                "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :seconds, :n, :correct, :abstained)",
+                [{**PER_EXAMPLE, "seconds": None, "abstained": None, **key, **r} for r in robust],
             )
             db.executemany(
                 "INSERT INTO transfer (run_id, step, attack, norm, eps, acc, params, n, correct) "
                 "VALUES (:run_id, :step, :attack, :norm, :eps, :acc, :params, :n, :correct)",
-                [{**PER_EXAMPLE, **key, **{k: v for k, v in r.items() if k != "seconds"}} for r in transfer],
+                [
+                    {**PER_EXAMPLE, **key, **{k: v for k, v in r.items() if k not in ("seconds", "abstained")}}
+                    for r in transfer
+                ],
             )
             db.execute(
                 "UPDATE steps SET result_sha256 = ? WHERE run_id = ? AND step = ?",

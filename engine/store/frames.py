@@ -187,6 +187,7 @@ ROBUST_COLUMNS = [
     "ci_high",
     "clean_low",
     "clean_high",
+    "abstained",
 ]
 
 
@@ -195,7 +196,8 @@ def robust_frame(
 ) -> pd.DataFrame:
     """Tidy results: run_id, step, sparsity, clean_acc, attack, norm, eps, acc, params, and the
     n evaluation images behind each accuracy with 95 % Wilson bounds of the robust (ci_low, ci_high)
-    and clean (clean_low, clean_high) accuracy; the bounds are missing where n was not kept.
+    and clean (clean_low, clean_high) accuracy; the bounds are missing where n was not kept; a
+    certificate's `abstained` images (missing for attacks).
 
     `source` is "robust" (white-box attacks on each checkpoint) or "transfer" (crafted on the base);
     with `flags`, a last column `correct` holds each row's packed per-example bits (None if not kept).
@@ -207,7 +209,7 @@ def robust_frame(
     frame = pd.DataFrame(rows)
     frame["ci_low"], frame["ci_high"] = intervals(frame["acc"], frame["n"])
     frame["clean_low"], frame["clean_high"] = intervals(frame["clean_acc"], frame["n"])
-    return frame[columns]
+    return frame.reindex(columns=columns)  # transfer rows have no `abstained`
 
 
 def efficiency_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame:
@@ -236,7 +238,7 @@ def warnings_list(run_ids: list[str], store: Store | None = None) -> list[dict[s
         for w in store.warnings(list(run_ids))
     ]
     for source in ("robust", "transfer"):
-        frame = robust_frame(run_ids, store, source)
+        frame = robust_frame(run_ids, store, source, flags=True)
         if frame.empty:
             continue
         unbounded = tuple(sorted({r.attack for r in frame.itertuples() if '"unbounded": true' in (r.params or "")}))

@@ -22,6 +22,8 @@ class Attack:
 
     norm: ClassVar[str] = "Linf"
     minimal: ClassVar[bool] = False
+    certified: ClassVar[bool] = False  # a certificate (a lower bound), not an attack: see attacks/smoothing.py
+    smoothed: ClassVar[bool] = False  # attacks the smoothed classifier and judges by its prediction
     options: ClassVar[dict[str, float | int | str]] = {}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # allowed values of string options
     stop_when_fooled: bool = False  # iterative attacks that honour it drop examples once fooled
@@ -37,6 +39,11 @@ class Attack:
             if key in options and options[key] not in allowed:
                 raise ValueError(f"option {key!r} must be one of {list(allowed)}, not {options[key]!r}")
         self.opts = {**self.options, **options}
+        self.check_options(self.opts)
+
+    @classmethod
+    def check_options(cls, options: dict) -> None:
+        """Raise ValueError naming `options.<key>` when a value is out of range (validation calls it)."""
 
     def protocol_warning(self) -> str | None:
         """A message when this configuration is weaker than the attack's published standard, else None."""
@@ -62,6 +69,17 @@ class Attack:
     ) -> torch.Tensor:
         """Return adversarial examples within the ε-ball around x and inside [0, 1]."""
         raise NotImplementedError
+
+    def labels(
+        self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None, batch_size: int = 250
+    ) -> torch.Tensor:
+        """The labels of the classifier this attack targets, on the CPU: the model's argmax (an attack
+        on a smoothed classifier answers with that classifier's prediction)."""
+        model.eval()
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
     @staticmethod
     def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
