@@ -142,7 +142,7 @@ def certified_gap(row: pd.Series) -> Difference:
     """Certified − empirical accuracy at one radius: paired (McNemar) where both rows kept their
     per-image flags, else two independent accuracies."""
     flags = [row.get(f"correct_{side}") for side in ("certified", "empirical")]
-    n_cert, n_emp = int(row["n_certified"] or 0), int(row["n_empirical"] or 0)
+    n_cert, n_emp = (int(n) if pd.notna(n := row.get(f"n_{side}")) else 0 for side in ("certified", "empirical"))
     if all(f is not None for f in flags) and n_cert == n_emp > 0:
         return paired(unpack_flags(flags[0], n_cert), unpack_flags(flags[1], n_emp))
     n = max(n_cert, 1)
@@ -153,9 +153,11 @@ def certified_gap(row: pd.Series) -> Difference:
 
 def _certified_above_empirical(frame: pd.DataFrame) -> list[Warning]:
     found = []
-    keep = ["run_id", "step", "eps", "acc", "n"] + (["correct"] if "correct" in frame else [])
+    keep = [c for c in ("run_id", "step", "eps", "acc", "n", "correct") if c in frame]
     for certificate, attack in CERTIFIED_VS_EMPIRICAL:
         a, b = frame[frame["attack"] == certificate][keep], frame[frame["attack"] == attack][keep]
+        if a.empty or b.empty:
+            continue
         both = a.merge(b, on=["run_id", "step", "eps"], suffixes=("_certified", "_empirical"))
         for _, row in both.iterrows():
             gap = certified_gap(row)

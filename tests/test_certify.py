@@ -1,0 +1,212 @@
+"""Randomized smoothing: the certificate against Cohen et al.'s definitions, abstentions, certified ≤
+empirical, the Gaussian training losses against HYDRA's shipped code, and the spec and store around them."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.stats import beta, norm
+from torch import nn
+
+from engine.report.stats import paired, unpack_flags
+from engine.report.summaries import hygiene
+from engine.science.attacks import ATTACKS
+from engine.science.certify import ABSTAIN, certify, lower_confidence_bound, radius_of
+from engine.science.evaluate import certified_curve, robust_curve
+from engine.spec.runspec import AdversarySpec, AttackSpec
+
+
+class Halfspace(nn.Module):
+    """Two classes split by the hyperplane w·x = b (w a unit vector): a base classifier whose smoothed
+    version is known in closed form, p_A = Φ(distance / σ), so the exact radius is the distance."""
+
+    def __init__(self, w: torch.Tensor, b: float):
+        super().__init__()
+        self.w, self.b = nn.Parameter(w / w.norm(), requires_grad=False), b
+
+    def forward(self, x):
+        score = x.flatten(1) @ self.w.flatten() - self.b
+        return torch.stack([-score, score], dim=1) * 100
+
+
+def _point_at(distance: float, model: Halfspace, size: int = 16) -> torch.Tensor:
+    """An image (1, 1, 4, 4) whose signed distance to the model's hyperplane is `distance`."""
+    x = torch.full((1, 1, 4, 4), 0.5)
+    w = model.w.detach().view(1, 1, 4, 4)
+    current = float(x.flatten() @ w.flatten()) - model.b
+    return x + (distance - current) * w
+
+
+@pytest.fixture
+def halfspace():
+    return Halfspace(torch.arange(16, dtype=torch.float32) - 7.5, 0.0)
+
+
+def test_the_lower_bound_is_clopper_pearson_as_in_cohen_et_al():
+    # statsmodels proportion_confint(nA, n, alpha=2α, method="beta")[0] is the Beta(α; nA, n − nA + 1) quantile
+    for successes, trials, alpha in [(990, 1000, 0.001), (600, 1000, 0.001), (100, 100, 0.01), (7, 20, 0.05)]:
+        expected = beta.ppf(alpha, successes, trials - successes + 1)
+        assert lower_confidence_bound(successes, trials, alpha) == pytest.approx(expected, rel=1e-9)
+    assert lower_confidence_bound(1000, 1000, 0.001) == pytest.approx(0.001 ** (1 / 1000), rel=1e-9)
+    assert radius_of(lower_confidence_bound(990, 1000, 0.001), 0.25) == pytest.approx(
+        0.25 * norm.ppf(beta.ppf(0.001, 990, 11)), rel=1e-9
+    )
+    assert radius_of(0.49, 0.25) == 0.0
+
+
+def test_a_constant_model_is_certified_to_the_bound_the_sample_size_allows():
+    constant = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    with torch.no_grad():
+        constant[1].weight.zero_()
+        constant[1].bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
+    x = torch.rand(5, 1, 4, 4)
+    out = certify(constant, x, 0.5, 10, 200, 0.001, torch.Generator().manual_seed(0))
+    assert out.label.tolist() == [1] * 5
+    expected = 0.5 * norm.ppf(0.001 ** (1 / 200))  # every sample agrees: p̲ = α^(1/n)
+    assert out.radius.tolist() == pytest.approx([expected] * 5, rel=1e-9)
+
+
+@pytest.mark.parametrize("distance", [0.1, 0.3, 0.6])
+def test_a_halfspace_is_certified_to_its_distance_within_the_bound_slack(halfspace, distance):
+    x = _point_at(distance, halfspace)
+    out = certify(halfspace, x, 0.25, 100, 20_000, 0.001, torch.Generator().manual_seed(1))
+    slack = 0.25 * (norm.ppf(norm.cdf(distance / 0.25)) - norm.ppf(norm.cdf(distance / 0.25) - 0.012))
+    assert out.label.item() == 1
+    assert distance - slack <= out.radius.item() <= distance + 1e-6  # sound, and nearly tight
+
+
+def test_a_point_on_the_boundary_abstains_and_never_counts_as_correct(halfspace):
+    x = _point_at(0.0, halfspace).repeat(20, 1, 1, 1)
+    y = torch.ones(20, dtype=torch.long)
+    spec = AttackSpec(name="smoothing", eps=[0.0, 0.1], options={"n0": 20, "n": 400})
+    points = certified_curve(halfspace, x, y, spec, ATTACKS.get("smoothing")(**spec.options), batch_size=8)
+    assert points[0].abstained == points[1].abstained
+    assert points[0].abstained >= 18  # p_A = ½ exactly: the bound falls below ½ almost always
+    assert points[0].acc <= (20 - points[0].abstained) / 20
+    assert all(p.acc <= 0.1 for p in points)
+
+
+def _noise_trained(data, sigma: float = 0.25):
+    from engine.science.losses import LOSSES
+    from engine.science.models import build_model
+    from engine.science.training import train_steps
+
+    torch.manual_seed(0)
+    model = build_model("mlp", data.info)
+    loss = LOSSES.create("gaussian", AdversarySpec(sigma=sigma), torch.Generator().manual_seed(0))
+    train_steps(
+        model,
+        data.x_train,
+        data.y_train,
+        steps=300,
+        batch_size=64,
+        lr=2e-3,
+        generator=torch.Generator().manual_seed(0),
+        loss_fn=loss,
+    )
+    return model.eval()
+
+
+def test_certified_accuracy_stays_at_or_below_the_attack_on_the_smoothed_classifier(synthetic):
+    model = _noise_trained(synthetic)
+    x, y = synthetic.x_test[:120], synthetic.y_test[:120]
+    radii = [0.0, 0.25, 0.5, 1.0]
+    certified = robust_curve(model, x, y, AttackSpec(name="smoothing", eps=radii, options={"n": 500}), batch_size=60)
+    attacked = robust_curve(
+        model, x, y, AttackSpec(name="smooth_pgd_l2", eps=radii, steps=10, options={"samples": 8, "n": 100})
+    )
+    for c, a in zip(certified, attacked):
+        gap = paired(unpack_flags(c.correct, c.n), unpack_flags(a.correct, a.n))
+        assert gap.low <= 0, (c.eps, c.acc, a.acc)  # never significantly above the empirical figure
+    assert certified[1].acc > 0.5  # noise training gives real certificates, not an empty test
+    assert [p.acc for p in certified] == sorted((p.acc for p in certified), reverse=True)
+
+
+def _frame(cert: list[float], emp: list[float], n: int = 200):
+    import numpy as np
+    import pandas as pd
+
+    from engine.report.stats import pack_flags
+
+    rows = []
+    for attack, accs in (("smoothing", cert), ("smooth_pgd_l2", emp)):
+        for eps, acc in zip([0.0, 0.25, 0.5], accs):
+            flags = np.arange(n) < round(acc * n)  # nested: whoever the lower curve keeps, the higher keeps too
+            rows.append(
+                {"run_id": "r", "step": 0, "attack": attack, "norm": "L2", "eps": eps, "acc": acc, "n": n}
+                | {"correct": pack_flags(flags), "clean_acc": 0.9, "params": ""}
+            )
+    return pd.DataFrame(rows)
+
+
+def test_a_certificate_above_the_attack_is_flagged_only_beyond_sampling_noise():
+    weak = hygiene(_frame([0.9, 0.8, 0.6], [0.9, 0.7, 0.5]))
+    assert [w.kind for w in weak] == ["certified_above_empirical"] * 2
+    assert "weak or masked" in weak[0].message
+    assert hygiene(_frame([0.9, 0.8, 0.6], [0.9, 0.8, 0.61])) == []
+    assert hygiene(_frame([0.9, 0.705, 0.5], [0.9, 0.7, 0.5])) == []  # one image: noise, not a crossing
+
+
+def test_gaussian_loss_is_cross_entropy_on_noisy_inputs(tiny_mlp, synthetic):
+    from engine.science.losses import LOSSES
+
+    x, y = synthetic.x_train[:32], synthetic.y_train[:32]
+    ours = LOSSES.create("gaussian", AdversarySpec(sigma=0.5), torch.Generator().manual_seed(3))(tiny_mlp, x, y)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)) * 0.5
+    assert ours.item() == pytest.approx(F.cross_entropy(tiny_mlp(x + noise), y).item(), rel=1e-6)
+
+
+def test_gaussian_stability_is_hydras_smooth_trainer(tiny_mlp, synthetic):
+    from engine.science.losses import LOSSES
+
+    x, y = synthetic.x_train[:32], synthetic.y_train[:32]
+    ours = LOSSES.create("gaussian_stability", AdversarySpec(), torch.Generator().manual_seed(4))(tiny_mlp, x, y)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(4)) * 0.25  # --noise-std 0.25
+    output = tiny_mlp(x)  # hydra trainer/smooth.py, non-ImageNet branch, β = 6
+    robust = (1.0 / len(x)) * nn.KLDivLoss(reduction="sum")(
+        F.log_softmax(tiny_mlp(x + noise), dim=1), F.softmax(output, dim=1)
+    )
+    assert ours.item() == pytest.approx((F.cross_entropy(output, y) + 6.0 * robust).item(), rel=1e-6)
+
+
+def test_an_unset_sigma_leaves_every_existing_run_id_alone(smoke_tree):
+    from engine.science.catalog import validate
+
+    plain = validate(smoke_tree)
+    assert "sigma" not in plain.canonical_json()
+    noisy = validate(
+        smoke_tree | {"train": {**smoke_tree.get("train", {}), "mode": "gaussian", "adversary": {"sigma": 0.5}}}
+    )
+    assert '"sigma":0.5' in noisy.canonical_json() and noisy.base_id() != plain.base_id()
+
+
+def test_sampling_options_out_of_range_are_refused_naming_the_option(smoke_tree):
+    from engine.errors import SpecError
+    from engine.science.catalog import validate
+
+    for options, field in [
+        ({"sigma": 0}, "sigma"),
+        ({"alpha": 0.7}, "alpha"),
+        ({"n": 0}, "options.n"),
+        ({"n": 2.5}, "n"),
+    ]:
+        tree = smoke_tree | {"eval": {"attacks": [{"name": "smoothing", "eps": [0.25], "options": options}]}}
+        with pytest.raises(SpecError, match=field):
+            validate(tree)
+
+
+def test_the_work_bound_counts_noise_samples_once_per_checkpoint():
+    cheap = AttackSpec(name="smoothing", eps=[0.25], options={"n0": 100, "n": 1000})
+    many_radii = AttackSpec(name="smoothing", eps=[0.1, 0.2, 0.3, 0.4, 0.5], options={"n0": 100, "n": 1000})
+    assert cheap.passes() == many_radii.passes() == math.floor(1100 / 3) + 1
+    assert AttackSpec(name="smoothing", eps=[0.25], options={"n": 10_000}).passes() > 3000
+
+
+def test_the_certifier_is_in_the_catalogue_with_help():
+    from engine.science.catalog import catalog
+
+    attacks = catalog()["attack"]
+    assert "Cohen" in attacks["smoothing"] and "abstentions" in attacks["smoothing"]
+    assert "smoothed classifier" in attacks["smooth_pgd_l2"]
+    assert "HYDRA" in catalog()["training mode"]["gaussian_stability"]
