@@ -12,7 +12,7 @@ from torch import nn
 from engine.report.stats import paired, unpack_flags
 from engine.report.summaries import hygiene
 from engine.science.attacks import ATTACKS
-from engine.science.certify import ABSTAIN, certify, lower_confidence_bound, radius_of
+from engine.science.certify import certify, lower_confidence_bound, radius_of
 from engine.science.evaluate import certified_curve, robust_curve
 from engine.spec.runspec import AdversarySpec, AttackSpec
 
