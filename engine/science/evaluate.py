@@ -22,7 +22,7 @@ from torch import nn
 
 from engine.report.stats import pack_flags
 from engine.science.attacks import ATTACKS, Attack
-from engine.science.certify import ABSTAIN, Certificates
+from engine.science.certify import ABSTAIN, Certificates, fast_forward
 from engine.science.device import to_input
 from engine.science.training import predict
 from engine.spec.runspec import AttackSpec, EvalSpec
@@ -159,9 +159,10 @@ def certified_curve(
     classifier's clean accuracy, which may differ from the base model's."""
     model.eval()
     gen = _generator(seed, spec.name, 0.0, 0)
+    forward = fast_forward(model, x[:2])
     parts = []
     for start in range(0, len(x), batch_size):
-        parts.append(attack.certificates(model, x[start : start + batch_size], gen))
+        parts.append(attack.certificates(forward, x[start : start + batch_size], gen))
         if on_batch is not None:
             on_batch()
     certificates = Certificates(*(torch.cat([getattr(c, f) for c in parts]) for f in ("label", "radius", "p_lower")))

@@ -47,7 +47,7 @@ class Smoothing(Attack):
         check_sampling(options, "smoothing")
 
     def certificates(self, model, x: torch.Tensor, generator: torch.Generator) -> Certificates:
-        """CERTIFY on every image of `x` (on the CPU; moved to the model's device batch by batch)."""
+        """CERTIFY on every image of `x` (CPU tensors); `model` a torch model or a forward callable."""
         o = self.opts
         return certify(
             model, x, float(o["sigma"]), int(o["n0"]), int(o["n"]), float(o["alpha"]), generator, int(o["batch"])
