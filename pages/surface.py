@@ -9,7 +9,14 @@ from pages import choice_from_query, read, route_through_app, run_labels, runs_f
 route_through_app()
 
 
-VIEWS = ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity", "adversarial share"]
+VIEWS = [
+    "3-D surface",
+    "heat map",
+    "slice at one ε",
+    "slice at one sparsity",
+    "adversarial share",
+    "certified vs attacked",
+]
 
 st.title("Robust accuracy over sparsity × ε")
 st.markdown(
@@ -25,6 +32,10 @@ with st.expander("How to read this plot"):
         "- Sparsity is the fraction of zero weights among prunable weights (conv and linear, not the classifier).\n"
         "- *Adversarial share* mixes the two: accuracy when a share r of inputs is attacked, "
         "(1 − r)·clean + r·robust; where lines cross, the best sparsity depends on how many inputs are hostile.\n"
+        "- A **certificate** (`smoothing`: randomized smoothing, Cohen et al. 2019) is drawn like an attack, "
+        "but its ε is an L2 radius and its accuracy a lower bound on the smoothed classifier's robustness "
+        "(abstentions count as wrong), so its ε = 0 point is the smoothed classifier's clean accuracy. "
+        "*Certified vs attacked* puts it beside the L2 attacks at one checkpoint.\n"
         "- Surfaces of this kind extend the robustness-vs-compression panels of Merkle et al., "
         "*Pruning in the Face of Adversaries* (arXiv:2108.08560)."
     )
@@ -96,10 +107,16 @@ def draw() -> None:
         )
         builder = figures.slice_at_eps if view == VIEWS[2] else figures.adversarial_share_lines
         fig = builder(frame, eps, title)
-    else:
+    elif view == VIEWS[3]:
         steps = sorted(frame["step"].unique())
         chosen = st.multiselect("Checkpoints (step)", steps, default=steps)
         fig = figures.slice_at_sparsity(frame, chosen, title)
+    else:
+        every = read("robust_frame", (run_id,))
+        steps = sorted(every["step"].unique())
+        step = st.select_slider("Checkpoint (step)", steps, value=steps[-1])
+        fig = figures.certified_vs_empirical(every, step)
+    certified_note(frame)
     st.plotly_chart(fig, width="stretch")
     for warning in read("warnings_list", (run_id,))[:5]:
         st.warning(f"Step {warning['step']}: {warning['message']}", icon=":material/warning:")
@@ -121,6 +138,18 @@ def draw() -> None:
         width="stretch",
         column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")},
     )
+
+
+def certified_note(frame) -> None:
+    """For a certificate's curve: what its axis and its ε = 0 point mean, and how many images it abstained on."""
+    abstained = frame["abstained"].dropna() if "abstained" in frame else []
+    if len(abstained):
+        last = frame[frame["step"] == frame["step"].max()].iloc[0]
+        st.caption(
+            f"Certified accuracy: ε is the L2 radius; the ε = 0 point is the smoothed classifier's clean accuracy. "
+            f"At the last checkpoint it abstained on {int(last['abstained'])} of {int(last['n'])} images "
+            "(counted wrong)."
+        )
 
 
 watch()

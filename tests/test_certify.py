@@ -219,3 +219,68 @@ def test_the_onnx_forward_counts_what_eager_pytorch_counts(tiny_cnn, synthetic):
     fast = noise_counts(fast_forward(tiny_cnn, x[:2]), x, 200, 0.25, torch.Generator().manual_seed(5), 1000)
     plain = noise_counts(eager(tiny_cnn), x, 200, 0.25, torch.Generator().manual_seed(5), 1000)
     assert (fast - plain).abs().sum() <= 2  # the same float32 function: at most a rounding tie in 4,000 labels
+
+
+CERTIFIED_SPEC = {
+    "dataset": {"name": "synthetic"},
+    "model": {"name": "mlp"},
+    "train": {"epochs": 2, "batch_size": 64, "lr": 0.002, "mode": "gaussian"},
+    "prune": {"method": "global_magnitude", "lr": 0.001, "batch_size": 64},
+    "schedule": {"name": "gradual", "final_sparsity": 0.9, "begin": 0, "end": 40, "frequency": 20},
+    "eval": {
+        "n_samples": 100,
+        "batch_size": 100,
+        "transfer": True,
+        "attacks": [
+            {"name": "smoothing", "eps": [0, 0.25, 0.5], "options": {"n": 300}},
+            {"name": "smooth_pgd_l2", "eps": [0, 0.25, 0.5], "steps": 5, "options": {"samples": 4, "n": 50}},
+            {"name": "pgd_l2", "eps": [0, 0.25, 0.5], "steps": 5},
+        ],
+    },
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def certified_run(tmp_path_factory):
+    from engine import api
+    from engine.science.catalog import validate
+
+    root = tmp_path_factory.mktemp("certified-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AER_CACHE_DIR", str(root))
+        api.forget_stores()
+        spec = validate(CERTIFIED_SPEC)
+        api.run(spec, api.open_store())
+        yield root, spec.run_id()
+    api.forget_stores()
+
+
+def test_a_run_stores_the_certified_curve_with_its_abstentions(certified_run):
+    from engine.store.db import Store
+    from engine.store.frames import robust_frame, warnings_list
+
+    root, run_id = certified_run
+    store = Store(root)
+    frame = robust_frame([run_id], store)
+    certified = frame[frame["attack"] == "smoothing"]
+    assert certified["abstained"].notna().all() and frame[frame["attack"] != "smoothing"]["abstained"].isna().all()
+    for _, curve in certified.groupby("step"):
+        accs = curve.sort_values("eps")["acc"].tolist()
+        assert accs == sorted(accs, reverse=True) and all(math.isfinite(a) for a in accs)
+    transfer = robust_frame([run_id], store, "transfer")
+    assert set(transfer["attack"]) == {"pgd_l2"}  # a certificate crafts nothing to transfer
+    assert not [w for w in warnings_list([run_id], store) if w["kind"] == "certified_above_empirical"]
+
+
+def test_surface_shows_a_certified_surface_and_the_certified_vs_attacked_slice(certified_run, monkeypatch):
+    from tests.support import page
+
+    root, run_id = certified_run
+    at = page("pages/surface.py", root, monkeypatch, run=run_id[:12], view="heat map", attack="smoothing")
+    assert not at.exception
+    assert any("smoothed classifier's clean accuracy" in c.value for c in at.caption)
+    at = page("pages/surface.py", root, monkeypatch, run=run_id[:12], view="certified vs attacked", attack="smoothing")
+    assert not at.exception
+    figure = at.get("plotly_chart")[0].proto.spec
+    assert "smoothing (certified)" in figure and "smooth_pgd_l2 (attacked)" in figure and "pgd_l2 (attacked)" in figure

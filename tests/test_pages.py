@@ -27,7 +27,15 @@ def test_surface_on_an_empty_store_says_what_to_run(cache, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "view", ["3-D surface", "heat map", "slice at one ε", "slice at one sparsity", "adversarial share"]
+    "view",
+    [
+        "3-D surface",
+        "heat map",
+        "slice at one ε",
+        "slice at one sparsity",
+        "adversarial share",
+        "certified vs attacked",
+    ],
 )
 def test_surface_draws_every_view_of_a_finished_run(populated, monkeypatch, view):
     root, done_id, _ = populated

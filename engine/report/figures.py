@@ -254,6 +254,41 @@ def slice_at_sparsity(frame: pd.DataFrame, steps: list[int], title: str = "") ->
     return fig
 
 
+def certified_vs_empirical(frame: pd.DataFrame, step: int, title: str = "") -> go.Figure:
+    """At one checkpoint: every L2 curve against the radius, the certificates (lower bounds, dashed, shaded
+    below) beside the attacks (upper bounds, solid), each with its 95 % band. A certified curve above an
+    attack on the same smoothed classifier is a warning (see engine.report.summaries.hygiene)."""
+    rows = frame[(frame["step"] == step) & (frame["norm"] == "L2")]
+    if rows.empty:
+        return _empty("no L2 curves at this checkpoint")
+    fig = go.Figure()
+    certified = set(rows.loc[rows["abstained"].notna(), "attack"]) if "abstained" in rows else set()
+    for i, (attack, curve) in enumerate(rows.groupby("attack", sort=True)):
+        curve = curve.sort_values("eps")
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        kind = "certified" if attack in certified else "attacked"
+        line = go.Scatter(
+            x=curve["eps"],
+            y=curve["acc"] * 100,
+            mode="lines+markers",
+            name=f"{attack} ({kind})",
+            line=dict(color=colour, dash="dash" if kind == "certified" else "solid"),
+            fill="tozeroy" if kind == "certified" else None,
+            customdata=[interval_text(lo, hi) for lo, hi in zip(curve["ci_low"], curve["ci_high"])],
+            hovertemplate=f"radius %{{x:g}}<br>{kind} accuracy %{{y:.1f}}% %{{customdata}}<extra></extra>",
+        )
+        _add_with_band(fig, line, curve, "ci_low", "ci_high", colour, attack)
+    sparsity = rows["sparsity"].iloc[0]
+    fig.update_layout(
+        title=title or f"step {step} · {sparsity:.1%} sparse: certified (dashed) vs attacked (solid)",
+        height=420,
+        xaxis_title="L2 radius ε",
+        yaxis_title="accuracy (%)",
+        yaxis_range=[0, 100],
+    )
+    return fig
+
+
 def transfer_vs_white_box(white: pd.DataFrame, transfer: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
     """Accuracy over sparsity at one ε: attacked directly (white-box) vs attacked with the base's examples."""
     if white.empty or transfer.empty:
