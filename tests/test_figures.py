@@ -242,3 +242,20 @@ def test_transfer_and_paper_figures_show_intervals(measured):
         bars = [trace.error_y for trace in fig.data if trace.error_y and trace.error_y.array is not None]
         assert bars and all(min(bar.array) >= 0 and min(bar.arrayminus) >= 0 for bar in bars)
     assert figures.error_bars(tagged.drop(columns=["ci_low", "ci_high"])) is None
+
+
+def test_certified_vs_empirical_draws_certificates_dashed_beside_the_l2_attacks():
+    rows = []
+    for attack, accs, abstained in (("smoothing", [0.8, 0.6, 0.3], 12), ("smooth_pgd_l2", [0.82, 0.7, 0.5], None)):
+        for eps, acc in zip([0.0, 0.25, 0.5], accs):
+            rows.append(
+                {"run_id": "r", "step": 1, "sparsity": 0.9, "clean_acc": 0.85, "attack": attack, "norm": "L2"}
+                | {"eps": eps, "acc": acc, "ci_low": acc - 0.04, "ci_high": acc + 0.04, "abstained": abstained}
+            )
+    rows.append(rows[0] | {"attack": "pgd_linf", "norm": "Linf", "abstained": None})  # another norm: left out
+    fig = figures.certified_vs_empirical(pd.DataFrame(rows), 1)
+    lines = {t.name: t for t in fig.data if t.name and "(" in t.name}
+    assert set(lines) == {"smoothing (certified)", "smooth_pgd_l2 (attacked)"}
+    assert lines["smoothing (certified)"].line.dash == "dash" and lines["smooth_pgd_l2 (attacked)"].line.dash == "solid"
+    assert list(lines["smoothing (certified)"].y) == [80.0, 60.0, 30.0]
+    assert "no L2 curves" in figures.certified_vs_empirical(pd.DataFrame(rows), 7).layout.annotations[0].text

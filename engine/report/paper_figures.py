@@ -81,8 +81,9 @@ def strength_curves(frame: pd.DataFrame, title: str = "") -> go.Figure:
     return _finish_panels(fig, title, "accuracy (%)", -0.3)
 
 
-def kept_fraction_lines(frame: pd.DataFrame, eps: float, title: str = "") -> go.Figure:
-    """HYDRA's figure: robust accuracy at ε against the kept fraction k (log axis, reversed), one line per variant."""
+def kept_fraction_lines(frame: pd.DataFrame, eps: float, title: str = "", measure: str = "PGD") -> go.Figure:
+    """HYDRA's figure: robust accuracy at ε against the kept fraction k (log axis, reversed), one line per
+    variant; `measure` names the robust line (PGD, certified)."""
     groups = _pruned_by_variant(frame, eps)
     if not groups:
         return _empty("no pruned checkpoints yet")
@@ -95,9 +96,9 @@ def kept_fraction_lines(frame: pd.DataFrame, eps: float, title: str = "") -> go.
                 x=k,
                 y=rows["acc"] * 100,
                 mode="lines+markers",
-                name=f"{variant}, PGD",
+                name=f"{variant}, {measure}",
                 line_color=colour,
-                hovertemplate=f"{variant}<br>k = %{{x:.3g}}<br>robust %{{y:.1f}} %<extra></extra>",
+                hovertemplate=f"{variant}<br>k = %{{x:.3g}}<br>{measure} %{{y:.1f}} %<extra></extra>",
             )
         )
         fig.add_trace(
@@ -231,7 +232,13 @@ def _bap(results, options) -> list[go.Figure]:
 
 
 def _hydra(results, options) -> list[go.Figure]:
-    return [kept_fraction_lines(_one(results.robust, options["attack"]), options["eps"])]
+    measure = options.get("measure", "PGD accuracy").removesuffix(" accuracy")
+    figures = [kept_fraction_lines(_one(results.robust, options["attack"]), options["eps"], measure=measure)]
+    attacks = set(results.robust["attack"]) - {options["attack"]}
+    if measure == "certified" and "smooth_pgd_l2" in attacks:  # the same smoothed models, attacked
+        attacked = _one(results.robust, "smooth_pgd_l2")
+        figures.append(kept_fraction_lines(attacked, options["eps"], measure="attacked (smooth_pgd_l2)"))
+    return figures
 
 
 def _pfa(results, options) -> list[go.Figure]:
