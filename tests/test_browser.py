@@ -138,6 +138,7 @@ def test_a_shared_surface_link_opens_the_same_view(server, browser):
 
 
 SCREENSHOTS = REPO / "tests" / "output" / "screenshots"
+WIDE = {"width": 1400, "height": 1000}
 TITLES = {
     "home": "AER Lab",
     "papers": "Papers, reproduced small",
@@ -233,3 +234,23 @@ def test_the_teaching_walk_through_end_to_end_with_a_screenshot_per_step(server,
         assert "runs=" in page.url and page.url.count("%2C") + page.url.count(",") >= 1  # parent and child
         page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
         page.screenshot(path=str(SCREENSHOTS / "walk-5-compare.png"), full_page=True)
+
+
+def test_a_certified_surface_and_its_certified_vs_attacked_slice_render(server, browser):
+    from engine import api
+    from engine.science.catalog import validate
+    from engine.store.db import Store
+    from tests.test_certify import CERTIFIED_SPEC
+
+    url, _, root = server
+    spec = validate(CERTIFIED_SPEC)
+    api.run(spec, Store(root))  # a tiny noise-trained run with a certificate, computed here
+    run = spec.run_id()[:12]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with visit(browser, f"{url}/surface?run={run}&attack=smoothing&view=heat+map", viewport=WIDE) as page:
+        page.get_by_text("smoothed classifier's clean accuracy").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "certified-surface.png"), full_page=True)
+    with visit(browser, f"{url}/surface?run={run}&attack=smoothing&view=certified+vs+attacked", viewport=WIDE) as page:
+        page.get_by_text("smoothing (certified)").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "certified-vs-attacked.png"), full_page=True)
