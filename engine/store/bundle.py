@@ -29,7 +29,7 @@ def export_run(store: Store, run_id: str) -> dict[str, Any]:
     if base:
         files[base["checkpoint"]] = (store.root / base["checkpoint"]).read_bytes()
     keys = ("run_id", "step", "attack", "norm", "eps", "acc", "params", "n", "correct")
-    robust = [{k: r[k] for k in (*keys, "seconds")} for r in store.robust([run_id], flags=True)]
+    robust = [{k: r[k] for k in (*keys, "seconds", "abstained")} for r in store.robust([run_id], flags=True)]
     transfer = [{k: r[k] for k in keys} for r in store.robust([run_id], "transfer", flags=True)]
     return {
         "run": run,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.registry import Registry
+from engine.science.device import to_input
 
 
 class Attack:
@@ -76,9 +77,8 @@ class Attack:
         """The labels of the classifier this attack targets, on the CPU: the model's argmax (an attack
         on a smoothed classifier answers with that classifier's prediction)."""
         model.eval()
-        device = next(model.parameters()).device
         with torch.no_grad():
-            out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+            out = [model(to_input(x[i : i + batch_size], model)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
 
     @staticmethod
