@@ -141,7 +141,14 @@ def test_a_preset_with_runs_missing_is_incomplete_and_says_which(store):
 # ---- figures ----------------------------------------------------------------------------------
 
 # transfer: clean, transfer and white-box lines, each over its interval band
-FIGURE_TRACES = {"hydra": [4], "bap": [4 * 5, None], "pfa": [None, None, None, 7], "transfer": [6, 6], "mrpf": [4, 4]}
+FIGURE_TRACES = {
+    "hydra": [4],
+    "hydra_smoothing": [4, 4],
+    "bap": [4 * 5, None],
+    "pfa": [None, None, None, 7],
+    "transfer": [6, 6],
+    "mrpf": [4, 4],
+}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -338,3 +345,18 @@ def test_mrpf_smaller_than_every_uniform_run_cannot_be_compared(store):
     fill_paper(store, "mrpf", mrpf_holds, size=tiny_mrpf)
     ahead = papers.check("mrpf", store).findings[0]
     assert ahead.status == "inconclusive" and "add uniform L1 targets" in ahead.to_decide
+
+
+def _hydra_both_dead(variant, step, target, attack, eps):
+    """Both methods collapse at the smallest k (one class left: 7.6 % clean and robust), equal there."""
+    if step == 3:
+        return 0.076, 0.076, 0
+    return hydra_holds(variant, step, target, attack, eps)
+
+
+def test_two_models_collapsed_to_chance_decide_nothing(store):
+    fill_paper(store, "hydra", _hydra_both_dead)
+    verdict = papers.check("hydra", store)
+    assert verdict.status == "inconclusive", verdict.headline
+    assert all(f.status == "inconclusive" and "collapsed" in f.to_decide for f in verdict.findings)
+    assert "7.6 %" in verdict.findings[0].to_decide

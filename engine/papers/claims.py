@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -343,10 +343,13 @@ def hydra(
     lwm: str,
     margin: float = 0.02,
     measure: str = "PGD accuracy",
+    chance: float = 0.1,
 ) -> Verdict:
     """HYDRA: robust accuracy at the smallest k is at least LWM's (non-inferiority within `margin`), and
     HYDRA's lead at the smallest k exceeds its lead at the largest k (RESEARCH check 16). `measure` names
-    the accuracy in the evidence ("certified accuracy" for the smoothing variant)."""
+    the accuracy in the evidence ("certified accuracy" for the smoothing variant). Where both models'
+    clean accuracy at the smallest k is within `margin` of `chance` (1 / classes), they collapsed, and
+    neither part can be decided there: both are inconclusive, saying so."""
     table = _paired_gap(results, hydra, lwm, attack, eps)
     table = table[table["target"] > 0].sort_values("target")
     first, last = table.iloc[0], table.iloc[-1]
@@ -366,7 +369,20 @@ def hydra(
         estimate(results, attack, cells, lambda acc: (acc[2] - acc[3]) - (acc[0] - acc[1])),
         f"gap {signed_pt(first['gap'])} at k={k_first:.2g} → {signed_pt(last['gap'])} at k={k_last:.2g}",
     )
+    clean = [_clean_at(results, label, s_last, attack) for label in (hydra, lwm)]
+    if max(clean) <= chance + margin:
+        why = (
+            f"both models collapsed at k = {k_last:.2g} (clean {pt(clean[0])} and {pt(clean[1])}, chance "
+            f"{pt(chance)}): a comparison at chance says nothing; prune less or fine-tune longer"
+        )
+        ahead, grows = (replace(f, status="inconclusive", to_decide=why) for f in (ahead, grows))
     return verdict([ahead, grows], table.reset_index())
+
+
+def _clean_at(results: PaperResults, label: str, step: int, attack: str) -> float:
+    """A variant's clean accuracy (of the base model) at one step."""
+    rows = results.variant(label, attack)
+    return float(rows.loc[rows["step"] == step, "clean_acc"].iloc[0])
 
 
 def _first_collapse(clean: pd.Series, cr: pd.Series, drop: float) -> float:

@@ -255,8 +255,8 @@ def slice_at_sparsity(frame: pd.DataFrame, steps: list[int], title: str = "") ->
 
 
 def certified_vs_empirical(frame: pd.DataFrame, step: int, title: str = "") -> go.Figure:
-    """At one checkpoint: every L2 curve against the radius, the certificates (lower bounds, dashed, shaded
-    below) beside the attacks (upper bounds, solid), each with its 95 % band. A certified curve above an
+    """At one checkpoint: every L2 curve against the radius, the certificates (lower bounds, dashed) beside
+    the attacks (upper bounds, solid), each with its 95 % band. A certified curve above an
     attack on the same smoothed classifier is a warning (see engine.report.summaries.hygiene)."""
     rows = frame[(frame["step"] == step) & (frame["norm"] == "L2")]
     if rows.empty:
@@ -273,7 +273,6 @@ def certified_vs_empirical(frame: pd.DataFrame, step: int, title: str = "") -> g
             mode="lines+markers",
             name=f"{attack} ({kind})",
             line=dict(color=colour, dash="dash" if kind == "certified" else "solid"),
-            fill="tozeroy" if kind == "certified" else None,
             customdata=[interval_text(lo, hi) for lo, hi in zip(curve["ci_low"], curve["ci_high"])],
             hovertemplate=f"radius %{{x:g}}<br>{kind} accuracy %{{y:.1f}}% %{{customdata}}<extra></extra>",
         )
