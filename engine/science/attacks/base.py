@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,10 @@ class Attack:
     ) -> torch.Tensor:
         """Return adversarial examples within the ε-ball around x and inside [0, 1]."""
         raise NotImplementedError
+
+    def certificates(self, model: Any, x: torch.Tensor, generator: torch.Generator) -> Any:
+        """Certificates (`certified = True`): per image a label and a certified radius."""
+        raise NotImplementedError(f"{type(self).__name__} is an attack; it certifies nothing")
 
     def labels(
         self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None, batch_size: int = 250
