@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -84,3 +85,36 @@ def test_training_runs_at_the_workers_share_however_busy_the_machine(tmp_path, m
         assert seen and set(seen) == {2}
     finally:
         torch.set_num_threads(before)
+
+
+TRAIN_AND_HASH = """
+import hashlib, os, torch
+import engine  # sets GOMP_SPINCOUNT before torch's OpenMP starts
+from engine.science.data import load_dataset
+from engine.science.device import prepare_model
+from engine.science.models import build_model
+from engine.science.training import train_steps
+torch.set_num_threads(2)
+data = load_dataset("synthetic")
+torch.manual_seed(0)
+model = prepare_model(build_model("small_cnn", data.info), torch.device("cpu"))
+generator = torch.Generator().manual_seed(0)
+train_steps(model, data.x_train, data.y_train, steps=8, batch_size=64, lr=1e-3, generator=generator)
+weights = b"".join(p.detach().numpy().tobytes() for p in model.parameters())
+print(os.environ["GOMP_SPINCOUNT"], hashlib.sha256(weights).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_the_openmp_spin_count_changes_waiting_not_the_weights():
+    def trained(env: dict) -> tuple[str, str]:
+        out = subprocess.run(
+            [sys.executable, "-c", TRAIN_AND_HASH], env=env, capture_output=True, text=True, check=True
+        )
+        return tuple(out.stdout.split()[-2:])
+
+    base = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    ours = trained(base)
+    libgomp_default = trained(base | {"GOMP_SPINCOUNT": "300000"})
+    assert ours[0] == "8000" and libgomp_default[0] == "300000"  # the engine's default, and a user's value kept
+    assert ours[1] == libgomp_default[1]
