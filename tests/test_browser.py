@@ -248,7 +248,9 @@ def test_a_certified_surface_and_its_certified_vs_attacked_slice_render(server, 
     run = spec.run_id()[:12]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with visit(browser, f"{url}/surface?run={run}&attack=smoothing&view=heat+map", viewport=WIDE) as page:
-        page.get_by_text("smoothed classifier's clean accuracy").wait_for(timeout=60_000)
+        page.get_by_text(re.compile(r"At the last checkpoint it abstained on \d+ of 100 images")).wait_for(
+            timeout=60_000
+        )
         page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
         page.screenshot(path=str(SCREENSHOTS / "certified-surface.png"), full_page=True)
     with visit(browser, f"{url}/surface?run={run}&attack=smoothing&view=certified+vs+attacked", viewport=WIDE) as page:
