@@ -112,11 +112,11 @@ def draw() -> None:
         chosen = st.multiselect("Checkpoints (step)", steps, default=steps)
         fig = figures.slice_at_sparsity(frame, chosen, title)
     else:
-        every = read("robust_frame", (run_id,))
-        steps = sorted(every["step"].unique())
+        steps = sorted(robust["step"].unique())
         step = st.select_slider("Checkpoint (step)", steps, value=steps[-1])
-        fig = figures.certified_vs_empirical(every, step)
-    certified_note(frame)
+        fig = figures.certified_vs_empirical(robust, step)
+    if caption := summaries.certified_caption(frame):
+        st.caption(caption)
     st.plotly_chart(fig, width="stretch")
     for warning in read("warnings_list", (run_id,))[:5]:
         st.warning(f"Step {warning['step']}: {warning['message']}", icon=":material/warning:")
@@ -138,18 +138,6 @@ def draw() -> None:
         width="stretch",
         column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")},
     )
-
-
-def certified_note(frame) -> None:
-    """For a certificate's curve: what its axis and its ε = 0 point mean, and how many images it abstained on."""
-    abstained = frame["abstained"].dropna() if "abstained" in frame else []
-    if len(abstained):
-        last = frame[frame["step"] == frame["step"].max()].iloc[0]
-        st.caption(
-            f"Certified accuracy: ε is the L2 radius; the ε = 0 point is the smoothed classifier's clean accuracy. "
-            f"At the last checkpoint it abstained on {int(last['abstained'])} of {int(last['n'])} images "
-            "(counted wrong)."
-        )
 
 
 watch()

@@ -284,3 +284,18 @@ def test_surface_shows_a_certified_surface_and_the_certified_vs_attacked_slice(c
     assert not at.exception
     figure = at.get("plotly_chart")[0].proto.spec
     assert "smoothing (certified)" in figure and "smooth_pgd_l2 (attacked)" in figure and "pgd_l2 (attacked)" in figure
+
+
+def test_the_certified_caption_counts_the_last_checkpoints_abstentions_and_only_for_certificates():
+    import pandas as pd
+
+    from engine.report.summaries import certified_caption
+
+    rows = pd.DataFrame(
+        {"step": [0, 0, 2, 2], "eps": [0, 0.25] * 2, "n": [500] * 4, "abstained": [9, 9, 22, 22], "acc": [0.8] * 4}
+    )
+    assert "abstained on 22 of 500 images" in certified_caption(rows)
+    assert (
+        certified_caption(rows.assign(abstained=None)) is None
+        and certified_caption(rows.drop(columns="abstained")) is None
+    )

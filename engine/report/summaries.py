@@ -138,6 +138,18 @@ def hygiene(
     return found
 
 
+def certified_caption(frame: pd.DataFrame) -> str | None:
+    """For one run's certificate curve (rows carrying `abstained`): what its axis and its ε = 0 point
+    mean and how many images it abstained on at the last checkpoint; None for an attack's curve."""
+    if "abstained" not in frame or frame["abstained"].isna().all():
+        return None
+    last = frame[frame["step"] == frame["step"].max()].iloc[0]
+    return (
+        "Certified accuracy: ε is the L2 radius; the ε = 0 point is the smoothed classifier's clean accuracy. "
+        f"At the last checkpoint it abstained on {int(last['abstained'])} of {int(last['n'])} images (counted wrong)."
+    )
+
+
 def certified_gap(row: pd.Series) -> Difference:
     """Certified − empirical accuracy at one radius: paired (McNemar) where both rows kept their
     per-image flags, else two independent accuracies."""
