@@ -235,6 +235,14 @@ def submit(
     return job
 
 
+def submit_all(specs: list[RunSpec], store: Store | None = None, allow_long: bool = False) -> list[dict[str, Any]]:
+    """Queue several specs (a spec's seeds) all or none: every one is checked against the work bound
+    before the first is queued; returns their jobs in order."""
+    for spec in specs:
+        check_work(spec, allow_long)
+    return [submit(spec, store, allow_long=allow_long) for spec in specs]
+
+
 def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:
     """How long the run will take here, per phase, from earlier runs' timings (or a stated rough
     guess); `.line()` says it in a sentence (engine.store.estimate)."""
@@ -497,6 +505,7 @@ __all__ = [
     "bounded",
     "MAX_WORK",
     "check_work",
+    "submit_all",
     "NotFoundError",
     "open_store",
     "paper_presets",

@@ -25,10 +25,7 @@ def submit(tree_or_text) -> None:
             specs = api.specs_from_text(tree_or_text)
         else:
             specs = api.validate_trees(tree_or_text)
-        allow_long = st.session_state.get("allow-long", False)
-        for spec in specs:  # nothing is queued unless every seed's run is within the bound or allowed
-            api.check_work(spec, allow_long)
-        jobs = [api.submit(spec, allow_long=allow_long) for spec in specs]  # a list of seeds: one run each
+        jobs = api.submit_all(specs, allow_long=st.session_state.get("allow-long", False))  # one run per seed
         st.session_state["submitted"] = " ".join(
             f"Queued as job {job['job_id']} (run {job['run_id'][:12]}, seed {spec.seed}): {job['status']}."
             for job, spec in zip(jobs, specs)

@@ -127,3 +127,18 @@ def test_the_runs_page_shows_the_estimate_before_submit(cache, monkeypatch):
     at = page("pages/runs.py", cache, monkeypatch)
     assert not at.exception
     assert any(c.value.startswith(":material/timer: ≈ ") and "rough guess" in c.value for c in at.caption)
+
+
+def test_submit_all_queues_every_seed_or_none(store, smoke_tree):
+    import pytest
+
+    from engine import api
+    from engine.errors import SpecError
+    from engine.science.catalog import validate
+
+    small = validate(smoke_tree)
+    huge = validate(smoke_tree | {"train": {**smoke_tree.get("train", {}), "epochs": 1000}, "seed": 7})
+    with pytest.raises(SpecError, match="allow-long"):
+        api.submit_all([small, huge], store)
+    assert api.jobs(store) == []  # the small one was not queued either
+    assert [j["run_id"] for j in api.submit_all([small], store)] == [small.run_id()]
