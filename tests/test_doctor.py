@@ -77,6 +77,78 @@ def test_a_damaged_database_is_one_line_then_doctor_makes_the_store_usable(damag
     assert Store(root).runs() == []  # usable again, and empty
 
 
+def table_pages(root: Path, table: str, kind: str) -> list[int]:
+    """The pages holding a table (`kind`: 'leaf', 'internal' or 'any'), from SQLite's dbstat table."""
+    with sqlite3.connect(root / "aer.sqlite") as db:
+        try:
+            rows = db.execute("SELECT pageno, pagetype FROM dbstat WHERE name = ? ORDER BY pageno", (table,)).fetchall()
+        except sqlite3.OperationalError:
+            pytest.skip("this SQLite has no dbstat table")
+    return [page for page, pagetype in rows if kind in ("any", pagetype)]
+
+
+def overwrite_pages(root: Path, pages: list[int]) -> None:
+    """Overwrite whole database pages with a byte pattern, as a bad sector or a stray write does."""
+    size = 4096  # the store's page size (SQLite's default)
+    with open(root / "aer.sqlite", "r+b") as handle:
+        for number in pages:
+            handle.seek((number - 1) * size)
+            handle.write(b"\xa5" * size)
+
+
+def test_scan_reads_past_a_damaged_page(damaged):
+    from engine.store.salvage import scan
+
+    root, _ = damaged
+    with sqlite3.connect(root / "aer.sqlite") as db:
+        everything = db.execute("SELECT count(*) FROM robust").fetchone()[0]
+    first, *rest = table_pages(root, "robust", "leaf")
+    assert rest, "the smoke run's robust rows span several pages"
+    overwrite_pages(root, [first])
+    with sqlite3.connect(root / "aer.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        with pytest.raises(sqlite3.DatabaseError):
+            db.execute("SELECT * FROM robust").fetchall()
+        rows, complete = scan(db, "robust")
+    assert not complete and 0 < len(rows) < everything
+    assert {row["step"] for row in rows} == {1, 2}  # the first page held step 0's rows; the later ones came back
+
+
+def test_a_damaged_page_of_per_layer_tables_keeps_every_proven_result(damaged, capsys):
+    root, run_id = damaged
+    before = api.robust_frame([run_id], Store(root))
+    overwrite_pages(root, table_pages(root, "layers", "any"))
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and "salvaged 1 runs from the damaged database (3 steps" in out
+    assert "only partly readable: layers" in out and "lost: the results of 0 runs" in out
+    api.forget_stores()
+    store = Store(root)
+    assert store.run(run_id)["status"] == "done" and store.layers(run_id) == []
+    assert api.robust_frame([run_id], store).equals(before)
+
+
+def test_results_on_a_damaged_page_are_proven_up_to_it_and_the_rest_recomputes(damaged, capsys):
+    root, run_id = damaged
+    before = api.robust_frame([run_id], Store(root))
+    overwrite_pages(root, table_pages(root, "robust", "leaf")[-1:])  # the last page: step 1 and 2's rows
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and "(1 steps whose checkpoints and result digests verify)" in out
+    assert f"run {run_id[:12]}: steps 1+ could not be proven; run marked failed" in out
+    api.forget_stores()
+    assert [s["step"] for s in Store(root).steps(run_id)] == [0]
+    code, out, _ = cli(root, "run", "--preset", "smoke", "--quiet", capsys=capsys)
+    assert code == 0 and "(cached)" not in out
+    api.forget_stores()
+    after = api.robust_frame([run_id], Store(root))
+    columns = ["step", "attack", "eps", "acc", "n"]
+    assert (
+        after[columns]
+        .sort_values(columns)
+        .reset_index(drop=True)
+        .equals(before[columns].sort_values(columns).reset_index(drop=True))
+    )
+
+
 def test_the_pages_show_the_same_message_without_a_path_or_a_traceback(damaged, monkeypatch):
     root, _ = damaged
     break_database(root, "header")

@@ -1,8 +1,9 @@
 """`python -m engine doctor`: make a damaged cache usable again and say what was lost.
 
-A database that fails SQLite's quick_check (truncated, header flipped, replaced by text) is moved
-aside, never deleted, and a fresh one takes its place; the run folders its checkpoints left behind
-are listed as lost (their results were only in the database, and a run recomputes from its spec).
+A database that fails SQLite's quick_check (truncated, header flipped, replaced by text, a page
+overwritten) is moved aside, never deleted, and a fresh one takes its place; what the damaged one
+still proves is copied back (engine/store/salvage.py: rows whose checkpoints and result digests
+verify), and run folders with no restored run are listed as lost (a run recomputes from its spec).
 Then every recorded checkpoint is re-hashed: a damaged or missing base is forgotten (the next run
 that needs it trains it again), and a run whose step checkpoint is damaged loses that step and
 every later one and is marked failed with the reason, so the next `run` recomputes them instead of
@@ -18,6 +19,7 @@ from pathlib import Path
 from engine.errors import IntegrityError, NotFoundError, StoreError
 from engine.store.checkpoints import verified_bytes
 from engine.store.db import Store
+from engine.store.salvage import Salvaged, salvage
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Report:
     """What the doctor found and did, one line per finding."""
 
     moved_to: str | None = None
+    salvaged: Salvaged | None = None
     lost_runs: list[str] = field(default_factory=list)
     forgotten_bases: list[str] = field(default_factory=list)
     damaged_steps: dict[str, int] = field(default_factory=dict)  # run id → first damaged step
@@ -36,6 +39,7 @@ class Report:
         out = []
         if self.moved_to:
             out.append(f"the database was damaged: moved aside to {self.moved_to}; a fresh one replaces it")
+            out += self.salvaged.lines() if self.salvaged else []
             out.append(f"lost: the results of {len(self.lost_runs)} runs (their specs recompute them when run again)")
         out += [
             f"base {base[:12]}: checkpoint damaged or missing; forgotten (trained again when needed)"
@@ -107,7 +111,9 @@ def doctor(root: Path) -> Report:
         if "damaged" not in str(exc):
             raise
         report.moved_to = move_aside(root)
-        report.lost_runs = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir())
         store = Store(root)
+        report.salvaged = salvage(root / report.moved_to, store)
+        restored = set(report.salvaged.runs)
+        report.lost_runs = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in restored)
     verify_checkpoints(store, report)
     return report
