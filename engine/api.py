@@ -1,13 +1,16 @@
 """The engine's Python API, used by the CLI, the pages and notebooks: one facade over specs,
 runs, the store's frames, jobs and paper presets.
 
-Importing it is cheap (no torch): validating, computing and loading checkpoints import the
-science on first use, each such import marked as keeping torch out of the fast CLI paths.
+Importing it is cheap (no torch, pandas or scipy): validating, computing and loading checkpoints
+import the science on first use, each such import marked as keeping torch out of the fast CLI paths,
+and the store's frames (pandas, scipy) load on first use through the module's `__getattr__`, so the
+CLI refuses a bad spec in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import subprocess
@@ -16,11 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from engine.errors import EngineError, NotFoundError, SpecError, StoreError
 from engine.jobs import queue
-from engine.papers.results import PaperResults
 from engine.paths import REPO_ROOT
 from engine.spec.form import SAME_AS_BASE, FormChoices, FormField, parse_eps, schedule_fields, schedule_start
 from engine.spec.form import changes as _changes
@@ -39,32 +39,61 @@ from engine.spec.reading import (
 )
 from engine.spec.runspec import MAX_WORK, RunSpec, check_work
 from engine.spec.runspec import describe as describe_spec
+from engine.spec.runspec import validate as validate_structure
 from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
 from engine.store.estimate import Estimate
 from engine.store.estimate import estimate as _estimate
-from engine.store.frames import (
-    budget_frame,
-    compare,
-    document,
-    efficiency_frame,
-    export,
-    layers_frame,
-    robust_frame,
-    runs_frame,
-    runs_having,
-    same_images,
-    warnings_list,
+
+FRAMES = (
+    "budget_frame",
+    "compare",
+    "document",
+    "efficiency_frame",
+    "export",
+    "layers_frame",
+    "robust_frame",
+    "runs_frame",
+    "runs_having",
+    "same_images",
+    "warnings_list",
 )
+"""The store's frames, re-exported here and loaded on first use (engine.store.frames: pandas, scipy)."""
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
 
     from engine.papers.claims import Verdict  # types only: importing these loads torch
     from engine.papers.presets import PaperPreset  # types only: importing these loads torch
+    from engine.papers.results import PaperResults
     from engine.pipeline import ProgressFn  # types only: importing these loads torch
     from engine.science.data import Dataset  # types only: importing these loads torch
     from engine.science.playground import Example  # types only: importing these loads torch
+    from engine.store.frames import (
+        budget_frame,
+        compare,
+        document,
+        efficiency_frame,
+        export,
+        layers_frame,
+        robust_frame,
+        runs_frame,
+        runs_having,
+        same_images,
+        warnings_list,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """The frames on first use (PEP 562): `api.robust_frame` imports pandas then, not `import engine.api`."""
+    if name in FRAMES:
+        return getattr(importlib.import_module("engine.store.frames"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _frames() -> Any:
+    return importlib.import_module("engine.store.frames")
 
 
 def parse_numbers(text: str) -> list[float] | str:
@@ -92,6 +121,8 @@ def fork_changes(parent_id: str, spec: RunSpec, store: Store | None = None) -> l
 def schedule_walk(tree: dict[str, Any]) -> pd.DataFrame:
     """The sparsity the run trains at, point by point, with its checkpoints (engine.spec.form.schedule_walk);
     SpecError naming the field when the schedule is invalid."""
+    import pandas as pd  # on first use: a refused spec never waits for pandas
+
     return pd.DataFrame(_schedule_walk(tree), columns=["batch", "sparsity", "checkpoint"])
 
 
@@ -112,6 +143,7 @@ def checkpoints(run_id: str, store: Store | None = None) -> dict[int, float]:
 
 def validate_tree(tree: dict[str, Any]) -> RunSpec:
     """Validate a raw spec tree, registered names included (SpecError with one line per problem)."""
+    validate_structure(tree)  # types, ranges and NaN first, without loading torch; then the names
     from engine.science.catalog import validate  # the registries load torch: not on the cache-hit path
 
     return validate(tree)
@@ -149,7 +181,7 @@ def run_tree(
     key = raw_key(tree)
     known = store.alias(key)
     if known and store.run(known)["status"] == RunStatus.DONE:
-        return document(known, store, cached=True)
+        return _frames().document(known, store, cached=True)
     spec = validate_tree(tree)
     check_work(spec, allow_long)
     doc = run(spec, store, on_progress)
@@ -187,7 +219,7 @@ def run(spec: RunSpec, store: Store | None = None, on_progress: "ProgressFn | No
 
     store = store or open_store()
     cached = run_pipeline(spec, store, on_progress)
-    return document(spec.run_id(), store, cached=cached)
+    return _frames().document(spec.run_id(), store, cached=cached)
 
 
 def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torch.nn.Module":
@@ -251,6 +283,8 @@ def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:
 
 def estimate_errors(store: Store | None = None) -> pd.DataFrame:
     """Every finished job's estimate, actual seconds and relative error (actual − estimate) / actual."""
+    import pandas as pd  # on first use: a refused spec never waits for pandas
+
     frame = pd.DataFrame(
         (store or open_store()).estimates(), columns=["job_id", "run_id", "estimate_seconds", "actual_seconds"]
     )
@@ -310,6 +344,8 @@ def jobs_frame(store: Store | None = None, limit: int = 200) -> pd.DataFrame:
         "created_at",
         "updated_at",
     ]
+    import pandas as pd  # on first use: a refused spec never waits for pandas
+
     rows = jobs(store, limit)
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 

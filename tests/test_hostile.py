@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import engine.science.catalog  # noqa: F401  torch loads here once: the timed refusals time the refusal, not the import
 from engine import api
 from engine.__main__ import main
 from engine.errors import SpecError
@@ -51,6 +52,24 @@ def refused(argv: list[str], root: Path, capsys, monkeypatch) -> list[str]:
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
 def test_every_hostile_file_is_refused_in_a_line_or_two(path, tmp_path, capsys, monkeypatch):
     refused(["run", str(path)], tmp_path / "cache", capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("name", ["nan_eps.yaml", "billion_laughs.yaml", "wrong_type.yaml"])
+def test_a_refused_file_loads_neither_torch_nor_pandas(name, tmp_path):
+    """The refusal is the process's whole work: no torch, pandas or scipy import before it (each costs
+    seconds and hundreds of MB), so `python -m engine run bad.yaml` answers in a fraction of a second."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from engine.__main__ import main; code = main(['--cache-dir', sys.argv[1], 'run', sys.argv[2]]); "
+        "print(code, sorted(m for m in ('torch', 'pandas', 'scipy') if m in sys.modules))"
+    )
+    path = REPO / "tests" / "data" / "hostile" / name
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(path)], cwd=REPO, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "2 []", (out.stdout, out.stderr)
 
 
 def big_files(folder: Path) -> dict[str, Path]:
