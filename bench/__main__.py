@@ -3,7 +3,8 @@ measured in the same run and prints it beside its target: the robustness surface
 loop (speed ratio, accuracy difference, share of the matmul peak), structured pruning's latency
 ratio, a preset cold and cached, page render time from 1,000 runs, and the teaching demo clicked in
 Chromium (quiet, then beside one busy core), and the cost estimate's error; `--only` picks figures.
-`python -m bench --drill 20` kills a worker 20 times in one run and reports what survived.
+`python -m bench --drill 20` kills a worker 20 times in one run and reports what survived;
+`python -m bench --hostile` puts every hostile input of the hostile-input issue through the CLI.
 
 Prints numbers (seconds, ratios, counts); nothing here asserts a time.
 """
@@ -134,12 +135,18 @@ def main() -> None:
     )
     parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES), help="figures to measure")
     parser.add_argument("--drill", type=int, metavar="KILLS", help="run the crash drill with this many kill -9s")
+    parser.add_argument("--hostile", action="store_true", help="run the hostile-input drill (counts, time, memory)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder for the JSON record")
     args = parser.parse_args()
     if args.drill:
         from bench.drill import run_drill
 
         print(json.dumps({"drill": run_drill(args.drill)}))
+        return
+    if args.hostile:
+        from bench.hostile import drill
+
+        drill()
         return
     import torch
 

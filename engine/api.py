@@ -142,8 +142,9 @@ def checkpoints(run_id: str, store: Store | None = None) -> dict[int, float]:
 
 
 def validate_tree(tree: dict[str, Any]) -> RunSpec:
-    """Validate a raw spec tree, registered names included (SpecError with one line per problem)."""
-    validate_structure(tree)  # types, ranges and NaN first, without loading torch; then the names
+    """Validate a raw spec tree (SpecError, one line per problem): types, ranges and finiteness first, then
+    the registered names, which need the registries (torch), so a malformed spec is refused without them."""
+    validate_structure(tree)
     from engine.science.catalog import validate  # the registries load torch: not on the cache-hit path
 
     return validate(tree)
