@@ -123,7 +123,6 @@ OVERRIDES = [
     "train.lr=1.0e999",
     "train.lr=-1",
     "train.epochs=99999999",
-    "eval.n_samples=100000",
     "eval.n_samples=0",
     "seed=" + "9" * 5000,
     "seed=-1",
@@ -132,7 +131,6 @@ OVERRIDES = [
     "model.name=../../etc/passwd",
     "model.name='; DROP TABLE runs; --",
     "dataset.name={{7*7}}",
-    "model={}",
     "eval=[]",
     "schedule=null",
     "=1",
@@ -298,8 +296,9 @@ def drill(generated: int = 500) -> dict:
         "max_seconds": round(max(o.seconds for o in outcomes), 2),
         "median_seconds": round(sorted(o.seconds for o in outcomes)[len(outcomes) // 2], 2),
         "max_peak_mb": round(max(o.peak_mb for o in outcomes)),
-        "slowest": max(outcomes, key=lambda o: o.seconds).case,
-        "largest": max(outcomes, key=lambda o: o.peak_mb).case,
+        "over_1s_or_200mb": [
+            f"{o.case} ({o.seconds:.1f} s, {o.peak_mb:.0f} MB)" for o in outcomes if o.seconds > 1 or o.peak_mb > 200
+        ],  # fmt: skip
         "store_intact_after_path_cases": store_intact,
         "generated": generated_refusals(generated),
     }
