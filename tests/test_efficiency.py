@@ -75,3 +75,31 @@ def test_the_onnx_deployment_path_computes_what_pytorch_computes():
     assert latency.ms > 0
     options = deployed.session.get_session_options()  # its threads sleep between calls: no spinning into torch's
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_batch_one_is_also_timed_on_one_thread_the_same_choice_for_every_model(monkeypatch):
+    """A batch-1 pass of a small model is often fastest on one thread; dense, masked and smaller models
+    (eager and ONNX) are all offered the same thread counts and each keeps its best."""
+    import torch
+
+    from engine.science import efficiency
+    from engine.science.data import load_dataset
+    from engine.science.models import build_model
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert efficiency.thread_choices(1) == (2, 1) and efficiency.thread_choices(128) == (2,)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert efficiency.thread_choices(1) == (1,)
+    monkeypatch.undo()
+
+    data = load_dataset("synthetic")
+    deployed = efficiency.OnnxModel(build_model("mlp", data.info).eval(), data.x_test[:2])
+    single = deployed.session_for(1)
+    assert single is deployed.session_for(1)  # built once per count
+    assert single.get_session_options().intra_op_num_threads == 1
+    timed: list[int] = []
+    real = efficiency._timer
+    monkeypatch.setattr(efficiency, "_timer", lambda m, x, threads: timed.append(threads) or real(m, x, threads))
+    monkeypatch.setattr(efficiency, "thread_choices", lambda batch: (2, 1) if batch == 1 else (2,))
+    efficiency.interleaved_latencies([deployed, deployed], data.x_test[:1], batch=1, rounds=1, min_run_time=0.001)
+    assert timed == [2, 1, 2, 1]

@@ -32,6 +32,7 @@ import logging
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,24 +78,32 @@ class OnnxModel:
     CPU at this process's thread count: the deployment path a user would take. Called like the model."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor) -> None:
-        import onnxruntime  # only this deployment measurement needs it
-
         example = example[:2].detach().cpu().contiguous()
         batch = torch.export.Dim("batch", min=1, max=4096)
         with _quiet_exporter():
             program = torch.onnx.export(
                 copy.deepcopy(model).cpu().eval(), (example,), dynamo=True, dynamic_shapes=({0: batch},), report=False
             )
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        # onnxruntime's threads spin-wait after each call by default, stealing the cores from whatever
-        # is timed next (torch's own threads, in the interleaved rounds): they sleep instead
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(
-            program.model_proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        self.serialized = program.model_proto.SerializeToString()
+        self.sessions: dict[int, Any] = {}
+        self.session = self.session_for(torch.get_num_threads())
         self.input = self.session.get_inputs()[0].name
+
+    def session_for(self, threads: int) -> Any:
+        """An onnxruntime session running on `threads` intra-op threads (built once per count)."""
+        import onnxruntime  # only this deployment measurement needs it
+
+        if threads not in self.sessions:
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            # onnxruntime's threads spin-wait after each call by default, stealing the cores from whatever
+            # is timed next (torch's own threads, in the interleaved rounds): they sleep instead
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.sessions[threads] = onnxruntime.InferenceSession(
+                self.serialized, options, providers=["CPUExecutionProvider"]
+            )
+        return self.sessions[threads]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits of a batch (a plain contiguous CPU tensor)."""
@@ -107,11 +116,22 @@ def _quiet_exporter() -> contextlib.redirect_stdout:
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def _timer(model: nn.Module | OnnxModel, inputs: torch.Tensor) -> benchmark.Timer:
-    batch = inputs.contiguous() if isinstance(model, OnnxModel) else to_input(inputs, model)
+def _timer(model: nn.Module | OnnxModel, inputs: torch.Tensor, threads: int) -> benchmark.Timer:
+    """A timer of one forward pass on `threads` threads. An ONNX model is timed as a deployment calls it:
+    its session's run on a ready NumPy array, without the tensor conversions of `OnnxModel.__call__`."""
+    if isinstance(model, OnnxModel):
+        feed = {model.input: inputs.detach().cpu().contiguous().numpy()}
+        return benchmark.Timer("run(None, feed)", globals={"run": model.session_for(threads).run, "feed": feed})
     return benchmark.Timer(
-        "model(batch)", globals={"model": model, "batch": batch}, num_threads=torch.get_num_threads()
+        "model(batch)", globals={"model": model, "batch": to_input(inputs, model)}, num_threads=threads
     )
+
+
+def thread_choices(batch: int) -> tuple[int, ...]:
+    """The thread counts a model is timed at: one batch-1 pass of a small model is often fastest on one
+    thread (splitting it costs more than it saves), so batch 1 also tries one; each model keeps its best."""
+    threads = torch.get_num_threads()
+    return (threads,) if batch > 1 or threads == 1 else (threads, 1)
 
 
 def interleaved_latencies(
@@ -121,21 +141,24 @@ def interleaved_latencies(
     rounds: int = LATENCY_ROUNDS,
     min_run_time: float = 0.01,
 ) -> list[Latency]:
-    """Each model's latency at `batch`, the models timed in turn round after round at this process's
-    thread count (torch.utils.benchmark): each round times a block of calls sized once, after a warm-up
-    call, to last about `min_run_time`; per model the fastest round (the least disturbed) and the
-    spread: how far the typical (median) round lies above it (median / fastest − 1)."""
+    """Each model's latency at `batch`, the models timed in turn round after round (torch.utils.benchmark)
+    at each of `thread_choices(batch)`: each round times a block of calls sized once, after a warm-up
+    call, to last about `min_run_time`; per model its best thread count's fastest round (the least
+    disturbed) and that count's spread: how far its typical (median) round lies above it (median /
+    fastest − 1). Every model gets the same thread counts to choose from."""
     inputs = example[:1].repeat(batch, *[1] * (example.dim() - 1))
-    timers = [_timer(m, inputs) for m in models]
-    means: list[list[float]] = [[] for _ in models]
+    choices = thread_choices(batch)
+    timers = [_timer(m, inputs, threads) for m in models for threads in choices]
+    means: list[list[float]] = [[] for _ in timers]
     with torch.inference_mode():
         blocks = [max(1, math.ceil(min_run_time / max(timer.timeit(1).mean, 1e-6))) for timer in timers]
         for _ in range(rounds):
             for timer, block, times in zip(timers, blocks, means):
                 times.append(timer.timeit(block).mean * 1000)
     # a block the timer cannot resolve reads 0: floored, so no spread is ever infinite or NaN in the store
-    fastest = [max(min(times), 1e-9) for times in means]
-    return [Latency(low, statistics.median(times) / low - 1) for low, times in zip(fastest, means)]
+    measured = [Latency(max(min(t), 1e-9), statistics.median(t) / max(min(t), 1e-9) - 1) for t in means]
+    per_model = [measured[i : i + len(choices)] for i in range(0, len(measured), len(choices))]
+    return [min(options, key=lambda latency: latency.ms) for options in per_model]
 
 
 def latency_columns(
