@@ -72,6 +72,11 @@ REFERENCES = [
     ("surface", "torchattacks_self_diff_pt", "torchattacks vs itself from other random starts"),
     ("surface", "max_acc_diff_pt", "largest gap either way (lower robust accuracy = a stronger attack)"),
     ("surface", "sound_bound_speedup", "FLOPs a sound PGD-10 search can save at most: robust pairs take every step"),
+    (
+        "surface",
+        "attainable_bound_speedup",
+        "the steps no sound search skips, all at the fastest bare-step GFLOP/s, vs the baseline's time",
+    ),
     ("surface", "matmul_peak_gflops", "fp32 matmul peak of this run"),
     ("surface", "descend_speedup", "descend (fast preview, may over-report; never a reported number)"),
     ("surface", "descend_max_acc_diff_pt", "descend (fast preview) vs torchattacks, largest gap"),
