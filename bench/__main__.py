@@ -81,6 +81,12 @@ REFERENCES = [
     ("surface", "descend_speedup", "descend (fast preview, may over-report; never a reported number)"),
     ("surface", "descend_max_acc_diff_pt", "descend (fast preview) vs torchattacks, largest gap"),
     ("teaching", "busy_full_surface_s", "the same click beside one busy core"),
+    (
+        "structured",
+        "eager_bound_speedup_b1",
+        "eager batch 1 at best: the call's fixed cost + dense arithmetic x FLOPs kept",
+    ),
+    ("structured", "floor_ms_b1", "eager batch-1 latency of the same layers with 3 % of their filters: the fixed cost"),
     ("structured", "max_spread", "widest latency spread (median / fastest round − 1); above 0.25 the machine was busy"),
 ]
 
