@@ -75,8 +75,9 @@ def walk_through() -> None:
             "pages/surface.py", label="Open the surface", icon=":material/landscape:", query_params={"run": run}
         )
         st.markdown(
-            "3. **Find the sweet spot.** On the heat map, a ★ marks a pruned checkpoint at least as robust as "
-            "the dense one at that ε: how sparse can the model get for free?"
+            "3. **Find the sweet spot.** On the heat map, a ★ marks a pruned checkpoint as robust as the "
+            "dense one at that ε, within 2 pt on the same images (☆: too close to tell): how sparse can the model "
+            "get for free?"
         )
         st.page_link(
             "pages/surface.py",

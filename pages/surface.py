@@ -92,7 +92,7 @@ def watch() -> None:
 @st.fragment
 def draw() -> None:
     """The chosen view of the chosen run (its widgets redraw only the view)."""
-    frame = read("robust_frame", (run_id,))
+    frame = read("robust_frame", (run_id,), flags=True)  # per-image flags: sweet spots are paired tests
     frame = frame[frame["attack"] == attack]
     st.caption(f"{frame['step'].nunique()} of {this_run['n_steps']} checkpoints evaluated")
     title = labels[run_id]
@@ -123,7 +123,9 @@ def draw() -> None:
     table = tables.surface_table(frame, read("efficiency_frame", (run_id,)))
     st.caption(
         "AUC: area under robust accuracy vs ε divided by the ε range (1 = unbreakable). A sweet spot (★ on "
-        "the heat map) is a pruned checkpoint at least as robust as the dense model at that ε, within 0.5 pt. "
+        "the heat map) is a pruned checkpoint as robust as the dense model at that ε, within 2 pt: the paired 95 % "
+        "interval of their difference on the same images lies above −2 pt (☆: it straddles −2 pt, so these "
+        "images cannot tell). "
         "Compression = all / non-zero parameters; effective compression counts only weights on a path from "
         "input to output (a pruned filter silences the next layer's weights that read it); theoretical "
         "speed-up = dense / sparse FLOPs; latency is measured on this CPU, timed in turn with the dense model "

@@ -41,16 +41,40 @@ def test_auc_table_has_one_row_per_checkpoint_and_attack():
     assert list(table["auc"]) == pytest.approx([0.5, 0.6]) and list(table["step"]) == [0, 1]
 
 
-def test_sweet_spots_are_pruned_points_at_least_as_robust_as_dense():
-    f = frame(
-        {
-            (0, "pgd_linf"): [(0, 0.9), (0.1, 0.30)],
-            (1, "pgd_linf"): [(0, 0.9), (0.1, 0.298)],
-            (2, "pgd_linf"): [(0, 0.9), (0.1, 0.2)],
-        }
-    )
-    spots = summaries.sweet_spots(f, tolerance=0.005)
-    assert list(spots["step"]) == [1] and spots.loc[0, "dense_acc"] == 0.30
+def flagged(step: int, eps: float, correct: np.ndarray) -> dict:
+    """A robust row with its per-image flags, as the store keeps them."""
+    from engine.report.stats import pack_flags
+
+    acc = float(correct.mean())
+    return {"run_id": "r", "step": step, "sparsity": step / 10, "clean_acc": 0.9, "attack": "pgd_linf",
+            "norm": "Linf", "eps": eps, "acc": acc, "n": correct.size, "correct": pack_flags(correct)}  # fmt: skip
+
+
+def test_a_sweet_spot_is_decided_by_the_paired_interval_not_a_fixed_tolerance():
+    rng = np.random.default_rng(0)
+    dense = rng.random(1000) < 0.30
+    close = dense.copy()
+    close[np.flatnonzero(dense)[:2]] = False  # two images lost: −0.2 pt, paired interval well inside 2 pt
+    worse = dense.copy()
+    worse[np.flatnonzero(dense)[:60]] = False  # −6 pt on the same images: fails, left out
+    rows = [flagged(0, 0.0, dense | True), flagged(0, 0.1, dense), flagged(1, 0.1, close), flagged(2, 0.1, worse)]
+    spots = summaries.sweet_spots(pd.DataFrame(rows))
+    assert spots["step"].tolist() == [1] and spots.loc[0, "verdict"] == "holds"
+    assert spots.loc[0, "dense_acc"] == pytest.approx(dense.mean()) and -0.02 < spots.loc[0, "ci_low"] < 0
+    # the same accuracies on 1,000 images but without flags: two independent accuracies, a wider
+    # interval that straddles −2 pt, so the images cannot tell
+    unflagged = pd.DataFrame(rows).drop(columns="correct")
+    spots = summaries.sweet_spots(unflagged)
+    assert spots["step"].tolist() == [1] and spots.loc[0, "verdict"] == "inconclusive"
+    assert spots.loc[0, "ci_low"] < -0.02 < spots.loc[0, "ci_high"]
+
+
+def test_sweet_spots_need_n_and_never_judge_clean_accuracy():
+    f = frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.30)], (1, "pgd_linf"): [(0, 0.9), (0.1, 0.35)]})
+    assert summaries.sweet_spots(f).empty  # no n: nothing to decide with
+    f["n"] = 10_000
+    spots = summaries.sweet_spots(f)
+    assert spots["eps"].tolist() == [0.1] and spots["verdict"].tolist() == ["holds"]
 
 
 def test_adversarial_share_mixes_clean_and_robust():

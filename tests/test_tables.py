@@ -66,6 +66,7 @@ def two_checkpoints() -> pd.DataFrame:
             "clean_acc": [0.9] * 4,
             "eps": [0.0, 0.1] * 2,
             "acc": [0.9, 0.3, 0.9, 0.4],
+            "n": 1000,
         }
     )
 

@@ -158,14 +158,23 @@ def surface_3d(frame: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
+MARKS = {"holds": " ★", "inconclusive": " ☆"}
+"""A sweet spot's mark on the heat map by its verdict."""
+
+
 def surface_heatmap(frame: pd.DataFrame, title: str = "", spots: pd.DataFrame | None = None) -> go.Figure:
-    """Robust accuracy over sparsity × ε as an annotated heat map; sweet spots marked with ★."""
+    """Robust accuracy over sparsity × ε as an annotated heat map; sweet spots (summaries.sweet_spots)
+    marked ★ where they hold and ☆ where the images cannot tell."""
     if frame.empty:
         return _empty("no results yet")
     grid, norm = _grid(frame), norm_of(frame)
-    marked = set() if spots is None else set(zip(spots["sparsity"], spots["eps"]))
+    marks = (
+        {}
+        if spots is None
+        else {(s, e): MARKS[v] for s, e, v in zip(spots["sparsity"], spots["eps"], spots["verdict"])}
+    )
     text = [
-        [f"{grid.iloc[i, j]:.1f}" + (" ★" if (s, e) in marked else "") for j, e in enumerate(grid.columns)]
+        [f"{grid.iloc[i, j]:.1f}" + marks.get((s, e), "") for j, e in enumerate(grid.columns)]
         for i, s in enumerate(grid.index)
     ]
     fig = go.Figure(

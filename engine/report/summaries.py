@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine.report.stats import Difference, paired, successes, unpack_flags, unpaired
+from engine.report.stats import Difference, decide, paired, successes, unpack_flags, unpaired
 
 # Attacks ordered by strength within a norm: a weaker one should never beat a stronger one.
 # (attack that should not win, attack it should not beat, warning kind, what it means)
@@ -71,16 +71,59 @@ def auc_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run_id", "step", "attack", "norm", "sparsity", "clean_acc", "auc", "eps_max"])
 
 
-def sweet_spots(frame: pd.DataFrame, tolerance: float = 0.005) -> pd.DataFrame:
-    """Pruned checkpoints whose robust accuracy is at least the dense model's (step 0) minus `tolerance`.
+SWEET_SPOT_MARGIN = 0.02
+"""How far below the dense model a pruned checkpoint may lie and still be a sweet spot: the paper
+claims' non-inferiority margin (engine.papers.claims), stated beside every verdict."""
 
-    Returned per run × attack × ε, for ε > 0 (at ε = 0 this is clean accuracy).
+SPOT_COLUMNS = [
+    "run_id",
+    "step",
+    "sparsity",
+    "attack",
+    "eps",
+    "acc",
+    "dense_acc",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "verdict",
+]
+
+
+def sweet_spots(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> pd.DataFrame:
+    """Pruned checkpoints as robust as the dense model (step 0) at an ε > 0, within `margin`, decided on
+    the 95 % interval of pruned − dense: paired (exact McNemar) where both rows kept per-image flags on
+    the same images (a frame read with flags), else two independent accuracies from their n.
+
+    Per run × attack × ε, the points whose verdict is "holds" (the interval lies above −margin: a sweet
+    spot) or "inconclusive" (it straddles −margin: the images cannot tell); points that fail, and points
+    without n, are left out. At ε = 0 this would be clean accuracy, so ε = 0 is never judged.
     """
     attacked = frame[frame["eps"] > 0]
-    dense = attacked[attacked["step"] == 0][["run_id", "attack", "eps", "acc"]].rename(columns={"acc": "dense_acc"})
-    merged = attacked[attacked["step"] > 0].merge(dense, on=["run_id", "attack", "eps"])
-    spots = merged[merged["acc"] >= merged["dense_acc"] - tolerance]
-    return spots[["run_id", "step", "sparsity", "attack", "eps", "acc", "dense_acc"]].reset_index(drop=True)
+    if "n" not in attacked or attacked.empty:
+        return pd.DataFrame(columns=SPOT_COLUMNS)
+    keep = [c for c in ("run_id", "attack", "eps", "acc", "n", "correct") if c in attacked]
+    dense = attacked[attacked["step"] == 0][keep]
+    pruned = attacked[attacked["step"] > 0][[*keep, "step", "sparsity"]]
+    merged = pruned.merge(dense, on=["run_id", "attack", "eps"], suffixes=("", "_dense"))
+    merged = merged[(merged["n"].fillna(0) > 0) & (merged["n_dense"].fillna(0) > 0)]
+    rows = []
+    for _, row in merged.iterrows():
+        gap = versus_dense(row)
+        verdict = decide(gap.low, gap.high, margin)
+        if verdict != "fails":
+            rows.append([*row[["run_id", "step", "sparsity", "attack", "eps", "acc", "acc_dense"]], gap.diff, gap.low,
+                         gap.high, verdict])  # fmt: skip
+    return pd.DataFrame(rows, columns=SPOT_COLUMNS)
+
+
+def versus_dense(row: pd.Series) -> Difference:
+    """A pruned point's accuracy − the dense point's: paired where both kept flags on the same n images."""
+    n, n_dense = int(row["n"]), int(row["n_dense"])
+    flags, dense_flags = row.get("correct"), row.get("correct_dense")
+    if isinstance(flags, bytes) and isinstance(dense_flags, bytes) and n == n_dense:
+        return paired(unpack_flags(flags, n), unpack_flags(dense_flags, n))
+    return unpaired(successes(row["acc"], n), n, successes(row["acc_dense"], n_dense), n_dense)
 
 
 def adversarial_share(clean_acc: float, robust_acc: float, share: np.ndarray) -> np.ndarray:

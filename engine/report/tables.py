@@ -73,7 +73,8 @@ def surface_table(robust: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFram
     """Per checkpoint of one run and attack: AUC over ε, sweet-spot count, and its measured cost."""
     spots = sweet_spots(robust)
     table = auc_table(robust).drop(columns=["run_id", "attack", "norm"])
-    table["sweet spots (ε)"] = [int((spots["step"] == k).sum()) for k in table["step"]]
+    held = spots[spots["verdict"] == "holds"]
+    table["sweet spots (ε)"] = [int((held["step"] == k).sum()) for k in table["step"]]
     table = with_clean_interval(table, robust)
     if efficiency.empty:
         return table
