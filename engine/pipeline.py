@@ -9,6 +9,7 @@ checkpoints as an uninterrupted run.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
@@ -260,19 +261,38 @@ def base_adversarial(walk: Walk) -> dict[str, Adversarial]:
     return evaluate_model(base.eval(), *walk.evaluation, spec.eval, spec.seed, keep_adversarial=True).adversarial
 
 
+def dense_results(walk: Walk) -> dict | None:
+    """Step 0's clean and robust results measured by another run on the same base with the same
+    evaluation (the same model, images, attacks and seeds: Store.dense_results), or None. What-if forks
+    and a paper preset's variants share their dense point instead of attacking the same model again;
+    runs that transfer attacks from the base keep computing it, since they need its adversarial inputs."""
+    spec = walk.spec
+    evaluation = json.loads(spec.canonical_json())["eval"]
+    found = walk.store.dense_results(spec.run_id(), spec.base_id(), evaluation)
+    if found is not None:
+        log.info("step 0 of %s: the dense model's results of run %s (same base, same evaluation)",
+                 spec.run_id()[:12], found["run_id"][:12])  # fmt: skip
+    return found
+
+
 def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], list[dict]]:
     """Clean accuracy, white-box rows, transfer rows and warnings of the model at step k."""
     spec, (x, y) = walk.spec, walk.evaluation
     transfer_wanted = spec.eval.transfer and bool(transferable(spec.eval.attacks))
-    evaluation = evaluate_model(
-        walk.model.eval(),
-        x,
-        y,
-        spec.eval,
-        spec.seed,
-        keep_adversarial=transfer_wanted and k == 0,
-        on_progress=lambda done, total: walk.report(Progress(k, walk.n_steps, "evaluating", done, total)),
-    )
+    dense = dense_results(walk) if k == 0 and not transfer_wanted else None
+    if dense is not None:
+        clean_acc, robust = dense["clean_acc"], dense["robust"]
+    else:
+        evaluation = evaluate_model(
+            walk.model.eval(),
+            x,
+            y,
+            spec.eval,
+            spec.seed,
+            keep_adversarial=transfer_wanted and k == 0,
+            on_progress=lambda done, total: walk.report(Progress(k, walk.n_steps, "evaluating", done, total)),
+        )
+        clean_acc, robust = evaluation.clean_acc, [vars(p) for p in evaluation.points]
     transfer: list[RobustPoint] = []
     if transfer_wanted:
         if k == 0:
@@ -290,7 +310,7 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
         for attack in spec.eval.attacks
         if (message := build_attack(attack).protocol_warning())
     ]
-    return evaluation.clean_acc, [vars(p) for p in evaluation.points], [vars(p) for p in transfer], warnings
+    return clean_acc, robust, [vars(p) for p in transfer], warnings
 
 
 def layer_rows(walk: Walk, k: int, masks: Masks, notes: dict, effective: dict[str, int]) -> list[dict]:

@@ -48,6 +48,56 @@ def test_runs_differing_only_in_pruning_share_one_base(store, smoke_tree):
     assert not any(phase.startswith("training the base model") for phase in phases)
 
 
+def step_zero_rows(store, run_id: str) -> list[tuple]:
+    return store.db.execute(
+        "SELECT attack, eps, acc, n, correct FROM robust WHERE run_id = ? AND step = 0 ORDER BY attack, eps", (run_id,)
+    ).fetchall()
+
+
+def counting_evaluations(monkeypatch) -> list[int]:
+    """Record the size of every evaluation the pipeline runs (one per step it attacks)."""
+    import engine.pipeline as pipeline
+
+    calls: list[int] = []
+    real = pipeline.evaluate_model
+    monkeypatch.setattr(
+        pipeline, "evaluate_model", lambda model, x, *a, **k: calls.append(len(x)) or real(model, x, *a, **k)
+    )
+    return calls
+
+
+def test_a_fork_reuses_the_dense_point_measured_on_the_same_base_and_images(store, smoke_tree, monkeypatch):
+    first = spec_of(smoke_tree)
+    api.run(first, store)
+    calls = counting_evaluations(monkeypatch)
+    fork = spec_of(smoke_tree, "schedule.final_sparsity=0.5")  # a what-if: same base, same evaluation
+    doc = api.run(fork, store)
+    assert doc["status"] == "done" and len(calls) == len(fork.schedule.sparsities()) - 1  # step 0 not attacked
+    assert step_zero_rows(store, fork.run_id()) == step_zero_rows(store, first.run_id())
+    assert store.edited_steps(fork.run_id()) == []  # its digest covers the copied rows
+
+
+def test_the_dense_point_is_measured_again_when_anything_about_it_differs(store, smoke_tree, monkeypatch):
+    first = spec_of(smoke_tree)
+    api.run(first, store)
+    calls = counting_evaluations(monkeypatch)
+    other_images = spec_of(smoke_tree, "eval.n_samples=150", "schedule.final_sparsity=0.5")
+    api.run(other_images, store)
+    assert len(calls) == len(other_images.schedule.sparsities())
+    with store.atomic() as db:  # an edited result is never copied
+        db.execute("UPDATE robust SET acc = 0.01 WHERE run_id = ? AND step = 0 AND eps > 0", (first.run_id(),))
+        db.execute("UPDATE robust SET acc = 0.01 WHERE run_id = ? AND step = 0 AND eps > 0", (other_images.run_id(),))
+    calls.clear()
+    edited_donor = spec_of(smoke_tree, "schedule.final_sparsity=0.7")
+    api.run(edited_donor, store)
+    assert len(calls) == len(edited_donor.schedule.sparsities())
+    api.run(spec_of(smoke_tree, "eval.transfer=true"), store)  # a donor that transfers too
+    calls.clear()
+    transfer = spec_of(smoke_tree, "eval.transfer=true", "schedule.final_sparsity=0.6")
+    api.run(transfer, store)  # transfer needs the base's own adversarial inputs: step 0 attacks again
+    assert len(calls) == len(transfer.schedule.sparsities())
+
+
 class Crash(RuntimeError):
     pass
 

@@ -9,6 +9,7 @@ transaction, so a killed process never leaves half a step. Values are always bou
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import sqlite3
@@ -580,6 +581,32 @@ class Store:
             (run_id,),
         ).fetchall()
         return [r["step"] for r in rows if result_digest(self.db, run_id, r["step"]) != r["result_sha256"]]
+
+    def dense_results(self, run_id: str, base_id: str, evaluation: dict[str, Any]) -> dict[str, Any] | None:
+        """Another run's verified step-0 results for the same base and the same evaluation, or None.
+
+        Step 0 is the base model itself, so every run sharing the base (same data, model, training, seed
+        and engine version: the base id) and the evaluation spec measures the same model on the same
+        images with the same attacks and seeds. Returns {"run_id", "clean_acc", "robust": rows} from a
+        run whose step 0 still matches its result digest (an edited one is never copied).
+        """
+        donors = self.db.execute(
+            "SELECT r.run_id, r.spec_json, s.clean_acc, s.result_sha256 FROM runs r JOIN steps s "
+            "ON s.run_id = r.run_id AND s.step = 0 WHERE r.base_id = ? AND r.run_id != ? ORDER BY s.finished_at",
+            (base_id, run_id),
+        ).fetchall()
+        for donor in donors:
+            if json.loads(donor["spec_json"]).get("eval") != evaluation or donor["result_sha256"] is None:
+                continue
+            if result_digest(self.db, donor["run_id"], 0) != donor["result_sha256"]:
+                continue
+            rows = self.db.execute(
+                "SELECT attack, norm, eps, acc, params, seconds, n, correct, abstained FROM robust "
+                "WHERE run_id = ? AND step = 0 ORDER BY rowid",
+                (donor["run_id"],),
+            ).fetchall()
+            return {"run_id": donor["run_id"], "clean_acc": donor["clean_acc"], "robust": [dict(r) for r in rows]}
+        return None
 
     def forget_steps(self, run_id: str, from_step: int) -> None:
         """Delete a run's steps from `from_step` on (their checkpoint failed its hash), to recompute them."""
