@@ -10,6 +10,7 @@ per refusal. Run it with `python -m bench --hostile`.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -188,18 +189,18 @@ def path_cases(root: Path, run_id: str, folder: Path) -> list[tuple[str, list[st
     return cases
 
 
-def damaged_store(source: Path, target: Path, kind: str) -> None:
-    """A copy of a finished cache whose database a disk, an editor or a bad copy damaged."""
-    shutil.copytree(source, target)
-    path = target / "aer.sqlite"
+def break_database(root: Path, kind: str) -> None:
+    """Damage a cache's aer.sqlite the way a disk, an editor or a bad copy does (`kind`: "truncated",
+    "header" flipped, or replaced by "text"), after folding its write-ahead log into it."""
+    path = root / "aer.sqlite"
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for suffix in ("-wal", "-shm"):
-        (target / f"aer.sqlite{suffix}").unlink(missing_ok=True)
+        (root / f"aer.sqlite{suffix}").unlink(missing_ok=True)
     if kind == "truncated":
         with open(path, "r+b") as handle:
             handle.truncate(4096)
-    elif kind == "header flipped":
+    elif kind == "header":
         with open(path, "r+b") as handle:
             handle.write(b"NOT SQLITE AT ALL")
     else:
@@ -209,9 +210,10 @@ def damaged_store(source: Path, target: Path, kind: str) -> None:
 def damage_cases(source: Path, run_id: str, folder: Path) -> list[tuple[str, list[str], dict[str, str]]]:
     """(case, argv, env): reading and running on damaged databases, before `doctor`."""
     cases = []
-    for kind in ("truncated", "header flipped", "replaced by text"):
-        root = folder / kind.replace(" ", "-")
-        damaged_store(source, root, kind)
+    for kind in ("truncated", "header", "text"):
+        root = folder / kind
+        shutil.copytree(source, root)
+        break_database(root, kind)
         for argv in (["ls"], ["show", run_id[:12]], ["run", "--preset", "smoke"], ["jobs"]):
             cases.append((f"{kind}: {' '.join(argv)}", ["--cache-dir", str(root), *argv], {}))
     return cases
@@ -233,8 +235,6 @@ def leaf_paths(tree, prefix=()) -> list[tuple]:
 def generated_refusals(count: int, seed: int = 0) -> dict[str, float]:
     """`count` teaching trees with 1–3 hostile leaves through the validation every door uses, in this
     process: how many were refused, accepted, or broke (an exception other than a refusal)."""
-    import copy
-
     from engine import api
     from engine.errors import SpecError
 
@@ -243,9 +243,9 @@ def generated_refusals(count: int, seed: int = 0) -> dict[str, float]:
     paths = leaf_paths(teaching)
     counts = {"tried": count, "refused": 0, "accepted": 0, "broke": 0, "max_seconds": 0.0}
     for _ in range(count):
-        tree = copy.deepcopy(teaching)
+        tree = teaching
         for _ in range(rng.randint(1, 3)):
-            _set(tree, rng.choice(paths), rng.choice(HOSTILE_LEAVES))
+            tree = with_leaf(tree, rng.choice(paths), rng.choice(HOSTILE_LEAVES))
         started = time.perf_counter()
         try:
             for spec in api.validate_trees(api.bounded(tree)):
@@ -259,14 +259,18 @@ def generated_refusals(count: int, seed: int = 0) -> dict[str, float]:
     return counts
 
 
-def _set(tree, path, value) -> None:
-    node = tree
+def with_leaf(tree, path: tuple, value):
+    """A deep copy of `tree` with the value at `path` replaced (unchanged where an earlier change
+    replaced a section on this path with a leaf)."""
+    out = copy.deepcopy(tree)
+    node = out
     try:
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
     except (KeyError, IndexError, TypeError):
-        pass  # an earlier change replaced a section on this path with a leaf
+        pass
+    return out
 
 
 def drill(generated: int = 500) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.hostile import break_database
 from engine import api
 from engine.__main__ import main
 from engine.errors import StoreError
@@ -37,21 +38,6 @@ def damaged(finished, tmp_path, monkeypatch) -> tuple[Path, str]:
     api.forget_stores()
     yield root, finished[1]
     api.forget_stores()
-
-
-def break_database(root: Path, kind: str) -> None:
-    """Damage aer.sqlite the way a disk, an editor or a bad copy does."""
-    for suffix in ("-wal", "-shm"):
-        (root / f"aer.sqlite{suffix}").unlink(missing_ok=True)
-    path = root / "aer.sqlite"
-    if kind == "truncated":
-        with open(path, "r+b") as handle:
-            handle.truncate(4096)
-    elif kind == "header":
-        with open(path, "r+b") as handle:
-            handle.write(b"NOT SQLITE AT ALL")
-    else:
-        path.write_text("this is a text file now\n")
 
 
 def cli(root: Path, *argv: str, capsys) -> tuple[int, str, str]:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine.science.catalog  # noqa: F401  torch loads here once: the timed refusals time the refusal, not the import
+from bench.hostile import leaf_paths, with_leaf
 from engine import api
 from engine.__main__ import main
 from engine.errors import SpecError
@@ -149,32 +150,8 @@ HOSTILE_LEAVES = st.one_of(
 )
 
 
-def leaf_paths(tree, prefix=()) -> list[tuple]:
-    """Every path to a leaf (and to every section) of a raw tree."""
-    paths = [prefix] if prefix else []
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
-    for key, value in items:
-        paths += leaf_paths(value, (*prefix, key))
-    return paths
-
-
 TEACHING = api.load_tree(preset="teaching")
 PATHS = leaf_paths(TEACHING)
-
-
-def with_leaf(tree, path, value):
-    """A deep copy of `tree` with the value at `path` replaced."""
-    import copy
-
-    out = copy.deepcopy(tree)
-    node = out
-    try:
-        for key in path[:-1]:
-            node = node[key]
-        node[path[-1]] = value
-    except (KeyError, IndexError, TypeError):
-        pass  # an earlier change replaced a section on this path with a leaf
-    return out
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
