@@ -121,6 +121,13 @@ def test_the_estimate_says_when_it_is_a_guess_and_learns_from_runs_here(cache):
     learnt = api.estimate(child, store)
     assert learnt.history == 1 and learnt.base_cached and learnt.base == 0.0
     assert "from 1 earlier runs here" in learnt.line() and "base cached" in learnt.line()
+    assert "the dense one already measured" in learnt.line()  # the fork reuses step 0
+    transfers = api.load_spec(preset="smoke", overrides=["schedule.final_sparsity=0.5", "eval.transfer=true"])
+    measured_again = api.estimate(transfers, store)  # transfer measures step 0 itself
+    checkpoints = len(child.schedule.plan()) + 1
+    rate = learnt.attacks / (child.attack_passes() * (checkpoints - 1))
+    assert measured_again.attacks == pytest.approx(rate * transfers.attack_passes() * checkpoints)
+    assert "already measured" not in measured_again.line()
 
 
 def test_the_runs_page_shows_the_estimate_before_submit(cache, monkeypatch):

@@ -5,7 +5,8 @@ Each phase's rate is a median over history of seconds per example-pass (one forw
 of one example, the unit of `RunSpec.work`), or seconds per checkpoint for the fixed costs:
 - base training: a base's `train_seconds` over its epochs × examples × passes (0 when cached);
 - fine-tuning: each step's `train_seconds` over its batches × batch size × passes;
-- attacks: each curve's `seconds` over images × ε × steps × restarts;
+- attacks: each curve's `seconds` over images × ε × steps × restarts (step 0 not counted when another
+  run on the same base already measured it the same way);
 - per checkpoint: the rest of a step's wall time (publishing, efficiency, clean accuracy, store).
 """
 
@@ -117,20 +118,30 @@ def _fitted(store: Store, version: int, model: str, dataset: str) -> tuple[dict[
     return rates, len(same[:50])
 
 
+def shares_dense_point(spec: RunSpec, store: Store) -> bool:
+    """Whether the run will reuse another run's step 0 instead of attacking it (engine.pipeline.dense_results)."""
+    if spec.eval.transfer:
+        return False  # transfer keeps the base's adversarial inputs, so it measures step 0 itself
+    evaluation = json.loads(spec.canonical_json())["eval"]
+    return store.dense_results(spec.run_id(), spec.base_id(), evaluation) is not None
+
+
 def estimate(spec: RunSpec, store: Store) -> Estimate:
     """The run's expected seconds per phase on this machine (see the module's docstring)."""
     rates, history = history_rates(store, spec.model.name, spec.dataset.name)
     cached = store.base(spec.base_id()) is not None
     batches, checkpoints = spec.finetune_batches(), len(spec.schedule.plan()) + 1
+    attacked = checkpoints - shares_dense_point(spec, store)
     attacks = ", ".join(f"{a.name} × {len(a.eps) - 1} ε" for a in spec.eval.attacks) or "no attacks"
     words = (
-        f"{'base cached' if cached else 'base trained'}, {checkpoints} checkpoints, {batches} fine-tuning batches, "
+        f"{'base cached' if cached else 'base trained'}, {checkpoints} checkpoints"
+        f"{' (the dense one already measured)' if attacked < checkpoints else ''}, {batches} fine-tuning batches, "
         f"{attacks} on {spec.eval.n_samples} images"
     )
     return Estimate(
         base=0.0 if cached else spec.base_passes() * rates["base"],
         finetune=batches * spec.prune.batch_size * passes(*spec.finetune_mode()) * rates["finetune"],
-        attacks=checkpoints * spec.attack_passes() * rates["attack"],
+        attacks=attacked * spec.attack_passes() * rates["attack"],
         checkpoints=checkpoints * rates["checkpoint"],
         base_cached=cached,
         history=history,
