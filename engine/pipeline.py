@@ -9,7 +9,6 @@ checkpoints as an uninterrupted run.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import time
@@ -267,8 +266,7 @@ def dense_results(walk: Walk) -> dict | None:
     and a paper preset's variants share their dense point instead of attacking the same model again;
     runs that transfer attacks from the base keep computing it, since they need its adversarial inputs."""
     spec = walk.spec
-    evaluation = json.loads(spec.canonical_json())["eval"]
-    found = walk.store.dense_results(spec.run_id(), spec.base_id(), evaluation)
+    found = walk.store.dense_results(spec)
     if found is not None:
         log.info("step 0 of %s: the dense model's results of run %s (same base, same evaluation)",
                  spec.run_id()[:12], found["run_id"][:12])  # fmt: skip

@@ -68,6 +68,15 @@ def verified_bytes(path: Path, sha256: str) -> bytes:
     return data
 
 
+def intact(path: Path, sha256: str) -> bool:
+    """Whether the checkpoint file exists and still has its recorded SHA-256."""
+    try:
+        verified_bytes(path, sha256)
+    except (IntegrityError, NotFoundError):
+        return False
+    return True
+
+
 def load_verified(path: Path, sha256: str) -> dict[str, torch.Tensor]:
     """Load a checkpoint after checking its SHA-256 against the recorded one."""
     return load_bytes(verified_bytes(path, sha256))

@@ -19,12 +19,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import LeaseLost, NotFoundError, StoreError
 from engine.paths import cache_dir, make_cache_folder
 from engine.processes import process_token, token_alive
 from engine.status import RunStatus
+
+if TYPE_CHECKING:
+    from engine.spec.runspec import RunSpec
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
 
@@ -582,7 +585,7 @@ class Store:
         ).fetchall()
         return [r["step"] for r in rows if result_digest(self.db, run_id, r["step"]) != r["result_sha256"]]
 
-    def dense_results(self, run_id: str, base_id: str, evaluation: dict[str, Any]) -> dict[str, Any] | None:
+    def dense_results(self, spec: RunSpec) -> dict[str, Any] | None:
         """Another run's verified step-0 results for the same base and the same evaluation, or None.
 
         Step 0 is the base model itself, so every run sharing the base (same data, model, training, seed
@@ -590,6 +593,7 @@ class Store:
         images with the same attacks and seeds. Returns {"run_id", "clean_acc", "robust": rows} from a
         run whose step 0 still matches its result digest (an edited one is never copied).
         """
+        run_id, base_id, evaluation = spec.run_id(), spec.base_id(), json.loads(spec.canonical_json())["eval"]
         donors = self.db.execute(
             "SELECT r.run_id, r.spec_json, s.clean_acc, s.result_sha256 FROM runs r JOIN steps s "
             "ON s.run_id = r.run_id AND s.step = 0 WHERE r.base_id = ? AND r.run_id != ? ORDER BY s.finished_at",

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import IntegrityError, NotFoundError, StoreError
-from engine.store.checkpoints import verified_bytes
+from engine.errors import StoreError
+from engine.store.checkpoints import intact
 from engine.store.db import Store
 from engine.store.salvage import Salvaged, salvage
 
@@ -68,19 +68,11 @@ def move_aside(root: Path) -> str:
     return f"aer.sqlite.damaged-{stamp}"
 
 
-def _intact(store: Store, relative: str, sha256: str) -> bool:
-    try:
-        verified_bytes(store.root / relative, sha256)
-    except (IntegrityError, NotFoundError):
-        return False
-    return True
-
-
 def verify_checkpoints(store: Store, report: Report) -> None:
     """Re-hash every base and step checkpoint and every step's results; forget what no longer matches."""
     for base in store.db.execute("SELECT base_id, checkpoint, sha256 FROM bases").fetchall():
         report.checked += 1
-        if not _intact(store, base["checkpoint"], base["sha256"]):
+        if not intact(store.root / base["checkpoint"], base["sha256"]):
             with store.atomic() as db:
                 db.execute("DELETE FROM bases WHERE base_id = ?", (base["base_id"],))
             report.forgotten_bases.append(base["base_id"])
@@ -93,8 +85,8 @@ def verify_checkpoints(store: Store, report: Report) -> None:
         for step in store.steps(run["run_id"]):
             report.checked += 2
             if not (
-                _intact(store, step["checkpoint"], step["sha256"])
-                and _intact(store, step["mask_checkpoint"], step["mask_sha256"])
+                intact(store.root / step["checkpoint"], step["sha256"])
+                and intact(store.root / step["mask_checkpoint"], step["mask_sha256"])
             ):
                 store.forget_steps(run["run_id"], step["step"])
                 store.finish_run(run["run_id"], f"checkpoint of step {step['step']} damaged; run it again to recompute")

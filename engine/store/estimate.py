@@ -122,8 +122,7 @@ def shares_dense_point(spec: RunSpec, store: Store) -> bool:
     """Whether the run will reuse another run's step 0 instead of attacking it (engine.pipeline.dense_results)."""
     if spec.eval.transfer:
         return False  # transfer keeps the base's adversarial inputs, so it measures step 0 itself
-    evaluation = json.loads(spec.canonical_json())["eval"]
-    return store.dense_results(spec.run_id(), spec.base_id(), evaluation) is not None
+    return store.dense_results(spec) is not None
 
 
 def estimate(spec: RunSpec, store: Store) -> Estimate:

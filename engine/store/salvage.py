@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import IntegrityError, NotFoundError
-from engine.store.checkpoints import verified_bytes
+from engine.store.checkpoints import intact
 from engine.store.db import Store, result_digest
 
 DIGESTED = ("robust", "transfer")
@@ -124,14 +123,6 @@ def _put(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
     db.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(names)}) VALUES ({marks})", row)
 
 
-def _intact(root: Path, relative: str, sha256: str) -> bool:
-    try:
-        verified_bytes(root / relative, sha256)
-    except (IntegrityError, NotFoundError):
-        return False
-    return True
-
-
 def _by_step(rows: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
     grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for row in rows:
@@ -142,8 +133,8 @@ def _by_step(rows: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str,
 def _restore_step(db: sqlite3.Connection, root: Path, step: dict, tables: dict[str, dict]) -> str:
     """Write one step and its digested rows; 'proven', 'undigested' or 'unproven' (then nothing stays)."""
     if not (
-        _intact(root, step["checkpoint"], step["sha256"])
-        and _intact(root, step["mask_checkpoint"], step["mask_sha256"])
+        intact(root / step["checkpoint"], step["sha256"])
+        and intact(root / step["mask_checkpoint"], step["mask_sha256"])
     ):
         return "unproven"
     key = (step["run_id"], step["step"])
@@ -194,7 +185,7 @@ def salvage(database: Path, store: Store) -> Salvaged:
     rows = {table: rows for table, (rows, _) in read.items()}
     with store.atomic() as db:
         for base in rows["bases"]:
-            if _intact(store.root, base["checkpoint"], base["sha256"]):
+            if intact(store.root / base["checkpoint"], base["sha256"]):
                 _put(db, "bases", base)
     tables = {table: _by_step(rows[table]) for table in (*DIGESTED, *EXTRAS)}
     steps = _by_step(rows["steps"])
