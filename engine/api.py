@@ -42,7 +42,7 @@ from engine.spec.runspec import describe as describe_spec
 from engine.spec.runspec import validate as validate_structure
 from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
-from engine.store.estimate import Estimate
+from engine.store.estimate import Estimate, shares_dense_point
 from engine.store.estimate import estimate as _estimate
 
 FRAMES = (
@@ -116,6 +116,20 @@ def spec_tree(run_id: str, store: Store | None = None) -> dict[str, Any]:
 def fork_changes(parent_id: str, spec: RunSpec, store: Store | None = None) -> list[str]:
     """What a child spec changes from its parent run, one 'field: before → after' line each."""
     return _changes(spec_tree(parent_id, store), json.loads(spec.canonical_json()))
+
+
+def fork_reuse(parent_id: str, spec: RunSpec, store: Store | None = None) -> str:
+    """What a what-if child reuses of its parent, in a sentence: the trained base, and the dense point
+    (step 0) when it also evaluates alike; or that it trains its own base."""
+    store = store or open_store()
+    if spec.base_id() != store.run(parent_id)["base_id"]:
+        return "The change reaches the base model (dataset, model, training or seed): the child trains its own base."
+    if shares_dense_point(spec, store):
+        return (
+            "Parent and child share the trained base and its measured dense point: only pruning and the pruned "
+            "checkpoints' attacks are computed."
+        )
+    return "Parent and child share the trained base: only pruning and evaluation are computed."
 
 
 def schedule_walk(tree: dict[str, Any]) -> pd.DataFrame:
@@ -519,6 +533,7 @@ __all__ = [
     "spec_text",
     "spec_tree",
     "fork_changes",
+    "fork_reuse",
     "schedule_walk",
     "schedule_fields",
     "schedule_start",

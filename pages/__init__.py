@@ -144,3 +144,24 @@ def schedule_preview(tree: dict, parent: dict | None = None, key: str = "preview
         "fine-tuning batches; the same schedule code the run executes draws this curve."
     )
     return True
+
+
+def job_row(job: dict, retry: bool = False) -> list:
+    """One job: live progress, Cancel while it is live (Retry once it ended, where asked), a link to its
+    surface once it has a step; the row's columns, the last one free for the caller."""
+    st.progress(
+        float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {api.describe_job(job)}"
+    )
+    columns = st.columns([1, 2, 1, 2])
+    if job["status"] in api.LIVE_JOBS:
+        columns[0].button("Cancel", key=f"cancel-{job['job_id']}", on_click=api.cancel, args=(job["job_id"],))
+    elif retry and job["status"] in api.ENDED_JOBS:
+        columns[0].button("Retry", key=f"retry-{job['job_id']}", on_click=api.retry, args=(job["job_id"],))
+    if job["status"] == api.JobStatus.DONE or (job.get("step") or 0) > 0:
+        columns[1].page_link(
+            "pages/surface.py",
+            label="Open its surface",
+            icon=":material/landscape:",
+            query_params={"run": job["run_id"][:12]},
+        )
+    return columns

@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError
-from pages import read, route_through_app
+from pages import job_row, read, route_through_app
 
 route_through_app()
 
@@ -112,23 +112,6 @@ for i, (name, preset) in enumerate(papers.items()):
         paper_card(name, preset)
 if "open-paper" in st.session_state:
     st.switch_page("pages/papers.py", query_params={"paper": st.session_state.pop("open-paper")})
-
-
-def job_row(job: dict) -> None:
-    """One job: live progress, cancel while it is live, a link to its surface once it has a step."""
-    st.progress(
-        float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {api.describe_job(job)}"
-    )
-    left, right = st.columns([1, 4])
-    if job["status"] in api.LIVE_JOBS:
-        left.button("Cancel", key=f"cancel-{job['job_id']}", on_click=api.cancel, args=(job["job_id"],))
-    if job["status"] == api.JobStatus.DONE or (job.get("step") or 0) > 0:
-        right.page_link(
-            "pages/surface.py",
-            label="Open its surface",
-            icon=":material/landscape:",
-            query_params={"run": job["run_id"][:12]},
-        )
 
 
 @st.fragment(run_every=2)

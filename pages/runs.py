@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError, SpecError
-from pages import read, route_through_app, run_labels, runs_from_query, schedule_editor, schedule_preview
+from pages import job_row, read, route_through_app, run_labels, runs_from_query, schedule_editor, schedule_preview
 
 route_through_app()
 
@@ -87,12 +87,7 @@ def what_if(parent: str) -> None:
         st.info("Nothing changed yet: this is the parent run.")
         return
     st.markdown("**Changed from the parent**\n" + "\n".join(f"- :orange[{line}]" for line in changed))
-    shared = child.base_id() == runs.set_index("run_id").loc[parent, "base_id"]
-    st.caption(
-        "Parent and child share the trained base: only pruning and evaluation are computed."
-        if shared
-        else "The change reaches the base model (dataset, model, training or seed): the child trains its own base."
-    )
+    st.caption(api.fork_reuse(parent, child))
     if st.button("Submit the what-if", type="primary", key="fork-submit"):
         try:
             api.submit(child, allow_long=st.session_state.get("allow-long", False), parent=parent)
@@ -185,24 +180,9 @@ def queue_view() -> None:
         return
     for job in jobs:
         with st.container(border=True):
-            st.progress(
-                float(job["fraction"] or 0.0),
-                text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {api.describe_job(job)}",
-            )
-            cols = st.columns([1, 1, 2, 2])
-            if job["status"] in api.LIVE_JOBS:
-                cols[0].button("Cancel", key=f"cancel-{job['job_id']}", on_click=api.cancel, args=(job["job_id"],))
-            if job["status"] in api.ENDED_JOBS:
-                cols[0].button("Retry", key=f"retry-{job['job_id']}", on_click=api.retry, args=(job["job_id"],))
-            if job["status"] == api.JobStatus.DONE or (job["step"] or 0) > 0:
-                cols[1].page_link(
-                    "pages/surface.py",
-                    label="Surface",
-                    icon=":material/landscape:",
-                    query_params={"run": job["run_id"][:12]},
-                )
+            columns = job_row(job, retry=True)
             if job["status"] == api.JobStatus.DONE:
-                with cols[3]:
+                with columns[3]:
                     export_buttons(job["run_id"], str(job["job_id"]))
 
 

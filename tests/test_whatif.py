@@ -122,6 +122,9 @@ def test_the_estimate_says_when_it_is_a_guess_and_learns_from_runs_here(cache):
     assert learnt.history == 1 and learnt.base_cached and learnt.base == 0.0
     assert "from 1 earlier runs here" in learnt.line() and "base cached" in learnt.line()
     assert "the dense one already measured" in learnt.line()  # the fork reuses step 0
+    assert "its measured dense point" in api.fork_reuse(first.run_id(), child, store)
+    reseeded = api.load_spec(preset="smoke", overrides=["seed=1"])
+    assert "trains its own base" in api.fork_reuse(first.run_id(), reseeded, store)
     transfers = api.load_spec(preset="smoke", overrides=["schedule.final_sparsity=0.5", "eval.transfer=true"])
     measured_again = api.estimate(transfers, store)  # transfer measures step 0 itself
     checkpoints = len(child.schedule.plan()) + 1
