@@ -113,6 +113,22 @@ def test_a_damaged_page_of_per_layer_tables_keeps_every_proven_result(damaged, c
     assert api.robust_frame([run_id], store).equals(before)
 
 
+def test_salvage_never_copies_a_non_finite_number(damaged):
+    from engine.store.doctor import move_aside
+    from engine.store.salvage import salvage
+
+    root, run_id = damaged
+    with sqlite3.connect(root / "aer.sqlite") as db:  # as a damaged but readable page might read
+        db.execute("UPDATE efficiency SET latency_ms_b1 = 9e999 WHERE run_id = ? AND step = 1", (run_id,))
+    api.forget_stores()
+    moved = move_aside(root)  # as doctor does: the fresh store takes the damaged one's place
+    fresh = Store(root)
+    salvage(root / moved, fresh)
+    latencies = fresh.db.execute("SELECT step, latency_ms_b1 FROM efficiency ORDER BY step").fetchall()
+    assert [r[0] for r in latencies] == [0, 2]  # step 1's row read as infinite: left out
+    assert len(fresh.steps(run_id)) == 3  # the results themselves are proven by their digest
+
+
 def test_results_on_a_damaged_page_are_proven_up_to_it_and_the_rest_recomputes(damaged, capsys):
     root, run_id = damaged
     before = api.robust_frame([run_id], Store(root))

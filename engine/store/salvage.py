@@ -8,13 +8,15 @@ stopping), and writes into the fresh store only what verifies:
 - each run's steps from step 0 on, as long as both checkpoints match their hashes and the step's
   results (sparsity, accuracies, per-image flags) recompute to the step's result digest; the first
   step that fails ends the run's walk there (later steps build on it);
-- the per-step tables the digest does not cover (layers, warnings, efficiency, budgets) as read;
+- the per-step tables the digest does not cover (layers, warnings, efficiency, budgets) as read, a row
+  with a non-finite number (a damaged page can read as anything) left out;
 - spec aliases and lineage of restored runs. Jobs and workers are not restored: a lease means
   nothing after a repair, and a run that lost steps is marked failed, so running it again resumes it.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import sqlite3
 import tempfile
@@ -162,9 +164,10 @@ def _restore_run(store: Store, run: dict, steps: list[dict], tables: dict[str, d
             kept += 1
             found.proven_steps += verdict == "proven"
             found.undigested_steps += verdict == "undigested"
-            for table in EXTRAS:
+            for table in EXTRAS:  # not covered by the digest: kept only when every number is finite
                 for row in tables[table].get((run_id, step["step"]), []):
-                    _put(db, table, row)
+                    if all(math.isfinite(v) for v in row.values() if isinstance(v, float)):
+                        _put(db, table, row)
         if kept < run["n_steps"] or run["status"] != "done":
             db.execute(
                 "UPDATE runs SET status = 'failed', error = ? WHERE run_id = ?",
