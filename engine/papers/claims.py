@@ -6,7 +6,7 @@ one finding per part of the claim. A finding turns the claim into a statistic of
 a spread, a lead) and decides it from that statistic's 95 % interval, never from a point estimate
 and a fixed tolerance: `holds` when the interval clears the bar, `fails` when it lies on the wrong
 side, `inconclusive` when it straddles it, with roughly how many evaluation images would decide.
-Variants of one preset are scored on the same images, so intervals are paired (exact McNemar for a
+Variants of one preset are scored on the same images, so intervals are paired (Tango's score interval for a
 single difference, a bootstrap over images for anything else); results without per-example flags
 fall back to independent binomial intervals. A `margin` (in accuracy, 0.02 = 2 points) turns "at
 least as good as" into a non-inferiority claim; it is stated in every finding that uses it.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,31 @@ import pandas as pd
 
 from engine.papers.results import PaperResults
 from engine.registry import Registry
-from engine.report.stats import Estimate, bootstrap, decide, parametric_bootstrap, unpack_flags
+from engine.report.stats import (
+    LEVEL,
+    Estimate,
+    bootstrap,
+    decide,
+    paired,
+    parametric_bootstrap,
+    successes,
+    unpack_flags,
+    unpaired,
+)
 from engine.report.stats import across_seeds as combine_estimates
 from engine.science.pruning.methods import METHODS
 
 STATUSES = ("holds", "fails", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One comparison of a claim made of several (a level, a checkpoint, a rival): its statistic with
+    the plain 95 % interval and with the Bonferroni-corrected one (`strict`, 1 − 0.05 / parts)."""
+
+    label: str
+    plain: Estimate
+    strict: Estimate
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,8 @@ class Finding:
     to_decide: str = ""
     estimate: Estimate | None = field(default=None, compare=False)
     margin: float = 0.0
+    parts: tuple[Part, ...] = field(default=(), compare=False)
+    rule: str = ""  # "some" or "every" where the finding is decided part by part
 
     @property
     def holds(self) -> bool:
@@ -76,12 +99,15 @@ CHECKS: Registry[Check] = Registry("claim check")
 
 
 def verdict(findings: list[Finding], table: pd.DataFrame) -> Verdict:
-    """Fails when any part fails; else inconclusive when any part cannot be decided; else holds."""
+    """Fails when any part fails; else inconclusive when any part cannot be decided; else holds. A
+    failing verdict says how many parts were tested (each at 95 %: more parts, more chances that one
+    fails by chance)."""
     failed = [f for f in findings if f.status == "fails"]
     open_ = [f for f in findings if f.status == "inconclusive"]
     if failed:
         text = "; ".join(f"{f.claim} — {f.numbers}" for f in failed)
-        return Verdict("fails", f"Does not hold here: {text}", findings, table)
+        tested = f"{len(failed)} of {len(findings)} parts tested fail" if len(findings) > 1 else "its one part fails"
+        return Verdict("fails", f"Does not hold here ({tested}): {text}", findings, table)
     if open_:
         text = "; ".join(f"{f.claim} — {f.numbers}; {f.to_decide}" for f in open_)
         return Verdict("inconclusive", f"Cannot be decided from these runs: {text}", findings, table)
@@ -143,10 +169,14 @@ def _row(results: PaperResults, attack: str, cell: Cell) -> pd.Series:
 
 
 def estimate(
-    results: PaperResults, attack: str, cells: list[Cell], statistic: Callable[[np.ndarray], float]
+    results: PaperResults,
+    attack: str,
+    cells: list[Cell],
+    statistic: Callable[[np.ndarray], float],
+    level: float = LEVEL,
 ) -> Estimate:
-    """`statistic` of the cells' accuracies with its 95 % interval: a paired bootstrap over the shared
-    evaluation images when every cell kept its flags, else independent binomial redraws."""
+    """`statistic` of the cells' accuracies with its interval at `level`: a paired bootstrap over the
+    shared evaluation images when every cell kept its flags, else independent binomial redraws."""
     rows = [_row(results, attack, cell) for cell in cells]
     n = [r.get("n") for r in rows]
     if any(m is None or pd.isna(m) for m in n):
@@ -154,8 +184,34 @@ def estimate(
         return Estimate(value, -np.inf, np.inf, 0, False)
     flags = [r.get("correct") for r in rows]
     if all(isinstance(f, bytes) for f in flags) and len(set(n)) == 1:
-        return bootstrap(np.column_stack([unpack_flags(f, int(m)) for f, m in zip(flags, n)]), statistic)
-    return parametric_bootstrap(np.array([r["acc"] for r in rows]), np.array(n, dtype=int), statistic)
+        return bootstrap(np.column_stack([unpack_flags(f, int(m)) for f, m in zip(flags, n)]), statistic, level)
+    return parametric_bootstrap(np.array([r["acc"] for r in rows]), np.array(n, dtype=int), statistic, level)
+
+
+def difference(results: PaperResults, attack: str, first: Cell, second: Cell, level: float = LEVEL) -> Estimate:
+    """first − second with its interval at `level`: Tango's paired interval where both kept their flags on
+    the same images (exact where a bootstrap of two cells is not), else Newcombe's for independent ones."""
+    a, b = (_row(results, attack, cell) for cell in (first, second))
+    n_a, n_b = a.get("n"), b.get("n")
+    if any(m is None or pd.isna(m) for m in (n_a, n_b)):
+        return Estimate(float(a["acc"] - b["acc"]), -np.inf, np.inf, 0, False)
+    n_a, n_b = int(n_a), int(n_b)
+    if isinstance(a.get("correct"), bytes) and isinstance(b.get("correct"), bytes) and n_a == n_b:
+        gap = paired(unpack_flags(a["correct"], n_a), unpack_flags(b["correct"], n_b), level)
+    else:
+        gap = unpaired(successes(a["acc"], n_a), n_a, successes(b["acc"], n_b), n_b, level)
+    return Estimate(gap.diff, gap.low, gap.high, gap.n, gap.paired)
+
+
+def strict_level(parts: int, level: float = LEVEL) -> float:
+    """Bonferroni: the level each of `parts` intervals needs so that a claim decided by whichever part
+    turns out best (or worst) keeps `level` overall."""
+    return 1 - (1 - level) / max(parts, 1)
+
+
+def part(label: str, measure: Callable[[float], Estimate], parts: int) -> Part:
+    """One comparison of a claim of `parts` comparisons, measured at 95 % and at the corrected level."""
+    return Part(label, measure(LEVEL), measure(strict_level(parts)))
 
 
 def finding(claim: str, est: Estimate, numbers: str, margin: float = 0.0) -> Finding:
@@ -166,15 +222,72 @@ def finding(claim: str, est: Estimate, numbers: str, margin: float = 0.0) -> Fin
     numbers = f"{numbers}; statistic {signed_pt(est.value)} {interval}{bar}"
     if status != "inconclusive":
         return Finding(claim, status, numbers, estimate=est, margin=margin)
+    return Finding(claim, status, numbers, _to_decide(est, margin), est, margin)
+
+
+def _to_decide(est: Estimate, margin: float) -> str:
     if not est.n:
-        return Finding(claim, status, numbers, "re-run: these results predate per-example records", est, margin)
+        return "re-run: these results predate per-example records"
     needed = est.images_to_decide(margin)
-    to_decide = (
+    return (
         f"≈{needed:,} evaluation images (now {est.n:,}) would decide it at this gap, or more seeds"
         if needed
         else "the observed gap is at the bar itself: more images alone will not decide it"
     )
-    return Finding(claim, status, numbers, to_decide, est, margin)
+
+
+def some_part(claim: str, parts: list[Part], numbers: str, margin: float = 0.0) -> Finding:
+    """ "At least one of these comparisons clears −margin": holds when one part does at the corrected
+    level (the best of k, picked after looking, is corrected for the k looks); fails when every part
+    fails at 95 % (all of them, so no correction); otherwise open, naming the most promising part."""
+    plain = [decide(p.plain.low, p.plain.high, margin) if p.plain.n else "inconclusive" for p in parts]
+    strict = [decide(p.strict.low, p.strict.high, margin) if p.strict.n else "inconclusive" for p in parts]
+    best = max(range(len(parts)), key=lambda i: parts[i].strict.value)
+    if "holds" in strict:
+        status, chosen = "holds", strict.index("holds")
+    elif all(s == "fails" for s in plain):
+        status, chosen = "fails", best
+    else:
+        status, chosen = "inconclusive", best
+    return _composite(claim, status, parts, chosen, numbers, margin, "some")
+
+
+def every_part(claim: str, parts: list[Part], numbers: str, margin: float = 0.0) -> Finding:
+    """ "Every one of these comparisons clears −margin": holds when each part does at 95 % (all of them,
+    so no correction); fails when one part fails at the corrected level (the worst of k, picked after
+    looking); otherwise open, naming the part that holds it back."""
+    plain = [decide(p.plain.low, p.plain.high, margin) if p.plain.n else "inconclusive" for p in parts]
+    strict = [decide(p.strict.low, p.strict.high, margin) if p.strict.n else "inconclusive" for p in parts]
+    worst = min(range(len(parts)), key=lambda i: parts[i].plain.value)
+    if "fails" in strict:
+        status, chosen = "fails", strict.index("fails")
+    elif all(s == "holds" for s in plain):
+        status, chosen = "holds", worst
+    else:
+        status, chosen = "inconclusive", next(i for i, s in enumerate(plain) if s != "holds")
+    return _composite(claim, status, parts, chosen, numbers, margin, "every")
+
+
+def _composite(
+    claim: str, status: str, parts: list[Part], chosen: int, numbers: str, margin: float, rule: str
+) -> Finding:
+    """A finding decided part by part: every part's statistic and interval in its numbers."""
+    k = len(parts)
+    strict = rule == "some" and status != "fails" or rule == "every" and status == "fails"
+    level = strict_level(k) if strict else LEVEL
+    shown = [(p.label, p.strict if strict else p.plain) for p in parts]
+    listed = "; ".join(
+        f"{label} {signed_pt(e.value)} [{signed_pt(e.low)}, {signed_pt(e.high)}]" if e.n else f"{label} (no n)"
+        for label, e in shown
+    )
+    bar = f", margin {100 * margin:.0f} pt" if margin else ""
+    tested = (
+        f"{k} comparisons, {'one' if rule == 'some' else 'each'} must clear the bar; intervals at {100 * level:.4g} %"
+    )
+    text = f"{numbers}; {listed}{bar} ({tested})"
+    est = shown[chosen][1]
+    to_decide = "" if status != "inconclusive" else f"{parts[chosen].label}: " + _to_decide(est, margin)
+    return Finding(claim, status, text, to_decide, est, margin, tuple(parts), rule)
 
 
 def across_seeds(verdicts: dict[int, Verdict]) -> Verdict:
@@ -195,8 +308,20 @@ def across_seeds(verdicts: dict[int, Verdict]) -> Verdict:
 
 
 def _combined(findings: list[Finding], seeds: list[int]) -> Finding:
-    """One part of a claim over several seeds."""
+    """One part of a claim over several seeds (a claim of several comparisons: each comparison combined
+    over the seeds at its own level, then decided by the same rule)."""
     head = findings[0]
+    if head.rule and all(len(f.parts) == len(head.parts) for f in findings):
+        parts = [
+            Part(
+                p.label,
+                combine_estimates([f.parts[i].plain for f in findings]),
+                combine_estimates([f.parts[i].strict for f in findings], strict_level(len(head.parts))),
+            )
+            for i, p in enumerate(head.parts)
+        ]
+        decided = some_part if head.rule == "some" else every_part
+        return decided(head.claim, parts, f"{len(seeds)} seeds", head.margin)
     estimates = [f.estimate for f in findings if f.estimate is not None and f.estimate.n]
     if len(estimates) < len(findings):
         statuses = {f.status for f in findings}
@@ -297,27 +422,38 @@ def bap(results: PaperResults, attack: str, area_from: float, ap: list[str], bap
     small, large = ap[0], ap[-1]
     strength = f"ε ≥ {area_from:g} (area per unit ε)"
 
-    def trade_statistic(acc: np.ndarray) -> float:  # clean given up and robustness gained, the smaller of the two
-        clean_gap = mean_over_levels(acc, small, clean) - mean_over_levels(acc, large, clean)
-        robust_gain = mean_over_levels(acc, large, area) - mean_over_levels(acc, small, area)
-        return min(clean_gap, robust_gain)
+    def clean_gap(acc: np.ndarray) -> float:  # clean accuracy the larger budget gives up
+        return mean_over_levels(acc, small, clean) - mean_over_levels(acc, large, clean)
+
+    def robust_gain(acc: np.ndarray) -> float:  # robustness the larger budget buys
+        return mean_over_levels(acc, large, area) - mean_over_levels(acc, small, area)
 
     means = table.groupby("variant", sort=False)[["clean", "strong_area"]].mean()
-    trade = finding(
+    trade = every_part(
         f"AP with the larger budget ({large}) has lower clean and higher robust accuracy than {small}",
-        estimate(results, attack, cells.cells, trade_statistic),
+        [
+            part(name, partial(estimate, results, attack, cells.cells, statistic), 2)
+            for name, statistic in (("clean given up", clean_gap), ("robustness gained", robust_gain))
+        ],
         f"mean over the final sparsities: clean {pt(means.loc[large, 'clean'])} vs {pt(means.loc[small, 'clean'])}, "
         f"robust at {strength} {pt(means.loc[large, 'strong_area'])} vs {pt(means.loc[small, 'strong_area'])}",
     )
     spreads = table.groupby("variant", sort=False)["strong_area"].agg(lambda v: float(v.max() - v.min()))
 
-    def stability(acc: np.ndarray) -> float:  # every AP spread minus BAP's: ≥ 0 when BAP varies least
-        return min(spread(acc, variant) for variant in ap) - spread(acc, bap)
+    def stability(variant: str) -> Callable[[np.ndarray], float]:  # an AP spread minus BAP's: ≥ 0 when BAP's is less
+        return lambda acc: spread(acc, variant) - spread(acc, bap)
 
     levels = ", ".join(f"{value:.0%}" for value in results.grid(bap))
-    stable = finding(
+    stable = every_part(
         "BAP's robustness varies less across final sparsities than every AP budget's",
-        estimate(results, attack, cells.cells, stability),
+        [
+            part(
+                f"{variant} − BAP",
+                partial(estimate, results, attack, cells.cells, stability(variant)),
+                len(ap),
+            )
+            for variant in ap
+        ],
         f"spread (max − min) over the runs pruned to {levels} of the mean accuracy at {strength}: "
         f"BAP {100 * spreads[bap]:.1f} pt vs " + ", ".join(f"{label} {100 * spreads[label]:.1f} pt" for label in ap),
     )
@@ -357,9 +493,7 @@ def hydra(
     s_first, s_last = int(table.index[0]), int(table.index[-1])
     ahead = finding(
         f"{hydra} ≥ {lwm} at k = {k_last:.2g}",
-        estimate(
-            results, attack, [(hydra, s_last, eps, "robust"), (lwm, s_last, eps, "robust")], lambda acc: acc[0] - acc[1]
-        ),
+        difference(results, attack, (hydra, s_last, eps, "robust"), (lwm, s_last, eps, "robust")),
         f"{measure} at ε={eps_text(eps)}, k={k_last:.2g}: {pt(last[hydra])} vs {pt(last[lwm])}",
         margin,
     )
@@ -436,13 +570,19 @@ def pfa(
     u, f = of(unstructured), of(filter)
     sweet = [int(s) for s in u.index[u["compression"].isin([2.0, 4.0])]]
     if sweet:
-        cells = [(unstructured, 0, eps, "robust")] + [(unstructured, s, eps, "robust") for s in sweet]
-        best = max(sweet, key=lambda s: u.loc[s, "robust_acc"])
-        spot = finding(
+        dense = (unstructured, 0, eps, "robust")
+        spot = some_part(
             "a sweet spot: 2–4× unstructured global pruning is as robust as the dense model",
-            estimate(results, attack, cells, lambda acc: acc[1:].max() - acc[0]),
-            f"robust accuracy at ε={eps_text(eps)}: dense {pt(u.loc[0, 'robust_acc'])}, best of 2–4× "
-            f"{pt(u.loc[best, 'robust_acc'])} at {u.loc[best, 'compression']:g}×",
+            [
+                part(
+                    f"{u.loc[s, 'compression']:g}× − dense",
+                    partial(difference, results, attack, (unstructured, s, eps, "robust"), dense),
+                    len(sweet),
+                )
+                for s in sweet
+            ],
+            f"robust accuracy at ε={eps_text(eps)}: dense {pt(u.loc[0, 'robust_acc'])}, "
+            + ", ".join(f"{u.loc[s, 'compression']:g}× {pt(u.loc[s, 'robust_acc'])}" for s in sweet),
             margin,
         )
     else:
@@ -468,11 +608,8 @@ def pfa(
         else:
             first = finding(
                 claim,
-                estimate(
-                    results,
-                    attack,
-                    [(unstructured, int(step_u[0]), 0.0, "robust"), (filter, step_f, 0.0, "robust")],
-                    lambda acc: acc[0] - acc[1],
+                difference(
+                    results, attack, (unstructured, int(step_u[0]), 0.0, "robust"), (filter, step_f, 0.0, "robust")
                 ),
                 f"{numbers}; clean accuracy there: {unstructured} {pt(u.loc[int(step_u[0]), 'clean_acc'])} "
                 f"vs {filter} {pt(f.loc[step_f, 'clean_acc'])}",
@@ -485,13 +622,20 @@ def pfa(
     if mine.empty or not rivals:
         most = Finding(claim, "inconclusive", f"no {rank_cr:g}× checkpoint to compare", "add that compression")
     else:
-        cells = [(unstructured, int(mine["step"].iloc[0]), eps, "robust")] + [(v, s, eps, "robust") for v, s in rivals]
+        mine_cell = (unstructured, int(mine["step"].iloc[0]), eps, "robust")
         best = ranked[ranked["variant"].isin(structured)].sort_values("robust_acc").iloc[-1]
         others = ranked[~ranked["variant"].isin(structured | {unstructured})]
         reported = "; not judged: " + ", ".join(f"{r.variant} {pt(r.robust_acc)}" for r in others.itertuples())
-        most = finding(
+        most = every_part(
             claim,
-            estimate(results, attack, cells, lambda acc: acc[0] - acc[1:].max()),
+            [
+                part(
+                    f"− {v}",
+                    partial(difference, results, attack, mine_cell, (v, s, eps, "robust")),
+                    len(rivals),
+                )
+                for v, s in rivals
+            ],
             f"at {rank_cr:g}×: {unstructured} {pt(float(mine['robust_acc'].iloc[0]))}, best structured "
             f"{best['variant']} {pt(float(best['robust_acc']))}" + (reported if len(others) else ""),
         )
@@ -532,27 +676,43 @@ def transfer(results: PaperResults, attack: str, eps: float, clean_drop: float =
             claim, "inconclusive", "no pruned checkpoint kept its clean accuracy", "prune less, or fine-tune longer"
         )
     else:
-        cells = [
-            c
-            for row in held.itertuples()
-            for c in ((row.variant, row.step, eps, "transfer"), (row.variant, 0, eps, "transfer"))
-        ]
-        comparable = finding(
+        comparable = every_part(
             claim,
-            estimate(results, attack, cells, lambda acc: float((acc[0::2] - acc[1::2]).min())),
-            f"worst change of transfer accuracy at ε={eps_text(eps)} over {len(held)} pruned checkpoints whose "
-            f"clean accuracy held: {signed_pt(float((held['transfer'] - held['transfer_dense']).min()))} "
+            [
+                part(
+                    f"{row.variant} step {row.step}",
+                    partial(
+                        difference,
+                        results,
+                        attack,
+                        (row.variant, row.step, eps, "transfer"),
+                        (row.variant, 0, eps, "transfer"),
+                    ),
+                    len(held),
+                )
+                for row in held.itertuples()
+            ],
+            f"change of transfer accuracy at ε={eps_text(eps)} at {len(held)} pruned checkpoints whose clean accuracy "
+            f"held, worst {signed_pt(float((held['transfer'] - held['transfer_dense']).min()))} "
             f"(base: {pt(float(dense['transfer'].mean()))})",
             margin,
         )
-    cells = [
-        c
-        for row in pruned.itertuples()
-        for c in ((row.variant, row.step, eps, "transfer"), (row.variant, row.step, eps, "robust"))
-    ]
-    above = finding(
+    above = every_part(
         "sanity check (ours): transfer accuracy ≥ white-box accuracy at every pruned checkpoint",
-        estimate(results, attack, cells, lambda acc: float((acc[0::2] - acc[1::2]).min())),
+        [
+            part(
+                f"{row.variant} step {row.step}",
+                partial(
+                    difference,
+                    results,
+                    attack,
+                    (row.variant, row.step, eps, "transfer"),
+                    (row.variant, row.step, eps, "robust"),
+                ),
+                len(pruned),
+            )
+            for row in pruned.itertuples()
+        ],
         f"smallest transfer − white-box margin {signed_pt(float((pruned['transfer'] - pruned['white_box']).min()))}",
         margin,
     )
@@ -669,17 +829,23 @@ def _equal_size_finding(
             f"add {uniform} targets around those sizes",
         )
 
-    def lead(acc: np.ndarray) -> float:  # the smallest lead of MRPF over uniform at its size
-        return min(
-            cells(acc, ("m", s)) - ((1 - w) * cells(acc, ("lo", s)) + w * cells(acc, ("hi", s))) for s, w in compared
-        )
+    def lead(step: int, w: float) -> Callable[[np.ndarray], float]:  # MRPF − uniform interpolated to its size
+        return lambda acc: cells(acc, ("m", step)) - ((1 - w) * cells(acc, ("lo", step)) + w * cells(acc, ("hi", step)))
 
     at_size = table.dropna(subset=[f"{uniform} at equal size"])
     numbers = f"PGD accuracy at ε={eps_text(eps)}: " + ", ".join(
         f"{r['params']:,.0f} parameters ({r['target']:.0%} target) {pt(r[mrpf])} vs {pt(r[f'{uniform} at equal size'])}"
         for _, r in at_size.iterrows()
     )
-    return finding(claim, estimate(results, attack, cells.cells, lead), numbers, margin)
+    parts = [
+        part(
+            f"step {step}",
+            partial(estimate, results, attack, cells.cells, lead(step, w)),
+            len(compared),
+        )
+        for step, w in compared
+    ]
+    return every_part(claim, parts, numbers, margin)
 
 
 def _tuning_finding(results: PaperResults, attack: str, eps: float, uniform: str, untuned: str, random: str) -> Finding:

@@ -92,7 +92,7 @@ SPOT_COLUMNS = [
 
 def sweet_spots(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> pd.DataFrame:
     """Pruned checkpoints as robust as the dense model (step 0) at an ε > 0, within `margin`, decided on
-    the 95 % interval of pruned − dense: paired (exact McNemar) where both rows kept per-image flags on
+    the 95 % interval of pruned − dense: paired (Tango's score interval) where both rows kept per-image flags on
     the same images (a frame read with flags), else two independent accuracies from their n.
 
     Per run × attack × ε, the points whose verdict is "holds" (the interval lies above −margin: a sweet
@@ -194,7 +194,7 @@ def certified_caption(frame: pd.DataFrame) -> str | None:
 
 
 def certified_gap(row: pd.Series) -> Difference:
-    """Certified − empirical accuracy at one radius: paired (McNemar) where both rows kept their
+    """Certified − empirical accuracy at one radius: paired (Tango's interval) where both rows kept their
     per-image flags, else two independent accuracies."""
     flags = [row.get(f"correct_{side}") for side in ("certified", "empirical")]
     n_cert, n_emp = (int(n) if pd.notna(n := row.get(f"n_{side}")) else 0 for side in ("certified", "empirical"))

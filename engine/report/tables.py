@@ -103,12 +103,19 @@ def interval_text(low: float, high: float) -> str:
 def difference_sentence(difference: Difference, what: str) -> str:
     """One sentence on a compared pair: the gap, its interval and p, how it was tested, and what it means."""
     how = (
-        f"paired over the same {difference.n:,} images (exact McNemar on the {difference.discordant} where "
-        "exactly one is right)"
+        f"paired over the same {difference.n:,} images (Tango's score interval; exact McNemar p on the "
+        f"{difference.discordant} where exactly one is right)"
         if difference.paired
         else f"as independent accuracies on ≥ {difference.n:,} images each (Newcombe interval, Fisher's exact test)"
     )
-    meaning = "a real difference" if difference.significant() else "not distinguishable from zero"
+    excludes_zero = difference.low > 0 or difference.high < 0
+    meaning = (
+        "a real difference"
+        if difference.significant() and excludes_zero
+        else "borderline: the interval and the exact test disagree, more images would settle it"
+        if difference.significant() or excludes_zero
+        else "not distinguishable from zero"
+    )
     return (
         f"{what}: {100 * difference.diff:+.1f} pt, 95 % interval [{100 * difference.low:+.1f}, "
         f"{100 * difference.high:+.1f}] pt, p = {difference.p:.3g}, {how}: {meaning}."

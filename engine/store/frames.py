@@ -342,8 +342,9 @@ def compare(
     source: str = "robust",
 ) -> Difference:
     """Accuracy of checkpoint `first` (run id, step) minus `second` under one attack at one ε, with its
-    95 % interval and p-value: per example (exact McNemar) when both were scored on the same images and
-    kept their flags, otherwise as two independent accuracies (Newcombe interval, Fisher's exact test)."""
+    95 % interval and p-value: per example (Tango's interval, exact McNemar p) when both were scored on
+    the same images and kept their flags, otherwise as two independent accuracies (Newcombe interval,
+    Fisher's exact test)."""
     store = store or open_store()
     a, b = (_result(store, run, step, attack, eps, source) for run, step in (first, second))
     if a["n"] is None or b["n"] is None:
