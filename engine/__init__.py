@@ -5,7 +5,7 @@ Importing the package is cheap (no torch); heavy modules load when first used.
 
 import os
 
-ENGINE_VERSION = "0.6.0"
+ENGINE_VERSION = "0.7.0"
 """Bumped whenever a change alters numbers or what a run stores; it is part of every run id."""
 
 # torch's OpenMP (libgomp) lets a thread waiting at a barrier spin 300,000 times before it sleeps.

@@ -299,3 +299,59 @@ def test_the_certified_caption_counts_the_last_checkpoints_abstentions_and_only_
         certified_caption(rows.assign(abstained=None)) is None
         and certified_caption(rows.drop(columns="abstained")) is None
     )
+
+
+def _smoothadv_reference(model, x, y, noise, eps, steps):
+    """SmoothAdv's PGD_L2._attack_mutlinoise for one example (Hadisalman/smoothing-adversarial,
+    code/attacks.py), restated: δ = 0, SGD with lr 2ε/steps on −CE of the mean softmax over the fixed
+    noisy copies, the gradient renormed per example, then clip to [0, 1] and renorm δ to ε."""
+    m = noise.shape[0]
+    inputs = x.repeat(m, 1, 1, 1)
+    delta = torch.zeros_like(x, requires_grad=True)
+    optimizer = torch.optim.SGD([delta], lr=eps / steps * 2)
+    for _ in range(steps):
+        logits = model(inputs + delta.repeat(m, 1, 1, 1) + noise)
+        average = F.softmax(logits, dim=1).reshape(-1, m, logits.shape[-1]).mean(1)
+        loss = -F.nll_loss(torch.log(average.clamp(min=1e-20)), y)
+        optimizer.zero_grad()
+        loss.backward()
+        delta.grad.div_(delta.grad.view(1, -1).norm(p=2, dim=1).view(-1, 1, 1, 1))
+        optimizer.step()
+        delta.data.add_(x).clamp_(0, 1).sub_(x)
+        delta.data.renorm_(p=2, dim=0, maxnorm=eps)
+    return (x + delta).detach()
+
+
+def test_the_smoothed_attack_follows_smoothadv_step_for_step(synthetic):
+    """One noise set per example reused at every step, a start at zero, SmoothAdv's step size."""
+    model = _noise_trained(synthetic)
+    x, y = synthetic.x_test[:6], synthetic.y_test[:6]
+    spec = AttackSpec(name="smooth_pgd_l2", eps=[0.5], steps=5, options={"samples": 4})
+    attack = ATTACKS.get("smooth_pgd_l2")(steps=5, relative_step=spec.relative_step(), **spec.options)
+    ours = attack.perturb(model, x, y, 0.5, torch.Generator().manual_seed(3))
+    noise = torch.randn((6, 4, *x.shape[1:]), generator=torch.Generator().manual_seed(3)) * 0.25
+    for i in range(6):
+        reference = _smoothadv_reference(model, x[i : i + 1], y[i : i + 1], noise[i], 0.5, 5)
+        assert torch.allclose(ours[i : i + 1], reference, atol=1e-5)
+
+
+class Coin(nn.Module):
+    """A base classifier that answers class 0 or 1 by the sign of the input's mean: at x = ½ under
+    Gaussian noise a fair coin, so the smoothed classifier's top two classes tie."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(1e4), requires_grad=False)
+
+    def forward(self, x):
+        score = (x.flatten(1) - 0.5).mean(dim=1)
+        return torch.stack([score, -score], dim=1) * self.scale
+
+
+def test_the_smoothed_attack_is_judged_by_predict_and_an_abstention_counts_wrong():
+    x, y = torch.full((40, 1, 4, 4), 0.5), torch.zeros(40, dtype=torch.long)
+    attack = ATTACKS.get("smooth_pgd_l2")(steps=1, n=200)
+    labels = attack.labels(Coin(), x, torch.Generator().manual_seed(0))
+    assert (labels == -1).float().mean() > 0.9  # PREDICT abstains on a near tie (the old majority vote never did)
+    curve = robust_curve(Coin(), x, y, AttackSpec(name="smooth_pgd_l2", eps=[0.0], options={"n": 200}))
+    assert curve[0].acc < 0.1  # and its clean accuracy counts the abstentions wrong

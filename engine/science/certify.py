@@ -25,6 +25,7 @@ from scipy.stats import binomtest, norm
 from torch import nn
 
 from engine.science.device import to_input
+from engine.science.streams import ExampleStreams
 
 ABSTAIN = -1
 log = logging.getLogger(__name__)
@@ -79,25 +80,37 @@ def noise_counts(
     x: torch.Tensor,
     samples: int,
     sigma: float,
-    generator: torch.Generator,
+    generator: torch.Generator | ExampleStreams,
     batch: int = 1000,
 ) -> torch.Tensor:
-    """(images, classes) counts of f's labels on `samples` Gaussian-noised copies of every image."""
+    """(images, classes) counts of f's labels on `samples` Gaussian-noised copies of every image; with
+    ExampleStreams, each image's noise comes from its own stream (the same whatever its batch)."""
     forward = eager(model) if isinstance(model, nn.Module) else model
     parts = []
     per_pass = max(1, batch // max(samples, 1))  # whole images per forward pass where they fit
     for start in range(0, len(x), per_pass):
-        parts.append(_block_counts(forward, x[start : start + per_pass], samples, sigma, generator, batch))
+        block = x[start : start + per_pass]
+        if isinstance(generator, ExampleStreams):
+            noise = generator.rows(start, start + len(block)).normal((samples, *block.shape[1:]))
+            noise = noise.to(block.dtype).flatten(0, 1)
+        else:
+            noise = None
+        parts.append(_block_counts(forward, block, samples, sigma, generator, batch, noise))
+    if isinstance(generator, ExampleStreams):
+        generator.skip()
     return torch.cat(parts) if parts else torch.zeros(0, 0, dtype=torch.long)
 
 
-def _block_counts(forward, block, samples, sigma, generator, batch) -> torch.Tensor:
+def _block_counts(forward, block, samples, sigma, generator, batch, noise=None) -> torch.Tensor:
     repeated = block.repeat_interleave(samples, dim=0)  # image i's copies are rows i·samples … (i+1)·samples − 1
     labels, classes = [], 0
     for start in range(0, len(repeated), batch):
         chunk = repeated[start : start + batch]
-        noise = torch.randn(chunk.shape, generator=generator, dtype=chunk.dtype) * sigma
-        logits = forward(chunk + noise)
+        if noise is None:
+            drawn = torch.randn(chunk.shape, generator=generator, dtype=chunk.dtype)
+        else:
+            drawn = noise[start : start + batch]
+        logits = forward(chunk + drawn * sigma)
         labels.append(logits.argmax(1))
         classes = logits.shape[1]
     flat = torch.cat(labels).view(len(block), samples)
@@ -129,29 +142,25 @@ def certify(
     return Certificates(torch.where(p_lower >= 0.5, guess, ABSTAIN), radius, p_lower)
 
 
-def majority(
-    model: nn.Module, x: torch.Tensor, sigma: float, n: int, generator: torch.Generator, batch: int = 1000
+def predict(
+    model: Classifier,
+    x: torch.Tensor,
+    sigma: float,
+    n: int,
+    alpha: float,
+    generator: torch.Generator | ExampleStreams,
+    batch: int = 1000,
 ) -> torch.Tensor:
-    """g's label for every image, the most frequent of f's labels on n noisy copies. No abstention:
-    an image near a tie keeps its top class, so an attack judged by this never counts an image broken
-    only because the vote was close (the certificate abstains there instead)."""
-    return noise_counts(model, x, n, sigma, generator, batch).argmax(dim=1)
-
-
-class SoftSmoothed(nn.Module):
-    """log E_δ[softmax f(x + δ)] over `samples` fresh noise draws per call: the differentiable
-    smoothed classifier that SmoothAdv (Salman et al. 2019, arXiv:1906.04584) attacks."""
-
-    def __init__(self, model: nn.Module, sigma: float, samples: int, generator: torch.Generator | None):
-        super().__init__()
-        self.model, self.sigma, self.samples, self.generator = model, sigma, samples, generator
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Log of the mean softmax over the noisy copies (a log-probability per class)."""
-        repeated = x.repeat_interleave(self.samples, dim=0)
-        noise = torch.randn(repeated.shape, generator=self.generator, dtype=x.dtype).to(x.device) * self.sigma
-        probs = torch.softmax(self.model(repeated + noise), dim=1)
-        return probs.view(len(x), self.samples, -1).mean(dim=1).clamp_min(1e-12).log()
+    """PREDICT (Cohen et al.'s `core.py`, as SmoothAdv's `predict.py` judges its attacks): f's labels on
+    n noisy copies; the top class where a two-sided binomial test of its count against the runner-up's
+    has p ≤ α, else ABSTAIN (which an attack's judge counts wrong)."""
+    counts = noise_counts(model, x, n, sigma, generator, batch)
+    top2 = counts.topk(2, dim=1) if counts.shape[1] > 1 else None
+    if top2 is None:
+        return counts.argmax(dim=1)
+    first, second = top2.values[:, 0].tolist(), top2.values[:, 1].tolist()
+    decided = torch.tensor([binomtest(a, a + b, 0.5).pvalue <= alpha for a, b in zip(first, second)])
+    return torch.where(decided, top2.indices[:, 0], torch.full_like(top2.indices[:, 0], ABSTAIN))
 
 
 def radius_of(p_lower: float, sigma: float) -> float:

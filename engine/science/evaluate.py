@@ -24,6 +24,7 @@ from engine.report.stats import pack_flags
 from engine.science.attacks import ATTACKS, Attack
 from engine.science.certify import ABSTAIN, Certificates, fast_forward
 from engine.science.device import to_input
+from engine.science.streams import ExampleStreams, stream_name
 from engine.science.training import predict
 from engine.spec.runspec import AttackSpec, EvalSpec
 
@@ -116,7 +117,8 @@ def robust_curve(
     if attack.certified:
         return certified_curve(model, x, y, spec, attack, batch_size=batch_size, seed=seed, on_batch=on_batch)
     if attack.smoothed:  # the smoothed classifier's own clean predictions, not the base model's
-        robust = attack.labels(model, x, _generator(seed, spec.name, 0.0, 0), batch_size) == y
+        streams = ExampleStreams(stream_name(seed, spec.name, 0.0, 0), range(len(x)))
+        robust = attack.labels(model, x, streams, batch_size) == y
     else:
         robust = (predict(model, x, batch_size) == y) if correct is None else correct.clone()
     if attack.minimal:
@@ -126,13 +128,14 @@ def robust_curve(
     for eps in spec.eps:
         if eps > 0:
             for restart in range(spec.restarts):
-                gen = _generator(seed, spec.name, eps, restart)
+                stream = stream_name(seed, spec.name, eps, restart)
                 alive = robust.nonzero().flatten()
                 for start in range(0, len(alive), batch_size):
                     idx = alive[start : start + batch_size]
                     xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
-                    adv = attack.perturb(model, xb, yb, eps, gen)
-                    robust[idx] &= attack.labels(model, adv, gen, batch_size) == yb.cpu()
+                    streams = ExampleStreams(stream, idx)  # each example's start: its own, whatever the batch
+                    adv = attack.perturb(model, xb, yb, eps, streams)
+                    robust[idx] &= attack.labels(model, adv, streams, batch_size) == yb.cpu()
                     if current is not None:
                         current[idx] = adv.cpu()
                     if on_batch is not None:
@@ -173,13 +176,13 @@ def certified_curve(
     ]
 
 
-def _fooled_at(model, x, y, attack, eps, idx_alive, gen, batch_size) -> torch.Tensor:
+def _fooled_at(model, x, y, attack, eps, idx_alive, stream, batch_size) -> torch.Tensor:
     """Attack the examples `idx_alive` at ε in batches: which of them were fooled (CPU flags)."""
     fooled = torch.zeros(len(idx_alive), dtype=torch.bool)
     for start in range(0, len(idx_alive), batch_size):
         idx = idx_alive[start : start + batch_size]
         xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
-        adv = attack.perturb(model, xb, yb, eps, gen)
+        adv = attack.perturb(model, xb, yb, eps, ExampleStreams(stream, idx))
         with torch.no_grad():
             fooled[start : start + len(idx)] = (model(adv).argmax(1) != yb).cpu()
     return fooled
@@ -212,7 +215,7 @@ def descend_preview_curve(
             if len(todo) == 0:
                 break
             fooled = _fooled_at(
-                model, x, y, attack, eps, alive[todo], _generator(seed, spec.name, eps, restart), batch_size
+                model, x, y, attack, eps, alive[todo], stream_name(seed, spec.name, eps, restart), batch_size
             )
             fooled_here[todo[fooled]] = True
         broken_at[alive[fooled_here]] = eps

@@ -87,10 +87,14 @@ class ModelSpec(Frozen):
 
 SAMPLED_DEFAULTS: dict[str, dict[str, float | int | str]] = {
     "smoothing": {"sigma": 0.25, "n0": 100, "n": 1000, "alpha": 0.001, "batch": 1000},
-    "smooth_pgd_l2": {"sigma": 0.25, "samples": 8, "n": 100},
+    "smooth_pgd_l2": {"sigma": 0.25, "samples": 32, "n": 1000, "alpha": 0.001},
 }
 """The Monte Carlo evaluators' options and defaults (engine.science.attacks.smoothing): here, so the
 work bound can count their noise samples without importing torch."""
+
+STEP_NUMERATORS = {"smooth_pgd_l2": 2.0}
+"""Attacks whose reference code steps by numerator · ε / steps with a numerator other than Madry et al.'s
+2.5 (SmoothAdv's `attacks.py`: lr = 2 · max_norm / steps)."""
 
 DEFAULT_SIGMA = 0.25  # Cohen et al.'s and HYDRA's σ for Gaussian-noise training
 
@@ -259,8 +263,10 @@ class AttackSpec(Frozen):
         return self
 
     def relative_step(self) -> float:
-        """The step size as a multiple of ε."""
-        return self.step_size if self.step_size is not None else 2.5 / self.steps
+        """The step size as a multiple of ε: 2.5 / steps (Madry et al.), 2 / steps for SmoothAdv's attack."""
+        if self.step_size is not None:
+            return self.step_size
+        return STEP_NUMERATORS.get(self.name, 2.5) / self.steps
 
     def passes(self) -> int:
         """Example-passes per evaluation image, at most: ε × steps × restarts for an attack; a smoothed

@@ -10,6 +10,10 @@ from torch import nn
 
 from engine.registry import Registry
 from engine.science.device import to_input
+from engine.science.streams import ExampleStreams
+
+Randomness = torch.Generator | ExampleStreams | None
+"""Where an attack's random draws come from: one generator for the batch, or one stream per example."""
 
 
 class Attack:
@@ -66,7 +70,7 @@ class Attack:
         raise NotImplementedError(f"{type(self).__name__} is a bounded attack; use perturb()")
 
     def perturb(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: torch.Generator | None = None
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, generator: Randomness = None
     ) -> torch.Tensor:
         """Return adversarial examples within the ε-ball around x and inside [0, 1]."""
         raise NotImplementedError
@@ -76,7 +80,7 @@ class Attack:
         raise NotImplementedError(f"{type(self).__name__} is an attack; it certifies nothing")
 
     def labels(
-        self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None, batch_size: int = 250
+        self, model: nn.Module, x: torch.Tensor, generator: Randomness = None, batch_size: int = 250
     ) -> torch.Tensor:
         """The labels of the classifier this attack targets, on the CPU: the model's argmax (an attack
         on a smoothed classifier answers with that classifier's prediction)."""
@@ -97,10 +101,19 @@ class Attack:
 ATTACKS: Registry[type[Attack]] = Registry("attack")
 
 
-def uniform_like(x: torch.Tensor, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Uniform noise shaped like x, drawn from `generator` on the CPU for reproducibility."""
+def uniform_like(x: torch.Tensor, low: float, high: float, generator: Randomness) -> torch.Tensor:
+    """Uniform noise shaped like x: per example from its own stream, else from `generator` on the CPU."""
+    if isinstance(generator, ExampleStreams):
+        return generator.uniform(x.shape[1:], low, high).to(x.device, x.dtype)
     noise = torch.rand(x.shape, generator=generator, dtype=x.dtype)
     return (noise * (high - low) + low).to(x.device)
+
+
+def normal_like(x: torch.Tensor, generator: Randomness) -> torch.Tensor:
+    """Standard normal noise shaped like x: per example from its own stream, else from `generator`."""
+    if isinstance(generator, ExampleStreams):
+        return generator.normal(x.shape[1:]).to(x.device, x.dtype)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
 def flat_norm(t: torch.Tensor) -> torch.Tensor:
@@ -118,6 +131,8 @@ def norm_distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
     return (delta.abs() > 1e-8).any(dim=1).flatten(1).sum(dim=1).float()
 
 
-def seed_from(generator: torch.Generator | None) -> int:
+def seed_from(generator: Randomness) -> int:
     """A seed drawn from `generator` (for libraries that use the global RNG, like torchattacks)."""
+    if isinstance(generator, ExampleStreams):
+        return generator.seed()
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item()) if generator else 0

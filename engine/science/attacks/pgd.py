@@ -1,10 +1,12 @@
 """PGD (Madry et al. 2018, arXiv:1706.06083) in L∞ and L2; x in [0, 1], shape (N, C, H, W).
 
 The update, projection and random start follow torchattacks' PGD and PGDL2 step for step, so
-the two agree on the same model, inputs and starting point. With `stop_when_fooled` (how the
-evaluation runs it), an example leaves the batch at the first iterate that fools the model: that
-iterate is a valid adversarial example inside the ball, and the later iterations are not spent on
-it. Robust accuracy can then only be lower or equal (an iterate that fooled is never undone).
+the two agree on the same model, inputs and starting point. In an evaluation the random start of
+each example comes from its own stream (science/streams.py), so it does not depend on the batch.
+With `stop_when_fooled` (how the evaluation runs it), an example leaves the batch at the first
+iterate that fools the model: that iterate is a valid adversarial example inside the ball, and the
+later iterations are not spent on it. Robust accuracy can then only be lower or equal (an iterate
+that fooled is never undone).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.science.attacks.base import ATTACKS, Attack, flat_norm, uniform_like
+from engine.science.attacks.base import ATTACKS, Attack, flat_norm, normal_like, uniform_like
 
 SOUND_SEARCHES = ("scan",)  # engine.science.evaluate.descend_preview_curve is unsound: bench only, never stored
 
@@ -56,7 +58,7 @@ class PGDL2(Attack):
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()
         if self.random_start:
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+            noise = normal_like(x, generator)
             radius = uniform_like(x[:, :1, :1, :1], 0.0, 1.0, generator)
             adv = torch.clamp(adv + noise / flat_norm(noise) * radius * eps, 0.0, 1.0)
         return iterate(self, model, x, y, adv, lambda a, grad, x0: self._step(a, grad, x0, eps))

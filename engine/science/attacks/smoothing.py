@@ -3,8 +3,8 @@
 `smoothing` is not an attack: it certifies (Cohen et al. 2019) and its curve is certified accuracy
 over the L2 radius grid, a lower bound on the smoothed classifier's robust accuracy (with
 probability 1 − α per image). `smooth_pgd_l2` attacks that same smoothed classifier (SmoothAdv PGD,
-Salman et al. 2019) and judges each example by the smoothed classifier's own prediction, so its
-curve is an upper bound on the same quantity: certified ≤ empirical at every radius, and a crossing
+Salman et al. 2019) and judges each example by the smoothed classifier's own prediction (PREDICT),
+so its curve estimates an upper bound on the same quantity: certified ≤ empirical at every radius, and a crossing
 means the attack is weak. Attacks on the base model (pgd_l2) bound a different classifier.
 """
 
@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
-from engine.science.attacks.base import ATTACKS, Attack, flat_norm, uniform_like
-from engine.science.certify import Certificates, SoftSmoothed, certify, majority
+from engine.science.attacks.base import ATTACKS, Attack, Randomness, flat_norm, normal_like
+from engine.science.certify import Certificates, certify, predict
+from engine.science.streams import ExampleStreams
 from engine.spec.runspec import SAMPLED_DEFAULTS
 
 
@@ -59,10 +61,19 @@ class Smoothing(Attack):
 
 @ATTACKS.register("smooth_pgd_l2")
 class SmoothPGDL2(Attack):
-    """PGD L2 on the smoothed classifier (SmoothAdv, Salman et al. 2019): each step follows the gradient
-    of the mean softmax over `samples` fresh noise draws; an example counts as robust while the smoothed
-    classifier's majority vote over n noisy copies is still right (no abstention: a close vote is not
-    counted as a break). The empirical partner of `smoothing`. Options: sigma (0.25), samples (8), n (100)."""
+    """SmoothAdv's PGD on the smoothed classifier (Salman et al. 2019, arXiv:1906.04584), as its code
+    runs it (`attacks.py` PGD_L2 with several noise vectors, `predict.py`):
+
+    - `samples` Gaussian noise vectors (σ) per example, drawn once and reused at every step (SmoothAdv's
+      m_test; its attack runs use up to 32);
+    - the perturbation starts at zero (SmoothAdv's multi-noise attack ignores `random_start`);
+    - each step moves by ε·step_size along the normalised gradient of the cross-entropy of the mean
+      softmax over the noisy copies (a random direction where that gradient is zero), clips x + δ to
+      [0, 1], then scales δ back into the ε-ball; SmoothAdv's step is 2ε/steps, this attack's default;
+    - the result is judged by PREDICT (n noisy copies, α): an abstention counts as wrong.
+
+    The empirical partner of `smoothing`: certified accuracy must not lie above it. Options: sigma
+    (0.25), samples (32), n (1000, SmoothAdv's README), alpha (0.001)."""
 
     norm = "L2"
     smoothed = True
@@ -73,20 +84,39 @@ class SmoothPGDL2(Attack):
         check_sampling(options, "smooth_pgd_l2")
 
     def perturb(self, model, x, y, eps, generator=None):
-        soft = SoftSmoothed(model, float(self.opts["sigma"]), int(self.opts["samples"]), generator)
-        adv = x.clone()
-        if self.random_start:
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-            adv = torch.clamp(
-                adv + noise / flat_norm(noise) * uniform_like(x[:, :1, :1, :1], 0, 1, generator) * eps, 0, 1
-            )
-        for _ in range(self.steps):  # every step: the smoothed decision is only read at the end
-            grad = self.input_gradient(soft, adv, y)
-            adv = adv.detach() + self.relative_step * eps * grad / (flat_norm(grad) + 1e-10)
-            delta = adv - x
-            adv = torch.clamp(x + delta * torch.clamp(eps / flat_norm(delta), max=1.0), 0.0, 1.0)
-        return adv.detach()
+        sigma, samples = float(self.opts["sigma"]), int(self.opts["samples"])
+        noise = _noise(x, samples, generator) * sigma  # (N, samples, C, H, W), fixed for every step
+        delta = torch.zeros_like(x)
+        for _ in range(self.steps):
+            grad = self._gradient(model, x, delta, noise, y)
+            norms = flat_norm(grad)
+            fallback = normal_like(x, generator)  # drawn every step, so a row's draws never depend on others
+            grad = torch.where(norms > 0, grad / norms.clamp_min(1e-30), fallback)
+            delta = delta + self.relative_step * eps * grad
+            delta = torch.clamp(x + delta, 0.0, 1.0) - x
+            delta = delta * torch.clamp(eps / (flat_norm(delta) + 1e-12), max=1.0)
+        return (x + delta).detach()
+
+    @staticmethod
+    def _gradient(model, x, delta, noise, y):
+        """∂ CE(log mean softmax over the noisy copies, y) / ∂ δ, per example."""
+        delta = delta.detach().requires_grad_(True)
+        copies = (x + delta).unsqueeze(1) + noise  # (N, samples, C, H, W)
+        logits = model(copies.flatten(0, 1))
+        mean = torch.softmax(logits, dim=1).view(len(x), noise.shape[1], -1).mean(dim=1)
+        loss = F.nll_loss(mean.clamp_min(1e-20).log(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, delta)
+        return grad
 
     def labels(self, model, x, generator=None, batch_size=250):
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
-        return majority(model, x, float(self.opts["sigma"]), int(self.opts["n"]), gen, batch_size * 4)
+        o = self.opts
+        return predict(model, x, float(o["sigma"]), int(o["n"]), float(o["alpha"]), gen, batch_size * 4)
+
+
+def _noise(x: torch.Tensor, samples: int, generator: Randomness) -> torch.Tensor:
+    """(N, samples, *x.shape[1:]) standard normal noise: per example from its stream where given."""
+    if isinstance(generator, ExampleStreams):
+        return generator.normal((samples, *x.shape[1:])).to(x.device, x.dtype)
+    shape = (len(x), samples, *x.shape[1:])
+    return torch.randn(shape, generator=generator, dtype=x.dtype).to(x.device)
