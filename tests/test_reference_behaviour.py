@@ -304,6 +304,7 @@ def test_autoattack_builds_the_standard_ensemble_with_the_spec_steps(tiny_cnn):
     assert apgd.steps == apgdt.steps == fab.steps == 100 and apgd.loss == "ce"
     assert apgdt.n_target_classes == fab.n_target_classes == 9 and fab.multi_targeted
     assert square.n_queries == 5000 and all(a.n_restarts == 1 for a in standard.attacks)
+    assert square.p_init == 0.8 and square.rescale_schedule is False  # fra31's standard Square
     assert build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=100)).protocol_warning() is None
 
     short = build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=20))
@@ -388,16 +389,46 @@ def test_unstructured_weights_into_a_dead_end_or_from_a_dead_channel_are_not_eff
 
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()
     masks = {"0": torch.ones(3, 4), "2": torch.ones(2, 3)}
-    masks["0"][1] = 0  # hidden unit 1 has no input: its outgoing weights read a dead channel
+    masks["0"][1] = 0  # hidden unit 1 has no input (and no bias): its outgoing weights read a dead channel
     masks["2"][:, 2] = 0  # hidden unit 2 is read by nothing: its incoming weights lead nowhere
     with torch.no_grad():
         model[0].weight.mul_(masks["0"])
+        model[0].bias[1] = 0.0
         model[2].weight.mul_(masks["2"])
     effective, per_layer = measure_effective(model, masks, torch.rand(1, 4))
     assert per_layer == {"0": 4, "2": 2}  # only hidden unit 0: its 4 inputs and 2 outputs
     assert effective["effective_sparsity"] == pytest.approx(1 - 6 / 18)
     params = sum(p.numel() for p in model.parameters())
     assert effective["effective_params"] == params - (18 - 6)
+
+
+def test_a_channel_whose_filter_is_pruned_still_counts_while_its_bias_or_batchnorm_shift_reaches_on():
+    """Zeroing every weight the effective size calls dead leaves the logits unchanged: a filter pruned
+    whole keeps emitting its bias (or its BatchNorm's shift), and the next layer's weights read it."""
+    from engine.science.efficiency import effective_masks
+
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    normed = nn.Sequential(
+        nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)
+    )
+    with torch.no_grad():
+        conv[0].bias.fill_(0.3)
+        normed[1].running_mean.uniform_(-0.5, 0.5)
+        normed[1].bias.fill_(0.4)
+    for model, first, later in ((conv, "0", ["2", "4"]), (normed, "0", ["4"])):
+        model.eval()
+        masks = {first: torch.ones_like(model[0].weight)} | {n: torch.ones_like(model[int(n)].weight) for n in later}
+        masks[first][0] = 0  # filter 0 pruned whole
+        with torch.no_grad():
+            model[0].weight.mul_(masks[first])
+        x = torch.rand(5, 1, 8, 8)
+        before = model(x)
+        live = effective_masks(model, masks, x[:1])
+        with torch.no_grad():
+            for name, mask in live.items():
+                model[int(name)].weight.mul_(mask.to(model[int(name)].weight))
+        assert torch.allclose(model(x), before, atol=1e-6)
 
 
 # ---- paper presets prune what the papers' code prunes ------------------------------------------

@@ -178,11 +178,15 @@ def latency_columns(
 def effective_masks(model: nn.Module, masks: Masks, example: torch.Tensor) -> Masks:
     """Per conv and linear layer, 1 where a weight is kept *and* lies on an input → output path.
 
-    One forward and backward pass of a copy whose kept weights are 1, pruned ones 0, biases 0 and
-    BatchNorm the identity, on an all-ones input: every activation is ≥ 0, a channel is positive
-    exactly where some path from the input reaches it, and the output's gradient reaches exactly the
-    channels with a path to the output. A weight's gradient (upstream × its input) is then > 0 exactly
-    where both hold. Layers without a mask count their non-zero weights as kept.
+    One forward and backward pass of a copy whose kept weights are 1, pruned ones 0 and BatchNorm the
+    identity, on an all-ones input: every activation is ≥ 0, a channel is positive exactly where some
+    path from the input reaches it, and the output's gradient reaches exactly the channels with a path
+    to the output. A weight's gradient (upstream × its input) is then > 0 exactly where both hold.
+    A channel also emits something while its bias, or its BatchNorm's output for a zero input
+    (β − γμ/√(σ² + ε)), is non-zero, even with every weight of its filter pruned: such a constant is a
+    source (1 in the probe), so the weights reading it count. (A negative constant that a ReLU then
+    zeroes is counted too: the effective size errs towards more parameters, never fewer.) Layers
+    without a mask count their non-zero weights as kept.
     """
     probe = copy.deepcopy(model).double().eval()
     layers = {n: m for n, m in probe.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
@@ -191,10 +195,13 @@ def effective_masks(model: nn.Module, masks: Masks, example: torch.Tensor) -> Ma
             kept = masks[name] if name in masks else (layer.weight != 0)
             layer.weight.copy_(kept.to(layer.weight))
             if layer.bias is not None:
-                layer.bias.zero_()
+                layer.bias.copy_((layer.bias != 0).to(layer.bias))
         for module in probe.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                shift = _constant_output(module)
                 _identity_norm(module)
+                if module.affine:
+                    module.bias.copy_((shift != 0).to(module.bias))
             elif type(module).__name__ == "Normalize":
                 module.mean.zero_()
                 module.std.fill_(1.0)
@@ -208,6 +215,16 @@ def _on_path(kept: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
     if grad is None:  # a layer the forward pass never used
         return torch.zeros_like(kept, dtype=torch.float32)
     return ((kept > 0) & (grad > 0)).float()
+
+
+def _constant_output(norm: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
+    """What an eval-mode BatchNorm emits per channel for a zero input: β − γ·μ / √(σ² + ε)."""
+    channels = norm.num_features
+    mean = norm.running_mean if norm.track_running_stats else torch.zeros(channels, dtype=torch.float64)
+    var = norm.running_var if norm.track_running_stats else torch.ones(channels, dtype=torch.float64)
+    gamma = norm.weight if norm.affine else torch.ones_like(mean)
+    beta = norm.bias if norm.affine else torch.zeros_like(mean)
+    return beta - gamma * mean / torch.sqrt(var + norm.eps)
 
 
 def _identity_norm(norm: nn.modules.batchnorm._BatchNorm) -> None:

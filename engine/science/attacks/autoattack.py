@@ -74,7 +74,8 @@ STANDARD_SQUARE_QUERIES = 5000
 class AutoAttack(_TorchattacksBounded):
     """AutoAttack's standard ensemble with `steps` iterations per gradient attack (standard: steps 100).
 
-    APGD-CE, APGD-T (9 target classes), FAB-T (9 targets) and Square (5,000 queries), each run on
+    APGD-CE, APGD-T (9 target classes), FAB-T (9 targets) and Square (5,000 queries, p_init 0.8, the
+    schedule of p not rescaled: `resc_schedule=False` as fra31's code sets it), each run on
     what the previous left standing, as Croce & Hein's `version="standard"`. torchattacks' own
     AutoAttack leaves its components at 10 iterations, so this builds the ensemble from torchattacks'
     parts with the spec's `steps`; fewer than 100 is weaker than the standard, and a warning says so.
@@ -90,7 +91,10 @@ class AutoAttack(_TorchattacksBounded):
                 torchattacks.APGD(model, steps=self.steps, loss="ce", **common),
                 torchattacks.APGDT(model, steps=self.steps, n_classes=n_classes, **common),
                 torchattacks.FAB(model, steps=self.steps, multi_targeted=True, n_classes=n_classes, **common),
-                torchattacks.Square(model, n_queries=STANDARD_SQUARE_QUERIES, **common),
+                # fra31/auto-attack's standard Square: p_init 0.8, 5,000 queries, no rescaled schedule
+                torchattacks.Square(
+                    model, n_queries=STANDARD_SQUARE_QUERIES, p_init=0.8, resc_schedule=False, **common
+                ),
             ]
         )
 
