@@ -110,3 +110,8 @@ def test_real_fashion_mnist_has_its_known_statistics():
     assert float(data.x_train.mean()) == pytest.approx(0.2860, abs=1e-3)
     assert float(data.x_train.std()) == pytest.approx(0.3530, abs=1e-3)
     assert data.y_test.bincount().tolist() == [1000] * 10
+
+
+def test_every_data_set_states_the_size_of_its_test_split():
+    assert set(datasets.TEST_SPLIT_SIZES) == set(DATASETS.names())
+    assert len(DATASETS.get("synthetic")().x_test) == datasets.TEST_SPLIT_SIZES["synthetic"]

@@ -132,3 +132,28 @@ def test_layer_table_reports_every_conv_and_linear(model):
     assert table["fc3"]["prunable"] is False and table["fc3"]["sparsity"] == 0.0
     assert table["fc1"]["sparsity"] == pytest.approx(0.5, abs=1 / table["fc1"]["numel"])
     assert overall_sparsity(dense_masks(layers)) == 0.0
+
+
+@pytest.mark.parametrize("method", ["filter_layer", "filter_random", "kernel_layer", "kernel_random"])
+def test_per_layer_structured_pruning_never_empties_a_conv_layer_and_spreads_what_it_cannot_take(synthetic, method):
+    """LeNet-5's conv1 has six filters: 93.75 % of six rounds to all six, which cut the network from 16×
+    on. Every conv layer keeps a group; what conv1 cannot give, conv2 takes while it can."""
+    from engine.science.models import build_model
+    from engine.science.pruning.methods import METHODS
+    from engine.science.pruning.structured import LAYER_FLOOR
+
+    model = build_model("lenet5", synthetic.info)
+    criterion = METHODS.get(method)()
+    layers = prunable_layers(model, False, criterion.layer_kinds)
+    total = sum(layer.weight.numel() for layer in layers.values())
+    for sparsity in (0.5, 0.875, 0.9375, 0.984375):
+        masks = criterion.select(layers, sparsity, None, torch.Generator().manual_seed(0))
+        dims = (1, 2, 3) if criterion.granularity == "filter" else (2, 3)
+        for name, mask in masks.items():
+            assert int((mask.sum(dim=dims) > 0).sum()) >= LAYER_FLOOR, (sparsity, name)
+        achieved = 1 - sum(float(m.sum()) for m in masks.values()) / total
+        if sparsity <= 0.875:
+            assert achieved == pytest.approx(sparsity, abs=0.01)
+        assert achieved <= sparsity + 0.01
+    at_16 = criterion.select(layers, 0.9375, None, torch.Generator().manual_seed(0))
+    assert 1 - sum(float(m.sum()) for m in at_16.values()) / total > 0.925  # conv2 took conv1's share

@@ -228,3 +228,21 @@ def test_claims_of_several_comparisons_say_how_many_and_at_what_level():
     assert "2 comparisons, one must clear the bar; intervals at 97.5 %" in one.numbers
     assert "2 comparisons, each must clear the bar; intervals at 97.5 %" in every.numbers
     assert parts[0].strict.low < parts[0].plain.low  # the corrected interval is the wider one
+
+
+def test_seeds_that_score_the_same_images_do_not_shrink_the_images_noise():
+    """Every seed evaluated on the whole test split shares its images: averaging over seeds removes
+    none of the images' noise, so the combined interval keeps each seed's half-width (independent
+    subsets would shrink it by √k)."""
+    from engine import api
+    from engine.papers.presets import shared_images
+    from engine.report.stats import Estimate, across_seeds
+
+    seeds = [Estimate(0.02, 0.0, 0.04, 500, True)] * 4  # the seeds agree: only the images' noise is left
+    apart, together = across_seeds(seeds), across_seeds(seeds, overlap=1.0)
+    assert (apart.low, apart.high) == pytest.approx((0.01, 0.03))
+    assert (together.low, together.high) == pytest.approx((0.0, 0.04))
+    hydra = next(iter(api.paper_specs("hydra").values()))
+    assert shared_images(hydra) == pytest.approx(hydra.eval.n_samples / 10_000)
+    whole = hydra.model_copy(update={"eval": hydra.eval.model_copy(update={"n_samples": 10_000})})
+    assert shared_images(whole) == 1.0

@@ -290,16 +290,19 @@ def _composite(
     return Finding(claim, status, text, to_decide, est, margin, tuple(parts), rule)
 
 
-def across_seeds(verdicts: dict[int, Verdict]) -> Verdict:
+def across_seeds(verdicts: dict[int, Verdict], overlap: float = 0.0) -> Verdict:
     """One verdict from a preset judged once per seed: each finding's statistic averaged over the seeds
     with an interval counting both the images' and the seeds' noise (engine.report.stats.across_seeds),
-    decided as one finding; a part without a statistic holds or fails only when every seed agrees."""
+    decided as one finding; a part without a statistic holds or fails only when every seed agrees.
+    `overlap` is the share of evaluation images two seeds have in common (1 when every seed scores the
+    whole test split): their image noise is then shared, not independent."""
     if any(v.status == "incomplete" for v in verdicts.values()):
         text = "; ".join(f"seed {seed}: {v.headline}" for seed, v in verdicts.items() if v.status == "incomplete")
         return Verdict("incomplete", text)
     first = next(iter(verdicts.values()))
     findings = [
-        _combined([v.findings[i] for v in verdicts.values()], list(verdicts)) for i in range(len(first.findings))
+        _combined([v.findings[i] for v in verdicts.values()], list(verdicts), overlap)
+        for i in range(len(first.findings))
     ]
     table = pd.concat(
         [v.table.assign(seed=seed) for seed, v in verdicts.items() if not v.table.empty], ignore_index=True
@@ -307,7 +310,7 @@ def across_seeds(verdicts: dict[int, Verdict]) -> Verdict:
     return verdict(findings, table)
 
 
-def _combined(findings: list[Finding], seeds: list[int]) -> Finding:
+def _combined(findings: list[Finding], seeds: list[int], overlap: float = 0.0) -> Finding:
     """One part of a claim over several seeds (a claim of several comparisons: each comparison combined
     over the seeds at its own level, then decided by the same rule)."""
     head = findings[0]
@@ -315,8 +318,10 @@ def _combined(findings: list[Finding], seeds: list[int]) -> Finding:
         parts = [
             Part(
                 p.label,
-                combine_estimates([f.parts[i].plain for f in findings]),
-                combine_estimates([f.parts[i].strict for f in findings], strict_level(len(head.parts))),
+                combine_estimates([f.parts[i].plain for f in findings], overlap=overlap),
+                combine_estimates(
+                    [f.parts[i].strict for f in findings], strict_level(len(head.parts)), overlap=overlap
+                ),
             )
             for i, p in enumerate(head.parts)
         ]
@@ -329,7 +334,8 @@ def _combined(findings: list[Finding], seeds: list[int]) -> Finding:
         numbers = "; ".join(f"seed {seed}: {f.status} ({f.numbers})" for seed, f in zip(seeds, findings))
         return Finding(head.claim, status, numbers, "" if status != "inconclusive" else "the seeds disagree")
     values = ", ".join(f"seed {seed} {signed_pt(e.value)}" for seed, e in zip(seeds, estimates))
-    return finding(head.claim, combine_estimates(estimates), f"{len(seeds)} seeds ({values})", head.margin)
+    combined = combine_estimates(estimates, overlap=overlap)
+    return finding(head.claim, combined, f"{len(seeds)} seeds ({values})", head.margin)
 
 
 def _spread(values: np.ndarray) -> float:

@@ -37,6 +37,7 @@ from engine.papers.results import PaperResults, gather
 from engine.paths import REPO_ROOT
 from engine.pipeline import run as run_pipeline
 from engine.science.catalog import validate
+from engine.science.data import TEST_SPLIT_SIZES
 from engine.spec.reading import parse_text, read_spec_text, set_path
 from engine.spec.runspec import Frozen, RunSpec, format_errors
 from engine.store.db import Store
@@ -160,7 +161,15 @@ def check(name: str, store: Store, reduced: bool = False) -> Verdict:
     preset = load_paper(name)
     if len(preset.seeds) <= 1:
         return judge(preset, collect(preset, store, reduced))
-    return across_seeds({seed: judge(preset, collect(preset, store, reduced, seed)) for seed in preset.seeds})
+    verdicts = {seed: judge(preset, collect(preset, store, reduced, seed)) for seed in preset.seeds}
+    return across_seeds(verdicts, shared_images(next(iter(expand(preset, reduced).values()))))
+
+
+def shared_images(spec: RunSpec) -> float:
+    """The share of evaluation images two seeds of this spec have in common: n / (test split), as each
+    seed draws its own subset; 1 where the subset is the whole split or the split's size is unknown."""
+    size = TEST_SPLIT_SIZES.get(spec.dataset.name)
+    return 1.0 if not size else min(spec.eval.n_samples, size) / size
 
 
 def run(name: str, store: Store, reduced: bool = False, executor: str = "local", progress: bool = True) -> float:

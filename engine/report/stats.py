@@ -218,15 +218,22 @@ class Estimate:
         return max(self.n, math.ceil(self.n * (z * se / distance) ** 2))
 
 
-def across_seeds(estimates: list[Estimate], level: float = LEVEL) -> Estimate:
+def across_seeds(estimates: list[Estimate], level: float = LEVEL, overlap: float = 0.0) -> Estimate:
     """One statistic measured on k seeds (independent runs), combined: the mean of the seeds' values,
     with the wider of two 95 % intervals around it, so that neither source of noise is hidden:
-    the images' (each seed's half-width, combined in quadrature, over k) and, for k ≥ 2, the seeds'
-    (Student's t over the k values: wide with few seeds, as it should be)."""
+    the images' and, for k ≥ 2, the seeds' (Student's t over the k values: wide with few seeds, as it
+    should be).
+
+    The images' half-width of a mean over seeds depends on how many images two seeds share: each seed
+    draws its own evaluation subset, so two seeds share about `overlap` = n / (test split) of their
+    images, and their image noise is correlated by as much. Independent subsets (overlap 0) combine in
+    quadrature, √(Σ hᵢ²) / k; the whole split (overlap 1: every seed scores the same images, the paired
+    case) gives the mean of the half-widths, Σ hᵢ / k, which seeds cannot shrink."""
     values = np.array([e.value for e in estimates], dtype=float)
     k, mean = len(values), float(values.mean())
     halves = np.array([(e.high - e.low) / 2 for e in estimates], dtype=float)
-    half = float(np.sqrt((halves**2).sum()) / k)
+    correlated = overlap * (halves.sum() ** 2 - (halves**2).sum())
+    half = float(np.sqrt((halves**2).sum() + correlated) / k)
     if k >= 2:
         spread = float(student_t.ppf(1 - (1 - level) / 2, k - 1) * values.std(ddof=1) / math.sqrt(k))
         half = max(half, spread)

@@ -117,7 +117,13 @@ class AdversarySpec(Frozen):
     beta: float = Field(6.0, ge=0.0, le=100.0, description="trades, gaussian_stability: weight of the KL term")
     cutoff: Literal["blind"] | float | None = Field("blind", description="bap: RMS-L2 cutoff, 'blind' or null")
     rho: float = Field(1.0, gt=0.0, le=4.0, description="bap: scale of the cut perturbation")
-    deepfool_steps: int = Field(5, ge=1, le=100, description="bap: DeepFool iterations")
+    deepfool_steps: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="bap: DeepFool iterations; 5 as BAP's cal_models.py passes (`iterations= 5`), which "
+        "trains the models of its experiments; its Adversarial_Model falls back to 10 only when given none",
+    )
     overshoot: float = Field(0.02, ge=0.0, le=1.0, description="bap: DeepFool overshoot")
     deepfool_reference: Literal["prediction", "label"] = Field(
         "prediction", description="bap: DeepFool moves away from the model's prediction (BAP's cleverhans) or the label"

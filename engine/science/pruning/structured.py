@@ -69,12 +69,42 @@ def structured_masks(
         }
     if criterion.scope == "layer":
         keep = {}
+        counts = layer_counts({n: s.numel() for n, s in scores.items()}, sizes, sparsity)
         for name, s in scores.items():
             flat = torch.ones(s.numel(), device=s.device)
-            flat[torch.topk(s.reshape(-1), k=round(sparsity * s.numel()), largest=False).indices] = 0.0
+            flat[torch.topk(s.reshape(-1), k=counts[name], largest=False).indices] = 0.0
             keep[name] = flat.view_as(s)
         return {name: expand_groups(keep[name], weights[name]) for name in weights}
     return _global_groups(weights, scores, sizes, sparsity)
+
+
+LAYER_FLOOR = 1
+"""[inf] Per-layer structured pruning (filter_layer, filter_random, kernel_layer, kernel_random) keeps at
+least this many groups in every conv layer: rounding 93.75 % of LeNet-5's six conv1 filters would
+remove all six, cutting the network, so from 16× on one method would be ranked on a constant
+classifier. One, not MRPF's four (FILTER_FLOOR): four of six would cap conv1 at 33 % and LeNet-5's
+reachable sparsity at 72 %, below 4×. Global scopes have no floor: emptying a layer is how global
+filter pruning collapses in Merkle et al."""
+
+
+def layer_counts(groups: dict[str, int], sizes: dict[str, int], sparsity: float) -> dict[str, int]:
+    """Groups to prune per layer: round(sparsity · groups) each, but never the last LAYER_FLOOR; what a
+    capped layer cannot prune goes to the others (one common ratio, capped per layer, found by bisection),
+    so the pruned weights stay at the target where the other layers can take it."""
+    caps = {n: (g - min(LAYER_FLOOR, g)) / g for n, g in groups.items()}
+    weights = {n: groups[n] * sizes[n] for n in groups}
+    goal = sparsity * sum(weights.values())
+
+    def pruned(ratio: float) -> float:
+        return sum(min(ratio, caps[n]) * weights[n] for n in groups)
+
+    low, high = sparsity, 1.0
+    if pruned(low) < goal:
+        for _ in range(60):
+            mid = (low + high) / 2
+            low, high = (mid, high) if pruned(mid) < goal else (low, mid)
+        low = high
+    return {n: min(round(min(low, caps[n]) * g), g - min(LAYER_FLOOR, g)) for n, g in groups.items()}
 
 
 def _global_groups(weights, scores, sizes, sparsity: float) -> Masks:
