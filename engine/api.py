@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
+    from engine.jobs.fillers import Filler  # types only: building one loads torch
     from engine.papers.claims import Verdict  # types only: importing these loads torch
     from engine.papers.presets import PaperPreset  # types only: importing these loads torch
     from engine.papers.results import PaperResults
@@ -288,6 +289,24 @@ def submit_all(specs: list[RunSpec], store: Store | None = None, allow_long: boo
     for spec in specs:
         check_work(spec, allow_long)
     return [submit(spec, store, allow_long=allow_long) for spec in specs]
+
+
+def filler(view: str, parent: str | None = None, store: Store | None = None) -> "Filler":
+    """The runs that fill an empty Explore view ("layers", "budget", "transfer", "compare"), forked from
+    run `parent` (None: the newest finished run, else the teaching preset), with their cost
+    (engine.jobs.fillers)."""
+    from engine.jobs.fillers import filler as build  # builds specs: loads the registries, hence torch
+
+    return build(view, store or open_store(), parent)
+
+
+def fill(view: str, parent: str | None = None, store: Store | None = None) -> list[dict[str, Any]]:
+    """Queue the runs that fill `view` (all or none), each recording its parent; returns their jobs."""
+    store = store or open_store()
+    runs = filler(view, parent, store)
+    for spec in runs.specs:
+        check_work(spec)
+    return [submit(spec, store, parent=runs.parent) for spec in runs.specs]
 
 
 def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:

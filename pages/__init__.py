@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from engine import api
+from engine.errors import EngineError
 from engine.report.tables import match_runs
 
 
@@ -165,3 +166,37 @@ def job_row(job: dict, retry: bool = False) -> list:
             query_params={"run": job["run_id"][:12]},
         )
     return columns
+
+
+def fill_view(view: str, message: str, parent: str | None = None) -> None:
+    """An empty view's way out: why it is empty, what would fill it and its cost, and one button that
+    queues those runs and follows them here (the CLI stays a hint in `message`, never the only way)."""
+    st.info(message)
+    watched = st.session_state.get(f"filling-{view}")
+    if watched:
+        _follow(view, watched)
+        return
+    try:
+        runs = api.filler(view, parent)
+    except EngineError as exc:
+        st.warning(str(exc))
+        return
+    st.caption(runs.line())
+    if st.button("Fill this view", key=f"fill-{view}", type="primary", icon=":material/play_arrow:"):
+        try:
+            st.session_state[f"filling-{view}"] = [job["job_id"] for job in api.fill(view, parent)]
+        except EngineError as exc:
+            st.warning(str(exc))
+            return
+        st.rerun()
+
+
+@st.fragment(run_every=2)
+def _follow(view: str, job_ids: list[int]) -> None:
+    """The filling runs' progress, redrawn every two seconds; the page redraws itself once they ended."""
+    jobs = [api.job(job_id) for job_id in job_ids]
+    for job in jobs:
+        job_row(job, retry=True)
+    if all(job["status"] not in api.LIVE_JOBS for job in jobs):
+        del st.session_state[f"filling-{view}"]
+        st.rerun(scope="app")

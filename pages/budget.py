@@ -5,6 +5,7 @@ import streamlit as st
 from engine.report import figures
 from pages import (
     choice_from_query,
+    fill_view,
     read,
     refresh_while_running,
     route_through_app,
@@ -38,9 +39,10 @@ with st.expander("How to read this plot"):
 runs = read("runs_frame")
 with_budgets = read("runs_having", "budgets")
 if not with_budgets:
-    st.info(
-        "No run has trained with a budget yet. Run a spec with `prune.mode: ap` or `prune.mode: bap`, e.g. "
-        "`python -m engine run --preset quickstart --set prune.mode=bap` (and another with `prune.mode=ap`)."
+    fill_view(
+        "budget",
+        "No run has fine-tuned with a budget yet: an AP and a BAP run on one base fill this page "
+        "(from a terminal: `python -m engine run --preset teaching --set prune.mode=bap`, and `=ap`).",
     )
     st.stop()
 

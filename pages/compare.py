@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine.errors import SpecError
 from engine.report import figures, summaries, tables
-from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query
+from pages import choice_from_query, fill_view, read, route_through_app, run_labels, runs_from_query
 
 route_through_app()
 
@@ -38,10 +38,10 @@ runs = read("runs_frame")
 runs = runs[runs["steps_done"] > 0]
 shared = tables.sharing_a_base(runs, "base_family")  # one base setup; seeds may differ (replicates)
 if runs.empty or not shared.any():
-    st.info(
-        "Compare needs two runs on one base. Run a preset twice with a different method, e.g. "
-        "`python -m engine run --preset quickstart` and `python -m engine run --preset quickstart "
-        "--set prune.method=random`."
+    fill_view(
+        "compare",
+        "Compare needs two runs on one base: a sibling pruned at random fills this page "
+        "(from a terminal: `python -m engine run --preset teaching --set prune.method=random`).",
     )
     st.stop()
 

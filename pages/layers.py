@@ -5,12 +5,12 @@ import streamlit as st
 from engine.report import figures
 from pages import (
     choice_from_query,
+    fill_view,
     read,
     refresh_while_running,
     route_through_app,
     run_labels,
     runs_from_query,
-    runs_with_checkpoints,
     what_if_link,
 )
 
@@ -50,12 +50,15 @@ with st.expander("How to read this plot"):
         "ratio, probed on the model before that prune (`mrs` is the checkpoint's own, when measured)."
     )
 
-runs = runs_with_checkpoints(
-    read("runs_frame"),
-    1,
-    "No finished checkpoints yet. Run a spec with `eval.mrs: {}` (MRS at every step), e.g. "
-    "`python -m engine run --preset quickstart --set 'eval.mrs={}'`, or `prune.method: mrpf`.",
-)
+runs = read("runs_frame")
+runs = runs[runs["steps_done"] >= 1]
+if runs.empty:
+    fill_view(
+        "layers",
+        "No checkpoints yet: a run that measures every layer's MRS fills this page "
+        "(from a terminal: `python -m engine run --preset teaching --set 'eval.mrs={}'`).",
+    )
+    st.stop()
 
 labels = run_labels(runs)
 run_ids = list(runs["run_id"])
@@ -74,7 +77,8 @@ def draw() -> None:
     if view in HEATMAPS:
         value = HEATMAPS[view]
         if value.startswith("mrs") and (frame.empty or frame["mrs"].isna().all()):
-            st.info("This run has no MRS values: run its spec again with `eval.mrs: {}` set.")
+            fill_view("layers", "This run measured no MRS: a copy of it that does fills the heat map.", run_id)
+            return
         st.plotly_chart(figures.layer_heatmap(frame, value, labels[run_id]), width="stretch")
     else:
         steps = sorted(frame["step"].unique())

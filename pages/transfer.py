@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine.report import figures
-from pages import read, route_through_app, what_if_link
+from pages import fill_view, read, route_through_app, what_if_link
 
 route_through_app()
 
@@ -24,9 +24,10 @@ with st.expander("How to read this plot"):
 
 with_transfer = read("runs_having", "transfer")
 if not with_transfer:
-    st.info(
-        "No run has transfer results yet. Submit a spec with `eval: {transfer: true, attacks: [...]}` on the "
-        "Runs page, or `python -m engine run SPEC --set eval.transfer=true`."
+    fill_view(
+        "transfer",
+        "No run has transfer results yet: a run that also scores its pruned checkpoints on the base's "
+        "adversarial examples fills this page (from a terminal: `--set eval.transfer=true`).",
     )
     st.stop()
 

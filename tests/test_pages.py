@@ -127,11 +127,6 @@ def test_a_good_yaml_spec_is_queued_once(cache, monkeypatch):
     assert len(api.jobs_frame(api.open_store())) == 1
 
 
-def test_transfer_page_on_an_empty_store_says_what_to_run(cache, monkeypatch):
-    at = page("pages/transfer.py", cache, monkeypatch)
-    assert not at.exception and any("eval.transfer" in i.value for i in at.info)
-
-
 def test_transfer_page_draws_a_run_with_transfer_results(tmp_path, monkeypatch, smoke_tree):
     from engine import api
     from engine.science.catalog import validate

@@ -38,11 +38,40 @@ def robust_cache(tmp_path_factory):
     return root, ids
 
 
-@pytest.mark.parametrize("path", ["pages/budget.py", "pages/layers.py"])
-def test_empty_store_says_what_to_run(cache, monkeypatch, path):
+FILLED_BY = {
+    "pages/layers.py": lambda specs: len(specs) == 1 and specs[0]["eval"]["mrs"] is not None,
+    "pages/budget.py": lambda specs: sorted(s["prune"]["mode"] for s in specs) == ["ap", "bap"],
+    "pages/transfer.py": lambda specs: len(specs) == 1 and specs[0]["eval"]["transfer"],
+    "pages/compare.py": lambda specs: len(specs) == 1 and specs[0]["prune"]["method"] == "random",
+}
+
+
+@pytest.mark.parametrize("path", list(FILLED_BY))
+def test_an_empty_view_queues_what_fills_it_from_the_browser(cache, monkeypatch, path):
+    """No empty view sends a browser user to a terminal: it says what would fill it, what that costs,
+    and one click queues those runs (here on the teaching preset: the store holds no run to fork)."""
+    import json
+
+    from engine import api
+
     at = page(path, cache, monkeypatch)
+    assert not at.exception and at.info
+    assert any(c.value.startswith("Queues") and "the teaching preset" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Fill this view").click()
+    at.run()
     assert not at.exception
-    assert any("python -m engine run" in i.value for i in at.info)
+    rows = api.open_store().db.execute("SELECT spec_json FROM jobs ORDER BY job_id").fetchall()
+    assert FILLED_BY[path]([json.loads(row[0]) for row in rows])
+    assert not any(b.label == "Fill this view" for b in at.button)  # the page now follows the queued jobs
+
+
+def test_a_run_without_mrs_offers_a_copy_of_itself_that_measures_it(robust_cache, monkeypatch):
+    root, ids = robust_cache
+    at = page("pages/layers.py", root, monkeypatch, run=ids["ap"][:12])
+    assert not at.exception
+    assert any("measured no MRS" in i.value for i in at.info)
+    assert any(f"forked from run {ids['ap'][:12]}" in c.value for c in at.caption)
+    assert any(b.label == "Fill this view" for b in at.button)
 
 
 def test_budget_page_shows_ap_and_bap_side_by_side(robust_cache, monkeypatch):
@@ -115,11 +144,6 @@ def test_the_runs_form_queues_hydra_on_an_adversarial_base_with_bap_fine_tuning(
     assert spec["prune"]["method"] == "hydra" and spec["prune"]["mode"] == "bap"
     assert spec["train"]["mode"] == "pgd_at" and spec["schedule"]["name"] == "one_shot"
     assert spec["eval"]["mrs"] is not None
-
-
-def test_compare_on_an_empty_store_says_what_to_run(cache, monkeypatch):
-    at = page("pages/compare.py", cache, monkeypatch)
-    assert not at.exception and any("two runs on one base" in i.value for i in at.info)
 
 
 @pytest.mark.parametrize("axis", ["sparsity", "effective sparsity", "flops", "latency", "onnx latency"])

@@ -1,0 +1,99 @@
+"""What fills an empty Explore view: the runs to queue, derived from a run the user already has.
+
+Layers reads each layer's MRS at every checkpoint, Budget the budgets that AP and BAP fine-tune
+with, Transfer a run that also scores every pruned checkpoint on examples crafted against its base,
+Compare a second run on the same base. Each filler is a parent's spec with the fields its view reads
+switched on: the parent's trained base is reused (and its dense point, where evaluation is
+unchanged), so only pruning and evaluation compute. With no parent, the teaching preset is one.
+A browser user fills a view with one click; the CLI line is a hint, never the only way.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from engine.spec.reading import load_tree, set_path
+from engine.spec.runspec import RunSpec
+from engine.status import RunStatus
+from engine.store.db import Store
+from engine.store.estimate import estimate
+
+DEFAULT_PRESET = "teaching"
+
+FILLS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "layers": ("each layer's MRS measured at every checkpoint", [{"eval.mrs": {}}]),
+    "budget": (
+        "fine-tuning with a fixed adversarial budget (AP) and with BAP's per-example budget",
+        [{"prune.mode": "ap"}, {"prune.mode": "bap"}],
+    ),
+    "transfer": (
+        "every pruned checkpoint also scored on examples crafted against the base",
+        [{"eval.transfer": True}],
+    ),
+    "compare": (
+        "the same base pruned at random instead, the pruning criterion's control",
+        [{"prune.method": "random"}],
+    ),
+}
+"""View → (what its runs do, one dict of dotted overrides per run)."""
+
+
+@dataclass(frozen=True)
+class Filler:
+    """The runs that fill one view: their specs, what they do, their parent and their estimated cost."""
+
+    view: str
+    purpose: str
+    parent: str | None
+    specs: list[RunSpec]
+    seconds: float
+
+    def line(self) -> str:
+        """One sentence for the button's caption: what will run, from what, and for how long."""
+        runs = f"{len(self.specs)} run{'s' if len(self.specs) > 1 else ''}"
+        source = f"run {self.parent[:12]}" if self.parent else f"the {DEFAULT_PRESET} preset"
+        return (
+            f"Queues {runs} forked from {source} (its trained base reused): {self.purpose}; "
+            f"≈ {_duration(self.seconds)} on this machine."
+        )
+
+
+def filler(view: str, store: Store, parent: str | None = None) -> Filler:
+    """The runs that fill `view` ("layers", "budget", "transfer", "compare"), forked from run `parent`
+    (None: the newest finished run, else the teaching preset)."""
+    if view not in FILLS:
+        raise ValueError(f"view: one of {sorted(FILLS)}, not {view!r}")
+    parent = parent or newest_finished(store)
+    tree = json.loads(store.run(parent)["spec_json"]) if parent else load_tree(preset=DEFAULT_PRESET)
+    purpose, changes = FILLS[view]
+    specs = [_forked(tree, _contrasting(tree, change)) for change in changes]
+    return Filler(view, purpose, parent, specs, sum(estimate(spec, store).seconds for spec in specs))
+
+
+def newest_finished(store: Store) -> str | None:
+    """The most recently created run that finished, or None."""
+    done = [r for r in store.runs() if r["status"] == RunStatus.DONE]
+    return max(done, key=lambda r: r["created_at"])["run_id"] if done else None
+
+
+def _contrasting(tree: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """A random-pruning sibling of a run that already prunes at random prunes by magnitude instead."""
+    if change.get("prune.method") == "random" and tree.get("prune", {}).get("method") == "random":
+        return {"prune.method": "global_magnitude"}
+    return change
+
+
+def _forked(tree: dict[str, Any], change: dict[str, Any]) -> RunSpec:
+    from engine.science.catalog import validate  # the registries load torch: only when a filler is built
+
+    child = copy.deepcopy(tree)
+    for path, value in change.items():
+        set_path(child, path, value)
+    return validate(child)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
