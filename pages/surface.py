@@ -117,6 +117,8 @@ def draw() -> None:
         fig = figures.certified_vs_empirical(robust, step)
     if caption := summaries.certified_caption(frame):
         st.caption(caption)
+    if (collapse := summaries.cliff(frame)) is not None:
+        st.markdown(f":material/trending_down: **Where robustness collapses.** {collapse.sentence()}")
     st.plotly_chart(fig, width="stretch")
     for warning in read("warnings_list", (run_id,))[:5]:
         st.warning(f"Step {warning['step']}: {warning['message']}", icon=":material/warning:")

@@ -69,6 +69,34 @@ def test_a_sweet_spot_is_decided_by_the_paired_interval_not_a_fixed_tolerance():
     assert spots.loc[0, "ci_low"] < -0.02 < spots.loc[0, "ci_high"]
 
 
+def test_the_cliff_names_the_sparsest_sweet_spot_and_a_real_drop_after_it():
+    rng = np.random.default_rng(1)
+    dense = rng.random(1000) < 0.7
+    kept = dense.copy()  # 2×, 4×: every image dense gets right, and one more
+    kept[np.flatnonzero(~dense)[:1]] = True
+    fallen = dense.copy()
+    fallen[np.flatnonzero(dense)[:250]] = False  # 64×: −25 pt on the same images
+    rows = [flagged(0, 0.0, dense | True), flagged(0, 0.1, dense), flagged(1, 0.1, kept), flagged(2, 0.1, kept)]
+    collapse = summaries.cliff(pd.DataFrame([*rows, flagged(3, 0.1, fallen)]))
+    assert collapse is not None and collapse.eps == 0.1 and collapse.free_up_to == pytest.approx(0.2)
+    assert collapse.drop.diff == pytest.approx(-0.25) and collapse.drop.high < 0
+    assert "free up to 20.0 %" in collapse.sentence() and "−25.0 pt" in collapse.sentence().replace("-", "−")
+    assert summaries.cliff(pd.DataFrame(rows)) is None  # no real drop: no cliff to name
+
+
+@pytest.mark.slow
+def test_the_teaching_surface_has_its_cliff_and_its_sweet_spots(cache):
+    """The lesson the teaching preset exists for, on real Fashion-MNIST: a ★ region, then a drop of at
+    least 15 pt that the paired test calls real, so a later change cannot flatten it silently."""
+    from engine import api
+
+    doc = api.run(api.load_spec(preset="teaching"))
+    collapse = summaries.cliff(api.robust_frame([doc["run_id"]], flags=True))
+    assert collapse is not None and collapse.free_up_to is not None, "no sweet spot before the cliff"
+    assert collapse.drop.diff <= -0.15 and collapse.drop.high < 0
+    assert collapse.free_up_to < collapse.sparsity
+
+
 def test_sweet_spots_need_n_and_never_judge_clean_accuracy():
     f = frame({(0, "pgd_linf"): [(0, 0.9), (0.1, 0.30)], (1, "pgd_linf"): [(0, 0.9), (0.1, 0.35)]})
     assert summaries.sweet_spots(f).empty  # no n: nothing to decide with

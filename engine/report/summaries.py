@@ -117,6 +117,82 @@ def sweet_spots(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> pd.Da
     return pd.DataFrame(rows, columns=SPOT_COLUMNS)
 
 
+@dataclass(frozen=True)
+class Cliff:
+    """Where robustness collapses along one run's sparsity at one ε: the sparsity the model reached for
+    free (every checkpoint up to it a sweet spot, ★) and the drop of the sparsest checkpoint below the
+    dense model, with its paired interval."""
+
+    attack: str
+    eps: float
+    norm: str
+    free_up_to: float | None
+    sparsity: float
+    dense_acc: float
+    acc: float
+    drop: Difference
+
+    def sentence(self) -> str:
+        """The lesson in one line, numbers and interval included."""
+        free = (
+            f"sparsity was free up to {100 * self.free_up_to:.1f} % (★: within 2 pt of dense by the paired test)"
+            if self.free_up_to is not None
+            else "no pruned checkpoint stayed within 2 pt of dense"
+        )
+        eps = f"{self.eps:g}" if self.norm != "Linf" else f"{self.eps:g} (≈{255 * self.eps:.1f}/255)"
+        return (
+            f"At ε = {eps}, {free}; at {100 * self.sparsity:.1f} % robust accuracy fell from "
+            f"{100 * self.dense_acc:.1f} % to {100 * self.acc:.1f} %, {100 * self.drop.diff:+.1f} pt "
+            f"[{100 * self.drop.low:+.1f}, {100 * self.drop.high:+.1f}] on the same images: a real drop."
+        )
+
+
+def cliff(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> Cliff | None:
+    """One run × attack's cliff: at the ε > 0 where its sparsest checkpoint fell furthest below the dense
+    one by a real difference (the paired 95 % interval wholly below zero), preferring an ε with a sweet
+    spot before it, how sparse the model got for free first: the sparsest ★ (within `margin` of dense
+    by the same non-inferiority test as `sweet_spots`) before the first checkpoint shown to lose more
+    than the margin. None without a real drop, or without per-image counts."""
+    keep = [c for c in ("run_id", "attack", "eps", "norm", "step", "sparsity", "acc", "n", "correct") if c in frame]
+    attacked = frame[frame["eps"] > 0][keep]
+    if "n" not in attacked or attacked.empty or attacked["n"].isna().any():
+        return None
+    found = []
+    for (_, attack, eps), curve in attacked.groupby(["run_id", "attack", "eps"], sort=True):
+        curve = curve.sort_values("step")
+        dense = curve[curve["step"] == 0].add_suffix("_dense").iloc[:1]
+        pruned = curve[curve["step"] > 0]
+        if dense.empty or pruned.empty:
+            continue
+        rows = [pd.concat([row, dense.iloc[0]]) for _, row in pruned.iterrows()]
+        drop = versus_dense(rows[-1])
+        if drop.high >= 0:
+            continue
+        free = None
+        for row in rows:  # the sparsest ★ before the first checkpoint that fell more than the margin
+            gap = versus_dense(row)
+            verdict = decide(gap.low, gap.high, margin)
+            if verdict == "fails":
+                break
+            if verdict == "holds":
+                free = float(row["sparsity"])
+        last = rows[-1]
+        found.append(
+            Cliff(
+                attack,
+                float(eps),
+                str(last.get("norm", "")),
+                free,
+                float(last["sparsity"]),
+                float(last["acc_dense"]),
+                float(last["acc"]),
+                drop,
+            )  # fmt: skip
+        )
+    with_spot = [c for c in found if c.free_up_to is not None] or found  # the lesson needs its ★ region
+    return min(with_spot, key=lambda c: c.drop.diff) if with_spot else None
+
+
 def versus_dense(row: pd.Series) -> Difference:
     """A pruned point's accuracy − the dense point's: paired where both kept flags on the same n images."""
     n, n_dense = int(row["n"]), int(row["n_dense"])
