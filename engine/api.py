@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-    from engine.jobs.fillers import Filler  # types only: building one loads torch
+    from engine.jobs.fillers import Filler, Tour  # types only: building one loads torch
     from engine.papers.claims import Verdict  # types only: importing these loads torch
     from engine.papers.presets import PaperPreset  # types only: importing these loads torch
     from engine.papers.results import PaperResults
@@ -307,6 +307,22 @@ def fill(view: str, parent: str | None = None, store: Store | None = None) -> li
     for spec in runs.specs:
         check_work(spec)
     return [submit(spec, store, parent=runs.parent) for spec in runs.specs]
+
+
+def tour(store: Store | None = None) -> "Tour":
+    """The one-click tour's runs (the teaching surface first, then what fills Layers, Transfer, Compare
+    and Budget on its base) and their cost (engine.jobs.fillers.tour)."""
+    from engine.jobs.fillers import tour as build  # builds specs: loads the registries, hence torch
+
+    return build(store or open_store())
+
+
+def start_tour(store: Store | None = None) -> list[dict[str, Any]]:
+    """Queue the tour (all or none), in its order; returns (view, job) for each run."""
+    store = store or open_store()
+    runs = tour(store)
+    jobs = submit_all(runs.specs, store)
+    return [{"view": view, **job} for view, job in zip(runs.views, jobs)]
 
 
 def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:

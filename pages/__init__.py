@@ -200,3 +200,59 @@ def _follow(view: str, job_ids: list[int]) -> None:
     if all(job["status"] not in api.LIVE_JOBS for job in jobs):
         del st.session_state[f"filling-{view}"]
         st.rerun(scope="app")
+
+
+TOUR_PAGES = {
+    "surface": ("pages/surface.py", "The cliff on the surface", ":material/landscape:"),
+    "layers": ("pages/layers.py", "MRS heat map, layer by layer", ":material/stacks:"),
+    "compare": ("pages/compare.py", "Magnitude vs random pruning", ":material/compare_arrows:"),
+    "budget": ("pages/budget.py", "AP and BAP budgets", ":material/tune:"),
+}
+
+
+def tour_card() -> None:
+    """The tour's card: what one click computes, its cost, and the button (its runs then follow on Home)."""
+
+    def take_tour() -> None:
+        try:
+            st.session_state["tour"] = api.start_tour()
+        except EngineError as exc:
+            st.session_state["launch_error"] = str(exc)
+
+    with st.container(border=True):
+        st.markdown("**The tour: the trade-off in one click, every Explore page filled**")
+        st.caption(api.tour().line())
+        st.button("Take the tour", key="take-tour", on_click=take_tour, type="primary", icon=":material/explore:")
+
+
+def tour_row(tour: list[dict]) -> None:
+    """The tour's runs: one progress line each, and a link to its view once its run has a checkpoint."""
+    runs = {entry["view"]: [] for entry in tour}
+    for entry in tour:
+        runs[entry["view"]].append(entry["run_id"])
+    for entry in tour:
+        job = api.job(entry["job_id"])
+        path, label, icon = TOUR_PAGES[entry["view"]]
+        columns = st.columns([3, 2])
+        columns[0].progress(float(job["fraction"] or 0.0), text=f"{label} · {api.describe_job(job)}")
+        if (job.get("step") or 0) > 0 or job["status"] == api.JobStatus.DONE:
+            columns[1].page_link(path, label=f"Open: {label}", icon=icon, query_params=_tour_query(entry, runs))
+    if "layers" in runs:
+        st.page_link(
+            "pages/transfer.py",
+            label="Open: base-crafted examples on every pruned checkpoint (Transfer)",
+            icon=":material/swap_horiz:",
+            query_params={"run": runs["layers"][0][:12]},
+        )
+
+
+def _tour_query(entry: dict, runs: dict[str, list[str]]) -> dict[str, str]:
+    """The link that opens a tour run's view on exactly that run (and its partner)."""
+    run = entry["run_id"][:12]
+    if entry["view"] == "surface":
+        return {"run": run, "view": "heat map"}
+    if entry["view"] == "layers":
+        return {"run": run, "view": "MRS heat map"}
+    if entry["view"] == "compare":
+        return {"runs": ",".join(r[:12] for r in runs["surface"] + runs["compare"])}
+    return {"runs": ",".join(r[:12] for r in runs["budget"])}

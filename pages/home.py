@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError
-from pages import job_row, read, route_through_app
+from pages import job_row, read, route_through_app, tour_card, tour_row
 
 route_through_app()
 
@@ -24,6 +24,8 @@ def start(name: str) -> None:
     except EngineError as exc:
         st.session_state["launch_error"] = str(exc)
 
+
+tour_card()
 
 st.subheader("Presets")
 presets = api.presets()
@@ -118,6 +120,9 @@ if "open-paper" in st.session_state:
 @st.fragment(run_every=2)
 def jobs_at_a_glance() -> None:
     """The job started from this page and every live job, redrawn every two seconds."""
+    if tour := st.session_state.get("tour"):
+        st.subheader("The tour")
+        tour_row(tour)
     watching = st.session_state.get("watching")
     shown = [j for j in read("jobs", limit=50) if j["job_id"] == watching or j["status"] in api.LIVE_JOBS][:6]
     if shown:

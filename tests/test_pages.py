@@ -12,6 +12,26 @@ def test_home_on_an_empty_store_lists_presets_and_says_what_to_run(cache, monkey
     assert any("No runs yet" in i.value for i in at.info)
 
 
+def test_the_tour_is_one_click_that_queues_the_surface_first_then_what_fills_every_view(cache, monkeypatch):
+    import json
+
+    from engine import api
+
+    at = page("pages/home.py", cache, monkeypatch)
+    assert any("the teaching surface first" in c.value and "in all on this machine" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Take the tour").click()
+    at.run()
+    assert not at.exception
+    rows = api.open_store().db.execute("SELECT spec_json FROM jobs ORDER BY job_id").fetchall()
+    specs = [json.loads(row[0]) for row in rows]
+    assert specs[0] == json.loads(api.load_spec(preset="teaching").canonical_json())  # the surface comes first
+    assert specs[1]["eval"]["mrs"] is not None and specs[1]["eval"]["transfer"]
+    assert specs[2]["prune"]["method"] == "random"
+    assert [s["prune"]["mode"] for s in specs[3:]] == ["ap", "bap"]
+    assert len({json.dumps(s["train"]) + json.dumps(s["model"]) for s in specs}) == 1  # one trained base
+    assert any(h.value == "The tour" for h in at.subheader)
+
+
 def test_home_lists_the_runs_of_a_populated_store(populated, monkeypatch):
     root, done_id, _ = populated
     at = page("pages/home.py", root, monkeypatch)

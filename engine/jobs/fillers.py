@@ -61,6 +61,44 @@ class Filler:
         )
 
 
+TOUR: list[tuple[str, dict[str, Any]]] = [
+    ("surface", {}),
+    ("layers", {"eval.mrs": {}, "eval.transfer": True}),
+    ("compare", {"prune.method": "random"}),
+    ("budget", {"prune.mode": "ap"}),
+    ("budget", {"prune.mode": "bap"}),
+]
+"""The tour, in the order it runs: the teaching surface first, then one run filling Layers and Transfer,
+a random-pruning sibling for Compare, and AP and BAP for Budget, all on the teaching run's base."""
+
+
+@dataclass(frozen=True)
+class Tour:
+    """The tour's runs, each with the Explore view it fills, and their estimated cost."""
+
+    views: list[str]
+    specs: list[RunSpec]
+    seconds: float
+    first_seconds: float
+
+    def line(self) -> str:
+        """The button's caption: what it computes and for how long."""
+        return (
+            f"{len(self.specs)} runs on one trained base, queued in this order: the teaching surface first "
+            f"(≈ {_duration(self.first_seconds)}), then Layers and Transfer, Compare, and Budget (AP and BAP); "
+            f"≈ {_duration(self.seconds)} in all on this machine. Each page fills as its run lands."
+        )
+
+
+def tour(store: Store) -> Tour:
+    """Every Explore view filled from one click: the teaching preset's run and the runs forked from its
+    spec that fill the other views (TOUR), with their estimated cost on this machine."""
+    tree = load_tree(preset=DEFAULT_PRESET)
+    specs = [_forked(tree, change) for _, change in TOUR]
+    seconds = [estimate(spec, store).seconds for spec in specs]
+    return Tour([view for view, _ in TOUR], specs, sum(seconds), seconds[0])
+
+
 def filler(view: str, store: Store, parent: str | None = None) -> Filler:
     """The runs that fill `view` ("layers", "budget", "transfer", "compare"), forked from run `parent`
     (None: the newest finished run, else the teaching preset)."""
