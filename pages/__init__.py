@@ -210,8 +210,9 @@ TOUR_PAGES = {
 }
 
 
-def tour_card() -> None:
-    """The tour's card: what one click computes, its cost, and the button (its runs then follow on Home)."""
+def tour_card():
+    """The tour's card: what one click computes, its cost, and the button (its runs then follow on Home);
+    returns the tour (engine.jobs.fillers.Tour)."""
 
     def take_tour() -> None:
         try:
@@ -219,10 +220,49 @@ def tour_card() -> None:
         except EngineError as exc:
             st.session_state["launch_error"] = str(exc)
 
+    tour = api.tour()
     with st.container(border=True):
         st.markdown("**The tour: the trade-off in one click, every Explore page filled**")
-        st.caption(api.tour().line())
+        st.caption(tour.line())
         st.button("Take the tour", key="take-tour", on_click=take_tour, type="primary", icon=":material/explore:")
+    return tour
+
+
+def tour_questions(tour) -> dict[str, tuple[str, str, str, dict[str, str]]]:
+    """Each question a class answers after the tour → (page, link label, icon, query) of the exact view."""
+    run = {view: [] for view in tour.views}
+    for view, spec in zip(tour.views, tour.specs):
+        run[view].append(spec.run_id()[:12])
+    return {
+        "6. **Which layer is most sensitive?** The brightest row of the MRS heat map: a small nudge of its "
+        "weights hurts robustness most.": (
+            "pages/layers.py",
+            "Open the MRS heat map",
+            ":material/stacks:",
+            {"run": run["layers"][0]},
+        ),
+        "7. **Does an example crafted on the dense model still fool the pruned one?** Transfer against "
+        "white-box accuracy, checkpoint by checkpoint.": (
+            "pages/transfer.py",
+            "Open Transfer",
+            ":material/swap_horiz:",
+            {"run": run["layers"][0]},
+        ),
+        "8. **Does the criterion matter?** Magnitude against random pruning of the same base: where do the "
+        "curves part, beyond the grey noise?": (
+            "pages/compare.py",
+            "Open Compare",
+            ":material/compare_arrows:",
+            {"runs": ",".join(run["surface"] + run["compare"])},
+        ),
+        "9. **What did BAP's budget buy?** AP's fixed budget against BAP's per-example one, and the "
+        "robustness each bought.": (
+            "pages/budget.py",
+            "Open Budget",
+            ":material/tune:",
+            {"runs": ",".join(run["budget"])},
+        ),
+    }
 
 
 def tour_row(tour: list[dict]) -> None:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError
-from pages import job_row, read, route_through_app, tour_card, tour_row
+from pages import job_row, read, route_through_app, tour_card, tour_questions, tour_row
 
 route_through_app()
 
@@ -25,7 +25,7 @@ def start(name: str) -> None:
         st.session_state["launch_error"] = str(exc)
 
 
-tour_card()
+tour = tour_card()
 
 st.subheader("Presets")
 presets = api.presets()
@@ -64,7 +64,7 @@ def paper_card(name: str, preset) -> None:
 def walk_through() -> None:
     """A class's path through the product: one sentence and one link per step, on the teaching run."""
     run = api.load_spec(preset="teaching").run_id()[:12]
-    with st.expander("Teaching walk-through: five steps for a class", icon=":material/school:"):
+    with st.expander("Teaching walk-through: nine questions for a class", icon=":material/school:"):
         st.markdown(
             "1. **Run it.** Click *Run teaching* above: a LeNet-5 is trained, pruned from 2× to 64× "
             "(50 → 98.4 %) in six levels with fine-tuning after each, and attacked at every level; it takes "
@@ -102,6 +102,10 @@ def walk_through() -> None:
             "5. **Compare.** The what-if opens Compare with both runs: where do the curves part, and is the "
             "gap larger than the grey noise band?"
         )
+        st.markdown("**After the tour** (the button above), four more questions, each answered on one page:")
+        for question, (path, label, icon, query) in tour_questions(tour).items():
+            st.markdown(question)
+            st.page_link(path, label=label, icon=icon, query_params=query)
 
 
 walk_through()

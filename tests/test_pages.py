@@ -184,3 +184,21 @@ def test_surface_slices_draw_each_accuracy_with_its_interval_band(populated, mon
     bands = [trace for trace in figure["data"] if trace.get("fill") == "toself"]
     lines = [trace for trace in figure["data"] if trace.get("mode") == "lines+markers"]
     assert bands and len(bands) == len(lines)
+
+
+def test_the_walk_through_asks_each_question_on_the_exact_run_of_the_tour_that_answers_it(cache, monkeypatch):
+    from engine import api
+    from pages import tour_questions
+
+    monkeypatch.setenv("AER_CACHE_DIR", str(cache))
+    tour = api.tour()
+    ids = [spec.run_id()[:12] for spec in tour.specs]  # surface, layers + transfer, compare, AP, BAP
+    links = list(tour_questions(tour).values())
+    assert [path for path, *_ in links] == [
+        "pages/layers.py",
+        "pages/transfer.py",
+        "pages/compare.py",
+        "pages/budget.py",
+    ]
+    assert links[0][3] == {"run": ids[1]} and links[1][3] == {"run": ids[1]}
+    assert links[2][3] == {"runs": f"{ids[0]},{ids[2]}"} and links[3][3] == {"runs": f"{ids[3]},{ids[4]}"}
