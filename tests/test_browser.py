@@ -256,3 +256,48 @@ def test_a_certified_surface_and_its_certified_vs_attacked_slice_render(server, 
     with visit(browser, f"{url}/surface?run={run}&attack=smoothing&view=certified+vs+attacked", viewport=WIDE) as page:
         page.get_by_text("smoothing (certified)").first.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENSHOTS / "certified-vs-attacked.png"), full_page=True)
+
+
+TOUR_PAGES = {
+    "surface": ("Where robustness collapses", "tour-surface.png"),
+    "layers": ("Layer by layer", "tour-layers.png"),
+    "transfer": ("Transfer from the base model", "tour-transfer.png"),
+    "compare": ("Compare pruning runs", "tour-compare.png"),
+    "budget": ("Adversarial budgets while pruning", "tour-budget.png"),
+}
+
+
+def test_the_tour_is_one_click_and_then_every_explore_page_shows_data(server, browser):
+    """Home → Take the tour → every run done; then each Explore page, opened from the walk-through's links
+    on the tour's own runs, draws a plot and offers no 'Fill this view' button (a screenshot each)."""
+    from playwright.sync_api import expect
+
+    url, _, _ = server
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with visit(browser, url, ready="Presets", viewport=WIDE) as page:
+        page.get_by_role("button", name="Take the tour").click()
+        page.get_by_role("heading", name="The tour").wait_for(timeout=60_000)
+        finished = page.get_by_text(
+            re.compile(r"^(The cliff on the surface|MRS heat map|Magnitude vs|AP and BAP).* · done")
+        )
+        expect(finished).to_have_count(5, timeout=900_000)  # each of the five runs ends done
+        page.screenshot(path=str(SCREENSHOTS / "tour-home.png"), full_page=True)
+    from engine import api
+
+    tour = api.tour(api.open_store(server[2]))
+    ids = {view: [] for view in tour.views}
+    for view, spec in zip(tour.views, tour.specs):
+        ids[view].append(spec.run_id()[:12])
+    links = {
+        "surface": f"surface?run={ids['surface'][0]}&view=heat+map",
+        "layers": f"layers?run={ids['layers'][0]}",
+        "transfer": f"transfer?run={ids['layers'][0]}",
+        "compare": f"compare?runs={ids['surface'][0]},{ids['compare'][0]}",
+        "budget": f"budget?runs={','.join(ids['budget'])}",
+    }
+    for view, (text, shot) in TOUR_PAGES.items():
+        with visit(browser, f"{url}/{links[view]}", viewport=WIDE) as page:
+            page.get_by_text(text).first.wait_for(timeout=60_000)
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            assert page.get_by_role("button", name="Fill this view").count() == 0
+            page.screenshot(path=str(SCREENSHOTS / shot), full_page=True)
