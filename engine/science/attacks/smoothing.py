@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.science.attacks.base import ATTACKS, Attack, Randomness, flat_norm, normal_like
-from engine.science.certify import Certificates, certify, predict
+from engine.science.certify import Certificates, certify, fast_forward, predict
 from engine.science.streams import ExampleStreams
 from engine.spec.runspec import SAMPLED_DEFAULTS
 
@@ -111,7 +111,16 @@ class SmoothPGDL2(Attack):
     def labels(self, model, x, generator=None, batch_size=250):
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
         o = self.opts
-        return predict(model, x, float(o["sigma"]), int(o["n"]), float(o["alpha"]), gen, batch_size * 4)
+        forward = self._fast_forward(model, x)
+        return predict(forward, x.cpu(), float(o["sigma"]), int(o["n"]), float(o["alpha"]), gen, batch_size * 4)
+
+    def _fast_forward(self, model, x):
+        """PREDICT's many noisy copies through ONNX Runtime where the model exports (engine.science.certify.
+        fast_forward: the same function, about 3× faster on the CPU), exported once per model and attack."""
+        cached = getattr(self, "_forward", None)
+        if cached is None or cached[0] is not model:
+            self._forward = (model, fast_forward(model, x[:2].cpu()))
+        return self._forward[1]
 
 
 def _noise(x: torch.Tensor, samples: int, generator: Randomness) -> torch.Tensor:
