@@ -236,12 +236,17 @@ def _to_decide(est: Estimate, margin: float) -> str:
     )
 
 
+def _statuses(parts: list[Part], margin: float) -> tuple[list[str], list[str]]:
+    """Each part's verdict on its 95 % interval and on its corrected one (no n: inconclusive)."""
+    decided = lambda e: decide(e.low, e.high, margin) if e.n else "inconclusive"
+    return [decided(p.plain) for p in parts], [decided(p.strict) for p in parts]
+
+
 def some_part(claim: str, parts: list[Part], numbers: str, margin: float = 0.0) -> Finding:
     """ "At least one of these comparisons clears −margin": holds when one part does at the corrected
     level (the best of k, picked after looking, is corrected for the k looks); fails when every part
     fails at 95 % (all of them, so no correction); otherwise open, naming the most promising part."""
-    plain = [decide(p.plain.low, p.plain.high, margin) if p.plain.n else "inconclusive" for p in parts]
-    strict = [decide(p.strict.low, p.strict.high, margin) if p.strict.n else "inconclusive" for p in parts]
+    plain, strict = _statuses(parts, margin)
     best = max(range(len(parts)), key=lambda i: parts[i].strict.value)
     if "holds" in strict:
         status, chosen = "holds", strict.index("holds")
@@ -256,8 +261,7 @@ def every_part(claim: str, parts: list[Part], numbers: str, margin: float = 0.0)
     """ "Every one of these comparisons clears −margin": holds when each part does at 95 % (all of them,
     so no correction); fails when one part fails at the corrected level (the worst of k, picked after
     looking); otherwise open, naming the part that holds it back."""
-    plain = [decide(p.plain.low, p.plain.high, margin) if p.plain.n else "inconclusive" for p in parts]
-    strict = [decide(p.strict.low, p.strict.high, margin) if p.strict.n else "inconclusive" for p in parts]
+    plain, strict = _statuses(parts, margin)
     worst = min(range(len(parts)), key=lambda i: parts[i].plain.value)
     if "fails" in strict:
         status, chosen = "fails", strict.index("fails")
