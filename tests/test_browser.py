@@ -267,6 +267,7 @@ TOUR_PAGES = {
 }
 
 
+@pytest.mark.timeout(1500)  # five runs (≈ 4 min quiet on 2 cores), then five pages
 def test_the_tour_is_one_click_and_then_every_explore_page_shows_data(server, browser):
     """Home → Take the tour → every run done; then each Explore page, opened from the walk-through's links
     on the tour's own runs, draws a plot and offers no 'Fill this view' button (a screenshot each)."""
