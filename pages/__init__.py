@@ -170,11 +170,15 @@ def job_row(job: dict, retry: bool = False) -> list:
 
 def fill_view(view: str, message: str, parent: str | None = None) -> None:
     """An empty view's way out: why it is empty, what would fill it and its cost, and one button that
-    queues those runs and follows them here (the CLI stays a hint in `message`, never the only way)."""
+    queues those runs and follows them here (the CLI stays a hint in `message`, never the only way).
+    While any run computes (a what-if just submitted, say), the page follows it and redraws itself at
+    each checkpoint that lands, so it fills without a reload."""
     st.info(message)
     watched = st.session_state.get(f"filling-{view}")
+    live = watched or [job["job_id"] for job in api.jobs(limit=20) if job["status"] in api.LIVE_JOBS]
+    if live:
+        _follow(view, live)
     if watched:
-        _follow(view, watched)
         return
     try:
         runs = api.filler(view, parent)
@@ -193,12 +197,18 @@ def fill_view(view: str, message: str, parent: str | None = None) -> None:
 
 @st.fragment(run_every=2)
 def _follow(view: str, job_ids: list[int]) -> None:
-    """The filling runs' progress, redrawn every two seconds; the page redraws itself once they ended."""
+    """The computing runs' progress, redrawn every two seconds; the whole page redraws whenever one of
+    them lands a checkpoint or ends (its data may now fill the view)."""
     jobs = [api.job(job_id) for job_id in job_ids]
     for job in jobs:
         job_row(job, retry=True)
-    if all(job["status"] not in api.LIVE_JOBS for job in jobs):
-        del st.session_state[f"filling-{view}"]
+    progress = [(job["job_id"], job["status"], job.get("step")) for job in jobs]
+    seen = st.session_state.setdefault(f"progress-{view}", progress)
+    ended = all(job["status"] not in api.LIVE_JOBS for job in jobs)
+    if progress != seen or (ended and f"filling-{view}" in st.session_state):
+        st.session_state[f"progress-{view}"] = progress
+        if ended:
+            st.session_state.pop(f"filling-{view}", None)
         st.rerun(scope="app")
 
 
