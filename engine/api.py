@@ -283,12 +283,14 @@ def submit(
     return job
 
 
-def submit_all(specs: list[RunSpec], store: Store | None = None, allow_long: bool = False) -> list[dict[str, Any]]:
-    """Queue several specs (a spec's seeds) all or none: every one is checked against the work bound
-    before the first is queued; returns their jobs in order."""
+def submit_all(
+    specs: list[RunSpec], store: Store | None = None, allow_long: bool = False, parent: str | None = None
+) -> list[dict[str, Any]]:
+    """Queue several specs (a spec's seeds, a view's fillers) all or none: every one is checked against
+    the work bound before the first is queued; `parent` records the run they fork; returns their jobs."""
     for spec in specs:
         check_work(spec, allow_long)
-    return [submit(spec, store, allow_long=allow_long) for spec in specs]
+    return [submit(spec, store, allow_long=allow_long, parent=parent) for spec in specs]
 
 
 def filler(view: str, parent: str | None = None, store: Store | None = None) -> "Filler":
@@ -304,9 +306,7 @@ def fill(view: str, parent: str | None = None, store: Store | None = None) -> li
     """Queue the runs that fill `view` (all or none), each recording its parent; returns their jobs."""
     store = store or open_store()
     runs = filler(view, parent, store)
-    for spec in runs.specs:
-        check_work(spec)
-    return [submit(spec, store, parent=runs.parent) for spec in runs.specs]
+    return submit_all(runs.specs, store, parent=runs.parent)
 
 
 def tour(store: Store | None = None) -> "Tour":
