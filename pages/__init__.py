@@ -263,7 +263,7 @@ def tour_questions(tour) -> dict[str, tuple[str, str, str, dict[str, str]]]:
             "pages/compare.py",
             "Open Compare",
             ":material/compare_arrows:",
-            {"runs": ",".join(run["surface"] + run["compare"])},
+            {"runs": ",".join(run["surface"] + run["compare"]), "eps": "0.02"},
         ),
         "9. **What did BAP's budget buy?** AP's fixed budget against BAP's per-example one, and the "
         "robustness each bought.": (
@@ -303,6 +303,6 @@ def _tour_query(entry: dict, runs: dict[str, list[str]]) -> dict[str, str]:
         return {"run": run, "view": "heat map"}
     if entry["view"] == "layers":
         return {"run": run, "view": "MRS heat map"}
-    if entry["view"] == "compare":
-        return {"runs": ",".join(r[:12] for r in runs["surface"] + runs["compare"])}
+    if entry["view"] == "compare":  # at a small ε, where magnitude and random pruning part
+        return {"runs": ",".join(r[:12] for r in runs["surface"] + runs["compare"]), "eps": "0.02"}
     return {"runs": ",".join(r[:12] for r in runs["budget"])}

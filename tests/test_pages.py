@@ -201,4 +201,6 @@ def test_the_walk_through_asks_each_question_on_the_exact_run_of_the_tour_that_a
         "pages/budget.py",
     ]
     assert links[0][3] == {"run": ids[1]} and links[1][3] == {"run": ids[1]}
-    assert links[2][3] == {"runs": f"{ids[0]},{ids[2]}"} and links[3][3] == {"runs": f"{ids[3]},{ids[4]}"}
+    assert links[2][3] == {"runs": f"{ids[0]},{ids[2]}", "eps": "0.02"} and links[3][3] == {
+        "runs": f"{ids[3]},{ids[4]}"
+    }
