@@ -8,6 +8,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from engine import api
 from engine.errors import EngineError
+from engine.report import summaries
 from engine.report.tables import match_runs
 
 
@@ -238,41 +239,50 @@ def tour_card():
     return tour
 
 
-def tour_questions(tour) -> dict[str, tuple[str, str, str, dict[str, str]]]:
-    """Each question a class answers after the tour → (page, link label, icon, query) of the exact view."""
+def tour_questions(tour) -> dict[str, list[tuple[str, str, str, dict[str, str]]]]:
+    """Each question a class answers after the tour → the links (page, label, icon, query) of the exact views."""
     run = {view: [] for view in tour.views}
     for view, spec in zip(tour.views, tour.specs):
         run[view].append(spec.run_id()[:12])
+    layers = run["layers"][0]
     return {
         "6. **Which layer is most sensitive?** The brightest row of the MRS heat map: a small nudge of its "
-        "weights hurts robustness most.": (
-            "pages/layers.py",
-            "Open the MRS heat map",
-            ":material/stacks:",
-            {"run": run["layers"][0]},
-        ),
-        "7. **Does an example crafted on the dense model still fool the pruned one?** Transfer against "
-        "white-box accuracy, checkpoint by checkpoint.": (
-            "pages/transfer.py",
-            "Open Transfer",
-            ":material/swap_horiz:",
-            {"run": run["layers"][0]},
-        ),
-        "8. **Does the criterion matter?** Magnitude against random pruning of the same base: where do the "
-        "curves part, beyond the grey noise?": (
-            "pages/compare.py",
-            "Open Compare",
-            ":material/compare_arrows:",
-            {"runs": ",".join(run["surface"] + run["compare"]), "eps": "0.02"},
-        ),
-        "9. **What did BAP's budget buy?** AP's fixed budget against BAP's per-example one, and the "
-        "robustness each bought.": (
-            "pages/budget.py",
-            "Open Budget",
-            ":material/tune:",
-            {"runs": ",".join(run["budget"])},
-        ),
-    }
+        "weights hurts robustness most.": [("pages/layers.py", "Open the MRS heat map", ":material/stacks:",
+                                            {"run": layers, "view": "MRS heat map"})],
+        "7. **Would MRPF have spared it, and did magnitude pruning?** MRPF prunes a layer less the more sensitive "
+        "it is: its ratios beside the uniform share and what this run pruned, step by step.": [
+            ("pages/layers.py", "Open the ratios", ":material/bar_chart:",
+             {"run": layers, "view": "ratios at one step", "step": "1"})],
+        "8. **Does an example crafted on the dense model still fool the pruned one?** Transfer against "
+        "white-box accuracy, checkpoint by checkpoint.": [("pages/transfer.py", "Open Transfer",
+                                                           ":material/swap_horiz:", {"run": layers})],
+        "9. **Does the criterion matter?** Magnitude against random pruning of the same base: where do the "
+        "curves part, beyond the grey noise?": [("pages/compare.py", "Open Compare", ":material/compare_arrows:",
+                                                 {"runs": ",".join(run["surface"] + run["compare"]), "eps": "0.02"})],
+        "10. **What did BAP's budget buy?** AP's fixed budget against BAP's per-example one, and the "
+        "robustness each bought.": [("pages/budget.py", "Open Budget", ":material/tune:",
+                                     {"runs": ",".join(run["budget"])})],
+        "11. **What does the cliff look like on one image?** Attack the same images, at the cliff's ε, on the "
+        "sparsest checkpoint that was free and on the sparsest of all: which one does the attack fool, and does "
+        "the dense model see through it?": _playground_links(tour.specs[0].run_id()),
+    }  # fmt: skip
+
+
+def _playground_links(run_id: str) -> list[tuple[str, str, str, dict[str, str]]]:
+    """Playground before and after the teaching run's cliff (summaries.cliff, once the run has its numbers;
+    the middle and the last level before then)."""
+    levels = len(api.load_spec(preset="teaching").schedule.plan())
+    before, after, eps = levels // 2, levels, 0.01
+    frame = read("robust_frame", (run_id,), flags=True)  # per-image flags: the cliff is a paired test
+    if (collapse := summaries.cliff(frame)) is not None and collapse.free_step is not None:
+        before, after, eps = collapse.free_step, collapse.step, collapse.eps
+    query = {"run": run_id[:12], "attack": "pgd_linf", "eps": f"{eps:g}", "img": "0"}
+    return [
+        ("pages/playground.py", f"Before the cliff (step {before})", ":material/science:",
+         {**query, "step": str(before)}),
+        ("pages/playground.py", f"After the cliff (step {after})", ":material/science:",
+         {**query, "step": str(after)}),
+    ]  # fmt: skip
 
 
 def tour_row(tour: list[dict]) -> None:

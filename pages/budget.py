@@ -54,6 +54,11 @@ if not chosen:
     st.info("Pick at least one run in the sidebar.")
     st.stop()
 what_if_link(chosen[0])
+titles = {  # a panel's title: its id and its fine-tuning, short enough that two panels' titles never overlap
+    r.run_id: f"{r.run_id[:8]} · fine-tune {r.label.partition(' · fine-tune ')[2] or r.finetune_mode}"
+    for r in runs.itertuples()
+    if r.run_id in chosen
+}
 
 
 robust = read("robust_frame", tuple(chosen))
@@ -69,7 +74,7 @@ st.query_params.update({"runs": ",".join(r[:12] for r in chosen), **({"attack": 
 @st.fragment(run_every=refresh_while_running(runs, chosen))
 def draw() -> None:
     """Trajectories, the robustness they bought and the table; redrawn while a chosen run computes."""
-    st.plotly_chart(figures.budget_trajectory(read("budget_frame", tuple(chosen)), labels), width="stretch")
+    st.plotly_chart(figures.budget_trajectory(read("budget_frame", tuple(chosen)), titles), width="stretch")
     robust = read("robust_frame", tuple(chosen))
     if attack:
         robust = robust[robust["attack"] == attack]

@@ -64,7 +64,7 @@ def paper_card(name: str, preset) -> None:
 def walk_through() -> None:
     """A class's path through the product: one sentence and one link per step, on the teaching run."""
     run = api.load_spec(preset="teaching").run_id()[:12]
-    with st.expander("Teaching walk-through: nine questions for a class", icon=":material/school:"):
+    with st.expander("Teaching walk-through: eleven questions for a class", icon=":material/school:"):
         st.markdown(
             "1. **Run it.** Click *Run teaching* above: a LeNet-5 is trained, pruned from 2× to 64× "
             "(50 → 98.4 %) in six levels with fine-tuning after each, and attacked at every level; it takes "
@@ -89,7 +89,7 @@ def walk_through() -> None:
             query_params={"run": run, "view": "heat map"},
         )
         st.markdown(
-            "4. **Ask what if.** Fork the run, switch the schedule from *gradual* to *one_shot*, and submit: "
+            "4. **Ask what if.** Fork the run, switch the schedule from *iterative* to *one_shot*, and submit: "
             "the base is shared, so only pruning and attacks are computed."
         )
         st.page_link(
@@ -102,10 +102,11 @@ def walk_through() -> None:
             "5. **Compare.** The what-if opens Compare with both runs: where do the curves part, and is the "
             "gap larger than the grey noise band?"
         )
-        st.markdown("**After the tour** (the button above), four more questions, each answered on one page:")
-        for question, (path, label, icon, query) in tour_questions(tour).items():
+        st.markdown("**After the tour** (the button above), six more questions, each answered on one page:")
+        for question, links in tour_questions(tour).items():
             st.markdown(question)
-            st.page_link(path, label=label, icon=icon, query_params=query)
+            for path, label, icon, query in links:
+                st.page_link(path, label=label, icon=icon, query_params=query)
 
 
 walk_through()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from engine.report import figures
+from engine.report import figures, ratios
 from pages import (
     choice_from_query,
     fill_view,
@@ -46,8 +46,10 @@ with st.expander("How to read this plot"):
         "(arXiv:2410.15176), whose exact formula we could not retrieve; it follows RiFT's module robust "
         "criticality (Zhu et al., ICCV 2023).\n"
         "- **Ratios**: MRPF's per-layer pruning ratios p_l ∝ 1/MRS_l (rescaled so the weighted mean hits the "
-        "target) beside the sparsity each layer reached; `ratio_mrs` in the table is the MRS that set each "
-        "ratio, probed on the model before that prune (`mrs` is the checkpoint's own, when measured)."
+        "target, each at most 95 %) beside the sparsity each layer reached and the uniform share (every layer "
+        "pruned alike). On an MRPF run they are the ratios it applied (`ratio`, set by `ratio_mrs`, probed on "
+        "the model before that prune); on any other run that measured MRS they are what MRPF's rule would give "
+        "from the MRS of the checkpoint before the step (`mrpf_rule`): did this run spare the layers MRPF would?"
     )
 
 runs = read("runs_frame")
@@ -81,8 +83,11 @@ def draw() -> None:
             return
         st.plotly_chart(figures.layer_heatmap(frame, value, labels[run_id]), width="stretch")
     else:
-        steps = sorted(frame["step"].unique())
-        step = st.select_slider("Pruning step", steps, value=steps[-1])
+        steps = [int(s) for s in sorted(frame["step"].unique())]
+        step = st.select_slider("Pruning step", steps, value=choice_from_query("step", steps, steps[-1]))
+        st.query_params["step"] = str(step)
+        if (lesson := ratios.sensitivity_sentence(frame, step)) is not None:
+            st.markdown(lesson)
         st.plotly_chart(figures.ratios_bars(frame, step), width="stretch")
 
     columns = [
@@ -99,6 +104,8 @@ def draw() -> None:
             "mrs_reach",
             "ratio",
             "ratio_mrs",
+            "uniform",
+            "mrpf_rule",
         )
         if c in frame
     ]

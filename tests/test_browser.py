@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.browser import CHROMIUM, chromium, served
+from engine.report import summaries
 from tests.support import REPO
 
 pytestmark = [
@@ -264,6 +265,9 @@ TOUR_PAGES = {
     "transfer": ("Transfer from the base model", "tour-transfer.png"),
     "compare": ("Compare pruning runs", "tour-compare.png"),
     "budget": ("Adversarial budgets while pruning", "tour-budget.png"),
+    "ratios": ("the most sensitive layer was", "tour-layers-ratios.png"),
+    "before": ("Attack playground", "tour-playground-before-cliff.png"),
+    "after": ("Attack playground", "tour-playground-after-cliff.png"),
 }
 
 
@@ -295,7 +299,12 @@ def test_the_tour_is_one_click_and_then_every_explore_page_shows_data(server, br
         "transfer": f"transfer?run={ids['layers'][0]}",
         "compare": f"compare?runs={ids['surface'][0]},{ids['compare'][0]}",
         "budget": f"budget?runs={','.join(ids['budget'])}",
+        "ratios": f"layers?run={ids['layers'][0]}&view=ratios+at+one+step&step=1",
     }
+    collapse = summaries.cliff(api.robust_frame([tour.specs[0].run_id()], flags=True, store=api.open_store(server[2])))
+    assert collapse is not None and collapse.free_step is not None  # the Playground's before and after
+    for view, step in (("before", collapse.free_step), ("after", collapse.step)):
+        links[view] = f"playground?run={ids['surface'][0]}&step={step}&attack=pgd_linf&eps={collapse.eps:g}"
     for view, (text, shot) in TOUR_PAGES.items():
         with visit(browser, f"{url}/{links[view]}", viewport=WIDE) as page:
             page.get_by_text(text).first.wait_for(timeout=60_000)

@@ -129,6 +129,33 @@ def test_layer_heatmap_is_layers_by_steps_in_model_order():
     assert "eval.mrs" in figures.layer_heatmap(layer_rows().assign(mrs=None), "mrs").layout.annotations[0].text
 
 
+def layer_rows_of_a_magnitude_run() -> pd.DataFrame:
+    rows = layer_rows().drop(columns="ratio").assign(numel=[100, 1000, 10_000] * 3, prunable=1)
+    return rows.assign(sparsity=rows["step_sparsity"] * ([0.5, 0.8, 1.02] * 3))
+
+
+def test_mrpf_rule_is_applied_to_the_mrs_before_each_step_and_the_uniform_share_drawn_beside():
+    from engine.report.ratios import RULE_CAP, ratios_from_sensitivity, sensitivity_sentence, with_mrpf_rule
+
+    frame = with_mrpf_rule(layer_rows_of_a_magnitude_run())
+    before = frame[frame["step"] == 0]
+    expected = ratios_from_sensitivity(
+        dict(zip(before["layer"], before["mrs"])), dict(zip(before["layer"], before["numel"])), 0.4, p_max=RULE_CAP
+    )
+    step1 = frame[frame["step"] == 1].set_index("layer")
+    assert step1["mrpf_rule"].to_dict() == pytest.approx(expected) and (step1["uniform"] == 0.4).all()
+    assert step1.loc["conv1", "mrpf_rule"] < step1.loc["fc", "mrpf_rule"]  # conv1 is the most sensitive
+    assert frame.loc[frame["step"] == 0, "mrpf_rule"].isna().all()
+    sentence = sensitivity_sentence(frame, 1)
+    assert "**conv1** (MRS 0.5)" in sentence and "against 40.0 %" in sentence and "cap" not in sentence
+    assert "cap per layer binds" in sensitivity_sentence(with_mrpf_rule(frame.assign(step_sparsity=0.99)), 1)
+    fig = figures.ratios_bars(frame, 1)
+    names = [t.name for t in fig.data]
+    assert names == ["achieved sparsity", "MRPF's rule (from the MRS before this step)", "uniform (every layer alike)"]
+    assert list(fig.data[2].y) == pytest.approx([40.0] * 3)
+    assert sensitivity_sentence(with_mrpf_rule(frame.assign(mrs=None)), 1) is None
+
+
 def test_ratio_bars_show_ratio_beside_achieved_sparsity():
     fig = figures.ratios_bars(layer_rows(), 2)
     assert [t.name for t in fig.data] == ["achieved sparsity", "MRPF ratio"]

@@ -193,14 +193,19 @@ def test_the_walk_through_asks_each_question_on_the_exact_run_of_the_tour_that_a
     monkeypatch.setenv("AER_CACHE_DIR", str(cache))
     tour = api.tour()
     ids = [spec.run_id()[:12] for spec in tour.specs]  # surface, layers + transfer, compare, AP, BAP
-    links = list(tour_questions(tour).values())
+    links = [link for question in tour_questions(tour).values() for link in question]
     assert [path for path, *_ in links] == [
+        "pages/layers.py",
         "pages/layers.py",
         "pages/transfer.py",
         "pages/compare.py",
         "pages/budget.py",
+        "pages/playground.py",
+        "pages/playground.py",
     ]
-    assert links[0][3] == {"run": ids[1]} and links[1][3] == {"run": ids[1]}
-    assert links[2][3] == {"runs": f"{ids[0]},{ids[2]}", "eps": "0.02"} and links[3][3] == {
-        "runs": f"{ids[3]},{ids[4]}"
-    }
+    queries = [query for *_, query in links]
+    assert queries[0] == {"run": ids[1], "view": "MRS heat map"}
+    assert queries[1] == {"run": ids[1], "view": "ratios at one step", "step": "1"} and queries[2] == {"run": ids[1]}
+    assert queries[3] == {"runs": f"{ids[0]},{ids[2]}", "eps": "0.02"} and queries[4] == {"runs": f"{ids[3]},{ids[4]}"}
+    before, after = queries[5], queries[6]  # no numbers yet: the middle and the last level of the schedule
+    assert before["run"] == after["run"] == ids[0] and (before["step"], after["step"]) == ("3", "6")

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.report.ratios import ratios_from_sensitivity
 from engine.science.adversarial_budget import blind_cutoff, budgets, cut_and_scale, rms_norm, rms_to_l2
 from engine.science.attacks.deepfool import DeepFool
 from engine.science.losses import LOSSES, budget_summary, half_and_half
@@ -17,7 +18,7 @@ from engine.science.models import build_model
 from engine.science.pruning.hydra import Hydra, ScoredWeight, optimise_scores, scaled_init, top_k_mask
 from engine.science.pruning.masks import PruneContext, apply_masks, compute_masks, overall_sparsity, prunable_layers
 from engine.science.pruning.methods import METHODS
-from engine.science.pruning.sensitivity import FILTER_FLOOR, layer_sensitivity, ratios_from_sensitivity, sensitivity
+from engine.science.pruning.sensitivity import FILTER_FLOOR, layer_sensitivity, sensitivity
 from engine.science.pruning.shrink import shrink
 from engine.science.pruning.structured import dead_filters, norm_followers, silence_dead_channels
 from engine.spec.runspec import AdversarySpec, MRSSpec, PruneSpec

@@ -80,6 +80,7 @@ def test_the_cliff_names_the_sparsest_sweet_spot_and_a_real_drop_after_it():
     collapse = summaries.cliff(pd.DataFrame([*rows, flagged(3, 0.1, fallen)]))
     assert collapse is not None and collapse.eps == 0.1 and collapse.free_up_to == pytest.approx(0.2)
     assert collapse.drop.diff == pytest.approx(-0.25) and collapse.drop.high < 0
+    assert (collapse.free_step, collapse.step) == (2, 3)  # the Playground's before and after
     assert "free up to 20.0 %" in collapse.sentence() and "−25.0 pt" in collapse.sentence().replace("-", "−")
     assert summaries.cliff(pd.DataFrame(rows)) is None  # no real drop: no cliff to name
 
@@ -94,7 +95,7 @@ def test_the_teaching_surface_has_its_cliff_and_its_sweet_spots(cache):
     collapse = summaries.cliff(api.robust_frame([doc["run_id"]], flags=True))
     assert collapse is not None and collapse.free_up_to is not None, "no sweet spot before the cliff"
     assert collapse.drop.diff <= -0.15 and collapse.drop.high < 0
-    assert collapse.free_up_to < collapse.sparsity
+    assert collapse.free_up_to < collapse.sparsity and collapse.free_step < collapse.step
 
 
 def test_sweet_spots_need_n_and_never_judge_clean_accuracy():

@@ -131,6 +131,29 @@ def test_the_estimate_says_when_it_is_a_guess_and_learns_from_runs_here(cache):
     rate = learnt.attacks / (child.attack_passes() * (checkpoints - 1))
     assert measured_again.attacks == pytest.approx(rate * transfers.attack_passes() * checkpoints)
     assert "already measured" not in measured_again.line()
+    probed = api.load_spec(preset="smoke", overrides=["schedule.final_sparsity=0.5", "eval.mrs={}"])
+    with_probes = api.estimate(probed, store)  # every checkpoint's MRS probe, at the attacks' rate
+    assert with_probes.attacks == pytest.approx(rate * (probed.attack_passes() + probed.probe_passes()) * checkpoints)
+    assert "every layer's MRS" in with_probes.line()
+
+
+def test_a_fresh_install_guesses_the_tour_near_what_it_takes(cache):
+    """No history: LeNet-5's own rough rates, not small_cnn's (five times dearer attacks), so the tour's
+    button says about 3–4 minutes on 2 cores (measured: 175–195 s), not 11."""
+    tour = api.tour(api.open_store())
+    assert 150 < tour.seconds < 300 and 20 < tour.first_seconds < 60
+
+
+def test_bap_counts_a_deepfool_step_as_several_passes_and_the_probe_its_layers():
+    from engine.spec.runspec import DEEPFOOL_STEP_PASSES, PROBED_LAYERS, passes
+
+    ap, bap = (api.load_spec(preset="teaching", overrides=[f"prune.mode={m}"]) for m in ("ap", "bap"))
+    assert passes(*ap.finetune_mode()) == 1 + ap.prune.adversary.steps
+    assert passes(*bap.finetune_mode()) == 1 + bap.prune.adversary.deepfool_steps * DEEPFOOL_STEP_PASSES
+    probed = api.load_spec(preset="teaching", overrides=["eval.mrs={n_samples: 100, ascent_steps: 3}"])
+    assert probed.probe_passes() == 100 * (10 + PROBED_LAYERS * 3) and ap.probe_passes() == 0
+    plain = api.load_spec(preset="teaching")
+    assert probed.work() - plain.work() == 7 * probed.probe_passes()  # seven checkpoints, each probed
 
 
 def test_the_runs_page_shows_the_estimate_before_submit(cache, monkeypatch):

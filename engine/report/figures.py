@@ -512,7 +512,9 @@ def layer_heatmap(frame: pd.DataFrame, value: str = "mrs", title: str = "") -> g
 
 
 def ratios_bars(frame: pd.DataFrame, step: int) -> go.Figure:
-    """Per-layer pruned share at one step: MRPF's ratios beside the achieved sparsity (and MRS)."""
+    """Per-layer pruned share at one step: the sparsity each layer reached beside MRPF's ratios (the
+    ones an MRPF run applied, or the ones MRPF's rule gives from the MRS measured before the step,
+    engine.report.ratios.with_mrpf_rule) and the uniform share (every layer pruned alike)."""
     part = frame[frame["step"] == step]
     if part.empty:
         return _empty("no layers at this step")
@@ -521,6 +523,25 @@ def ratios_bars(frame: pd.DataFrame, step: int) -> go.Figure:
     )
     if "ratio" in part and part["ratio"].notna().any():
         fig.add_trace(go.Bar(x=part["layer"], y=part["ratio"] * 100, name="MRPF ratio", marker_color=OKABE_ITO[1]))
+    elif "mrpf_rule" in part and part["mrpf_rule"].notna().any():
+        fig.add_trace(
+            go.Bar(
+                x=part["layer"],
+                y=part["mrpf_rule"] * 100,
+                name="MRPF's rule (from the MRS before this step)",
+                marker_color=OKABE_ITO[1],
+            )
+        )
+    if "uniform" in part and part["uniform"].notna().any():
+        fig.add_trace(
+            go.Scatter(
+                x=part["layer"],
+                y=part["uniform"] * 100,
+                mode="lines",
+                name="uniform (every layer alike)",
+                line=dict(color=OKABE_ITO[2], dash="dash"),
+            )
+        )
     fig.update_layout(
         barmode="group",
         yaxis_title="pruned (%)",

@@ -131,6 +131,8 @@ class Cliff:
     dense_acc: float
     acc: float
     drop: Difference
+    free_step: int | None = None  # the checkpoint sparsity was free up to (the sparsest ★ before the cliff)
+    step: int | None = None  # the sparsest checkpoint, past the cliff
 
     def sentence(self) -> str:
         """The lesson in one line, numbers and interval included."""
@@ -168,14 +170,14 @@ def cliff(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> Cliff | Non
         drop = versus_dense(rows[-1])
         if drop.high >= 0:
             continue
-        free = None
+        free, free_step = None, None
         for row in rows:  # the sparsest ★ before the first checkpoint that fell more than the margin
             gap = versus_dense(row)
             verdict = decide(gap.low, gap.high, margin)
             if verdict == "fails":
                 break
             if verdict == "holds":
-                free = float(row["sparsity"])
+                free, free_step = float(row["sparsity"]), int(row["step"])
         last = rows[-1]
         found.append(
             Cliff(
@@ -187,6 +189,8 @@ def cliff(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> Cliff | Non
                 float(last["acc_dense"]),
                 float(last["acc"]),
                 drop,
+                free_step,
+                int(last["step"]),
             )  # fmt: skip
         )
     with_spot = [c for c in found if c.free_up_to is not None] or found  # the lesson needs its ★ region

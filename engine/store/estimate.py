@@ -6,8 +6,10 @@ of one example, the unit of `RunSpec.work`), or seconds per checkpoint for the f
 - base training: a base's `train_seconds` over its epochs × examples × passes (0 when cached);
 - fine-tuning: each step's `train_seconds` over its batches × batch size × passes;
 - attacks: each curve's `seconds` over images × ε × steps × restarts (step 0 not counted when another
-  run on the same base already measured it the same way);
-- per checkpoint: the rest of a step's wall time (publishing, efficiency, clean accuracy, store).
+  run on the same base already measured it the same way); MRS probes (`RunSpec.probe_passes`) at the
+  same rate;
+- per checkpoint: the rest of a step's wall time (publishing, efficiency, clean accuracy, transfer,
+  store).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ from engine.store.db import Store
 GUESS = {"base": 200e-6, "finetune": 200e-6, "attack": 250e-6, "checkpoint": 1.5}
 """Rates used when this machine has no history of a phase: seconds per example-pass (per checkpoint
 for the last), measured on a 2-core laptop CPU with small_cnn (2026-11)."""
+
+MODEL_GUESS = {"lenet5": {"base": 190e-6, "finetune": 95e-6, "attack": 55e-6, "checkpoint": 0.6}}
+"""Rough guesses for a model much cheaper than small_cnn, so that a fresh install's first estimate (the
+tour's, the teaching preset's) is near the truth: LeNet-5 on Fashion-MNIST, the tour's five runs on a
+quiet 2-core CPU (2026-12); its attacks run five times faster than small_cnn's."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,8 @@ def _median(values: list[float], fallback: float) -> float:
 
 
 def _run_rates(spec: RunSpec, steps: list[dict[str, Any]], attacks: dict[int, float]) -> dict[str, list[float]]:
-    """Rates measured by one finished run: its fine-tuning, attacks and per-checkpoint overhead."""
+    """Rates measured by one finished run: its fine-tuning, attacks and per-checkpoint overhead (a run
+    that probed MRS says nothing of the overhead: its probes' seconds are not stored apart)."""
     rates: dict[str, list[float]] = {"finetune": [], "attack": [], "checkpoint": []}
     plan = spec.schedule.plan()
     per_batch = spec.prune.batch_size * passes(*spec.finetune_mode())
@@ -79,7 +87,8 @@ def _run_rates(spec: RunSpec, steps: list[dict[str, Any]], attacks: dict[int, fl
         if batches:
             rates["finetune"].append(row["train_seconds"] / (batches * per_batch))
         wall = row["finished_at"] - previous["finished_at"]
-        rates["checkpoint"].append(wall - row["train_seconds"] - row["eval_seconds"])
+        if not spec.probe_passes():
+            rates["checkpoint"].append(wall - row["train_seconds"] - attacks.get(row["step"], 0.0))
     for step, seconds in attacks.items():
         if attack_passes and step < len(steps):
             rates["attack"].append(seconds / attack_passes)
@@ -114,7 +123,8 @@ def _fitted(store: Store, version: int, model: str, dataset: str) -> tuple[dict[
         base = store.base(run["base_id"])
         if base:
             collected["base"].append(base["train_seconds"] / spec.base_passes())
-    rates = {phase: _median(values, GUESS[phase]) for phase, values in collected.items()}
+    guess = MODEL_GUESS.get(model, GUESS)
+    rates = {phase: _median(values, guess[phase]) for phase, values in collected.items()}
     return rates, len(same[:50])
 
 
@@ -132,6 +142,7 @@ def estimate(spec: RunSpec, store: Store) -> Estimate:
     batches, checkpoints = spec.finetune_batches(), len(spec.schedule.plan()) + 1
     attacked = checkpoints - shares_dense_point(spec, store)
     attacks = ", ".join(f"{a.name} × {len(a.eps) - 1} ε" for a in spec.eval.attacks) or "no attacks"
+    attacks += ", every layer's MRS" if spec.eval.mrs else ""
     words = (
         f"{'base cached' if cached else 'base trained'}, {checkpoints} checkpoints"
         f"{' (the dense one already measured)' if attacked < checkpoints else ''}, {batches} fine-tuning batches, "
@@ -140,7 +151,7 @@ def estimate(spec: RunSpec, store: Store) -> Estimate:
     return Estimate(
         base=0.0 if cached else spec.base_passes() * rates["base"],
         finetune=batches * spec.prune.batch_size * passes(*spec.finetune_mode()) * rates["finetune"],
-        attacks=attacked * spec.attack_passes() * rates["attack"],
+        attacks=(attacked * spec.attack_passes() + checkpoints * spec.probe_passes()) * rates["attack"],
         checkpoints=checkpoints * rates["checkpoint"],
         base_cached=cached,
         history=history,

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import SpecError
+from engine.report.ratios import with_mrpf_rule
 from engine.report.stats import Difference, intervals, paired, successes, unpack_flags, unpaired, wilson
 from engine.report.summaries import hygiene
 from engine.spec.runspec import describe
@@ -247,13 +248,14 @@ def warnings_list(run_ids: list[str], store: Store | None = None) -> list[dict[s
 
 
 def layers_frame(run_id: str, store: Store | None = None) -> pd.DataFrame:
-    """Tidy per-layer table: step, layer, kind, numel, nonzero, sparsity, prunable, mrs, ratio."""
+    """Tidy per-layer table: step, layer, kind, numel, nonzero, sparsity, prunable, mrs, ratio, and at each
+    pruning step the uniform share and MRPF's rule's ratio (engine.report.ratios.with_mrpf_rule)."""
     store = store or open_store()
     frame = pd.DataFrame(store.layers(run_id))
     if frame.empty:
         return frame
     steps = pd.DataFrame(store.steps(run_id))[["step", "sparsity"]].rename(columns={"sparsity": "step_sparsity"})
-    return frame.merge(steps, on="step", how="left")
+    return with_mrpf_rule(frame.merge(steps, on="step", how="left"))
 
 
 def runs_having(what: str, store: Store | None = None) -> list[str]:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.report.ratios import ratios_from_sensitivity
 from engine.science.attacks.pgd import PGDLinf
 from engine.science.device import to_input
 from engine.science.pruning.masks import METHODS, Layers, Masks, PruneContext, prunable_layers
@@ -121,38 +122,6 @@ def sensitivity(
 FILTER_FLOOR = 4
 """[inf] MRPF keeps at least this many filters in every conv layer (our reading: a ratio that empties a
 layer cuts the network, and the paper's ratios never go there)."""
-
-
-def ratios_from_sensitivity(
-    mrs: dict[str, float],
-    sizes: dict[str, int],
-    target: float,
-    p_min: float = 0.0,
-    p_max: float | dict[str, float] = 0.95,
-) -> dict[str, float]:
-    """Per-layer pruning ratios p_l = clip(λ / MRS_l, p_min, p_max_l) with Σ n_l p_l = target · N.
-
-    Monotone: a layer with higher MRS gets a lower or equal ratio (among layers with the same cap).
-    λ is found by bisection, so the weighted mean hits the target to 1e-9 whenever the caps allow it.
-    """
-    names = list(mrs)
-    inverse = torch.tensor([1.0 / max(mrs[n], 1e-12) for n in names], dtype=torch.float64)
-    n = torch.tensor([float(sizes[name]) for name in names], dtype=torch.float64)
-    caps = p_max if isinstance(p_max, dict) else dict.fromkeys(names, p_max)
-    cap = torch.tensor([caps[name] for name in names], dtype=torch.float64)
-    goal = min(target, float((cap * n).sum() / n.sum())) * float(n.sum())
-
-    def pruned(lam: float) -> torch.Tensor:
-        return torch.minimum(torch.clamp(lam * inverse, min=p_min), cap)
-
-    low, high = 0.0, 1.0
-    while float((pruned(high) * n).sum()) < goal and high < 1e300:
-        high *= 2.0
-    for _ in range(200):
-        mid = (low + high) / 2
-        low, high = (mid, high) if float((pruned(mid) * n).sum()) < goal else (low, mid)
-    ratios = pruned(high)
-    return {name: float(r) for name, r in zip(names, ratios)}
 
 
 @METHODS.register("mrpf")
