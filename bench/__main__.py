@@ -1,8 +1,8 @@
 """Benchmarks: `python -m bench` measures every figure of AER Lab's speed against a baseline
 measured in the same run and prints it beside its target: the robustness surface vs a torchattacks
 loop (speed ratio, accuracy difference, share of the matmul peak), structured pruning's latency
-ratio, a preset cold and cached, page render time from 1,000 runs, and the teaching demo clicked in
-Chromium (quiet, then beside one busy core), and the cost estimate's error; `--only` picks figures.
+ratio, a preset cold and cached, page render time from 1,000 runs, the teaching demo and the tour clicked
+in Chromium (quiet, then beside one busy core), and the cost estimate's error; `--only` picks figures.
 `python -m bench --drill 20` kills a worker 20 times in one run and reports what survived;
 `python -m bench --hostile` puts every hostile input of the hostile-input issue through the CLI.
 
@@ -61,6 +61,7 @@ TARGETS: list[tuple[str, str, float | str, bool]] = [
     ("teaching", "full_surface_s", 60.0, False),
     ("teaching", "first_curve_s", 25.0, False),
     ("teaching", "busy_over_quiet", 1.6, False),
+    ("teaching", "tour_every_view_s", 180.0, False),
     ("estimate", "median_abs_error", 0.3, False),
     ("presets", "hit_s", 2.0, False),
     ("pages", "slowest_warm_s", 1.0, False),

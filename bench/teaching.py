@@ -1,11 +1,14 @@
 """The teaching demo as a user meets it: the dashboard served with its worker pool, Chromium on Home,
-one click on "Run teaching", then the Surface page until every checkpoint is drawn.
+one click on "Run teaching", then the Surface page until every checkpoint is drawn; and the tour: one
+click on "Take the tour", then Home until every run is done, each Explore view filled.
 
 Measures seconds from the click to the first checkpoint visible on Surface and to the full surface,
 and where those seconds went, read from the store's own timestamps (queue, worker start and data,
 base training, per step: pruning and fine-tuning, attacks, other evaluation, efficiency measurement
 and store; and the page's redraw delay). Run once on a quiet machine and once beside a process that
-keeps one core busy (a laptop running a browser), so the two can be set side by side.
+keeps one core busy (a laptop running a browser), so the two can be set side by side. For the tour:
+seconds from the click to each view's run done (read from the store), to Home showing all done, and
+the tour's estimate on the button for comparison.
 """
 
 from __future__ import annotations
@@ -85,6 +88,48 @@ def phases(root: Path, clicked: float, first: float, full: float) -> dict[str, f
     }
 
 
+TOUR_DONE = re.compile(r"^(The cliff on the surface|MRS heat map|Magnitude vs|AP and BAP).* · done")
+
+
+def click_to_tour(url: str, root: Path) -> dict[str, float]:
+    """Seconds from the click on "Take the tour" to each view filled (its last run done, from the
+    store's timestamps) and to Home showing every run done; the button's estimate beside them."""
+    from playwright.sync_api import expect
+
+    from engine import api
+
+    estimate = api.tour(api.open_store(root)).seconds
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        button = page.get_by_role("button", name="Take the tour")
+        button.wait_for(timeout=60_000)
+        clicked = time.time()
+        button.click()
+        expect(page.get_by_text(TOUR_DONE)).to_have_count(5, timeout=1_800_000)
+        seen = time.time() - clicked
+    store = api.open_store(root)
+    with store.atomic() as db:
+        jobs = db.execute("SELECT job_id, finished_at FROM jobs ORDER BY job_id").fetchall()
+    views = api.tour(store).views
+    filled: dict[str, float] = {}
+    for view, job in zip(views, jobs):
+        filled[view] = max(filled.get(view, 0.0), job["finished_at"] - clicked)
+    return {f"tour_{view}_s": round(seconds, 1) for view, seconds in filled.items()} | {
+        "tour_every_view_s": round(max(filled.values()), 1),
+        "tour_home_all_done_s": round(seen, 1),
+        "tour_estimate_s": round(estimate, 1),
+    }
+
+
+def measure_tour(busy: bool) -> dict:
+    """One cold tour from a click in Chromium, on a fresh cache."""
+    with tempfile.TemporaryDirectory() as folder, busy_core(busy):
+        root = Path(folder)
+        with served(root) as (url, _):
+            return click_to_tour(url, root)
+
+
 def measure(busy: bool) -> dict:
     """One cold teaching run from a click in Chromium: the two waits and their breakdown."""
     with tempfile.TemporaryDirectory() as folder, busy_core(busy):
@@ -98,12 +143,18 @@ def measure(busy: bool) -> dict:
 
 
 def run() -> dict:
-    """The teaching demo quiet, then beside one busy core: seconds, breakdowns and the busy / quiet ratio."""
+    """The teaching demo and the tour quiet, then beside one busy core: seconds, breakdowns and the
+    busy / quiet ratios."""
     quiet, busy = measure(busy=False), measure(busy=True)
+    tour_quiet, tour_busy = measure_tour(busy=False), measure_tour(busy=True)
     return {
         **quiet,
         "busy_full_surface_s": busy["full_surface_s"],
         "busy_first_curve_s": busy["first_curve_s"],
         "busy_over_quiet": round(busy["full_surface_s"] / quiet["full_surface_s"], 2),
+        **tour_quiet,
+        "busy_tour_every_view_s": tour_busy["tour_every_view_s"],
+        "tour_busy_over_quiet": round(tour_busy["tour_every_view_s"] / tour_quiet["tour_every_view_s"], 2),
         "busy": busy,
+        "tour_busy": tour_busy,
     }

@@ -34,6 +34,7 @@ for i, (name, text) in enumerate(presets.items()):
     with columns[i % len(columns)].container(border=True):
         st.markdown(f"**{name}**")
         st.caption(text)
+        st.caption(f":material/timer: {api.estimate(api.load_spec(preset=name)).line()}")
         st.button(f"Run {name}", key=f"run-{name}", on_click=start, args=(name,), type="primary")
 
 if "launch_error" in st.session_state:
