@@ -1,5 +1,7 @@
 """Attacks: inside the ε-ball and [0, 1], agreement with torchattacks, and honest robust curves."""
 
+import re
+
 import pytest
 import torch
 import torchattacks
@@ -181,7 +183,9 @@ def test_unknown_attack_options_are_named(smoke_tree):
     from engine.science.catalog import validate
     from engine.spec.reading import apply_overrides
 
-    with pytest.raises(SpecError, match=r"eval.attacks\[0\]: options: unknown option\(s\) \['c'\] for pgd_linf"):
+    with pytest.raises(
+        SpecError, match=r"eval.attacks\[0\].options.c: unknown option for pgd_linf; choose from \['search'\]"
+    ):
         validate(apply_overrides(smoke_tree, ["eval.attacks.0.options={c: 1}"]))
 
 
@@ -237,7 +241,7 @@ def test_an_unknown_search_is_refused_naming_the_choices():
     from engine.errors import SpecError
     from engine.science.catalog import validate
 
-    with pytest.raises(SpecError, match=r"options.search: choose from \['scan'\]"):
+    with pytest.raises(SpecError, match=r"options.search: input should be 'scan'"):
         validate(
             {
                 "schedule": {"name": "one_shot", "targets": [0.5]},
@@ -283,3 +287,61 @@ def test_an_examples_random_start_does_not_depend_on_its_batch():
     streams = ExampleStreams("s", range(6))
     direction, radius = normal_like(x, streams), uniform_like(x[:, :1, :1, :1], 0, 1, streams)
     assert not torch.equal(direction.flatten(1)[:, :1], radius.flatten(1))  # successive draws never overlap
+
+
+@pytest.mark.parametrize(
+    "attack, options, field",
+    [
+        ("apgd_t", {"n_classes": 0}, "n_classes: input should be greater than or equal to 2"),  # reported 100 %
+        ("apgd_t", {"n_classes": -5}, "n_classes: input should be greater than or equal to 2"),
+        ("autoattack", {"n_classes": 1}, "n_classes: input should be greater than or equal to 2"),
+        ("deepfool", {"overshoot": -5}, "overshoot: input should be greater than or equal to 0"),
+        ("square", {"n_queries": 10**12}, "n_queries: input should be less than or equal to 100000"),
+        ("apgd_ce", {"n_restarts": 10**9}, "n_restarts: input should be less than or equal to 20"),
+        ("apgd_t", {"n_classes": "abc"}, "n_classes: input should be a valid integer"),
+        ("square", {"n_queries": "many"}, "n_queries: input should be a valid integer"),
+        ("deepfool", {"overshoot": 1e308}, "overshoot: input should be less than or equal to 1"),
+        ("cw_l2", {"c": "abc"}, "c: input should be a valid number"),
+        ("cw_l2", {"lr": 1e308}, "lr: input should be less than or equal to 1"),
+        ("smooth_pgd_l2", {"samples": 10**6}, "samples: input should be less than or equal to 10000"),
+    ],
+)
+def test_options_that_would_make_an_attack_vacuous_or_unbounded_are_refused_at_the_door(
+    smoke_tree, attack, options, field
+):
+    """Issue 29's reproductions: each passed validation, trained the base, then reported 100 % robust
+    accuracy, ran without end or died; now the spec is refused naming the option, before anything runs."""
+    from engine.errors import SpecError
+    from engine.science.catalog import validate
+
+    smoke_tree["eval"]["attacks"] = [{"name": attack, "eps": [0, 0.1], "options": options}]
+    with pytest.raises(SpecError, match=re.escape(f"eval.attacks[0].options.{field}")):
+        validate(smoke_tree)
+
+
+def test_a_refused_option_quotes_a_short_escaped_excerpt(smoke_tree):
+    from engine.errors import SpecError
+    from engine.science.catalog import validate
+
+    smoke_tree["eval"]["attacks"] = [{"name": "pgd_linf", "eps": [0, 0.1], "options": {"search": "x\n\x1b[31m" * 1000}}]
+    with pytest.raises(SpecError) as refused:
+        validate(smoke_tree)
+    message = str(refused.value)
+    assert "\x1b" not in message and "\n" not in message.strip() and len(message) < 200
+    assert "\\x1b[31m" in message  # shown escaped
+
+
+def test_the_work_of_an_attack_counts_the_options_that_multiply_it():
+    from engine.spec.attack_options import SQUARE_STANDARD_QUERIES
+    from engine.spec.runspec import AttackSpec
+
+    def passes(name: str, **options) -> int:
+        return AttackSpec(name=name, eps=[0.1], steps=10, options=options).passes()  # grid: 0 and 0.1
+
+    assert passes("pgd_linf") == 2 * 10
+    assert passes("apgd_ce", n_restarts=5) == 5 * passes("apgd_ce")
+    assert passes("apgd_t", n_classes=10) == 2 * 10 * 9 and passes("apgd_t", n_classes=3) == 2 * 10 * 2
+    assert passes("square", n_queries=30_000) == 2 * 10_001
+    assert passes("autoattack") == 2 * (10 + 2 * 10 * 9 + SQUARE_STANDARD_QUERIES // 3 + 1)  # every stage
+    assert passes("autoattack") > 10 * passes("pgd_linf")  # no longer counted like one PGD
+    assert passes("deepfool") == 10 * 5  # one run serves the grid; a backward per class

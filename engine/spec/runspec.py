@@ -28,6 +28,8 @@ from pydantic import (
 
 from engine import ENGINE_VERSION
 from engine.errors import SpecError
+from engine.spec.attack_options import DEEPFOOL_STEP_PASSES, options_model, parse_options
+from engine.spec.attack_options import Options as AttackOptions
 from engine.spec.reading import shown_key
 from engine.spec.schedules import SCHEDULES, Schedule
 
@@ -84,13 +86,6 @@ class ModelSpec(Frozen):
 
     name: ModelName = "small_cnn"
 
-
-SAMPLED_DEFAULTS: dict[str, dict[str, float | int | str]] = {
-    "smoothing": {"sigma": 0.25, "n0": 100, "n": 1000, "alpha": 0.001, "batch": 1000},
-    "smooth_pgd_l2": {"sigma": 0.25, "samples": 32, "n": 1000, "alpha": 0.001},
-}
-"""The Monte Carlo evaluators' options and defaults (engine.science.attacks.smoothing): here, so the
-work bound can count their noise samples without importing torch."""
 
 STEP_NUMERATORS = {"smooth_pgd_l2": 2.0}
 """Attacks whose reference code steps by numerator · ε / steps with a numerator other than Madry et al.'s
@@ -253,20 +248,17 @@ class AttackSpec(Frozen):
                 "options.search: descend may over-report robustness (an attack's success is not "
                 "monotone in ε), so it never produces reported numbers; use scan"
             )
-        attacks = (_registries(info) or {}).get("attack")
-        if attacks is None or self.name not in attacks:
-            return self
-        attack = attacks.get(self.name)
-        unknown = sorted(set(self.options) - set(attack.options))
-        if unknown:
-            raise ValueError(
-                f"options: unknown option(s) {unknown} for {self.name}; choose from {sorted(attack.options)}"
-            )
-        for key, allowed in attack.choices.items():
-            if key in self.options and self.options[key] not in allowed:
-                raise ValueError(f"options.{key}: choose from {list(allowed)}, not {self.options[key]!r}")
-        attack.check_options({**attack.options, **self.options})
+        self.typed_options(info)
         return self
+
+    def typed_options(self, info: ValidationInfo | None = None) -> AttackOptions:
+        """The options validated by the attack's model (the registered class's, when the registries are
+        at hand, else engine.spec.attack_options'); ValueError naming `options.<key>` otherwise."""
+        attacks = (_registries(info) or {}).get("attack") if info is not None else None
+        if attacks is not None and self.name in attacks:
+            model = getattr(attacks.get(self.name), "Options", None) or options_model(self.name)
+            return parse_options(self.name, self.options, model)
+        return parse_options(self.name, self.options)
 
     def relative_step(self) -> float:
         """The step size as a multiple of ε: 2.5 / steps (Madry et al.), 2 / steps for SmoothAdv's attack."""
@@ -275,16 +267,9 @@ class AttackSpec(Frozen):
         return STEP_NUMERATORS.get(self.name, 2.5) / self.steps
 
     def passes(self) -> int:
-        """Example-passes per evaluation image, at most: ε × steps × restarts for an attack; a smoothed
-        evaluator's noise samples (forward only, counted as a third of a pass) added."""
-        sampled = SAMPLED_DEFAULTS.get(self.name)
-        if sampled is None:
-            return len(self.eps) * self.steps * self.restarts
-        o = {**sampled, **self.options}
-        if self.name == "smoothing":  # one certificate serves every radius
-            return (int(o["n0"]) + int(o["n"])) // 3 + 1
-        per_eps = self.steps * self.restarts * int(o["samples"]) + int(o["n"]) // 3
-        return len(self.eps) * per_eps + int(o["n"]) // 3
+        """Example-passes per evaluation image, at most, counting every option that multiplies work
+        (engine.spec.attack_options: restarts, targets, queries, noise samples, ensemble stages)."""
+        return self.typed_options().passes(len(self.eps), self.steps, self.restarts)
 
 
 class EvalSpec(Frozen):
@@ -407,11 +392,6 @@ PROBED_LAYERS = 10
 """Layers an MRS probe is counted for (LeNet-5 has 5, small_cnn 4, vgg_small 9): an upper guess, since a
 spec alone does not know its model's layers."""
 
-DEEPFOOL_STEP_PASSES = 5
-"""Example-passes one DeepFool step costs: a forward and one backward per class through the retained
-graph (ten classes). Measured in a BAP fine-tuning batch of LeNet-5 on 2 CPU cores (2026-12): 0.33 s
-against 0.096 s for AP's PGD-7, i.e. about 5.3 passes per DeepFool step."""
-
 
 def passes(mode: str, adversary: AdversarySpec) -> int:
     """Example-passes per training example: 1 natural, plus the adversary's steps when adversarial (a
@@ -507,9 +487,19 @@ MAX_PROBLEMS = 12
 
 def format_errors(exc: ValidationError) -> list[str]:
     """One 'field.path: message' line per problem (the first MAX_PROBLEMS, then how many more)."""
-    lines = list(dict.fromkeys(f"{_field_path(e['loc'])}: {_message(e)}" for e in exc.errors()))
+    lines = list(dict.fromkeys(_nested(f"{_field_path(e['loc'])}: {_message(e)}") for e in exc.errors()))
     more = len(lines) - MAX_PROBLEMS
     return lines[:MAX_PROBLEMS] + ([f"(spec): … and {more} more problems"] if more > 0 else [])
+
+
+def _nested(line: str) -> str:
+    """'eval.attacks[0]: options.n_classes: …' → 'eval.attacks[0].options.n_classes: …' (a model validator
+    names the option in its message; the path should)."""
+    path, _, rest = line.partition(": ")
+    if rest.startswith("options.") and ": " in rest and path != "(spec)":
+        option, _, message = rest.partition(": ")
+        return f"{path}.{option}: {message}"
+    return line
 
 
 def validate(tree: dict[str, Any], registries: Mapping[str, Names] | None = None) -> RunSpec:

@@ -10,6 +10,13 @@ import torch
 import torchattacks
 
 from engine.science.attacks.base import ATTACKS, Attack, seed_from
+from engine.spec.attack_options import (
+    SQUARE_STANDARD_QUERIES,
+    APGDCEOptions,
+    APGDTOptions,
+    AutoAttackOptions,
+    SquareOptions,
+)
 
 
 class _TorchattacksBounded(Attack):
@@ -30,7 +37,7 @@ class _TorchattacksBounded(Attack):
 class APGDCE(_TorchattacksBounded):
     """APGD-CE: step-size-free PGD on cross-entropy (AutoAttack's first component). `steps` = iterations."""
 
-    options = {"n_restarts": 1}
+    Options = APGDCEOptions
 
     def build(self, model, eps, seed):
         return torchattacks.APGD(
@@ -42,7 +49,7 @@ class APGDCE(_TorchattacksBounded):
 class APGDT(_TorchattacksBounded):
     """APGD-T: targeted APGD on the DLR loss over the top classes (AutoAttack's second component)."""
 
-    options = {"n_classes": 10, "n_restarts": 1}
+    Options = APGDTOptions
 
     def build(self, model, eps, seed):
         return torchattacks.APGDT(
@@ -60,14 +67,14 @@ class APGDT(_TorchattacksBounded):
 class Square(_TorchattacksBounded):
     """Square: score-based random search in squares (Andriushchenko et al. 2020); no gradients needed."""
 
-    options = {"n_queries": 1000}
+    Options = SquareOptions
 
     def build(self, model, eps, seed):
         return torchattacks.Square(model, norm="Linf", eps=eps, n_queries=int(self.opts["n_queries"]), seed=seed)
 
 
 STANDARD_STEPS = 100  # Croce & Hein's standard: 100 iterations of APGD-CE, APGD-T and FAB-T
-STANDARD_SQUARE_QUERIES = 5000
+STANDARD_SQUARE_QUERIES = SQUARE_STANDARD_QUERIES
 
 
 @ATTACKS.register("autoattack")
@@ -81,7 +88,7 @@ class AutoAttack(_TorchattacksBounded):
     parts with the spec's `steps`; fewer than 100 is weaker than the standard, and a warning says so.
     """
 
-    options = {"n_classes": 10}
+    Options = AutoAttackOptions
 
     def build(self, model, eps, seed):
         n_classes = int(self.opts["n_classes"])

@@ -11,6 +11,8 @@ from torch import nn
 from engine.registry import Registry
 from engine.science.device import to_input
 from engine.science.streams import ExampleStreams
+from engine.spec.attack_options import Options as AttackOptions
+from engine.spec.attack_options import parse_options
 
 Randomness = torch.Generator | ExampleStreams | None
 """Where an attack's random draws come from: one generator for the batch, or one stream per example."""
@@ -22,33 +24,22 @@ class Attack:
     Subclasses set `norm` ("Linf", "L2" or "L0") and implement `perturb` (bounded attacks) or
     `distances` (minimal-distance attacks, `minimal = True`). Strengths are in the attack's norm:
     L∞ as a fraction of the [0, 1] range, L2 as a raw norm, L0 as a count of pixels changed.
-    `options` lists the attack's extra parameters and their defaults (spec: `options: {...}`).
+    `Options` is the model of the attack's extra parameters, with types, ranges and defaults (spec:
+    `options: {...}`; engine.spec.attack_options); `self.opts` holds them validated, defaults filled.
     """
 
     norm: ClassVar[str] = "Linf"
     minimal: ClassVar[bool] = False
     certified: ClassVar[bool] = False  # a certificate (a lower bound), not an attack: see attacks/smoothing.py
     smoothed: ClassVar[bool] = False  # attacks the smoothed classifier and judges by its prediction
-    options: ClassVar[dict[str, float | int | str]] = {}
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # allowed values of string options
+    Options: ClassVar[type[AttackOptions]] = AttackOptions
     stop_when_fooled: bool = False  # iterative attacks that honour it drop examples once fooled
 
     def __init__(self, steps: int = 10, relative_step: float = 0.25, random_start: bool = True, **options):
         self.steps = steps
         self.relative_step = relative_step
         self.random_start = random_start
-        unknown = set(options) - set(self.options)
-        if unknown:
-            raise ValueError(f"unknown option(s) {sorted(unknown)}; choose from {sorted(self.options)}")
-        for key, allowed in self.choices.items():
-            if key in options and options[key] not in allowed:
-                raise ValueError(f"option {key!r} must be one of {list(allowed)}, not {options[key]!r}")
-        self.opts = {**self.options, **options}
-        self.check_options(self.opts)
-
-    @classmethod
-    def check_options(cls, options: dict) -> None:
-        """Raise ValueError naming `options.<key>` when a value is out of range (validation calls it)."""
+        self.opts = parse_options(type(self).__name__, options, self.Options).model_dump()
 
     def protocol_warning(self) -> str | None:
         """A message when this configuration is weaker than the attack's published standard, else None."""

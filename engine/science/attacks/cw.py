@@ -6,6 +6,7 @@ import torch
 import torchattacks
 
 from engine.science.attacks.base import ATTACKS, Attack, norm_distance, seed_from
+from engine.spec.attack_options import CWOptions
 
 
 @ATTACKS.register("cw_l2")
@@ -18,7 +19,7 @@ class CarliniWagnerL2(Attack):
 
     norm = "L2"
     minimal = True
-    options = {"c": 1.0, "kappa": 0.0, "lr": 0.01}
+    Options = CWOptions
 
     def distances(self, model, x, y, generator=None):
         torch.manual_seed(seed_from(generator))

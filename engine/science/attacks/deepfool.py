@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from engine.science.attacks.base import ATTACKS, Attack, norm_distance
+from engine.spec.attack_options import DeepFoolOptions
 
 
 @ATTACKS.register("deepfool")
@@ -36,7 +37,7 @@ class DeepFool(Attack):
 
     norm = "L2"
     minimal = True
-    options = {"overshoot": 0.02}
+    Options = DeepFoolOptions
 
     def distances(self, model, x, y, generator=None):
         adv, active = x.clone(), torch.ones(len(x), dtype=torch.bool, device=x.device)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.science.attacks.base import ATTACKS, Attack, flat_norm, normal_like, uniform_like
+from engine.spec.attack_options import SearchOptions
 
 SOUND_SEARCHES = ("scan",)  # engine.science.evaluate.descend_preview_curve is unsound: bench only, never stored
 
@@ -28,8 +29,7 @@ class PGDLinf(Attack):
     """
 
     norm = "Linf"
-    options = {"search": "scan"}
-    choices = {"search": SOUND_SEARCHES}
+    Options = SearchOptions
 
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()
@@ -52,8 +52,7 @@ class PGDL2(Attack):
     """
 
     norm = "L2"
-    options = {"search": "scan"}
-    choices = {"search": SOUND_SEARCHES}
+    Options = SearchOptions
 
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()

@@ -10,27 +10,13 @@ means the attack is weak. Attacks on the base model (pgd_l2) bound a different c
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from engine.science.attacks.base import ATTACKS, Attack, Randomness, flat_norm, normal_like
 from engine.science.certify import Certificates, certify, fast_forward, predict
 from engine.science.streams import ExampleStreams
-from engine.spec.runspec import SAMPLED_DEFAULTS
-
-
-def check_sampling(options: dict, name: str) -> None:
-    """Refuse out-of-range sampling options, naming the option."""
-    sigma, alpha = options["sigma"], options.get("alpha", 0.001)
-    if isinstance(sigma, str) or not (math.isfinite(sigma) and 0 < sigma <= 4):
-        raise ValueError(f"options.sigma: must be a number in (0, 4] for {name}, not {sigma!r}")
-    if isinstance(alpha, str) or not 0 < alpha < 0.5:
-        raise ValueError(f"options.alpha: must be a number in (0, 0.5) for {name}, not {alpha!r}")
-    for key in ("n0", "n", "samples", "batch"):
-        if key in options and not (isinstance(options[key], int) and 1 <= options[key] <= 1_000_000):
-            raise ValueError(f"options.{key}: must be a whole number from 1 to 1,000,000, not {options[key]!r}")
+from engine.spec.attack_options import SmoothingOptions, SmoothPGDOptions
 
 
 @ATTACKS.register("smoothing")
@@ -42,11 +28,7 @@ class Smoothing(Attack):
 
     norm = "L2"
     certified = True
-    options = dict(SAMPLED_DEFAULTS["smoothing"])
-
-    @classmethod
-    def check_options(cls, options: dict) -> None:
-        check_sampling(options, "smoothing")
+    Options = SmoothingOptions
 
     def certificates(self, model, x: torch.Tensor, generator: torch.Generator) -> Certificates:
         """CERTIFY on every image of `x` (CPU tensors); `model` a torch model or a forward callable."""
@@ -77,11 +59,7 @@ class SmoothPGDL2(Attack):
 
     norm = "L2"
     smoothed = True
-    options = dict(SAMPLED_DEFAULTS["smooth_pgd_l2"])
-
-    @classmethod
-    def check_options(cls, options: dict) -> None:
-        check_sampling(options, "smooth_pgd_l2")
+    Options = SmoothPGDOptions
 
     def perturb(self, model, x, y, eps, generator=None):
         sigma, samples = float(self.opts["sigma"]), int(self.opts["samples"])

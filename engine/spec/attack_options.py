@@ -1,0 +1,183 @@
+"""Each attack's `options: {...}` as a typed model: names, types, ranges and defaults, checked at the
+spec's door (`eval.attacks[0].options.n_classes: …`), and the work each option multiplies.
+
+Torch-free, so the work bound can count options before anything is imported. An attack class names
+its model (`Options = APGDTOptions`); a new attack with options adds its model here and to
+ATTACK_OPTIONS. Ranges refuse values that would make an attack vacuous (no target class, a negative
+overshoot, no query) or unbounded (1e12 queries); the upper bounds are far above every published
+protocol (AutoAttack: 5,000 Square queries, 9 target classes, 1–5 restarts).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEEPFOOL_STEP_PASSES = 5
+"""Example-passes one DeepFool step costs: a forward and one backward per class through the retained
+graph (ten classes). Measured in a BAP fine-tuning batch of LeNet-5 on 2 CPU cores (2026-12): 0.33 s
+against 0.096 s for AP's PGD-7, i.e. about 5.3 passes per DeepFool step."""
+
+MAX_CLASSES = 1000  # an ImageNet head; a dataset's own class count is checked where the model is known
+
+
+class Options(BaseModel):
+    """An attack without options; the base of every options model (unknown keys refused)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    cost_note: ClassVar[str] = "steps × restarts per ε"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        """Example-passes per image over the whole ε grid, at most: one forward and backward per step
+        of every restart at every ε."""
+        return n_eps * steps * restarts
+
+
+class SearchOptions(Options):
+    """PGD's ε search: `scan` attacks every ε from scratch (the only sound search)."""
+
+    search: Literal["scan"] = Field("scan", description="how the ε grid is searched; scan attacks each ε anew")
+
+
+class APGDCEOptions(Options):
+    """APGD-CE (Croce & Hein 2020)."""
+
+    n_restarts: int = Field(1, ge=1, le=20, description="random restarts, each `steps` iterations")
+    cost_note: ClassVar[str] = "steps × n_restarts per ε"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        return n_eps * steps * restarts * self.n_restarts
+
+
+class APGDTOptions(Options):
+    """APGD-T: targeted at each of the top n_classes − 1 other classes in turn."""
+
+    n_classes: int = Field(
+        10, ge=2, le=MAX_CLASSES, description="the dataset's classes; n_classes − 1 targets (fewer than 2: no target)"
+    )
+    n_restarts: int = Field(1, ge=1, le=20, description="random restarts per target")
+    cost_note: ClassVar[str] = "steps × n_restarts × (n_classes − 1) per ε"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        return n_eps * steps * restarts * self.n_restarts * (self.n_classes - 1)
+
+
+class SquareOptions(Options):
+    """Square: one forward per query, counted as a third of a pass."""
+
+    n_queries: int = Field(1000, ge=1, le=100_000, description="queries per image (AutoAttack: 5,000)")
+    cost_note: ClassVar[str] = "n_queries / 3 per ε (forwards only)"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        return n_eps * restarts * (self.n_queries // 3 + 1)
+
+
+SQUARE_STANDARD_QUERIES = 5000  # fra31/auto-attack's standard Square
+
+
+class AutoAttackOptions(Options):
+    """AutoAttack's standard ensemble, counted as the sum of its stages (each at most on every image)."""
+
+    n_classes: int = Field(
+        10, ge=2, le=MAX_CLASSES, description="the dataset's classes; APGD-T and FAB-T target the others"
+    )
+    cost_note: ClassVar[str] = "APGD-CE + APGD-T and FAB-T × (n_classes − 1) + 5,000 Square queries, per ε"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        targets = self.n_classes - 1
+        return n_eps * (steps + 2 * steps * targets + SQUARE_STANDARD_QUERIES // 3 + 1)
+
+
+class DeepFoolOptions(Options):
+    """DeepFool (Moosavi-Dezfooli et al. 2016): a backward per class at every step."""
+
+    overshoot: float = Field(0.02, ge=0.0, le=1.0, description="push past the boundary by this share (reference 0.02)")
+    cost_note: ClassVar[str] = "steps × 5 (a backward per class), one run serves every ε"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        return steps * DEEPFOOL_STEP_PASSES
+
+
+class CWOptions(Options):
+    """Carlini–Wagner L2 (2017)."""
+
+    c: float = Field(1.0, gt=0.0, le=1e4, description="weight of the misclassification term")
+    kappa: float = Field(0.0, ge=0.0, le=100.0, description="confidence margin")
+    lr: float = Field(0.01, gt=0.0, le=1.0, description="Adam's step")
+    cost_note: ClassVar[str] = "steps, one run serves every ε"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        return steps
+
+
+class SmoothingOptions(Options):
+    """Cohen et al.'s CERTIFY: forwards only (a third of a pass each), one certificate for every radius."""
+
+    sigma: float = Field(0.25, gt=0.0, le=4.0, description="noise σ")
+    n0: int = Field(100, ge=1, le=1_000_000, description="selection samples")
+    n: int = Field(1000, ge=1, le=1_000_000, description="estimation samples")
+    alpha: float = Field(0.001, gt=0.0, lt=0.5, description="failure probability")
+    batch: int = Field(1000, ge=1, le=100_000, description="noisy copies per forward")
+    cost_note: ClassVar[str] = "(n0 + n) / 3 per image, one certificate serves every radius"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        return (self.n0 + self.n) // 3 + 1
+
+
+class SmoothPGDOptions(Options):
+    """SmoothAdv's attack on the smoothed classifier, judged by PREDICT."""
+
+    sigma: float = Field(0.25, gt=0.0, le=4.0, description="noise σ")
+    samples: int = Field(32, ge=1, le=10_000, description="noise samples per attack step")
+    n: int = Field(1000, ge=1, le=1_000_000, description="PREDICT's samples")
+    alpha: float = Field(0.001, gt=0.0, lt=0.5, description="PREDICT's failure probability")
+    cost_note: ClassVar[str] = "steps × restarts × samples + n / 3 per ε"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        return n_eps * (steps * restarts * self.samples + self.n // 3) + self.n // 3
+
+
+ATTACK_OPTIONS: dict[str, type[Options]] = {
+    "pgd_linf": SearchOptions,
+    "pgd_l2": SearchOptions,
+    "apgd_ce": APGDCEOptions,
+    "apgd_t": APGDTOptions,
+    "square": SquareOptions,
+    "autoattack": AutoAttackOptions,
+    "deepfool": DeepFoolOptions,
+    "cw_l2": CWOptions,
+    "smoothing": SmoothingOptions,
+    "smooth_pgd_l2": SmoothPGDOptions,
+}
+"""Attack name → its options model; an attack not listed takes no options."""
+
+
+def options_model(attack: str) -> type[Options]:
+    """The options model of a named attack (Options, no options, when it has none)."""
+    return ATTACK_OPTIONS.get(attack, Options)
+
+
+def parse_options(attack: str, options: dict[str, Any], model: type[Options] | None = None) -> Options:
+    """The attack's options validated by `model` (default: its entry in ATTACK_OPTIONS): ValueError naming
+    `options.<key>` and what it accepts."""
+    model = model or options_model(attack)
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        raise ValueError("; ".join(_problem(attack, model, error) for error in exc.errors()[:3])) from None
+
+
+def _problem(attack: str, model: type[Options], error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(options)"
+    if error["type"] == "extra_forbidden":
+        known = sorted(model.model_fields) or "none"
+        return f"options.{shown(key)}: unknown option for {attack}; choose from {known}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"options.{shown(key)}: {message[0].lower() + message[1:]}, not {shown(repr(error.get('input')))}"
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """A short, escaped excerpt of user text for a message: control characters escaped, cut at `limit`."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
