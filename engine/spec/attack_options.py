@@ -168,7 +168,7 @@ def parse_options(attack: str, options: dict[str, Any], model: type[Options] | N
         raise ValueError("; ".join(_problem(attack, model, error) for error in exc.errors()[:3])) from None
 
 
-def _problem(attack: str, model: type[Options], error: dict[str, Any]) -> str:
+def _problem(attack: str, model: type[Options], error: Any) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(options)"
     if error["type"] == "extra_forbidden":
         known = sorted(model.model_fields) or "none"
