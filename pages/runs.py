@@ -102,6 +102,8 @@ if forked:
     st.divider()
 
 form_tab, yaml_tab = st.tabs(["Form", "YAML"])
+with yaml_tab.expander("Attacks a spec may name, with their options (types, ranges, defaults)"):
+    st.markdown("\n".join(f"- **{name}**: {text}" for name, text in api.catalog()["attack"].items()))
 with form_tab:
     schedule = schedule_editor("form", api.schedule_start("gradual"), catalog["schedule"])
     schedule_preview(schedule, key="form-preview")

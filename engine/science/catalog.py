@@ -14,6 +14,7 @@ from engine.science.data import DATASETS
 from engine.science.losses import LOSSES
 from engine.science.models import MODELS
 from engine.science.pruning.methods import METHODS
+from engine.spec.attack_options import describe_options
 from engine.spec.runspec import RunSpec
 from engine.spec.runspec import validate as validate_structure
 from engine.spec.schedules import SCHEDULES
@@ -35,5 +36,9 @@ def validate(tree: dict[str, Any]) -> RunSpec:
 
 
 def catalog() -> dict[str, dict[str, str]]:
-    """Every registry's entries with their help text: what a spec may name."""
-    return {kind: {name: registry.help(name) for name in registry.names()} for kind, registry in REGISTRIES.items()}
+    """Every registry's entries with their help text: what a spec may name (an attack's options with
+    their types, ranges and defaults included)."""
+    entries = {kind: {name: registry.help(name) for name in registry.names()} for kind, registry in REGISTRIES.items()}
+    for name, text in entries["attack"].items():
+        entries["attack"][name] = f"{text} {describe_options(ATTACKS.get(name).Options)}"
+    return entries

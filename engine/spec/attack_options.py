@@ -181,3 +181,22 @@ def shown(text: str, limit: int = 40) -> str:
     """A short, escaped excerpt of user text for a message: control characters escaped, cut at `limit`."""
     escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+
+
+def describe_options(model: type[Options]) -> str:
+    """The options of an attack in one line, for the catalogue and the Runs form: each with its type,
+    range and default, then what its work is counted as."""
+    fields = [_described(name, info) for name, info in model.model_fields.items()]
+    listed = "; ".join(fields) if fields else "none"
+    return f"options: {listed} (work: {model.cost_note})"
+
+
+def _described(name: str, info: Any) -> str:
+    kind = getattr(info.annotation, "__name__", None) or str(info.annotation).replace("typing.", "")
+    bounds = []
+    for rule in info.metadata:
+        for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            if getattr(rule, attr, None) is not None:
+                bounds.append(f"{sign} {getattr(rule, attr):g}")
+    limits = f", {' and '.join(bounds)}" if bounds else ""
+    return f"{name} ({kind}{limits}, default {info.default!r}): {info.description or ''}".rstrip(": ")
