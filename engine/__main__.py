@@ -242,8 +242,8 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_submit(args) -> int:
-    for spec in api.load_specs(args.spec, preset=args.preset, overrides=args.overrides):  # one job per seed
-        job = api.submit(spec, allow_long=args.allow_long)
+    specs = api.load_specs(args.spec, preset=args.preset, overrides=args.overrides)  # one job per seed
+    for job in api.submit_all(specs, allow_long=args.allow_long):  # the seeds held to the bound together
         brief = {"job_id": job["job_id"], "run_id": job["run_id"], "status": job["status"]}
         print(
             json.dumps(brief)

@@ -37,12 +37,12 @@ from engine.spec.reading import (
     raw_key,
     seed_trees,
 )
-from engine.spec.runspec import MAX_WORK, RunSpec, check_work
+from engine.spec.runspec import MAX_WORK, RunSpec, check_total_work, check_work
 from engine.spec.runspec import describe as describe_spec
 from engine.spec.runspec import validate as validate_structure
 from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
-from engine.store.estimate import Estimate, shares_dense_point
+from engine.store.estimate import Estimate, duration, shares_dense_point
 from engine.store.estimate import estimate as _estimate
 
 FRAMES = (
@@ -181,8 +181,12 @@ def validate_trees(tree: dict[str, Any]) -> list[RunSpec]:
 def run_trees(
     tree: dict[str, Any], store: Store | None = None, on_progress: "ProgressFn | None" = None, allow_long: bool = False
 ) -> list[dict[str, Any]]:
-    """Run a raw tree, one run per seed when `seed` is a list; their result documents in seed order."""
-    return [run_tree(one, store, on_progress, allow_long) for one in seed_trees(tree)]
+    """Run a raw tree, one run per seed when `seed` is a list; their result documents in seed order. The
+    seeds together are held to the work bound before the first runs (engine.spec.runspec.check_total_work)."""
+    trees = seed_trees(tree)
+    if len(trees) > 1:
+        check_total_work(validate_trees(tree), allow_long)
+    return [run_tree(one, store, on_progress, allow_long) for one in trees]
 
 
 def run_tree(
@@ -288,8 +292,7 @@ def submit_all(
 ) -> list[dict[str, Any]]:
     """Queue several specs (a spec's seeds, a view's fillers) all or none: every one is checked against
     the work bound before the first is queued; `parent` records the run they fork; returns their jobs."""
-    for spec in specs:
-        check_work(spec, allow_long)
+    check_total_work(specs, allow_long)
     return [submit(spec, store, allow_long=allow_long, parent=parent) for spec in specs]
 
 
@@ -562,6 +565,7 @@ __all__ = [
     "forget_stores",
     "form_tree",
     "estimate",
+    "duration",
     "estimate_errors",
     "SAME_AS_BASE",
     "parse_numbers",
@@ -592,6 +596,7 @@ __all__ = [
     "bounded",
     "MAX_WORK",
     "check_work",
+    "check_total_work",
     "submit_all",
     "NotFoundError",
     "open_store",

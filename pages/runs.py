@@ -55,7 +55,15 @@ def cost_line(tree: dict) -> None:
         specs = api.validate_trees(tree)
     except SpecError:
         return
-    st.caption(":material/timer: " + "; ".join(api.estimate(spec).line() for spec in specs[:1]))
+    lines = [api.estimate(spec) for spec in specs]
+    if len(specs) == 1:
+        st.caption(f":material/timer: {lines[0].line()}")
+    else:  # one run per seed: what the whole submission will queue
+        total = sum(estimate.seconds for estimate in lines)
+        st.caption(
+            f":material/timer: {len(specs)} runs (one per seed), ≈ {api.duration(total)} in all; the first: "
+            f"{lines[0].line()}"
+        )
 
 
 forked = runs_from_query("fork", list(runs["run_id"]), [])

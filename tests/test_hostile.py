@@ -136,6 +136,28 @@ def test_every_preset_is_within_the_work_bound():
         assert api.load_spec(preset=name).work() <= api.MAX_WORK, name
     for name in api.paper_presets():
         assert all(spec.work() <= api.MAX_WORK for spec in api.paper_specs(name).values()), name
+        api.check_total_work(list(api.paper_specs(name).values()))  # its button queues them all at once
+
+
+def test_a_seed_list_is_held_to_the_bound_as_a_whole(tmp_path, capsys, monkeypatch):
+    """Issue 29: `seed: [0..63]` of a spec just inside the bound queued 64 jobs without an allowance."""
+    big = ["--set", "eval.n_samples=20000", "--set", "eval.attacks.0.steps=100"]
+    one = api.load_spec(preset="smoke", overrides=big[1::2])
+    assert one.work() <= api.MAX_WORK < 64 * one.work()
+    seeds = ["--set", f"seed=[{', '.join(str(i) for i in range(64))}]"]
+    (line,) = refused(["submit", "--preset", "smoke", *big, *seeds], tmp_path / "cache", capsys, monkeypatch)
+    assert line.startswith("(submission): 64 runs") and "--allow-long" in line
+    assert not api.jobs(api.open_store(tmp_path / "cache"))  # nothing queued: all or none
+
+
+def test_mrpf_counts_its_own_probes(tmp_path, capsys, monkeypatch):
+    """Issue 29: MRPF with `prune.mrs: {ascent_steps: 1000, n_samples: 100000}` was estimated like the default."""
+    mrpf = ["--set", "prune.method=mrpf", "--set", "model.name=small_cnn"]
+    default = api.load_spec(preset="smoke", overrides=mrpf[1::2])
+    heavy = ["--set", "prune.mrs={ascent_steps: 1000, n_samples: 100000, batch_size: 1}"]
+    assert api.load_spec(preset="smoke", overrides=[*mrpf[1::2], heavy[1]]).work() > 1000 * default.prune_probe_passes()
+    (line,) = refused(["submit", "--preset", "smoke", *mrpf, *heavy], tmp_path / "cache", capsys, monkeypatch)
+    assert "example-passes" in line
 
 
 DEEP: list = [1]

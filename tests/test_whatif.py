@@ -160,6 +160,10 @@ def test_the_runs_page_shows_the_estimate_before_submit(cache, monkeypatch):
     at = page("pages/runs.py", cache, monkeypatch)
     assert not at.exception
     assert any(c.value.startswith(":material/timer: ≈ ") and "rough guess" in c.value for c in at.caption)
+    seeds = api.preset_path("smoke").read_text().replace("seed: 0", "seed: [0, 1, 2, 3]")
+    at.text_area[-1].set_value(seeds).run()  # the YAML tab: four seeds, four runs queued
+    assert not at.exception
+    assert any(c.value.startswith(":material/timer: 4 runs (one per seed), ≈ ") for c in at.caption)
 
 
 def test_submit_all_queues_every_seed_or_none(store, smoke_tree):

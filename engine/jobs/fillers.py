@@ -19,7 +19,7 @@ from engine.spec.reading import load_tree, set_path
 from engine.spec.runspec import RunSpec
 from engine.status import RunStatus
 from engine.store.db import Store
-from engine.store.estimate import estimate
+from engine.store.estimate import duration, estimate
 
 DEFAULT_PRESET = "teaching"
 
@@ -57,7 +57,7 @@ class Filler:
         source = f"run {self.parent[:12]}" if self.parent else f"the {DEFAULT_PRESET} preset"
         return (
             f"Queues {runs} forked from {source} (its trained base reused): {self.purpose}; "
-            f"≈ {_duration(self.seconds)} on this machine."
+            f"≈ {duration(self.seconds)} on this machine."
         )
 
 
@@ -100,8 +100,8 @@ class Tour:
         """The button's caption: what it computes and for how long."""
         return (
             f"{len(self.specs)} runs on one trained base, queued in this order: the teaching surface first "
-            f"(≈ {_duration(self.first_seconds)}), then Layers and Transfer, Compare, and Budget (AP and BAP); "
-            f"≈ {_duration(self.seconds)} in all on this machine. Each page fills as its run lands."
+            f"(≈ {duration(self.first_seconds)}), then Layers and Transfer, Compare, and Budget (AP and BAP); "
+            f"≈ {duration(self.seconds)} in all on this machine. Each page fills as its run lands."
         )
 
 
@@ -146,7 +146,3 @@ def _forked(tree: dict[str, Any], change: dict[str, Any]) -> RunSpec:
     for path, value in change.items():
         set_path(child, path, value)
     return validate(child)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

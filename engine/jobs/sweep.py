@@ -30,7 +30,7 @@ from engine.jobs.worker import Worker
 from engine.pipeline import run as run_pipeline
 from engine.science.catalog import validate
 from engine.spec.reading import load_tree, parse_text, read_spec_text, set_path
-from engine.spec.runspec import Frozen, RunSpec, check_work, format_errors
+from engine.spec.runspec import Frozen, RunSpec, check_total_work, check_work, format_errors
 from engine.status import LIVE_JOBS, RunStatus
 from engine.store.bundle import export_base, export_run, import_base, import_run
 from engine.store.db import Store
@@ -82,6 +82,7 @@ def expand(sweep: SweepSpec, allow_long: bool = False) -> list[tuple[str, RunSpe
             problems += [f"[{label}] {line}" for line in exc.problems]
     if problems:
         raise SpecError(problems)
+    check_total_work([spec for _, spec in specs], allow_long)
     return specs
 
 

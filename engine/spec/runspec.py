@@ -356,7 +356,15 @@ class RunSpec(Frozen):
         checkpoints = len(self.schedule.plan()) + 1
         finetune = self.finetune_batches() * self.prune.batch_size * passes(*self.finetune_mode())
         per_checkpoint = self.eval.n_samples + self.attack_passes() + self.probe_passes()
-        return self.base_passes() + finetune + checkpoints * per_checkpoint
+        return self.base_passes() + finetune + self.prune_probe_passes() + checkpoints * per_checkpoint
+
+    def prune_probe_passes(self) -> int:
+        """Example-passes of MRPF's own MRS probes (prune.mrs, one before every pruning step); 0 for
+        every other method."""
+        if self.prune.method != "mrpf":
+            return 0
+        mrs = self.prune.mrs
+        return len(self.schedule.plan()) * mrs.n_samples * (10 + PROBED_LAYERS * mrs.ascent_steps)
 
     def finetune_mode(self) -> tuple[str, AdversarySpec]:
         """The fine-tuning loss and its adversary: the prune section's, or the base's when unset."""
@@ -412,6 +420,23 @@ def check_work(spec: "RunSpec", allow_long: bool = False) -> None:
             [
                 f"(spec): about {work:,} example-passes (≈ {hours:,.0f} h on 2 CPU cores for small_cnn), above "
                 f"the {MAX_WORK:,} a run may take unasked; pass --allow-long, or tick 'Allow a long run'"
+            ]
+        )
+
+
+def check_total_work(specs: list["RunSpec"], allow_long: bool = False) -> None:
+    """SpecError when one submission (a spec's seeds, a sweep's grid, a view's fillers) needs more than
+    MAX_WORK example-passes in all, or any of its runs does, and no allowance was given."""
+    for spec in specs:
+        check_work(spec, allow_long)
+    total = sum(spec.work() for spec in specs)
+    if len(specs) > 1 and total > MAX_WORK and not allow_long:
+        hours = total * 250e-6 / 3600
+        raise SpecError(
+            [
+                f"(submission): {len(specs)} runs of about {total:,} example-passes in all (≈ {hours:,.0f} h on 2 "
+                f"CPU cores for small_cnn), above the {MAX_WORK:,} a submission may take unasked; pass "
+                "--allow-long, or tick 'Allow a long run'"
             ]
         )
 

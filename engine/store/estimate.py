@@ -54,7 +54,7 @@ class Estimate:
     def line(self) -> str:
         """'≈ 40 s: base cached, 4 checkpoints × …' for the page before submit."""
         basis = f"from {self.history} earlier runs here" if self.history else "a rough guess: no history here"
-        return f"≈ {_duration(self.seconds)}: {self.words} ({basis})"
+        return f"≈ {duration(self.seconds)}: {self.words} ({basis})"
 
 
 def _model_and_data(spec_json: str) -> tuple[str, str]:
@@ -62,7 +62,8 @@ def _model_and_data(spec_json: str) -> tuple[str, str]:
     return spec["model"]["name"], spec["dataset"]["name"]
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds in words: "40 s", "12 min", "2.5 h"."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
