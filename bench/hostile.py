@@ -164,6 +164,24 @@ def finished_cache(root: Path) -> str:
     return json.loads(out.stdout)["run_id"]
 
 
+def _other_cache(folder: Path) -> Path:
+    """Another cache's aer.sqlite beside the one under test (export must never replace it)."""
+    path = folder / "other-cache" / "aer.sqlite"
+    path.parent.mkdir(exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT)")
+    return path
+
+
+def _symlink_loop(folder: Path) -> Path:
+    """Two links that point at each other."""
+    first, second = folder / "loop-a", folder / "loop-b"
+    if not first.is_symlink():
+        first.symlink_to(second)
+        second.symlink_to(first)
+    return first
+
+
 def path_cases(root: Path, run_id: str, folder: Path) -> list[tuple[str, list[str], dict[str, str]]]:
     """(case, argv, env) for export targets, job ids and cache folders that are not what they should be."""
     cache = ["--cache-dir", str(root)]
@@ -178,6 +196,10 @@ def path_cases(root: Path, run_id: str, folder: Path) -> list[tuple[str, list[st
         "the store's log": str(root / "aer.sqlite-wal"),
         "a checkpoint": str(next((root / "runs").rglob("*.safetensors"))),
         "/proc/self/mem": "/proc/self/mem",
+        "an existing file": str(folder / "a-file"),
+        "another cache's database": str(_other_cache(folder)),
+        "a symlink loop": str(_symlink_loop(folder) / "out.csv"),
+        "a 300-character name": str(folder / ("x" * 300 + ".csv")),
     }
     cases = [(f"export onto {name}", [*export, target], {}) for name, target in targets.items()]
     for text in ("99999999999999999999999", "-1", "0", "1e3", "abc", "9" * 5000):

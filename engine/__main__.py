@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("run_id")
     export.add_argument("--format", choices=["csv", "json"], required=True)
     export.add_argument("--out", required=True, type=Path)
+    export.add_argument("--force", action="store_true", help="replace an existing file (never a SQLite database)")
 
     submit = sub.add_parser("submit", help="queue a spec for the workers (returns at once)")
     submit.add_argument("spec", nargs="?", help="YAML or JSON spec file")
@@ -224,7 +225,7 @@ def _cmd_catalog(args) -> int:
 
 def _cmd_export(args) -> int:
     store = api.open_store()
-    out = api.export(store.resolve(args.run_id), args.format, args.out, store)
+    out = api.export(store.resolve(args.run_id), args.format, args.out, store, force=args.force)
     print(f"wrote {out}")
     return 0
 

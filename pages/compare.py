@@ -54,10 +54,17 @@ chosen = st.sidebar.multiselect(
     "Runs (one base)", same_base, default=[r for r in linked if r in same_base] or same_base[:2], format_func=labels.get
 )
 robust = read("robust_frame", tuple(chosen))
-attacks = sorted(robust["attack"].unique())
-if len(chosen) < 2 or not attacks:
+if len(chosen) < 2 or robust.empty:
     st.info("Pick at least two runs with robust results in the sidebar.")
     st.stop()
+attacks = sorted(set.intersection(*(set(rows["attack"]) for _, rows in robust.groupby("run_id"))))
+if robust["run_id"].nunique() < len(chosen) or not attacks:  # nothing to set side by side
+    st.info(
+        "These runs share no attack (or one has no robust results yet): compare runs attacked alike, or fork one "
+        "with the other's `eval.attacks` (What if… on the Runs page)."
+    )
+    st.stop()
+robust = robust[robust["attack"].isin(attacks)]
 attack = st.sidebar.selectbox("Attack", attacks, index=attacks.index(choice_from_query("attack", attacks, attacks[0])))
 axis = st.sidebar.radio("Pareto cost", AXES, index=AXES.index(choice_from_query("x", AXES, AXES[0])))
 robust = robust[robust["attack"] == attack]

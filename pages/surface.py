@@ -95,6 +95,13 @@ def draw() -> None:
     frame = read("robust_frame", (run_id,), flags=True)  # per-image flags: sweet spots are paired tests
     frame = frame[frame["attack"] == attack]
     st.caption(f"{frame['step'].nunique()} of {this_run['n_steps']} checkpoints evaluated")
+    if frame.empty:  # a run without attacks (or none landed yet): nothing to draw a surface from
+        st.info(
+            "No robust accuracy for this run yet: it attacks nothing (`eval.attacks: []`) or its first checkpoint "
+            "has not landed. Fork it with an attack (What if…) to draw its surface.",
+            icon=":material/info:",
+        )
+        return
     title = labels[run_id]
     if view == VIEWS[0]:
         fig = figures.surface_3d(frame, title)

@@ -143,3 +143,38 @@ def test_a_worker_drains_the_queue(tmp_path):
     assert "ran 1 jobs" in cli("--cache-dir", root, "worker", "--exit-when-idle").stdout
     done = json.loads(cli("--cache-dir", root, "status", str(job["job_id"]), "--json").stdout)
     assert done["status"] == "done" and done["fraction"] == 1.0
+
+
+@pytest.mark.parametrize("target", ["existing", "other cache", "loop", "long name"])
+def test_export_never_replaces_a_file_it_did_not_create(smoke_doc, tmp_path, target):
+    """Issue 29: `export --out` onto another cache's aer.sqlite overwrote it; loops and long names were tracebacks."""
+    import sqlite3
+
+    root, doc = smoke_doc
+    out = tmp_path / "r.csv"
+    if target == "existing":
+        out.write_text("mine")
+    elif target == "other cache":
+        out = tmp_path / "other" / "aer.sqlite"
+        out.parent.mkdir()
+        with sqlite3.connect(out) as db:
+            db.execute("CREATE TABLE runs (run_id TEXT)")
+    elif target == "loop":
+        (tmp_path / "a").symlink_to(tmp_path / "b")
+        (tmp_path / "b").symlink_to(tmp_path / "a")
+        out = tmp_path / "a" / "r.csv"
+    else:
+        out = tmp_path / ("x" * 300 + ".csv")
+    before = out.read_bytes() if target in ("existing", "other cache") else None
+    result = cli("--cache-dir", str(root), "export", doc["run_id"], "--format", "csv", "--out", str(out), check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "--out:" in result.stderr
+    if before is not None:
+        assert out.read_bytes() == before  # untouched
+    if target == "other cache":  # not even with --force
+        forced = cli("--cache-dir", str(root), "export", doc["run_id"], "--format", "csv", "--out", str(out), "--force",
+                     check=False)  # fmt: skip
+        assert forced.returncode != 0 and "SQLite database" in forced.stderr and out.read_bytes() == before
+    if target == "existing":
+        cli("--cache-dir", str(root), "export", doc["run_id"], "--format", "csv", "--out", str(out), "--force")
+        assert out.read_text().startswith("run_id")

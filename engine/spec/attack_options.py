@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.spec.reading import excerpt as shown
+
 DEEPFOOL_STEP_PASSES = 5
 """Example-passes one DeepFool step costs: a forward and one backward per class through the retained
 graph (ten classes). Measured in a BAP fine-tuning batch of LeNet-5 on 2 CPU cores (2026-12): 0.33 s
@@ -175,12 +177,6 @@ def _problem(attack: str, model: type[Options], error: Any) -> str:
         return f"options.{shown(key)}: unknown option for {attack}; choose from {known}"
     message = error["msg"].removeprefix("Value error, ")
     return f"options.{shown(key)}: {message[0].lower() + message[1:]}, not {shown(repr(error.get('input')))}"
-
-
-def shown(text: str, limit: int = 40) -> str:
-    """A short, escaped excerpt of user text for a message: control characters escaped, cut at `limit`."""
-    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
 
 
 def describe_options(model: type[Options]) -> str:

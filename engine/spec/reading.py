@@ -216,3 +216,10 @@ def seed_trees(tree: dict[str, Any]) -> list[dict[str, Any]]:
         raise SpecError([f"seed: a list of seeds needs 1 to {MAX_SEEDS} entries, not {len(seeds)}"])
     unique = list(dict.fromkeys(json.dumps(s, sort_keys=True, default=str) for s in seeds))
     return [{**copy.deepcopy(tree), "seed": json.loads(s)} for s in unique]
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """A short, escaped excerpt of user text for a message: control characters (newlines, ANSI escapes)
+    shown escaped, cut at `limit` characters with an ellipsis."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"

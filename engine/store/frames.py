@@ -19,6 +19,7 @@ from engine.errors import SpecError
 from engine.report.ratios import with_mrpf_rule
 from engine.report.stats import Difference, intervals, paired, successes, unpack_flags, unpaired, wilson
 from engine.report.summaries import hygiene
+from engine.spec.reading import excerpt
 from engine.spec.runspec import describe
 from engine.store.db import (
     BUDGET_COLUMNS,
@@ -272,32 +273,52 @@ def budget_frame(run_ids: list[str], store: Store | None = None) -> pd.DataFrame
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
 
-def export_target(out: Path, store: Store) -> Path:
-    """Where an export may be written: a new or regular file in an existing, writable folder, outside
-    the store's own files (its database and checkpoints); SpecError in one line otherwise."""
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def export_target(out: Path, store: Store, force: bool = False) -> Path:
+    """Where an export may be written: a new file, or with `force` an existing regular file that is not a
+    SQLite database (any store's), in an existing, writable folder outside the store's own files;
+    SpecError in one line otherwise (loops and over-long names included)."""
     text = str(out)
     if not text.strip():
         raise SpecError(["--out: give a file name"])
-    out = Path(out).expanduser().resolve()
-    shown = text[:200]
+    shown = excerpt(text, 200)
+    try:
+        return _checked_target(Path(out).expanduser().resolve(), store, force, shown)
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long for the file system
+        reason = getattr(exc, "strerror", None) or str(exc)[:80] or type(exc).__name__
+        raise SpecError([f"--out: cannot use {shown} ({reason})"]) from None
+
+
+def _checked_target(out: Path, store: Store, force: bool, shown: str) -> Path:
     if out.is_relative_to(store.root) and (out.name.startswith("aer.sqlite") or out.parent != store.root):
         raise SpecError([f"--out: {shown} is one of the store's own files; write the export elsewhere"])
     if out.exists() and not out.is_file():
         raise SpecError([f"--out: {shown} is not a regular file (a folder or a device)"])
     if not out.parent.is_dir():
         raise SpecError([f"--out: the folder of {shown} does not exist"])
+    if out.exists():
+        with out.open("rb") as handle:
+            if handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+                raise SpecError(
+                    [f"--out: {shown} is a SQLite database (perhaps another cache's); exports never replace one"]
+                )
+        if not force:
+            raise SpecError([f"--out: {shown} already exists; pass --force to replace it"])
     if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise SpecError([f"--out: {shown} is not writable"])
     return out
 
 
-def export(run_id: str, fmt: str, out: Path, store: Store | None = None) -> Path:
+def export(run_id: str, fmt: str, out: Path, store: Store | None = None, force: bool = False) -> Path:
     """Write a run's results as JSON (the document) or CSV (the tidy robust table), through a temporary
-    file in the target's folder renamed into place, so a failed export leaves no half-written file."""
+    file in the target's folder renamed into place, so a failed export leaves no half-written file; an
+    existing file is replaced only with `force` (export_target)."""
     store = store or open_store()
     if fmt not in ("csv", "json"):
         raise SpecError([f"format: unknown format {fmt[:20]!r}; choose from ['csv', 'json']"])
-    out = export_target(Path(out), store)
+    out = export_target(Path(out), store, force)
     text = (
         json.dumps(document(run_id, store), indent=2)
         if fmt == "json"
@@ -312,7 +333,8 @@ def export(run_id: str, fmt: str, out: Path, store: Store | None = None) -> Path
         os.replace(handle.name, out)
     except OSError as exc:
         Path(handle.name).unlink(missing_ok=True)
-        raise SpecError([f"--out: cannot write {str(out)[:200]} ({exc.strerror or exc.__class__.__name__})"]) from None
+        reason = exc.strerror or exc.__class__.__name__  # a full disk, a folder made read-only meanwhile
+        raise SpecError([f"--out: cannot write {excerpt(str(out))} ({reason})"]) from None
     return out
 
 

@@ -1,0 +1,45 @@
+"""Pages never raise on runs of unusual shapes (issue 29): a run without attacks, two runs on one base
+that share no attack; each page says what is missing in a line instead."""
+
+import pytest
+
+from tests.support import page
+
+PAGES = ["pages/surface.py", "pages/compare.py", "pages/layers.py", "pages/transfer.py", "pages/budget.py"]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """A cache with a smoke run attacked by PGD/FGSM, one attacked by DeepFool only, one not attacked."""
+    from engine import api
+
+    root = tmp_path_factory.mktemp("shapes-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AER_CACHE_DIR", str(root))
+        api.forget_stores()
+        store = api.open_store(root)
+        attacked = api.run(api.load_spec(preset="smoke"), store)["run_id"]
+        deepfool = "eval.attacks=[{name: deepfool, eps: [0, 0.5], steps: 5}]"
+        other = api.run(api.load_spec(preset="smoke", overrides=[deepfool]), store)["run_id"]
+        bare = api.run(api.load_spec(preset="smoke", overrides=["eval.attacks=[]", "seed=1"]), store)["run_id"]
+    api.forget_stores()
+    return root, attacked, other, bare
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_a_run_without_attacks_is_shown_without_a_traceback(shapes, monkeypatch, path):
+    root, _, _, bare = shapes
+    at = page(path, root, monkeypatch, run=bare[:12])
+    assert not at.exception
+
+
+def test_surface_says_a_run_without_attacks_has_nothing_to_draw(shapes, monkeypatch):
+    root, _, _, bare = shapes
+    at = page("pages/surface.py", root, monkeypatch, run=bare[:12])
+    assert not at.exception and any("No robust accuracy for this run" in i.value for i in at.info)
+
+
+def test_compare_says_two_runs_share_no_attack(shapes, monkeypatch):
+    root, attacked, other, _ = shapes
+    at = page("pages/compare.py", root, monkeypatch, runs=f"{attacked[:12]},{other[:12]}")
+    assert not at.exception and any("share no attack" in i.value for i in at.info)
