@@ -243,3 +243,69 @@ def test_the_playground_names_a_damaged_checkpoint_without_a_path(damaged, monke
     assert not at.exception
     (error,) = at.error
     assert "refusing to load" in error.value and "doctor" in error.value and str(root) not in error.value
+
+
+@pytest.mark.timeout(60)  # a FIFO read without care blocks forever
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "sparse 40 GB", "name outside the cache"])
+def test_a_checkpoint_that_is_not_a_bounded_regular_file_inside_the_cache_is_refused_without_reading(
+    damaged, kind, capsys
+):
+    """Issue 29: a FIFO hung doctor and the Playground; /dev/zero or a 40 GB sparse file ended in MemoryError."""
+    import os
+
+    from engine.errors import IntegrityError
+    from engine.store.checkpoints import checkpoint_file, verified_bytes
+
+    root, run_id = damaged
+    step = Store(root).step(run_id, 1)
+    path = root / step["checkpoint"]
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "sparse 40 GB":
+        with open(path, "wb") as handle:
+            handle.truncate(40 << 30)
+    else:
+        with sqlite3.connect(root / "aer.sqlite") as db:
+            db.execute("UPDATE steps SET checkpoint = '../../etc/passwd' WHERE run_id = ? AND step = 1", (run_id,))
+    with pytest.raises(IntegrityError):
+        name = Store(root).step(run_id, 1)["checkpoint"]
+        verified_bytes(checkpoint_file(root, name), step["sha256"])
+    with pytest.raises(api.EngineError):
+        api.load_checkpoint(run_id, 1, Store(root))  # the Playground's path: one line, no hang
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and f"run {run_id[:12]}: checkpoint of step 1 damaged" in out
+
+
+def test_doctor_removes_what_a_killed_write_left_and_keeps_a_write_in_flight(damaged, capsys):
+    import os
+
+    root, run_id = damaged
+    folder = (root / Store(root).step(run_id, 1)["checkpoint"]).parent
+    dead = folder / ".step-1.safetensors.999999.deadbeef.tmp"  # no process 999999: a write a kill interrupted
+    alive = folder / f".step-1.safetensors.{os.getpid()}.cafebabe.tmp"  # this process: still writing
+    dead.write_bytes(b"half")
+    alive.write_bytes(b"half")
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and "removed 1 temporary file" in out
+    assert not dead.exists() and alive.exists()
+
+
+def test_two_doctors_at_once_leave_one_kept_copy_and_every_run(damaged):
+    """Issue 29: in 4 of 10 trials both moved aside to the same name and the kept copy was empty."""
+    import subprocess
+    import sys
+
+    from tests.support import REPO
+
+    root, run_id = damaged
+    overwrite_pages(root, table_pages(root, "layers", "any"))  # damage a single doctor salvages around
+    command = [sys.executable, "-m", "engine", "--cache-dir", str(root), "doctor"]
+    doctors = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outputs = [d.communicate(timeout=240) for d in doctors]
+    assert [d.returncode for d in doctors] == [0, 0], outputs
+    assert len(list(root.glob("aer.sqlite.damaged-*"))) == 1  # the second found the store the first left
+    api.forget_stores()
+    assert run_id in {r["run_id"] for r in Store(root).runs()}  # salvaged once, not lost

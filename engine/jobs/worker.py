@@ -88,6 +88,9 @@ class Worker:
     def serve(self, exit_when_idle: bool = False, max_jobs: int | None = None) -> int:
         """Claim and run jobs until stopped (or idle, or `max_jobs` done); return the count run."""
         queue.register_worker(self.store, self.owner, os.getpid(), socket.gethostname())
+        from engine.store.checkpoints import remove_leftovers  # torch (safetensors): only in a serving worker
+
+        remove_leftovers(self.store.root)  # checkpoint writes a kill interrupted: their writers are gone
         count, last_seen = 0, time.time()
         try:
             while not self.stopping.is_set() and parent_alive(self.parent_pid):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -53,13 +54,63 @@ def shown(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def verified_bytes(path: Path, sha256: str) -> bytes:
-    """A checkpoint file's bytes once their SHA-256 matches the recorded one (NotFoundError if missing,
-    IntegrityError if it differs)."""
+MAX_CHECKPOINT_BYTES = 4 << 30
+"""The largest checkpoint file read (4 GiB: a model far beyond what trains on a CPU); a larger or
+sparse file in the cache is refused before a byte of it is read."""
+
+TEMPORARY = ".*.tmp"
+"""How publish_bytes names a checkpoint in flight: `.<name>.<pid>.<random>.tmp`."""
+
+
+def checkpoint_file(root: Path, name: str) -> Path:
+    """The file of a stored checkpoint name, which must stay inside the cache (IntegrityError for an
+    absolute name or one that climbs out with `..`, as a tampered row could)."""
+    path = Path(root, name)
+    if Path(name).is_absolute() or not path.resolve().is_relative_to(Path(root).resolve()):
+        raise IntegrityError(f"checkpoint name {name[:80]!r} points outside the cache; refusing to read it")
+    return path
+
+
+def read_regular(path: Path, limit: int = MAX_CHECKPOINT_BYTES) -> bytes:
+    """A file's bytes, read only if it is a regular file (not a link, a FIFO or a device) of at most
+    `limit` bytes: NotFoundError if missing, IntegrityError otherwise; never blocks, never reads more."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         raise NotFoundError(f"checkpoint {shown(path)} is missing") from None
+    except OSError as exc:
+        raise IntegrityError(f"checkpoint {shown(path)} cannot be opened ({exc.strerror}): not a plain file") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise IntegrityError(f"checkpoint {shown(path)} is not a regular file (a FIFO, a device or a folder)")
+        if info.st_size > limit:
+            raise IntegrityError(f"checkpoint {shown(path)} has {info.st_size:,} bytes, above {limit:,}; refusing")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise IntegrityError(f"checkpoint {shown(path)} grew past {limit:,} bytes while read; refusing")
+    return data
+
+
+def remove_leftovers(root: Path) -> int:
+    """Delete the temporary files of checkpoint writes whose writer is gone (a kill mid-write); the
+    number removed. A write in flight (its process alive) is left alone."""
+    from engine.processes import pid_alive
+
+    removed = 0
+    for folder in (Path(root) / "runs", Path(root) / "bases"):
+        for tmp in folder.rglob(TEMPORARY) if folder.is_dir() else []:
+            pid = tmp.name.rsplit(".", 3)[-3] if tmp.name.count(".") >= 4 else ""
+            if not (pid.isdigit() and pid_alive(int(pid))):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def verified_bytes(path: Path, sha256: str) -> bytes:
+    """A checkpoint file's bytes once their SHA-256 matches the recorded one (NotFoundError if missing,
+    IntegrityError if it differs or is not a bounded regular file: read_regular)."""
+    data = read_regular(path)
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise IntegrityError(
@@ -75,6 +126,14 @@ def intact(path: Path, sha256: str) -> bool:
     except (IntegrityError, NotFoundError):
         return False
     return True
+
+
+def intact_in(root: Path, name: str, sha256: str) -> bool:
+    """Whether the stored checkpoint `name` lies inside the cache, exists and has its SHA-256."""
+    try:
+        return intact(checkpoint_file(root, name), sha256)
+    except IntegrityError:
+        return False
 
 
 def load_verified(path: Path, sha256: str) -> dict[str, torch.Tensor]:

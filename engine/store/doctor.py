@@ -12,12 +12,16 @@ answering "(cached)".
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import StoreError
-from engine.store.checkpoints import intact
+from engine.store.checkpoints import intact_in, remove_leftovers
 from engine.store.db import Store
 from engine.store.salvage import Salvaged, salvage
 
@@ -32,6 +36,7 @@ class Report:
     forgotten_bases: list[str] = field(default_factory=list)
     damaged_steps: dict[str, int] = field(default_factory=dict)  # run id → first damaged step
     edited_steps: dict[str, int] = field(default_factory=dict)  # run id → first step whose results were edited
+    leftovers: int = 0  # temporary files of checkpoint writes a kill interrupted, removed
     checked: int = 0
 
     def lines(self) -> list[str]:
@@ -54,13 +59,15 @@ class Report:
             "run marked failed"
             for run, step in self.edited_steps.items()
         ]
+        if self.leftovers:
+            out.append(f"removed {self.leftovers} temporary file(s) of checkpoint writes that a kill interrupted")
         out.append(f"{self.checked} checkpoints and their steps' results verified; the store is usable")
         return out
 
 
 def move_aside(root: Path) -> str:
     """Rename the database and its WAL files to `*.damaged-<time>`; the new database's name."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # unique even for two doctors in one second
     for suffix in ("", "-wal", "-shm"):
         path = root / f"aer.sqlite{suffix}"
         if path.exists():
@@ -72,7 +79,7 @@ def verify_checkpoints(store: Store, report: Report) -> None:
     """Re-hash every base and step checkpoint and every step's results; forget what no longer matches."""
     for base in store.db.execute("SELECT base_id, checkpoint, sha256 FROM bases").fetchall():
         report.checked += 1
-        if not intact(store.root / base["checkpoint"], base["sha256"]):
+        if not intact_in(store.root, base["checkpoint"], base["sha256"]):
             with store.atomic() as db:
                 db.execute("DELETE FROM bases WHERE base_id = ?", (base["base_id"],))
             report.forgotten_bases.append(base["base_id"])
@@ -85,8 +92,8 @@ def verify_checkpoints(store: Store, report: Report) -> None:
         for step in store.steps(run["run_id"]):
             report.checked += 2
             if not (
-                intact(store.root / step["checkpoint"], step["sha256"])
-                and intact(store.root / step["mask_checkpoint"], step["mask_sha256"])
+                intact_in(store.root, step["checkpoint"], step["sha256"])
+                and intact_in(store.root, step["mask_checkpoint"], step["mask_sha256"])
             ):
                 store.forget_steps(run["run_id"], step["step"])
                 store.finish_run(run["run_id"], f"checkpoint of step {step['step']} damaged; run it again to recompute")
@@ -95,7 +102,25 @@ def verify_checkpoints(store: Store, report: Report) -> None:
 
 
 def doctor(root: Path) -> Report:
-    """Check the cache at `root`, repair what can be repaired, and report (engine/store/doctor.py)."""
+    """Check the cache at `root`, repair what can be repaired, and report (engine/store/doctor.py).
+    One doctor at a time: a second waits on the cache's lock, then finds the store the first left."""
+    with repair_lock(root):
+        return _examine(root)
+
+
+@contextmanager
+def repair_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the cache's `repair.lock` for the duration (doctor, migrations)."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with open(Path(root) / "repair.lock", "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _examine(root: Path) -> Report:
     report = Report()
     try:
         store = Store(root)
@@ -108,4 +133,5 @@ def doctor(root: Path) -> Report:
         restored = set(report.salvaged.runs)
         report.lost_runs = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in restored)
     verify_checkpoints(store, report)
+    report.leftovers = remove_leftovers(root)
     return report

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.store.checkpoints import intact
+from engine.store.checkpoints import intact_in
 from engine.store.db import Store, result_digest
 
 DIGESTED = ("robust", "transfer")
@@ -135,8 +135,8 @@ def _by_step(rows: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str,
 def _restore_step(db: sqlite3.Connection, root: Path, step: dict, tables: dict[str, dict]) -> str:
     """Write one step and its digested rows; 'proven', 'undigested' or 'unproven' (then nothing stays)."""
     if not (
-        intact(root / step["checkpoint"], step["sha256"])
-        and intact(root / step["mask_checkpoint"], step["mask_sha256"])
+        intact_in(root, step["checkpoint"], step["sha256"])
+        and intact_in(root, step["mask_checkpoint"], step["mask_sha256"])
     ):
         return "unproven"
     key = (step["run_id"], step["step"])
@@ -188,7 +188,7 @@ def salvage(database: Path, store: Store) -> Salvaged:
     rows = {table: rows for table, (rows, _) in read.items()}
     with store.atomic() as db:
         for base in rows["bases"]:
-            if intact(store.root / base["checkpoint"], base["sha256"]):
+            if intact_in(store.root, base["checkpoint"], base["sha256"]):
                 _put(db, "bases", base)
     tables = {table: _by_step(rows[table]) for table in (*DIGESTED, *EXTRAS)}
     steps = _by_step(rows["steps"])
