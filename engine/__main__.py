@@ -206,6 +206,8 @@ def _cmd_ls(args) -> int:
     else:
         frame = frame.assign(run_id=frame["run_id"].str[:12]).drop(columns=["error"])
         print(frame.to_string(index=False))
+    if damaged := api.open_store().tampered_runs():
+        print(f"{len(damaged)} run(s) damaged (a stored spec edited): run `python -m engine doctor`", file=sys.stderr)
     return 0
 
 

@@ -102,7 +102,9 @@ def populated(tmp_path_factory, request):
         api.run(done, api.open_store())
         running = validate(apply_overrides(copy.deepcopy(tree), ["seed=5"]))
         store = api.open_store()
-        store.begin_run(running.run_id(), running.base_id(), running.canonical_json(), "test", 3)
+        from engine import ENGINE_VERSION
+
+        store.begin_run(running.run_id(), running.base_id(), running.canonical_json(), ENGINE_VERSION, 3)
         from engine.jobs import queue
 
         api.submit(running, store)

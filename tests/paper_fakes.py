@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine import api
+from engine import ENGINE_VERSION, api
 from engine.report.stats import pack_flags
 from engine.store.db import Store
 
@@ -100,7 +100,7 @@ def fill_paper(
         seed = 0 if shared else zlib.crc32(label.encode())
         order = np.random.default_rng(seed).permutation(spec.eval.n_samples)
         run_id, targets = spec.run_id(), [0.0] + [step.sparsity for step in spec.schedule.plan()]
-        store.begin_run(run_id, spec.base_id(), spec.canonical_json(), "test", len(targets))
+        store.begin_run(run_id, spec.base_id(), spec.canonical_json(), ENGINE_VERSION, len(targets))
         for step, target in enumerate(targets):
             robust, moved, clean = [], [], None
             for attack in spec.eval.attacks:

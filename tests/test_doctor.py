@@ -309,3 +309,21 @@ def test_two_doctors_at_once_leave_one_kept_copy_and_every_run(damaged):
     assert len(list(root.glob("aer.sqlite.damaged-*"))) == 1  # the second found the store the first left
     api.forget_stores()
     assert run_id in {r["run_id"] for r in Store(root).runs()}  # salvaged once, not lost
+
+
+def test_a_run_whose_stored_spec_was_edited_is_one_line_damaged_and_doctor_forgets_it(damaged, monkeypatch, capsys):
+    """Issue 29: a tampered spec_json made ls, show, Home and Surface raise KeyError while doctor called the
+    store usable. The id is the spec's hash, so an edit is found without trusting the row."""
+    root, run_id = damaged
+    with sqlite3.connect(root / "aer.sqlite") as db:
+        db.execute("UPDATE runs SET spec_json = ? WHERE run_id = ?", ('{"model": 1}', run_id))
+    code, out, err = cli(root, "ls", capsys=capsys)
+    assert code == 0 and "1 run(s) damaged" in err and "Traceback" not in err
+    code, _, err = cli(root, "show", run_id[:12], capsys=capsys)
+    assert code == 1 and err.count("\n") == 1 and "damaged" in err and "doctor" in err
+    for path in ("app.py", "pages/surface.py", "pages/compare.py"):
+        assert not page(path, root, monkeypatch).exception
+    code, out, _ = cli(root, "doctor", capsys=capsys)
+    assert code == 0 and f"run {run_id[:12]}: its stored spec was edited" in out
+    api.forget_stores()
+    assert not Store(root).tampered_runs() and not Store(root).has_run(run_id)

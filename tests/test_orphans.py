@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from engine import api
+from engine import ENGINE_VERSION, api
 from engine.jobs import queue
 from engine.jobs.worker import Worker
 from engine.processes import owner_gone, process_token, token_alive
@@ -36,7 +36,7 @@ def test_a_token_tells_a_live_process_from_a_dead_or_reused_one():
 def stored_running(store: Store, owner: str) -> str:
     """A smoke run stored as running with one finished step, its row owned by `owner`."""
     spec = api.load_spec(preset="smoke")
-    store.begin_run(spec.run_id(), spec.base_id(), spec.canonical_json(), "test", 3)
+    store.begin_run(spec.run_id(), spec.base_id(), spec.canonical_json(), ENGINE_VERSION, 3)
     store.db.execute("UPDATE runs SET owner = ? WHERE run_id = ?", (owner, spec.run_id()))
     return spec.run_id()
 

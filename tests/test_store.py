@@ -11,7 +11,10 @@ from engine.store.checkpoints import load_verified, publish
 from engine.store.db import Store
 
 
-def _run(store, run_id="ab" * 32):
+FAKE_RUN = hashlib.sha256(b"test\n{}").hexdigest()  # what a run of spec "{}" under engine "test" is called
+
+
+def _run(store, run_id=FAKE_RUN):
     store.begin_run(run_id, "base", "{}", "test", 2)
     return run_id
 

@@ -479,11 +479,31 @@ class Store:
 
     # runs
     def run(self, run_id: str) -> dict[str, Any]:
-        """The run row; NotFoundError if there is none."""
+        """The run row; NotFoundError if there is none, StoreError (one line) if its stored spec was
+        edited after it was written (spec_intact)."""
         row = self.db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"run {run_id!r} is not in the store at {self.path}")
+        if not spec_intact(dict(row)):
+            raise StoreError(
+                f"run {run_id[:12]} is damaged: its stored spec was edited after it was written (it no longer "
+                "hashes to its id); run `python -m engine doctor`"
+            )
         return dict(row)
+
+    def tampered_runs(self) -> list[str]:
+        """Ids of runs whose stored spec no longer hashes to their id (edited in the database)."""
+        rows = self.db.execute("SELECT run_id, engine_version, spec_json FROM runs").fetchall()
+        return [r["run_id"] for r in rows if not spec_intact(dict(r))]
+
+    def forget_run(self, run_id: str) -> None:
+        """Delete a run and everything stored about it (its checkpoint files stay on disk)."""
+        with self.atomic() as db:
+            for table in ("robust", "layers", "transfer", "warnings", "efficiency", "budgets", "steps", "spec_aliases"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))  # noqa: S608 - fixed names
+            db.execute("DELETE FROM lineage WHERE run_id = ? OR parent_id = ?", (run_id, run_id))
+            db.execute("DELETE FROM jobs WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
     def has_run(self, run_id: str) -> bool:
         """Whether the store has a row for this run."""
@@ -536,7 +556,7 @@ class Store:
             "FROM runs r ORDER BY r.created_at DESC",
             (time.time(),),
         ).fetchall()
-        return [_with_liveness(dict(r)) for r in rows]
+        return [_with_liveness(dict(r)) for r in rows if spec_intact(dict(r))]  # a tampered row: doctor's
 
     def note_estimate(self, job_id: int, seconds: float) -> None:
         """Keep the estimate made when a job was queued (a job found live keeps its first one)."""
@@ -758,6 +778,13 @@ class Store:
         """The per-layer table of every finished step of a run."""
         rows = self.db.execute("SELECT * FROM layers WHERE run_id = ? ORDER BY step, rowid", (run_id,)).fetchall()
         return [dict(r) for r in rows]
+
+
+def spec_intact(run: dict[str, Any]) -> bool:
+    """Whether a run row's stored spec still hashes to its id (engine.spec.runspec.spec_hash: the engine
+    version, a newline, the canonical JSON), i.e. was not edited after the run was written."""
+    payload = f"{run['engine_version']}\n{run['spec_json']}".encode()
+    return hashlib.sha256(payload).hexdigest() == run["run_id"]
 
 
 def _with_liveness(run: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class Report:
     forgotten_bases: list[str] = field(default_factory=list)
     damaged_steps: dict[str, int] = field(default_factory=dict)  # run id → first damaged step
     edited_steps: dict[str, int] = field(default_factory=dict)  # run id → first step whose results were edited
+    tampered_runs: list[str] = field(default_factory=list)  # runs whose stored spec was edited: forgotten
     leftovers: int = 0  # temporary files of checkpoint writes a kill interrupted, removed
     checked: int = 0
 
@@ -58,6 +59,11 @@ class Report:
             f"run {run[:12]}: results of step {step} edited after they were written; steps {step}+ forgotten, "
             "run marked failed"
             for run, step in self.edited_steps.items()
+        ]
+        out += [
+            f"run {run[:12]}: its stored spec was edited after it was written (it no longer hashes to its id); "
+            "forgotten, its results unprovable"
+            for run in self.tampered_runs
         ]
         if self.leftovers:
             out.append(f"removed {self.leftovers} temporary file(s) of checkpoint writes that a kill interrupted")
@@ -132,6 +138,9 @@ def _examine(root: Path) -> Report:
         report.salvaged = salvage(root / report.moved_to, store)
         restored = set(report.salvaged.runs)
         report.lost_runs = sorted(p.name for p in (root / "runs").glob("*") if p.is_dir() and p.name not in restored)
+    for run_id in store.tampered_runs():
+        store.forget_run(run_id)
+        report.tampered_runs.append(run_id)
     verify_checkpoints(store, report)
     report.leftovers = remove_leftovers(root)
     return report
