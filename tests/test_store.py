@@ -10,7 +10,6 @@ from engine.errors import IntegrityError, NotFoundError
 from engine.store.checkpoints import load_verified, publish
 from engine.store.db import Store
 
-
 FAKE_RUN = hashlib.sha256(b"test\n{}").hexdigest()  # what a run of spec "{}" under engine "test" is called
 
 
