@@ -345,3 +345,20 @@ def test_the_work_of_an_attack_counts_the_options_that_multiply_it():
     assert passes("autoattack") == 2 * (10 + 2 * 10 * 9 + SQUARE_STANDARD_QUERIES // 3 + 1)  # every stage
     assert passes("autoattack") > 10 * passes("pgd_linf")  # no longer counted like one PGD
     assert passes("deepfool") == 10 * 5  # one run serves the grid; a backward per class
+
+
+def test_an_attack_whose_largest_tensor_would_not_fit_is_refused_naming_both_fields(smoke_tree):
+    """Issue 29: `samples` or `batch_size` large but inside their ranges ended in a traceback (an
+    allocation of tens of GiB) instead of a refusal."""
+    from engine.errors import SpecError
+    from engine.science.catalog import validate
+    from engine.spec.runspec import TENSORS_ALIVE, tensor_budget
+
+    smoke_tree["eval"]["batch_size"] = 65536
+    smoke_tree["eval"]["attacks"] = [{"name": "smooth_pgd_l2", "eps": [0, 0.5], "options": {"samples": 10_000}}]
+    assert 65536 * 10_000 * 256 * 4 * TENSORS_ALIVE > tensor_budget()
+    with pytest.raises(SpecError, match=r"eval.batch_size × eval.attacks\[0\].options.samples: 65536 images"):
+        validate(smoke_tree)
+    smoke_tree["eval"]["batch_size"] = 250
+    smoke_tree["eval"]["attacks"][0]["options"]["samples"] = 32
+    validate(smoke_tree)  # the defaults fit

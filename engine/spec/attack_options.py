@@ -35,6 +35,11 @@ class Options(BaseModel):
         of every restart at every ε."""
         return n_eps * steps * restarts
 
+    def copies_per_image(self) -> int:
+        """Copies of each image the attack holds at once (noise samples): its largest tensor is the
+        evaluation batch × this × the image."""
+        return 1
+
 
 class SearchOptions(Options):
     """PGD's ε search: `scan` attacks every ε from scratch (the only sound search)."""
@@ -138,6 +143,9 @@ class SmoothPGDOptions(Options):
 
     def passes(self, n_eps: int, steps: int, restarts: int) -> int:
         return n_eps * (steps * restarts * self.samples + self.n // 3) + self.n // 3
+
+    def copies_per_image(self) -> int:
+        return self.samples
 
 
 ATTACK_OPTIONS: dict[str, type[Options]] = {

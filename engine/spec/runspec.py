@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
 
@@ -311,6 +312,19 @@ class RunSpec(Frozen):
     eval: EvalSpec = EvalSpec()
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
+    @model_validator(mode="after")
+    def _largest_tensor_fits(self) -> "RunSpec":
+        for i, attack in enumerate(self.eval.attacks):
+            copies = attack.typed_options().copies_per_image()
+            size = self.eval.batch_size * copies * IMAGE_VALUES.get(self.dataset.name, max(IMAGE_VALUES.values())) * 4
+            if size * TENSORS_ALIVE > tensor_budget():
+                raise ValueError(
+                    f"eval.batch_size × eval.attacks[{i}].options.samples: {self.eval.batch_size} images × {copies} "
+                    f"copies hold about {size * TENSORS_ALIVE / 2**30:.1f} GiB at once, above the "
+                    f"{tensor_budget() / 2**30:.1f} GiB this machine allows one attack; lower either"
+                )
+        return self
+
     def base(self) -> BaseModelSpec:
         """The base-model sub-spec (shared by every run that trains the same base)."""
         return BaseModelSpec(dataset=self.dataset, model=self.model, train=self.train, seed=self.seed)
@@ -399,6 +413,23 @@ confirmation): about 3.5 h of small_cnn on 2 CPU cores at 250 µs per example-pa
 PROBED_LAYERS = 10
 """Layers an MRS probe is counted for (LeNet-5 has 5, small_cnn 4, vgg_small 9): an upper guess, since a
 spec alone does not know its model's layers."""
+
+
+IMAGE_VALUES = {"fashion_mnist": 784, "mnist": 784, "cifar10": 3072, "svhn": 3072, "synthetic": 256}
+"""Values per image of each dataset (channels × height × width), so a spec's largest tensor is known
+before any data loads; an unknown dataset is counted as the largest."""
+
+TENSORS_ALIVE = 3
+"""Tensors of the largest size an attack holds at once: the noise, the noisy copies, their gradient."""
+
+
+def tensor_budget() -> int:
+    """Bytes one attack's largest tensors may take: a quarter of this machine's memory, at most 8 GiB."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 8 << 30
+    return min(8 << 30, memory // 4)
 
 
 def passes(mode: str, adversary: AdversarySpec) -> int:
