@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.errors import IntegrityError
 from engine.store.checkpoints import publish_bytes
-from engine.store.db import Store
+from engine.store.db import Store, spec_intact
 
 SAFE_PATH = re.compile(r"(runs/[0-9a-f]{64}/step-\d{3}(\.masks)?|bases/[0-9a-f]{64})\.safetensors")
 
@@ -53,25 +53,40 @@ def export_base(store: Store, base_id: str) -> dict[str, Any] | None:
     return {"base": base, "files": {base["checkpoint"]: (store.root / base["checkpoint"]).read_bytes()}}
 
 
-def _write_files(store: Store, files: dict[str, bytes], expected: dict[str, str]) -> None:
-    for relative, data in files.items():
+def _checked(bundle_files: dict[str, bytes], expected: dict[str, str]) -> None:
+    """Refuse a bundle before anything is written: every recorded checkpoint path must be a checkpoint
+    path inside a cache (SAFE_PATH), every one must come with its bytes, and every byte string must hash
+    to its recorded SHA-256."""
+    for relative in (*expected, *bundle_files):
         if not SAFE_PATH.fullmatch(relative):
             raise IntegrityError(f"bundle file {relative[:80]!r} is not a checkpoint path")
+    missing = sorted(set(expected) - set(bundle_files))
+    if missing:
+        raise IntegrityError(f"bundle lacks the bytes of {missing[0]} (and {len(missing) - 1} more)")
+    for relative, data in bundle_files.items():
         actual = hashlib.sha256(data).hexdigest()
         if expected.get(relative) != actual:
             raise IntegrityError(f"bundle file {relative} has SHA-256 {actual[:12]}…, not the recorded one")
+
+
+def _write_files(store: Store, files: dict[str, bytes], expected: dict[str, str]) -> None:
+    _checked(files, expected)
+    for relative, data in files.items():
         publish_bytes(data, store.root / relative)
 
 
 def import_base(store: Store, bundle: dict[str, Any]) -> None:
-    """Write a base model's checkpoint and row into `store`."""
+    """Write a base model's checkpoint and row into `store` (nothing when the bundle is refused)."""
     base = bundle["base"]
     _write_files(store, bundle["files"], {base["checkpoint"]: base["sha256"]})
     store.put_base(base)
 
 
 def import_run(store: Store, bundle: dict[str, Any]) -> None:
-    """Write a bundle's checkpoints (hash-checked) and then its rows into `store`."""
+    """Write a bundle's checkpoints and then its rows into `store`, all or nothing: every path, hash and
+    the run's spec (its id is the spec's hash) are checked before the first write, and a failure while
+    writing the rows forgets the run again."""
+    run = bundle["run"]
     expected = {
         row[path]: row[sha]
         for row in bundle["steps"]
@@ -79,8 +94,21 @@ def import_run(store: Store, bundle: dict[str, Any]) -> None:
     }
     if bundle["base"]:
         expected[bundle["base"]["checkpoint"]] = bundle["base"]["sha256"]
-        store.put_base(bundle["base"])
+    if not spec_intact(run):
+        raise IntegrityError(f"bundle run {str(run.get('run_id'))[:12]}: its spec does not hash to its id")
     _write_files(store, bundle["files"], expected)
+    had_run = store.has_run(run["run_id"])
+    try:
+        if bundle["base"]:
+            store.put_base(bundle["base"])
+        _write_rows(store, bundle)
+    except BaseException:
+        if not had_run:
+            store.forget_run(run["run_id"])
+        raise
+
+
+def _write_rows(store: Store, bundle: dict[str, Any]) -> None:
     run = bundle["run"]
     store.begin_run(run["run_id"], run["base_id"], run["spec_json"], run["engine_version"], run["n_steps"])
     for step in bundle["steps"]:
