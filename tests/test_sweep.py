@@ -73,3 +73,14 @@ def test_ray_sweep_lands_in_the_same_store_and_skips_finished_runs(tmp_path):
         assert len(steps) == 3 and all((store.root / s["checkpoint"]).is_file() for s in steps)
     assert store.run(done["run_id"])["finished_at"] == finished_before  # not computed again
     assert store.integrity_ok()
+
+
+def test_a_refused_grid_value_is_quoted_short_and_escaped(tmp_path):
+    """Issue 29: refusals of sweep grid values echoed up to 5,000 characters, raw newlines and ANSI escapes."""
+    hostile = "x\\n\\u001b[31m" + "y" * 5000
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f'preset: smoke\ngrid:\n  model.name: ["{hostile}"]\n')
+    with pytest.raises(SpecError) as info:
+        expand(load_sweep(bad))
+    text = "\n".join(info.value.problems)
+    assert "\x1b" not in text and len(text) < 400 and "\\x1b[31m" in text

@@ -29,8 +29,8 @@ from engine.jobs import queue
 from engine.jobs.worker import Worker
 from engine.pipeline import run as run_pipeline
 from engine.science.catalog import validate
-from engine.spec.reading import load_tree, parse_text, read_spec_text, set_path
-from engine.spec.runspec import Frozen, RunSpec, check_total_work, check_work, format_errors
+from engine.spec.reading import excerpt, load_tree, parse_text, read_spec_text, set_path
+from engine.spec.runspec import MAX_PROBLEMS, Frozen, RunSpec, check_total_work, check_work, format_errors
 from engine.status import LIVE_JOBS, RunStatus
 from engine.store.bundle import export_base, export_run, import_base, import_run
 from engine.store.db import Store
@@ -73,7 +73,9 @@ def expand(sweep: SweepSpec, allow_long: bool = False) -> list[tuple[str, RunSpe
         tree = copy.deepcopy(base)
         for key, value in zip(keys, values):
             set_path(tree, key, value)
-        label = ", ".join(f"{k}={v}" for k, v in zip(keys, values))
+        label = ", ".join(
+            f"{excerpt(str(k))}={excerpt(str(v))}" for k, v in zip(keys, values)
+        )  # user text: short
         try:
             spec = validate(tree)
             check_work(spec, allow_long)
@@ -81,7 +83,8 @@ def expand(sweep: SweepSpec, allow_long: bool = False) -> list[tuple[str, RunSpe
         except SpecError as exc:
             problems += [f"[{label}] {line}" for line in exc.problems]
     if problems:
-        raise SpecError(problems)
+        more = len(problems) - MAX_PROBLEMS
+        raise SpecError(problems[:MAX_PROBLEMS] + ([f"(sweep): … and {more} more problems"] if more > 0 else []))
     check_total_work([spec for _, spec in specs], allow_long)
     return specs
 
