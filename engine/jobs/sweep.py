@@ -73,9 +73,7 @@ def expand(sweep: SweepSpec, allow_long: bool = False) -> list[tuple[str, RunSpe
         tree = copy.deepcopy(base)
         for key, value in zip(keys, values):
             set_path(tree, key, value)
-        label = ", ".join(
-            f"{excerpt(str(k))}={excerpt(str(v))}" for k, v in zip(keys, values)
-        )  # user text: short
+        label = ", ".join(f"{excerpt(str(k))}={excerpt(str(v))}" for k, v in zip(keys, values))  # user text: short
         try:
             spec = validate(tree)
             check_work(spec, allow_long)
