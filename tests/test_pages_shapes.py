@@ -22,6 +22,8 @@ def shapes(tmp_path_factory):
         deepfool = "eval.attacks=[{name: deepfool, eps: [0, 0.5], steps: 5}]"
         other = api.run(api.load_spec(preset="smoke", overrides=[deepfool]), store)["run_id"]
         bare = api.run(api.load_spec(preset="smoke", overrides=["eval.attacks=[]", "seed=1"]), store)["run_id"]
+        certified = "eval.attacks=[{name: smoothing, eps: [0, 0.25], options: {n0: 10, n: 50, sigma: 0.25}}]"
+        api.run(api.load_spec(preset="smoke", overrides=[certified]), store)
     api.forget_stores()
     return root, attacked, other, bare
 
@@ -30,6 +32,37 @@ def shapes(tmp_path_factory):
 def test_a_run_without_attacks_is_shown_without_a_traceback(shapes, monkeypatch, path):
     root, _, _, bare = shapes
     at = page(path, root, monkeypatch, run=bare[:12])
+    assert not at.exception
+
+
+@pytest.mark.parametrize("path", [*PAGES, "pages/playground.py", "pages/runs.py", "app.py"])
+def test_every_page_opens_on_a_cache_of_every_shape_of_run(shapes, monkeypatch, path):
+    """Runs attacked by PGD, by DeepFool only, by nothing, and certified only (a smoothing certificate),
+    on one base and two: every page opens on its defaults without a traceback."""
+    root, *_ = shapes
+    assert not page(path, root, monkeypatch).exception
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        "3-D surface",
+        "heat map",
+        "slice at one ε",
+        "slice at one sparsity",
+        "adversarial share",
+        "certified vs attacked",
+    ],
+)
+def test_every_surface_view_of_a_certified_only_run_opens(shapes, monkeypatch, view):
+    from engine import api
+
+    root, *_ = shapes
+    monkeypatch.setenv("AER_CACHE_DIR", str(root))
+    api.forget_stores()
+    runs = api.runs_frame(api.open_store(root))
+    certified = [r for r in runs["run_id"] if r not in shapes[1:]]
+    at = page("pages/surface.py", root, monkeypatch, run=certified[0][:12], view=view)
     assert not at.exception
 
 
