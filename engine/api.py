@@ -248,13 +248,13 @@ def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torc
     from engine.science.data import load_dataset  # torch: only when a checkpoint is loaded
     from engine.science.device import prepare_model  # torch: only when a checkpoint is loaded
     from engine.science.models import build_model  # torch: only when a checkpoint is loaded
-    from engine.store.checkpoints import checkpoint_file, load_verified  # torch: only when a checkpoint is loaded
+    from engine.store.checkpoints import load_in  # torch: only when a checkpoint is loaded
 
     store = store or open_store()
     spec = json.loads(store.run(run_id)["spec_json"])
     row = store.step(run_id, step)
     model = build_model(spec["model"]["name"], load_dataset(spec["dataset"]["name"]).info)
-    model.load_state_dict(load_verified(checkpoint_file(store.root, row["checkpoint"]), row["sha256"]))
+    model.load_state_dict(load_in(store.root, row["checkpoint"], row["sha256"]))
     return prepare_model(model).eval()
 
 

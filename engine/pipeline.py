@@ -55,7 +55,7 @@ from engine.science.training import accuracy, train_steps
 from engine.spec.runspec import RunSpec, canonical_json
 from engine.spec.schedules import PruneStep
 from engine.status import RunStatus
-from engine.store.checkpoints import checkpoint_file, load_verified, publish, state_tensors
+from engine.store.checkpoints import load_in, publish, state_tensors
 from engine.store.db import Fence, Store
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def base_model_state(
     row = store.base(base_id)
     if row is not None:
         try:
-            return load_verified(checkpoint_file(store.root, row["checkpoint"]), row["sha256"])
+            return load_in(store.root, row["checkpoint"], row["sha256"])
         except (IntegrityError, NotFoundError) as exc:
             log.warning("retraining base %s: %s", base_id[:12], exc)
     model = _fresh_model(spec, data)
@@ -192,8 +192,8 @@ class Walk:
     def load_step(self, step: int) -> Masks:
         """Load a finished step's weights into the model (SHA-256-checked); return its masks."""
         row = self.store.step(self.spec.run_id(), step)
-        self.model.load_state_dict(load_verified(checkpoint_file(self.store.root, row["checkpoint"]), row["sha256"]))
-        masks = load_verified(checkpoint_file(self.store.root, row["mask_checkpoint"]), row["mask_sha256"])
+        self.model.load_state_dict(load_in(self.store.root, row["checkpoint"], row["sha256"]))
+        masks = load_in(self.store.root, row["mask_checkpoint"], row["mask_sha256"])
         device = next(self.model.parameters()).device
         return {name: mask.to(device=device, dtype=torch.float32) for name, mask in masks.items()}
 

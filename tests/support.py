@@ -36,3 +36,14 @@ def page(path: str, cache_root, monkeypatch, **query) -> AppTest:
     if path != "app.py":
         at.switch_page(path)
     return at.run()
+
+
+SURFACE_VIEWS = [
+    "3-D surface",
+    "heat map",
+    "slice at one ε",
+    "slice at one sparsity",
+    "adversarial share",
+    "certified vs attacked",
+]
+"""The Surface page's views (pages/surface.py: VIEWS), which tests open one by one."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support import page
+from tests.support import SURFACE_VIEWS, page
 
 
 def test_home_on_an_empty_store_lists_presets_and_says_what_to_run(cache, monkeypatch):
@@ -48,14 +48,7 @@ def test_surface_on_an_empty_store_says_what_to_run(cache, monkeypatch):
 
 @pytest.mark.parametrize(
     "view",
-    [
-        "3-D surface",
-        "heat map",
-        "slice at one ε",
-        "slice at one sparsity",
-        "adversarial share",
-        "certified vs attacked",
-    ],
+    SURFACE_VIEWS,
 )
 def test_surface_draws_every_view_of_a_finished_run(populated, monkeypatch, view):
     root, done_id, _ = populated

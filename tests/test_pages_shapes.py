@@ -3,7 +3,7 @@ that share no attack; each page says what is missing in a line instead."""
 
 import pytest
 
-from tests.support import page
+from tests.support import SURFACE_VIEWS, page
 
 PAGES = ["pages/surface.py", "pages/compare.py", "pages/layers.py", "pages/transfer.py", "pages/budget.py"]
 
@@ -45,14 +45,7 @@ def test_every_page_opens_on_a_cache_of_every_shape_of_run(shapes, monkeypatch, 
 
 @pytest.mark.parametrize(
     "view",
-    [
-        "3-D surface",
-        "heat map",
-        "slice at one ε",
-        "slice at one sparsity",
-        "adversarial share",
-        "certified vs attacked",
-    ],
+    SURFACE_VIEWS,
 )
 def test_every_surface_view_of_a_certified_only_run_opens(shapes, monkeypatch, view):
     from engine import api
@@ -76,3 +69,15 @@ def test_compare_says_two_runs_share_no_attack(shapes, monkeypatch):
     root, attacked, other, _ = shapes
     at = page("pages/compare.py", root, monkeypatch, runs=f"{attacked[:12]},{other[:12]}")
     assert not at.exception and any("share no attack" in i.value for i in at.info)
+
+
+def test_the_views_the_tests_open_are_the_surface_pages_own():
+    import ast
+
+    from tests.support import REPO
+
+    tree = ast.parse((REPO / "pages" / "surface.py").read_text())
+    (views,) = [
+        ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "VIEWS"
+    ]
+    assert views == SURFACE_VIEWS

@@ -118,13 +118,18 @@ class CWOptions(Options):
         return steps
 
 
-class SmoothingOptions(Options):
-    """Cohen et al.'s CERTIFY: forwards only (a third of a pass each), one certificate for every radius."""
+class NoiseOptions(Options):
+    """What every evaluator of a Gaussian-smoothed classifier takes: its noise and its Monte Carlo test."""
 
     sigma: float = Field(0.25, gt=0.0, le=4.0, description="noise σ")
+    n: int = Field(1000, ge=1, le=1_000_000, description="samples of the final estimate (CERTIFY, PREDICT)")
+    alpha: float = Field(0.001, gt=0.0, lt=0.5, description="failure probability of that estimate")
+
+
+class SmoothingOptions(NoiseOptions):
+    """Cohen et al.'s CERTIFY: forwards only (a third of a pass each), one certificate for every radius."""
+
     n0: int = Field(100, ge=1, le=1_000_000, description="selection samples")
-    n: int = Field(1000, ge=1, le=1_000_000, description="estimation samples")
-    alpha: float = Field(0.001, gt=0.0, lt=0.5, description="failure probability")
     batch: int = Field(1000, ge=1, le=100_000, description="noisy copies per forward")
     cost_note: ClassVar[str] = "(n0 + n) / 3 per image, one certificate serves every radius"
 
@@ -132,13 +137,10 @@ class SmoothingOptions(Options):
         return (self.n0 + self.n) // 3 + 1
 
 
-class SmoothPGDOptions(Options):
+class SmoothPGDOptions(NoiseOptions):
     """SmoothAdv's attack on the smoothed classifier, judged by PREDICT."""
 
-    sigma: float = Field(0.25, gt=0.0, le=4.0, description="noise σ")
     samples: int = Field(32, ge=1, le=10_000, description="noise samples per attack step")
-    n: int = Field(1000, ge=1, le=1_000_000, description="PREDICT's samples")
-    alpha: float = Field(0.001, gt=0.0, lt=0.5, description="PREDICT's failure probability")
     cost_note: ClassVar[str] = "steps × restarts × samples + n / 3 per ε"
 
     def passes(self, n_eps: int, steps: int, restarts: int) -> int:

@@ -136,6 +136,11 @@ def intact_in(root: Path, name: str, sha256: str) -> bool:
         return False
 
 
+def load_in(root: Path, name: str, sha256: str) -> dict[str, torch.Tensor]:
+    """Load the stored checkpoint `name` of the cache at `root` (inside it, SHA-256-checked)."""
+    return load_verified(checkpoint_file(root, name), sha256)
+
+
 def load_verified(path: Path, sha256: str) -> dict[str, torch.Tensor]:
     """Load a checkpoint after checking its SHA-256 against the recorded one."""
     return load_bytes(verified_bytes(path, sha256))

@@ -74,7 +74,6 @@ class Square(_TorchattacksBounded):
 
 
 STANDARD_STEPS = 100  # Croce & Hein's standard: 100 iterations of APGD-CE, APGD-T and FAB-T
-STANDARD_SQUARE_QUERIES = SQUARE_STANDARD_QUERIES
 
 
 @ATTACKS.register("autoattack")
@@ -100,7 +99,7 @@ class AutoAttack(_TorchattacksBounded):
                 torchattacks.FAB(model, steps=self.steps, multi_targeted=True, n_classes=n_classes, **common),
                 # fra31/auto-attack's standard Square: p_init 0.8, 5,000 queries, no rescaled schedule
                 torchattacks.Square(
-                    model, n_queries=STANDARD_SQUARE_QUERIES, p_init=0.8, resc_schedule=False, **common
+                    model, n_queries=SQUARE_STANDARD_QUERIES, p_init=0.8, resc_schedule=False, **common
                 ),
             ]
         )
