@@ -4,7 +4,8 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError
-from pages import job_row, read, route_through_app, tour_card, tour_questions, tour_row
+from pages import job_row, read, route_through_app
+from pages.parts.tour import tour_card, tour_questions, tour_row
 
 route_through_app()
 

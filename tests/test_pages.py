@@ -181,7 +181,7 @@ def test_surface_slices_draw_each_accuracy_with_its_interval_band(populated, mon
 
 def test_the_walk_through_asks_each_question_on_the_exact_run_of_the_tour_that_answers_it(cache, monkeypatch):
     from engine import api
-    from pages import tour_questions
+    from pages.parts.tour import tour_questions
 
     monkeypatch.setenv("AER_CACHE_DIR", str(cache))
     tour = api.tour()
