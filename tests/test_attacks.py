@@ -295,6 +295,8 @@ def test_an_examples_random_start_does_not_depend_on_its_batch():
         ("apgd_t", {"n_classes": 0}, "n_classes: input should be greater than or equal to 2"),  # reported 100 %
         ("apgd_t", {"n_classes": -5}, "n_classes: input should be greater than or equal to 2"),
         ("autoattack", {"n_classes": 1}, "n_classes: input should be greater than or equal to 2"),
+        ("apgd_t", {"n_classes": 5}, "n_classes: 5, but synthetic has 10 classes"),  # 4 of 9 targets tried
+        ("autoattack", {"n_classes": 100}, "n_classes: 100, but synthetic has 10 classes"),
         ("deepfool", {"overshoot": -5}, "overshoot: input should be greater than or equal to 0"),
         ("square", {"n_queries": 10**12}, "n_queries: input should be less than or equal to 100000"),
         ("apgd_ce", {"n_restarts": 10**9}, "n_restarts: input should be less than or equal to 20"),

@@ -115,3 +115,12 @@ def test_real_fashion_mnist_has_its_known_statistics():
 def test_every_data_set_states_the_size_of_its_test_split():
     assert set(datasets.TEST_SPLIT_SIZES) == set(DATASETS.names())
     assert len(DATASETS.get("synthetic")().x_test) == datasets.TEST_SPLIT_SIZES["synthetic"]
+
+
+def test_every_data_set_states_its_classes_and_image_size_for_the_spec():
+    from engine.spec.runspec import DATASET_CLASSES, IMAGE_VALUES
+
+    assert set(DATASET_CLASSES) == set(IMAGE_VALUES) == set(DATASETS.names())
+    synthetic = DATASETS.get("synthetic")()
+    assert synthetic.info.num_classes == DATASET_CLASSES["synthetic"]
+    assert synthetic.x_test[0].numel() == IMAGE_VALUES["synthetic"]

@@ -325,6 +325,18 @@ class RunSpec(Frozen):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _targets_exist(self) -> "RunSpec":
+        classes = DATASET_CLASSES.get(self.dataset.name)
+        for i, attack in enumerate(self.eval.attacks):
+            stated = getattr(attack.typed_options(), "n_classes", None)
+            if classes is not None and stated is not None and stated != classes:
+                raise ValueError(
+                    f"eval.attacks[{i}].options.n_classes: {stated}, but {self.dataset.name} has {classes} classes; "
+                    f"set {classes} or leave it out"
+                )
+        return self
+
     def base(self) -> BaseModelSpec:
         """The base-model sub-spec (shared by every run that trains the same base)."""
         return BaseModelSpec(dataset=self.dataset, model=self.model, train=self.train, seed=self.seed)
@@ -418,6 +430,10 @@ spec alone does not know its model's layers."""
 IMAGE_VALUES = {"fashion_mnist": 784, "mnist": 784, "cifar10": 3072, "svhn": 3072, "synthetic": 256}
 """Values per image of each dataset (channels × height × width), so a spec's largest tensor is known
 before any data loads; an unknown dataset is counted as the largest."""
+
+DATASET_CLASSES = {"fashion_mnist": 10, "mnist": 10, "cifar10": 10, "svhn": 10, "synthetic": 10}
+"""Classes of each dataset, so an attack's `n_classes` option is checked before any data loads
+(tests/test_datasets.py keeps it true)."""
 
 TENSORS_ALIVE = 3
 """Tensors of the largest size an attack holds at once: the noise, the noisy copies, their gradient."""
