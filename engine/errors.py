@@ -47,3 +47,33 @@ class Cancelled(EngineError):
 class StoreError(EngineError):
     """The cache cannot be used as it is (not a folder, read-only for a write, damaged, too new); the
     message says what is wrong and what to do, in one line, without the cache's absolute path."""
+
+
+class WriteFailed(StoreError):
+    """A write into the cache failed for a reason the user can mend (a full disk, a read-only folder)."""
+
+
+WRITE_FAILURES = {
+    "ENOSPC": "the disk is full",
+    "EDQUOT": "the disk quota is used up",
+    "EROFS": "the file system is read-only",
+    "EACCES": "permission denied",
+    "EPERM": "permission denied",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_READONLY": "the folder or database is read-only",
+    "SQLITE_CANTOPEN": "the database cannot be opened for writing",
+    "SQLITE_PERM": "permission denied",
+}
+"""Why a write failed, in words, by errno name or SQLite error name."""
+
+
+def write_failure(what: str, reason: str | None) -> WriteFailed | None:
+    """A one-line StoreError for a failed write of `what` (a name inside the cache) when `reason` (an
+    errno or SQLite error name) is one a user can mend; None for any other failure."""
+    words = WRITE_FAILURES.get(reason or "")
+    if words is None:
+        return None
+    return WriteFailed(
+        f"{what}: cannot write ({words}); free space or make the cache writable, then run the spec again "
+        "(the steps already committed are kept)"
+    )

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from engine.errors import Cancelled, EngineError, LeaseLost
+from engine.errors import Cancelled, EngineError, LeaseLost, WriteFailed
 from engine.jobs import queue
 from engine.jobs.queue import Job
 from engine.processes import pid_alive
@@ -137,10 +137,20 @@ class Worker:
             log.warning("%s: %s; its results stay with the new owner", self.owner, exc)
         except Exception as exc:  # noqa: BLE001 - any failure of the run is recorded on its job
             log.exception("job %s failed", job.job_id)
-            queue.finish(self.store, fence, JobStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            self._record_failure(fence, exc)
         finally:
             done.set()
             beat.join()
+
+    def _record_failure(self, fence: Fence, exc: Exception) -> None:
+        """Mark the job failed with its one-line reason; when even that cannot be written (the disk is
+        full), stop this worker: the lease lapses and the job is retried once the cache has room."""
+        reason = str(exc) if isinstance(exc, WriteFailed) else f"{type(exc).__name__}: {exc}"
+        try:
+            queue.finish(self.store, fence, JobStatus.FAILED, reason)
+        except WriteFailed as again:
+            log.error("job %s: %s", fence.job_id, again)
+            self.stopping.set()
 
     def _heartbeat(self, fence: Fence, done: threading.Event) -> None:
         """Renew the lease every third of it until `done`; flag a lost lease or an orphaned worker."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ import torch
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
-from engine.errors import IntegrityError, NotFoundError
+from engine.errors import IntegrityError, NotFoundError, write_failure
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -38,14 +39,21 @@ def publish(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, st
 
 def publish_bytes(data: bytes, path: Path) -> str:
     """Write bytes to `path` atomically (temp file → fsync → rename); return their SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)  # a half-written file would only take the space a retry needs
+        failure = write_failure(shown(path), errno.errorcode.get(exc.errno or 0))
+        if failure is None:
+            raise
+        raise failure from exc
     return hashlib.sha256(data).hexdigest()
 
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import LeaseLost, NotFoundError, StoreError
+from engine.errors import LeaseLost, NotFoundError, StoreError, write_failure
 from engine.paths import cache_dir, make_cache_folder
 from engine.processes import process_token, token_alive
 from engine.status import RunStatus
@@ -439,13 +439,23 @@ class Store:
         if self.read_only:
             raise StoreError("cache: read-only; results can be read but not computed or changed here")
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            primary = "_".join(str(getattr(exc, "sqlite_errorname", "")).split("_")[:2])  # SQLITE_READONLY_DBMOVED
+            failure = write_failure("store: aer.sqlite", primary)
+            if failure is None:
+                raise
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise failure from exc
 
     def migrate(self) -> None:
         """Apply the migrations this database has not seen, each in its own transaction."""
