@@ -139,12 +139,43 @@ OVERRIDES = [
 ]
 
 
+OPTION_CASES = [
+    "{name: apgd_t, eps: [0, 0.1], options: {n_classes: 0}}",
+    "{name: apgd_t, eps: [0, 0.1], options: {n_classes: -5}}",
+    "{name: apgd_t, eps: [0, 0.1], options: {n_classes: 5}}",
+    "{name: apgd_t, eps: [0, 0.1], options: {n_classes: abc}}",
+    "{name: autoattack, eps: [0, 0.01], options: {n_classes: 1}}",
+    "{name: deepfool, eps: [0, 3.0], options: {overshoot: -5}}",
+    "{name: deepfool, eps: [0, 3.0], options: {overshoot: 1e308}}",
+    "{name: square, eps: [0, 0.1], options: {n_queries: 1e12}}",
+    "{name: square, eps: [0, 0.1], options: {n_queries: many}}",
+    "{name: apgd_ce, eps: [0, 0.1], options: {n_restarts: 1e9}}",
+    "{name: cw_l2, eps: [0, 1.0], options: {c: abc}}",
+    "{name: cw_l2, eps: [0, 1.0], options: {lr: 1e308}}",
+    "{name: smooth_pgd_l2, eps: [0, 0.25], options: {samples: 1e6}}",
+    "{name: pgd_linf, eps: [0, 0.1], options: {search: '" + "x" * 5000 + "'}}",
+    "{name: pgd_linf, eps: [0, 0.1], options: {search: \"\\e[31mred\\nline\"}}",
+]
+"""Attack options that made an attack vacuous, unbounded or a traceback after training (issue 29)."""
+
+
 def spec_cases(folder: Path) -> list[tuple[str, list[str]]]:
     """(case, argv) for every spec file through `run` and `submit`, and every `--set`."""
     cases = []
     for name, path in spec_files(folder).items():
         cases += [(f"run {name}", ["run", str(path)]), (f"submit {name}", ["submit", str(path)])]
     cases += [(f"--set {o[:48]}", ["run", "--preset", "smoke", "--set", o]) for o in OVERRIDES]
+    cases += [
+        (f"options {o[:60]}", ["run", "--preset", "smoke", "--set", f"eval.attacks=[{o}]"]) for o in OPTION_CASES
+    ]
+    cases += [
+        ("64 seeds above the bound", ["submit", "--preset", "smoke", "--set", "eval.n_samples=500",
+                                      "--set", "eval.attacks.0.steps=200", "--set", f"seed={list(range(64))}"]),
+        ("MRPF probes above the bound", ["run", "--preset", "smoke", "--set", "prune.method=mrpf",
+                                         "--set", "prune.mrs={ascent_steps: 1000, n_samples: 100000, batch_size: 1}"]),
+        ("a batch too large for memory", ["run", "--preset", "smoke", "--set", "eval.batch_size=65536", "--set",
+                                          "eval.attacks=[{name: smooth_pgd_l2, eps: [0, 0.25], options: {samples: 10000}}]"]),
+    ]  # fmt: skip
     cases += [
         ("submit above the work bound", ["submit", "--preset", "smoke", "--set", "eval.n_samples=100000",
                                           "--set", "eval.attacks.0.steps=1000"]),

@@ -568,6 +568,8 @@ def _nested(line: str) -> str:
     """'eval.attacks[0]: options.n_classes: …' → 'eval.attacks[0].options.n_classes: …' (a model validator
     names the option in its message; the path should)."""
     path, _, rest = line.partition(": ")
+    if path == "(spec)" and rest.split(".")[0].split(" ")[0] in RunSpec.model_fields:
+        return rest  # a whole-spec check that names its field: 'eval.attacks[0].options.n_classes: …'
     if rest.startswith("options.") and ": " in rest and path != "(spec)":
         option, _, message = rest.partition(": ")
         return f"{path}.{option}: {message}"
