@@ -154,7 +154,7 @@ OPTION_CASES = [
     "{name: cw_l2, eps: [0, 1.0], options: {lr: 1e308}}",
     "{name: smooth_pgd_l2, eps: [0, 0.25], options: {samples: 1e6}}",
     "{name: pgd_linf, eps: [0, 0.1], options: {search: '" + "x" * 5000 + "'}}",
-    "{name: pgd_linf, eps: [0, 0.1], options: {search: \"\\e[31mred\\nline\"}}",
+    '{name: pgd_linf, eps: [0, 0.1], options: {search: "\\e[31mred\\nline"}}',
 ]
 """Attack options that made an attack vacuous, unbounded or a traceback after training (issue 29)."""
 
@@ -165,9 +165,7 @@ def spec_cases(folder: Path) -> list[tuple[str, list[str]]]:
     for name, path in spec_files(folder).items():
         cases += [(f"run {name}", ["run", str(path)]), (f"submit {name}", ["submit", str(path)])]
     cases += [(f"--set {o[:48]}", ["run", "--preset", "smoke", "--set", o]) for o in OVERRIDES]
-    cases += [
-        (f"options {o[:60]}", ["run", "--preset", "smoke", "--set", f"eval.attacks=[{o}]"]) for o in OPTION_CASES
-    ]
+    cases += [(f"options {o[:60]}", ["run", "--preset", "smoke", "--set", f"eval.attacks=[{o}]"]) for o in OPTION_CASES]
     cases += [
         ("64 seeds above the bound", ["submit", "--preset", "smoke", "--set", "eval.n_samples=500",
                                       "--set", "eval.attacks.0.steps=200", "--set", f"seed={list(range(64))}"]),

@@ -85,7 +85,9 @@ def test_every_surface_view_of_a_certified_only_run_opens(shapes, monkeypatch, v
     monkeypatch.setenv("AER_CACHE_DIR", str(root))
     api.forget_stores()
     runs = api.runs_frame(api.open_store(root))
-    certified = [r for r in runs["run_id"] if r not in shapes[1:] and "smoothing" in api.open_store(root).run(r)["spec_json"]]
+    certified = [
+        r for r in runs["run_id"] if r not in shapes[1:] and "smoothing" in api.open_store(root).run(r)["spec_json"]
+    ]
     at = page("pages/surface.py", root, monkeypatch, run=certified[0][:12], view=view)
     assert not at.exception
 
