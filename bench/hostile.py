@@ -158,6 +158,8 @@ OPTION_CASES = [
 ]
 """Attack options that made an attack vacuous, unbounded or a traceback after training (issue 29)."""
 
+SMOOTH_10000 = "{name: smooth_pgd_l2, eps: [0, 0.25], options: {samples: 10000}}"
+
 
 def spec_cases(folder: Path) -> list[tuple[str, list[str]]]:
     """(case, argv) for every spec file through `run` and `submit`, and every `--set`."""
@@ -172,7 +174,7 @@ def spec_cases(folder: Path) -> list[tuple[str, list[str]]]:
         ("MRPF probes above the bound", ["run", "--preset", "smoke", "--set", "prune.method=mrpf",
                                          "--set", "prune.mrs={ascent_steps: 1000, n_samples: 100000, batch_size: 1}"]),
         ("a batch too large for memory", ["run", "--preset", "smoke", "--set", "eval.batch_size=65536", "--set",
-                                          "eval.attacks=[{name: smooth_pgd_l2, eps: [0, 0.25], options: {samples: 10000}}]"]),
+                                          f"eval.attacks=[{SMOOTH_10000}]"]),
     ]  # fmt: skip
     cases += [
         ("submit above the work bound", ["submit", "--preset", "smoke", "--set", "eval.n_samples=100000",
