@@ -2,7 +2,8 @@
 measured in the same run and prints it beside its target: the robustness surface vs a torchattacks
 loop (speed ratio, accuracy difference, share of the matmul peak), structured pruning's latency
 ratio, a preset cold and cached, page render time from 1,000 runs, the teaching demo and the tour clicked
-in Chromium (quiet, then beside one busy core), and the cost estimate's error; `--only` picks figures.
+in Chromium (quiet, then beside one busy core), the cost estimate's error, and a classroom of 20
+Chromium sessions on one server (quiet, then beside a running job); `--only` picks figures.
 `python -m bench --drill 20` kills a worker 20 times in one run and reports what survived;
 `python -m bench --hostile` puts every hostile input of the hostile-input issue through the CLI.
 
@@ -46,7 +47,7 @@ def preset_cold_and_hit(preset: str) -> dict:
     }
 
 
-FIGURES = ("surface", "structured", "presets", "pages", "teaching", "estimate")
+FIGURES = ("surface", "structured", "presets", "pages", "teaching", "estimate", "classroom")
 
 # (figure, key, target, higher is better); a string target names a figure measured in the same run
 TARGETS: list[tuple[str, str, float | str, bool]] = [
@@ -65,6 +66,11 @@ TARGETS: list[tuple[str, str, float | str, bool]] = [
     ("estimate", "median_abs_error", 0.3, False),
     ("presets", "hit_s", 2.0, False),
     ("pages", "slowest_warm_s", 1.0, False),
+    ("classroom", "quiet_script_p95_s", 5.0, False),
+    ("classroom", "busy_script_p95_s", 5.0, False),
+    ("classroom", "quiet_health_max_s", 5.0, False),
+    ("classroom", "busy_health_max_s", 5.0, False),
+    ("classroom", "busy_mb_per_session", 25.0, False),
 ]
 
 
@@ -88,6 +94,10 @@ REFERENCES = [
         "eager batch 1 at best: the call's fixed cost + dense arithmetic x FLOPs kept",
     ),
     ("structured", "floor_ms_b1", "eager batch-1 latency of the same layers with 3 % of their filters: the fixed cost"),
+    ("classroom", "quiet_served_p95_s", "20 sessions: request to the run's last message, read in Chromium"),
+    ("classroom", "busy_served_p95_s", "the same beside a running job"),
+    ("classroom", "quiet_drawn_p95_s", "click to page drawn, in this machine's 20 renderers at nice 19"),
+    ("classroom", "busy_server_peak_mb", "server memory at its peak, 20 sessions and a job"),
     ("structured", "max_spread", "widest latency spread (median / fastest round − 1); above 0.25 the machine was busy"),
 ]
 
@@ -110,6 +120,10 @@ def measure(figure: str, presets: list[str]) -> dict:
         from bench import teaching
 
         return teaching.run()
+    if figure == "classroom":
+        from bench import classroom
+
+        return classroom.run()
     if figure == "pages":
         from bench import pages
 

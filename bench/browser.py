@@ -60,13 +60,15 @@ def wait_workers_gone(root: Path, timeout: float = 30) -> None:
 
 
 @contextmanager
-def served(root: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
+def served(root: Path, workers: int = 1, timing_log: Path | None = None) -> Iterator[tuple[str, int, int]]:
     """The dashboard on a free loopback port with its cache at `root` and its own worker pool:
-    yields (url, port); on exit stops the server and waits for its workers to follow."""
+    yields (url, port, the server's pid); on exit stops the server and waits for its workers to follow.
+    With `timing_log`, every script run's seconds are written there (bench.timed_server)."""
     port = free_port()
     env = {**os.environ, "AER_CACHE_DIR": str(root), "AER_WORKERS": str(workers)}
+    streamlit = ["bench.timed_server", str(timing_log)] if timing_log else ["streamlit"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        [sys.executable, "-m", *streamlit, "run", "app.py", "--server.port", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -75,7 +77,7 @@ def served(root: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        yield url, port
+        yield url, port, process.pid
     finally:
         process.terminate()
         process.wait(timeout=20)

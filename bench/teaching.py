@@ -126,7 +126,7 @@ def measure_tour(busy: bool) -> dict:
     """One cold tour from a click in Chromium, on a fresh cache."""
     with tempfile.TemporaryDirectory() as folder, busy_core(busy):
         root = Path(folder)
-        with served(root) as (url, _):
+        with served(root) as (url, *_):
             return click_to_tour(url, root)
 
 
@@ -134,7 +134,7 @@ def measure(busy: bool) -> dict:
     """One cold teaching run from a click in Chromium: the two waits and their breakdown."""
     with tempfile.TemporaryDirectory() as folder, busy_core(busy):
         root = Path(folder)
-        with served(root) as (url, _):
+        with served(root) as (url, *_):
             clicked, first, full = click_to_surface(url)
         breakdown = phases(root, clicked, first, full)
     return {"first_curve_s": round(first, 1), "full_surface_s": round(full, 1)} | {

@@ -15,12 +15,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError, NotFoundError, SpecError, StoreError
 from engine.jobs import queue
+from engine.jobs.turns import PLAYGROUND, LineTimeout, Superseded
 from engine.paths import REPO_ROOT
 from engine.spec.form import SAME_AS_BASE, FormChoices, FormField, parse_eps, schedule_fields, schedule_start
 from engine.spec.form import changes as _changes
@@ -524,12 +527,20 @@ def attack_examples(
     indices: list[int],
 ) -> list["Example"]:
     """Attack a few images of a pruned checkpoint live; each with both models' top-3 guesses, at as many
-    torch threads as the cores the workers and other processes leave free."""
+    torch threads as the cores the workers and other processes leave free, shared among the attacks the
+    Playground's line lets run at once (`playground_turn`)."""
     from engine.science.device import fitted_threads  # torch loads here
     from engine.science.playground import attack_examples as craft  # torch loads here
 
-    with fitted_threads():
+    with fitted_threads(max(1, (os.cpu_count() or 1) // PLAYGROUND.slots)):
         return craft(pruned, dense, x, y, attack, eps, indices)
+
+
+def playground_turn(session: str, on_wait: Callable[[int], None] | None = None) -> AbstractContextManager[None]:
+    """A turn in the server's one line for Playground attacks (engine.jobs.turns): one attack per core at
+    a time, first come first served, one place per browser `session`; `on_wait(place)` while waiting.
+    Raises Superseded when the same session asks again meanwhile, LineTimeout after five minutes."""
+    return PLAYGROUND.turn(session, on_wait)
 
 
 def submit_paper(name: str, store: Store | None = None, reduced: bool = False) -> list[dict[str, Any]]:
@@ -548,6 +559,9 @@ def catalog() -> dict[str, dict[str, str]]:
 __all__ = [
     "seed_trees",
     "attack_examples",
+    "playground_turn",
+    "LineTimeout",
+    "Superseded",
     "budget_frame",
     "cancel",
     "catalog",

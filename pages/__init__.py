@@ -1,5 +1,7 @@
 """Helpers shared by the pages (Streamlit's page discovery skips this file)."""
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -21,6 +23,20 @@ def read(name: str, *args: Any, **kwargs: Any) -> Any:
     so the redraws of one state share one query (lists in `args` must be passed as tuples)."""
     store = api.open_store()
     return _read(str(store.root), api.store_version(store), name, args, tuple(sorted(kwargs.items())))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _derived(root: str, version: int, module: str, name: str, args: tuple) -> Any:
+    return getattr(importlib.import_module(module), name)(*args)
+
+
+def derived(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)`, a pure reading of this cache (a summary, an estimate, the presets), computed once
+    for every session until the store next changes: a class of twenty opening Home computes its cliff
+    once, not twenty times. `function` lives in an importable module (engine.api, pages.parts.*), never
+    in a page script; `args` are hashable."""
+    store = api.open_store()
+    return _derived(str(store.root), api.store_version(store), function.__module__, function.__qualname__, args)
 
 
 def route_through_app() -> None:
@@ -73,6 +89,12 @@ def refresh_while_running(runs: pd.DataFrame, chosen: list[str], seconds: float 
     """`run_every` for a fragment: redraw every few seconds while any chosen run still computes."""
     running = set(runs.loc[runs["status"] == api.RunStatus.RUNNING, "run_id"])
     return seconds if running & set(chosen) else None
+
+
+def queue_refresh() -> float:
+    """`run_every` for a page's list of jobs: every 2 s while a job is queued or computing, else every 10 s
+    (a job submitted from another session still shows; an idle class does not keep the server busy)."""
+    return 2.0 if any(job["status"] in api.LIVE_JOBS for job in read("jobs", limit=50)) else 10.0
 
 
 def runs_with_checkpoints(runs: pd.DataFrame, at_least: int, message: str) -> pd.DataFrame:

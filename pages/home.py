@@ -4,7 +4,8 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError
-from pages import job_row, read, route_through_app
+from pages import derived, job_row, queue_refresh, read, route_through_app
+from pages.parts.presets import estimate_line, preset_run_id
 from pages.parts.tour import tour_card, tour_questions, tour_row
 
 route_through_app()
@@ -26,7 +27,7 @@ def start(name: str) -> None:
         st.session_state["launch_error"] = str(exc)
 
 
-tour = tour_card()
+tour_card()
 
 st.subheader("Presets")
 presets = api.presets()
@@ -35,7 +36,7 @@ for i, (name, text) in enumerate(presets.items()):
     with columns[i % len(columns)].container(border=True):
         st.markdown(f"**{name}**")
         st.caption(text)
-        st.caption(f":material/timer: {api.estimate(api.load_spec(preset=name)).line()}")
+        st.caption(f":material/timer: {derived(estimate_line, name)}")
         st.button(f"Run {name}", key=f"run-{name}", on_click=start, args=(name,), type="primary")
 
 if "launch_error" in st.session_state:
@@ -65,7 +66,7 @@ def paper_card(name: str, preset) -> None:
 
 def walk_through() -> None:
     """A class's path through the product: one sentence and one link per step, on the teaching run."""
-    run = api.load_spec(preset="teaching").run_id()[:12]
+    run = derived(preset_run_id, "teaching")[:12]
     with st.expander("Teaching walk-through: eleven questions for a class", icon=":material/school:"):
         st.markdown(
             "1. **Run it.** Click *Run teaching* above: a LeNet-5 is trained, pruned from 2× to 64× "
@@ -105,7 +106,7 @@ def walk_through() -> None:
             "gap larger than the grey noise band?"
         )
         st.markdown("**After the tour** (the button above), six more questions, each answered on one page:")
-        for question, links in tour_questions(tour).items():
+        for question, links in derived(tour_questions).items():
             st.markdown(question)
             for path, label, icon, query in links:
                 st.page_link(path, label=label, icon=icon, query_params=query)
@@ -115,7 +116,7 @@ walk_through()
 
 st.subheader("One click per paper")
 st.markdown("Each seed paper's experiment, shrunk to minutes on a laptop CPU, with its claim checked on the results.")
-papers = api.paper_presets()
+papers = derived(api.paper_presets)
 paper_columns = st.columns(min(len(papers), 3) or 1)
 for i, (name, preset) in enumerate(papers.items()):
     with paper_columns[i % len(paper_columns)].container(border=True):
@@ -124,9 +125,9 @@ if "open-paper" in st.session_state:
     st.switch_page("pages/papers.py", query_params={"paper": st.session_state.pop("open-paper")})
 
 
-@st.fragment(run_every=2)
+@st.fragment(run_every=queue_refresh())
 def jobs_at_a_glance() -> None:
-    """The job started from this page and every live job, redrawn every two seconds."""
+    """The job started from this page and every live job, redrawn every two seconds while one computes."""
     if tour := st.session_state.get("tour"):
         st.subheader("The tour")
         tour_row(tour)

@@ -2,6 +2,7 @@
 
 import math
 import time
+import uuid
 
 import pandas as pd
 import streamlit as st
@@ -88,9 +89,36 @@ first = st.sidebar.number_input("First image", 0, len(x) - 1, choice_from_query(
 count = st.sidebar.slider("Images", 1, 6, 3)
 st.query_params.update({"run": run_id[:12], "step": str(step), "attack": attack, "eps": f"{eps:g}", "img": str(first)})
 
-started = time.perf_counter()
-examples = api.attack_examples(pruned, dense, x, y, attack, eps, list(range(first, min(first + count, len(x)))))
-st.caption(f"Attacked {len(examples)} image(s) in {(time.perf_counter() - started) * 1000:.0f} ms.")
+line = st.empty()
+
+
+places: list[int] = []
+
+
+def waiting(place: int) -> None:
+    """Tell this session its place while other sessions' attacks run (one per core at a time)."""
+    places.append(place)
+    line.info(
+        f"Other sessions are attacking on this server, one attack per core at a time: you are number {place} in "
+        "line, and your images appear here when your turn comes.",
+        icon=":material/hourglass_top:",
+    )
+
+
+asked = time.perf_counter()
+try:
+    with api.playground_turn(st.session_state.setdefault("session-id", uuid.uuid4().hex), waiting):
+        line.empty()
+        started = time.perf_counter()
+        indices = list(range(first, min(first + count, len(x))))
+        examples = api.attack_examples(pruned, dense, x, y, attack, eps, indices)
+except api.Superseded:  # this session asked again (a new image, a new ε): that request takes over
+    st.stop()
+except api.LineTimeout as exc:
+    line.warning(str(exc), icon=":material/hourglass_disabled:")
+    st.stop()
+queued = f", after {started - asked:.1f} s in line" if places else ""
+st.caption(f"Attacked {len(examples)} image(s) in {(time.perf_counter() - started) * 1000:.0f} ms{queued}.")
 st.plotly_chart(figures.playground_grid(examples, classes), width="stretch")
 guesses = lambda top: ", ".join(f"{classes[c]} {p:.0%}" for c, p in top)
 st.dataframe(

@@ -6,7 +6,16 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError, SpecError
-from pages import job_row, read, route_through_app, run_labels, runs_from_query, schedule_editor, schedule_preview
+from pages import (
+    job_row,
+    queue_refresh,
+    read,
+    route_through_app,
+    run_labels,
+    runs_from_query,
+    schedule_editor,
+    schedule_preview,
+)
 
 route_through_app()
 
@@ -173,15 +182,24 @@ if "submitted" in st.session_state:
 def export_buttons(run_id: str, key: str) -> None:
     """CSV and JSON downloads of a finished run's results."""
     left, right = st.columns(2)
+    # callables: the files are made when clicked, not on every redraw of the queue
     left.download_button(
-        "CSV", api.robust_frame([run_id]).to_csv(index=False), f"{run_id[:12]}.csv", "text/csv", key=f"csv-{key}"
+        "CSV",
+        lambda: api.robust_frame([run_id]).to_csv(index=False),
+        f"{run_id[:12]}.csv",
+        "text/csv",
+        key=f"csv-{key}",
     )
     right.download_button(
-        "JSON", json.dumps(api.document(run_id), indent=2), f"{run_id[:12]}.json", "application/json", key=f"json-{key}"
+        "JSON",
+        lambda: json.dumps(api.document(run_id), indent=2),
+        f"{run_id[:12]}.json",
+        "application/json",
+        key=f"json-{key}",
     )
 
 
-@st.fragment(run_every=2)
+@st.fragment(run_every=queue_refresh())
 def queue_view() -> None:
     """The newest jobs with live progress, cancel, retry, links and exports."""
     jobs = read("jobs", limit=30)

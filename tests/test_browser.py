@@ -24,7 +24,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-cache")
-    with served(root) as (url, port):  # the app starts its own worker pool, which follows the server
+    with served(root) as (url, port, _):  # the app starts its own worker pool, which follows the server
         yield url, port, root
 
 

@@ -193,6 +193,42 @@ def test_playground_attacks_a_cached_checkpoint(robust_cache, monkeypatch, attac
     assert "ms" in at.caption[0].value
 
 
+def test_playground_waits_its_turn_in_the_servers_line(robust_cache, monkeypatch):
+    """Every slot busy with other sessions' attacks: the page joins the line, and once a slot frees it
+    attacks and says how long it waited."""
+    import threading
+
+    from engine.jobs.turns import PLAYGROUND
+
+    root, ids = robust_cache
+    release, holding = threading.Event(), threading.Barrier(PLAYGROUND.slots + 1)
+
+    def other_session(number: int) -> None:
+        with PLAYGROUND.turn(f"other-{number}"):
+            holding.wait()
+            release.wait()
+
+    def free_once_the_page_waits() -> None:
+        while PLAYGROUND.waiting() == 0 and not release.is_set():
+            release.wait(0.01)  # polling the line for the page's place, not sleeping for luck
+        release.set()
+
+    others = [threading.Thread(target=other_session, args=(i,)) for i in range(PLAYGROUND.slots)]
+    for thread in others:
+        thread.start()
+    holding.wait()
+    freer = threading.Thread(target=free_once_the_page_waits)
+    freer.start()
+    try:
+        at = page("pages/playground.py", root, monkeypatch, run=ids["ap"][:12], img="5")
+    finally:
+        release.set()
+        for thread in [*others, freer]:
+            thread.join(timeout=30)
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    assert "s in line" in at.caption[0].value, at.caption[0].value
+
+
 def test_playground_ignores_hostile_parameters(robust_cache, monkeypatch):
     root, _ = robust_cache
     at = page("pages/playground.py", root, monkeypatch, run="../../etc", step="99", eps="nan'; DROP", img="-4")

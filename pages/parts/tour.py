@@ -7,7 +7,7 @@ import streamlit as st
 from engine import api
 from engine.errors import EngineError
 from engine.report import summaries
-from pages import read
+from pages import derived, read
 
 TOUR_PAGES = {
     "surface": ("pages/surface.py", "The cliff on the surface", ":material/landscape:"),
@@ -27,7 +27,7 @@ def tour_card():
         except EngineError as exc:
             st.session_state["launch_error"] = str(exc)
 
-    tour = api.tour()
+    tour = derived(api.tour)
     with st.container(border=True):
         st.markdown("**The tour: the trade-off in one click, every Explore page filled**")
         st.caption(tour.line())
@@ -35,9 +35,11 @@ def tour_card():
     return tour
 
 
-def tour_questions(tour) -> dict[str, list[tuple[str, str, str, dict[str, str]]]]:
-    """Each question a class answers after the tour → the links (page, label, icon, query) of the exact views."""
-    run = {view: [] for view in tour.views}
+def tour_questions() -> dict[str, list[tuple[str, str, str, dict[str, str]]]]:
+    """Each question a class answers after the tour → the links (page, label, icon, query) of the exact views
+    (pass it to `pages.derived`: one computation for every session until the store changes)."""
+    tour = api.tour()
+    run: dict[str, list[str]] = {view: [] for view in tour.views}
     for view, spec in zip(tour.views, tour.specs):
         run[view].append(spec.run_id()[:12])
     layers = run["layers"][0]
