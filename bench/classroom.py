@@ -201,11 +201,12 @@ def prepared(root: Path) -> str:
 
 
 def start_job(root: Path) -> None:
-    """Queue two teaching runs of other seeds: the served worker pool runs them during the class."""
+    """Queue four teaching runs of other seeds: the served worker pool runs them, one after another,
+    throughout the class."""
     from engine import api
 
     store = api.open_store(root)
-    for seed in (1, 2):
+    for seed in (1, 2, 3, 4):
         api.submit(api.load_spec(preset="teaching", overrides=[f"seed={seed}"]), store)
 
 
