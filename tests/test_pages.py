@@ -186,7 +186,7 @@ def test_the_walk_through_asks_each_question_on_the_exact_run_of_the_tour_that_a
     monkeypatch.setenv("AER_CACHE_DIR", str(cache))
     tour = api.tour()
     ids = [spec.run_id()[:12] for spec in tour.specs]  # surface, layers + transfer, compare, AP, BAP
-    links = [link for question in tour_questions(tour).values() for link in question]
+    links = [link for question in tour_questions().values() for link in question]
     assert [path for path, *_ in links] == [
         "pages/layers.py",
         "pages/layers.py",
