@@ -65,9 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list the named presets")
     sub.add_parser("catalog", help="list the datasets, models, methods, schedules and attacks a spec may name")
 
-    export = sub.add_parser("export", help="export a run's results")
+    export = sub.add_parser("export", help="export a run's results, or with --step one checkpoint's model")
     export.add_argument("run_id")
-    export.add_argument("--format", choices=["csv", "json"], required=True)
+    export.add_argument("--format", choices=["csv", "json", "safetensors", "onnx"], required=True)
+    export.add_argument("--step", type=int, help="the checkpoint to export as safetensors or onnx")
     export.add_argument("--out", required=True, type=Path)
     export.add_argument("--force", action="store_true", help="replace an existing file (never a SQLite database)")
 
@@ -227,7 +228,13 @@ def _cmd_catalog(args) -> int:
 
 def _cmd_export(args) -> int:
     store = api.open_store()
-    out = api.export(store.resolve(args.run_id), args.format, args.out, store, force=args.force)
+    run_id = store.resolve(args.run_id)
+    if args.format in ("safetensors", "onnx"):
+        if args.step is None:
+            raise SpecError([f"--step: give the checkpoint to export as {args.format}"])
+        out = api.export_model(run_id, args.step, args.format, args.out, store, force=args.force)
+    else:
+        out = api.export(run_id, args.format, args.out, store, force=args.force)
     print(f"wrote {out}")
     return 0
 

@@ -261,6 +261,33 @@ def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torc
     return prepare_model(model).eval()
 
 
+def export_model(run_id: str, step: int, fmt: str, out: Path, store: Store | None = None, force: bool = False) -> Path:
+    """Write checkpoint `step` of a run as `fmt`: "safetensors" (weights and pruning masks, described in
+    the metadata) or "onnx" (the model taking [0, 1] images); the same rules as `export` for `out`."""
+    from engine.science.model_export import MODEL_FORMATS, model_bytes  # torch loads here
+    from engine.store.checkpoints import load_in  # torch: only when a checkpoint is read
+
+    store = store or open_store()
+    if fmt not in MODEL_FORMATS:
+        raise SpecError([f"format: unknown model format {fmt[:20]!r}; choose from {list(MODEL_FORMATS)}"])
+    steps = {row["step"]: row for row in store.steps(run_id)}
+    if step not in steps:
+        raise SpecError([f"--step: run {run_id[:12]} has no checkpoint {step}; it has {sorted(steps)}"])
+    target = _frames().export_target(Path(out), store, force)
+    row, spec = steps[step], json.loads(store.run(run_id)["spec_json"])
+    about = {
+        "run_id": run_id,
+        "step": str(step),
+        "sparsity": f"{row['sparsity']:.6f}",
+        "model": spec["model"]["name"],
+        "dataset": spec["dataset"]["name"],
+    }
+    masks = load_in(store.root, row["mask_checkpoint"], row["mask_sha256"])
+    example = eval_subset(run_id, store)[0][:2]
+    data = model_bytes(fmt, load_checkpoint(run_id, step, store), masks, example, about)
+    return _frames().write_export(target, data)
+
+
 def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:
     """The run's fixed evaluation tensors: x in [0, 1] of shape (N, C, H, W), and labels y."""
     from engine.pipeline import eval_split  # torch loads here, not when the API is imported
@@ -559,6 +586,7 @@ def catalog() -> dict[str, dict[str, str]]:
 __all__ = [
     "seed_trees",
     "attack_examples",
+    "export_model",
     "playground_turn",
     "LineTimeout",
     "Superseded",

@@ -73,18 +73,23 @@ class Latency:
     spread: float
 
 
+def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
+    """The model as an ONNX file (torch.onnx's exporter, batch axis dynamic), traced on `example`."""
+    example = example[:2].detach().cpu().contiguous()
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            copy.deepcopy(model).cpu().eval(), (example,), dynamo=True, dynamic_shapes=({0: batch},), report=False
+        )
+    return program.model_proto.SerializeToString()
+
+
 class OnnxModel:
     """A model exported to ONNX (torch.onnx's exporter, batch axis dynamic) and run by onnxruntime on the
     CPU at this process's thread count: the deployment path a user would take. Called like the model."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor) -> None:
-        example = example[:2].detach().cpu().contiguous()
-        batch = torch.export.Dim("batch", min=1, max=4096)
-        with _quiet_exporter():
-            program = torch.onnx.export(
-                copy.deepcopy(model).cpu().eval(), (example,), dynamo=True, dynamic_shapes=({0: batch},), report=False
-            )
-        self.serialized = program.model_proto.SerializeToString()
+        self.serialized = onnx_bytes(model, example)
         self.sessions: dict[int, Any] = {}
         self.session = self.session_for(torch.get_num_threads())
         self.input = self.session.get_inputs()[0].name

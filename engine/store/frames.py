@@ -324,10 +324,16 @@ def export(run_id: str, fmt: str, out: Path, store: Store | None = None, force: 
         if fmt == "json"
         else robust_frame([run_id], store).to_csv(index=False)
     )
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", delete=False)
+    return write_export(out, text.encode("utf-8"))
+
+
+def write_export(out: Path, data: bytes) -> Path:
+    """Write an export through a temporary file in the target's folder renamed into place (a failed
+    write leaves no half-written file); SpecError in one line on a full disk or a read-only folder."""
+    handle = tempfile.NamedTemporaryFile("wb", dir=out.parent, prefix=f".{out.name}.", delete=False)
     try:
         with handle:
-            handle.write(text)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(handle.name, out)
