@@ -261,9 +261,9 @@ def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torc
     return prepare_model(model).eval()
 
 
-def export_model(run_id: str, step: int, fmt: str, out: Path, store: Store | None = None, force: bool = False) -> Path:
-    """Write checkpoint `step` of a run as `fmt`: "safetensors" (weights and pruning masks, described in
-    the metadata) or "onnx" (the model taking [0, 1] images); the same rules as `export` for `out`."""
+def model_file(run_id: str, step: int, fmt: str, store: Store | None = None) -> bytes:
+    """Checkpoint `step` of a run as a file's bytes: "safetensors" (weights and pruning masks, described
+    in the metadata) or "onnx" (the model taking [0, 1] images)."""
     from engine.science.model_export import MODEL_FORMATS, model_bytes  # torch loads here
     from engine.store.checkpoints import load_in  # torch: only when a checkpoint is read
 
@@ -273,7 +273,6 @@ def export_model(run_id: str, step: int, fmt: str, out: Path, store: Store | Non
     steps = {row["step"]: row for row in store.steps(run_id)}
     if step not in steps:
         raise SpecError([f"--step: run {run_id[:12]} has no checkpoint {step}; it has {sorted(steps)}"])
-    target = _frames().export_target(Path(out), store, force)
     row, spec = steps[step], json.loads(store.run(run_id)["spec_json"])
     about = {
         "run_id": run_id,
@@ -284,8 +283,15 @@ def export_model(run_id: str, step: int, fmt: str, out: Path, store: Store | Non
     }
     masks = load_in(store.root, row["mask_checkpoint"], row["mask_sha256"])
     example = eval_subset(run_id, store)[0][:2]
-    data = model_bytes(fmt, load_checkpoint(run_id, step, store), masks, example, about)
-    return _frames().write_export(target, data)
+    return model_bytes(fmt, load_checkpoint(run_id, step, store), masks, example, about)
+
+
+def export_model(run_id: str, step: int, fmt: str, out: Path, store: Store | None = None, force: bool = False) -> Path:
+    """Write `model_file(run_id, step, fmt)` to `out`, under the same rules as `export` (never over a file
+    without `force`, never over a database, through a temporary file)."""
+    store = store or open_store()
+    target = _frames().export_target(Path(out), store, force)
+    return _frames().write_export(target, model_file(run_id, step, fmt, store))
 
 
 def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -587,6 +593,7 @@ __all__ = [
     "seed_trees",
     "attack_examples",
     "export_model",
+    "model_file",
     "playground_turn",
     "LineTimeout",
     "Superseded",

@@ -193,6 +193,13 @@ def test_playground_attacks_a_cached_checkpoint(robust_cache, monkeypatch, attac
     assert "ms" in at.caption[0].value
 
 
+def test_playground_offers_the_checkpoint_for_download(robust_cache, monkeypatch):
+    root, ids = robust_cache
+    at = page("pages/playground.py", root, monkeypatch, run=ids["ap"][:12], step="1")
+    labels = [button.proto.label for button in at.get("download_button")]
+    assert labels == ["Download step 1 as safetensors", "Download step 1 as onnx"], labels
+
+
 def test_playground_waits_its_turn_in_the_servers_line(robust_cache, monkeypatch):
     """Every slot busy with other sessions' attacks: the page joins the line, and once a slot frees it
     attacks and says how long it waited."""
