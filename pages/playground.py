@@ -85,6 +85,9 @@ try:
 except api.EngineError as exc:  # a damaged or missing checkpoint: its one line, never a traceback
     st.error(f"{exc} Run `python -m engine doctor`, then run this spec again.", icon=":material/broken_image:")
     st.stop()
+first = st.sidebar.number_input("First image", 0, len(x) - 1, choice_from_query("img", list(range(len(x))), 0))
+count = st.sidebar.slider("Images", 1, 6, 3)
+st.sidebar.caption("This checkpoint, to use elsewhere:")
 for fmt, what in (("safetensors", "weights and masks"), ("onnx", "the model, for deployment")):
     st.sidebar.download_button(
         f"Download step {step} as {fmt}",
@@ -95,8 +98,6 @@ for fmt, what in (("safetensors", "weights and masks"), ("onnx", "the model, for
         icon=":material/download:",
         key=f"download-{fmt}",
     )
-first = st.sidebar.number_input("First image", 0, len(x) - 1, choice_from_query("img", list(range(len(x))), 0))
-count = st.sidebar.slider("Images", 1, 6, 3)
 st.query_params.update({"run": run_id[:12], "step": str(step), "attack": attack, "eps": f"{eps:g}", "img": str(first)})
 
 line = st.empty()
