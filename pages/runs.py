@@ -13,9 +13,8 @@ from pages import (
     route_through_app,
     run_labels,
     runs_from_query,
-    schedule_editor,
-    schedule_preview,
 )
+from pages.parts.schedule import schedule_editor, schedule_preview
 
 route_through_app()
 
