@@ -47,6 +47,7 @@ from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
 from engine.store.estimate import Estimate, duration, shares_dense_point
 from engine.store.estimate import estimate as _estimate
+from engine.store.user_files import pinned
 
 FRAMES = (
     "budget_frame",
@@ -165,7 +166,7 @@ def validate_tree(tree: dict[str, Any]) -> RunSpec:
     validate_structure(tree)
     from engine.science.catalog import validate  # the registries load torch: not on the cache-hit path
 
-    return validate(tree)
+    return pinned(validate(tree))
 
 
 def validate_trees(tree: dict[str, Any]) -> list[RunSpec]:
@@ -248,15 +249,15 @@ def run(spec: RunSpec, store: Store | None = None, on_progress: "ProgressFn | No
 def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torch.nn.Module":
     """The model of a finished step, weights checked against their SHA-256, in eval mode."""
     # torch loads here, not when the API is imported
-    from engine.science.data import load_dataset  # torch: only when a checkpoint is loaded
+    from engine.science.data import data_of  # torch: only when a checkpoint is loaded
     from engine.science.device import prepare_model  # torch: only when a checkpoint is loaded
     from engine.science.models import build_model  # torch: only when a checkpoint is loaded
     from engine.store.checkpoints import load_in  # torch: only when a checkpoint is loaded
 
     store = store or open_store()
-    spec = json.loads(store.run(run_id)["spec_json"])
+    spec = validate_tree(json.loads(store.run(run_id)["spec_json"]))
     row = store.step(run_id, step)
-    model = build_model(spec["model"]["name"], load_dataset(spec["dataset"]["name"]).info)
+    model = build_model(spec.model.name, data_of(spec.dataset).info, spec.model.width)
     model.load_state_dict(load_in(store.root, row["checkpoint"], row["sha256"]))
     return prepare_model(model).eval()
 
@@ -297,10 +298,10 @@ def export_model(run_id: str, step: int, fmt: str, out: Path, store: Store | Non
 def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:
     """The run's fixed evaluation tensors: x in [0, 1] of shape (N, C, H, W), and labels y."""
     from engine.pipeline import eval_split  # torch loads here, not when the API is imported
-    from engine.science.data import load_dataset  # torch: only when evaluation tensors are read
+    from engine.science.data import data_of  # torch: only when evaluation tensors are read
 
     spec = validate_tree(json.loads((store or open_store()).run(run_id)["spec_json"]))
-    return eval_split(load_dataset(spec.dataset.name), spec)
+    return eval_split(data_of(spec.dataset), spec)
 
 
 def submit(
@@ -547,7 +548,10 @@ def load_data(name: str) -> "Dataset":
 
 def class_names(run_id: str, store: Store | None = None) -> tuple[str, ...]:
     """The class names of a run's dataset, in label order."""
-    return load_data(json.loads((store or open_store()).run(run_id)["spec_json"])["dataset"]["name"]).info.classes
+    from engine.science.data import data_of  # torch loads here
+
+    spec = validate_tree(json.loads((store or open_store()).run(run_id)["spec_json"]))
+    return data_of(spec.dataset).info.classes
 
 
 def attack_examples(

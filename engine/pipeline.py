@@ -22,7 +22,7 @@ from torch import nn
 from engine import ENGINE_VERSION
 from engine.errors import IntegrityError, LeaseLost, NotFoundError, SpecError
 from engine.report.summaries import input_range_warning
-from engine.science.data import Dataset, load_dataset
+from engine.science.data import Dataset, data_of
 from engine.science.device import fit_threads, prepare_model, seed_everything
 from engine.science.efficiency import OnnxModel, latency_columns, measure_effective, measure_shrunk, shrunk_model
 from engine.science.efficiency import measure as measure_efficiency
@@ -52,11 +52,13 @@ from engine.science.pruning.methods import METHODS
 from engine.science.pruning.sensitivity import sensitivity
 from engine.science.pruning.structured import Followers, norm_followers, silence_dead_channels
 from engine.science.training import accuracy, train_steps
+from engine.science.weights import load_weights
 from engine.spec.runspec import RunSpec, canonical_json
 from engine.spec.schedules import PruneStep
 from engine.status import RunStatus
 from engine.store.checkpoints import load_in, publish, state_tensors
 from engine.store.db import Fence, Store
+from engine.store.user_files import checked
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
 
 def _fresh_model(spec: RunSpec, data: Dataset) -> nn.Module:
     torch.manual_seed(spec.seed)  # the same initial weights for the same seed
-    return prepare_model(build_model(spec.model.name, data.info)).eval()
+    return prepare_model(build_model(spec.model.name, data.info, spec.model.width)).eval()
 
 
 def base_model_state(
@@ -113,6 +115,8 @@ def base_model_state(
             return load_in(store.root, row["checkpoint"], row["sha256"])
         except (IntegrityError, NotFoundError) as exc:
             log.warning("retraining base %s: %s", base_id[:12], exc)
+    if spec.base is not None:
+        return _given_base(spec, store, data)
     model = _fresh_model(spec, data)
     x, y = train_split(data, spec)
     steps = spec.train.epochs * math.ceil(len(x) / spec.train.batch_size)
@@ -128,24 +132,39 @@ def base_model_state(
         generator=generator,
         optimizer=spec.train.optimizer,
         loss_fn=LOSSES.get(spec.train.mode)(spec.train.adversary, generator),
+        augment=spec.dataset.augmentation(),
         on_batch=lambda done, total: report(
             Progress(0, n_steps, f"training the base model ({spec.train.mode})", done, total)
         ),
     )
-    seconds = time.perf_counter() - started
+    _store_base(spec, store, model, accuracy(model, data.x_test, data.y_test), time.perf_counter() - started)
+    return state_tensors(model)
+
+
+def _given_base(spec: RunSpec, store: Store, data: Dataset) -> dict[str, torch.Tensor]:
+    """A user's trained weights as the base: loaded strictly, stored, and measured like a trained base."""
+    assert spec.base is not None
+    model = _fresh_model(spec, data)
+    path = checked("weights", spec.base.weights, spec.base.sha256, "base.weights")
+    load_weights(model, path)
+    _store_base(spec, store, model, accuracy(model, data.x_test, data.y_test), seconds=0.0)
+    return state_tensors(model)
+
+
+def _store_base(spec: RunSpec, store: Store, model: nn.Module, clean_acc: float, seconds: float) -> None:
+    base_id = spec.base_id()
     relative = f"bases/{base_id}.safetensors"
     sha = publish(state_tensors(model), store.root / relative, {"base_id": base_id, "model": spec.model.name})
     store.put_base(
         {
             "base_id": base_id,
-            "spec_json": canonical_json(spec.base()),
+            "spec_json": canonical_json(spec.base_spec()),
             "checkpoint": relative,
             "sha256": sha,
-            "clean_acc": accuracy(model, data.x_test, data.y_test),
+            "clean_acc": clean_acc,
             "train_seconds": seconds,
         }
     )
-    return state_tensors(model)
 
 
 @dataclass
@@ -225,6 +244,7 @@ def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tup
         spec.prune,
         spec.train.optimizer,
         lambda done, total: walk.report(Progress(k, walk.n_steps, f"{phase}, selecting", done, total)),
+        augment=spec.dataset.augmentation(),
     )
     masks = walk.criterion.select(walk.layers, step.sparsity, None if step.from_base else masks, gen, context)
     walk.hold_masks(masks)
@@ -240,6 +260,7 @@ def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tup
         optimizer=spec.train.optimizer,
         loss_fn=loss,
         masked=(walk.layers, masks),
+        augment=spec.dataset.augmentation(),
         after_step=lambda: walk.hold_masks(masks),
         on_batch=lambda done, total: walk.report(
             Progress(k, walk.n_steps, f"{phase}, fine-tuning ({mode})", done, total)
@@ -255,7 +276,7 @@ def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tup
 def base_adversarial(walk: Walk) -> dict[str, Adversarial]:
     """Adversarial inputs crafted on the base model (recomputed, deterministically, after a resume)."""
     spec = walk.spec
-    base = _fresh_model(spec, load_dataset(spec.dataset.name))
+    base = _fresh_model(spec, data_of(spec.dataset))
     base.load_state_dict(walk.base)
     return evaluate_model(base.eval(), *walk.evaluation, spec.eval, spec.seed, keep_adversarial=True).adversarial
 
@@ -407,7 +428,7 @@ def run(
     if store.has_run(run_id) and store.run(run_id)["status"] == RunStatus.DONE:
         return True
     seed_everything(spec.seed)
-    data = load_dataset(spec.dataset.name)
+    data = data_of(spec.dataset)
     plan = [PruneStep(0.0, 0)] + spec.schedule.plan()
     store.begin_run(run_id, spec.base_id(), spec.canonical_json(), ENGINE_VERSION, len(plan), fence)
     try:

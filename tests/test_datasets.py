@@ -113,7 +113,9 @@ def test_real_fashion_mnist_has_its_known_statistics():
 
 
 def test_every_data_set_states_the_size_of_its_test_split():
-    assert set(datasets.TEST_SPLIT_SIZES) == set(DATASETS.names())
+    from engine.spec.runspec import PATH_DATASETS
+
+    assert set(datasets.TEST_SPLIT_SIZES) == set(DATASETS.names()) - set(PATH_DATASETS)
     assert len(DATASETS.get("synthetic")().x_test) == datasets.TEST_SPLIT_SIZES["synthetic"]
 
 
@@ -124,3 +126,17 @@ def test_every_data_set_states_its_classes_and_image_size_for_the_spec():
     synthetic = DATASETS.get("synthetic")()
     assert synthetic.info.num_classes == DATASET_CLASSES["synthetic"]
     assert synthetic.x_test[0].numel() == IMAGE_VALUES["synthetic"]
+
+
+def test_cifar100_reads_the_binary_files_fine_label_last(cache):
+    folder = datasets.data_dir() / "cifar-100-binary"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for name, n in (("train.bin", 6), ("test.bin", 3)):
+        coarse, fine = rng.integers(0, 20, (n, 1)), rng.integers(0, 100, (n, 1))
+        np.concatenate([coarse, fine, rng.integers(0, 256, (n, 3072))], axis=1).astype(np.uint8).tofile(folder / name)
+        if name == "train.bin":
+            expected_fine = fine[:, 0]
+    data = DATASETS.create("cifar100")
+    assert data.x_train.shape == (6, 3, 32, 32) and data.info.num_classes == 100
+    assert data.y_train.tolist() == expected_fine.tolist()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.registry import Registry
+from engine.science import user_data  # noqa: F401  (registers the folder and arrays data sets)
 from engine.science.attacks import ATTACKS
 from engine.science.data import DATASETS
 from engine.science.losses import LOSSES

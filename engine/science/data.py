@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ import torch
 from engine.errors import DataUnavailableError
 from engine.paths import data_dir
 from engine.registry import Registry
+
+if TYPE_CHECKING:
+    from engine.spec.runspec import DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +56,38 @@ class Dataset:
     info: DatasetInfo
 
 
-DATASETS: Registry[Callable[[], Dataset]] = Registry("dataset")
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
 
-TEST_SPLIT_SIZES = {"fashion_mnist": 10_000, "mnist": 10_000, "cifar10": 10_000, "svhn": 26_032, "synthetic": 500}
+TEST_SPLIT_SIZES = {
+    "fashion_mnist": 10_000,
+    "mnist": 10_000,
+    "cifar10": 10_000,
+    "cifar100": 10_000,
+    "svhn": 26_032,
+    "synthetic": 500,
+}
 """Images in each registered data set's test split, known without loading it (how many evaluation images
-seeds share: engine.papers.presets.shared_images); tests/test_datasets.py keeps it true."""
+seeds share: engine.papers.presets.shared_images); tests/test_datasets.py keeps it true. A user's data set
+(folder, arrays) is not here: its size is known once it is read."""
 
 
 @lru_cache(maxsize=4)
-def load_dataset(name: str) -> Dataset:
-    """Load a registered dataset once per process."""
-    return DATASETS.create(name)
+def load_dataset(
+    name: str, path: str | None = None, sha256: str | None = None, test_share: float | None = None
+) -> Dataset:
+    """Load a data set once per process: a registered one by name, or a user's (folder, arrays) from `path`
+    inside the data folder, checked against the SHA-256 its run recorded."""
+    if path is None:
+        return DATASETS.create(name)
+    from engine.science import user_data  # noqa: F401  (registers folder and arrays)
+    from engine.store.user_files import checked
+
+    return DATASETS.create(name, checked("data", path, sha256, "dataset.path"), test_share)
+
+
+def data_of(dataset: "DatasetSpec") -> Dataset:
+    """The data set a spec's `dataset` section names."""
+    return load_dataset(dataset.name, dataset.path, dataset.sha256, dataset.test_share)
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,13 +217,15 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 
 
-def read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR-10 binary batch: records of 1 label byte + 3,072 pixel bytes (CHW)."""
+def read_cifar_bin(path: Path, label_bytes: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR binary batch: records of `label_bytes` label bytes + 3,072 pixel bytes (CHW); the last
+    label byte is the class (CIFAR-100's records hold the coarse, then the fine label)."""
+    record = label_bytes + 3072
     raw = np.fromfile(path, dtype=np.uint8)
-    if raw.size % 3073:
-        raise ValueError(f"{path}: size is not a multiple of 3,073-byte records")
-    records = raw.reshape(-1, 3073)
-    return records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0]
+    if raw.size % record:
+        raise ValueError(f"{path}: size is not a multiple of {record:,}-byte records")
+    records = raw.reshape(-1, record)
+    return records[:, label_bytes:].reshape(-1, 3, 32, 32), records[:, label_bytes - 1]
 
 
 def load_cifar10_folder(folder: Path) -> Splits:
@@ -221,6 +248,28 @@ def cifar10() -> Dataset:
         )
     info = DatasetInfo(3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), CIFAR10_CLASSES)
     return Dataset(*load_cifar10_folder(folder), info)
+
+
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
+CIFAR100_MD5 = "03b5dce01913d631647c71ecec9e9cb8"
+
+
+@DATASETS.register("cifar100")
+def cifar100() -> Dataset:
+    """CIFAR-100 (Krizhevsky 2009): 60,000 32×32 colour images of 100 fine classes (binary version)."""
+    folder = data_dir() / "cifar-100-binary"
+    if not (folder / "test.bin").is_file():
+        hint = f"CIFAR-100 not found: put the binary version's train.bin and test.bin in {folder}"
+        _download(
+            lambda tv: tv.datasets.utils.download_and_extract_archive(CIFAR100_URL, str(data_dir()), md5=CIFAR100_MD5),
+            hint,
+        )
+    x_train, y_train = _to_tensors(*read_cifar_bin(folder / "train.bin", label_bytes=2))
+    x_test, y_test = _to_tensors(*read_cifar_bin(folder / "test.bin", label_bytes=2))
+    names = folder / "fine_label_names.txt"
+    classes = tuple(names.read_text().split()) if names.is_file() else tuple(f"class {i}" for i in range(100))
+    info = DatasetInfo(3, 32, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), classes)
+    return Dataset(x_train, y_train, x_test, y_test, info)
 
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -3,32 +3,55 @@ and an ε means the same for every model (the torchattacks and AutoAttack conven
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from engine.errors import UnknownNameError
 from engine.registry import Registry
+from engine.science import architectures
 from engine.science.data import DatasetInfo
-
-MODELS: Registry[Callable[[DatasetInfo], nn.Module]] = Registry("model")
-
-
-class Normalize(nn.Module):
-    """Per-channel (x - mean) / std as the model's first layer; buffers, so they are saved."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+from engine.science.normalize import Normalize
 
 
-def build_model(name: str, info: DatasetInfo) -> nn.Module:
-    """Build a registered model for a dataset's shape and normalisation, on the CPU."""
-    return MODELS.create(name, info)
+class ModelRegistry(Registry[Callable[[DatasetInfo], nn.Module]]):
+    """The models written here, plus every `torchvision:<builder>` and `timm:<model>` by name
+    (engine.science.architectures), which a spec may name like a registered one."""
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or (isinstance(name, str) and architectures.exists(name))
+
+    def get(self, name: str) -> Callable[[DatasetInfo], nn.Module]:
+        """The factory called `name`: a registered model, or a torchvision/timm architecture."""
+        if architectures.split_name(name) and architectures.exists(name):
+            return functools.partial(architectures.build, name)
+        try:
+            return super().get(name)
+        except UnknownNameError:
+            hint = architectures.unknown_hint(name) or f"unknown model {name[:40]!r}"
+            raise UnknownNameError(
+                f"{hint}; choose from {self.names()}, torchvision:<builder> or timm:<model>"
+            ) from None
+
+    def help(self, name: str) -> str:
+        """The entry's docstring, or a line naming the architecture's source."""
+        if architectures.split_name(name):
+            return f"{name} without downloaded weights, adapted to the data set ({architectures.__name__})"
+        return super().help(name)
+
+
+MODELS = ModelRegistry("model")
+
+
+def build_model(name: str, info: DatasetInfo, width: float | None = None) -> nn.Module:
+    """Build a model for a dataset's shape and normalisation, on the CPU; `width` < 1 keeps that share of
+    every hidden layer's channels (architectures.thin)."""
+    model = MODELS.create(name, info)
+    if width is not None and width < 1.0:
+        architectures.thin(model, width, torch.rand(2, info.channels, info.size, info.size))
+    return model
 
 
 def classifier_name(model: nn.Module) -> str:

@@ -28,6 +28,35 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterat
             yield order[start : start + batch_size]
 
 
+PAD = 4
+"""Pixels of zero padding before the random crop (the CIFAR convention: RandomCrop(32, padding=4))."""
+
+
+def augment_batch(x: torch.Tensor, kind: str | None, generator: torch.Generator) -> torch.Tensor:
+    """The standard training augmentation of a batch: "crop" (zero-pad 4 px, crop a random window of the
+    original size per image), "crop_flip" (and mirror each image with probability ½), or None (as is).
+    Drawn from `generator`, so a step's batches are the same on every run and after a resume."""
+    if kind is None:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (PAD, PAD, PAD, PAD))
+    offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=generator)
+    rows = (offsets[:, 0, None] + torch.arange(h)).view(n, 1, h, 1).expand(n, x.shape[1], h, w)
+    cols = (offsets[:, 1, None] + torch.arange(w)).view(n, 1, 1, w).expand(n, x.shape[1], h, w)
+    cropped = _crop(padded, rows, cols)
+    if kind == "crop_flip":
+        flip = torch.rand(n, generator=generator) < 0.5
+        cropped[flip] = cropped[flip].flip(3)
+    return cropped
+
+
+def _crop(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """padded[i, c, rows[i, c, y, x], cols[i, c, y, x]] for every image i."""
+    n, c, h, w = rows.shape
+    flat = padded.reshape(n, c, -1)
+    return flat.gather(2, (rows * padded.shape[3] + cols).reshape(n, c, -1)).reshape(n, c, h, w)
+
+
 def make_optimizer(params, name: str, lr: float) -> torch.optim.Optimizer:
     """Adam or SGD (momentum 0.9) over `params`."""
     if name == "sgd":
@@ -50,9 +79,10 @@ def train_steps(
     on_batch: BatchHook | None = None,
     params: list[torch.Tensor] | None = None,
     after_step: Callable[[], None] | None = None,
+    augment: str | None = None,
 ) -> float:
-    """Train `steps` batches of `params` (default: every trainable parameter); re-apply masks after
-    every optimiser step. Returns the mean loss."""
+    """Train `steps` batches of `params` (default: every trainable parameter), each augmented as
+    `augment` says (augment_batch); re-apply masks after every optimiser step. Returns the mean loss."""
     if steps == 0:
         return float("nan")
     params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
@@ -62,7 +92,8 @@ def train_steps(
     batches = index_batches(len(x), batch_size, generator)
     for i in range(steps):
         idx = next(batches)
-        xb, yb = to_input(x[idx], model), y[idx].to(next(model.parameters()).device)
+        xb = to_input(augment_batch(x[idx], augment, generator), model)
+        yb = y[idx].to(next(model.parameters()).device)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model, xb, yb)
         if not torch.isfinite(loss):

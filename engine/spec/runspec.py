@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
 
@@ -75,17 +76,91 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-class DatasetSpec(Frozen):
-    """Which dataset, and optionally a seeded subset of its training split."""
+class OmitUnset(Frozen):
+    """A section whose later fields are not written while null, so that adding them changed no run id."""
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        return {key: value for key, value in data.items() if value is not None or key in ALWAYS_WRITTEN}
+
+
+ALWAYS_WRITTEN = {"train_size"}
+"""Nullable fields that were written before OmitUnset existed (their null is part of existing ids)."""
+
+USER_PATH = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_. +=@,-]*(/[A-Za-z0-9_.][A-Za-z0-9_. +=@,-]*)*")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _user_path(path: str) -> str:
+    """A path relative to one of the cache's folders: no absolute path, no `..`, no odd characters."""
+    if len(path) > 300 or not USER_PATH.fullmatch(path) or ".." in path.split("/"):
+        raise ValueError(
+            f"{path[:60]!r} is not a relative path inside the folder (letters, digits, '._-+=@, ' and '/'; "
+            "no leading '/', no '..')"
+        )
+    return path
+
+
+UserPath = Annotated[str, AfterValidator(_user_path)]
+Sha256 = Annotated[str, Field(pattern=SHA256.pattern, description="SHA-256 of the file, filled in on submission")]
+
+PATH_DATASETS = {"folder": "a folder: one sub-folder of images per class", "arrays": "an .npz file with x and y"}
+"""Data sets read from a user's path (dataset.path, relative to the data folder)."""
+
+AUGMENTED = {"cifar10": "crop_flip", "cifar100": "crop_flip", "svhn": "crop"}
+"""The standard training augmentation of each data set that has one (random crop with 4-pixel padding,
+and a horizontal flip where mirrored images are still the same class: not for digits)."""
+
+
+class DatasetSpec(OmitUnset):
+    """Which dataset, optionally a seeded subset of its training split; `path` for a user's data set."""
 
     name: DatasetName = "fashion_mnist"
     train_size: int | None = Field(None, gt=0, le=10_000_000, description="seeded training subset; all if null")
+    path: UserPath | None = Field(
+        None, description="folder / arrays: the data set's path, relative to the data folder (<cache>/data)"
+    )
+    sha256: Sha256 | None = None
+    augment: bool | None = Field(
+        None, description="training augmentation (random crop, flip where it applies); on for cifar10, cifar100, svhn"
+    )
+    test_share: float | None = Field(
+        None, gt=0.0, lt=1.0, description="folder / arrays without a test split: the share held out (seeded)"
+    )
+
+    @model_validator(mode="after")
+    def _path_where_needed(self) -> "DatasetSpec":
+        if self.name in PATH_DATASETS and self.path is None:
+            raise ValueError(f"path: dataset {self.name} reads {PATH_DATASETS[self.name]}; give its path")
+        if self.name not in PATH_DATASETS and (self.path, self.sha256, self.test_share) != (None, None, None):
+            raise ValueError(
+                f"path: dataset {self.name} is registered; path, sha256 and test_share are for folder or arrays"
+            )
+        if self.augment is None and self.name in AUGMENTED:
+            return self.model_copy(update={"augment": True})
+        return self
+
+    def augmentation(self) -> str | None:
+        """ "crop_flip", "crop" or None: what this data set's training batches get."""
+        if not self.augment:
+            return None
+        return AUGMENTED.get(self.name, "crop_flip")
 
 
-class ModelSpec(Frozen):
-    """Which registered architecture."""
+class ModelSpec(OmitUnset):
+    """Which architecture: a registered one, `torchvision:<builder>` or `timm:<model>`; `width` < 1 keeps
+    that share of every hidden layer's channels."""
 
     name: ModelName = "small_cnn"
+    width: float | None = Field(None, gt=0.0, le=1.0, description="share of each hidden layer's channels kept")
+
+
+class BaseSpec(OmitUnset):
+    """A trained checkpoint as the base: its weights file replaces base training."""
+
+    weights: UserPath = Field(description="safetensors or a PyTorch state dict, relative to <cache>/weights")
+    sha256: Sha256 | None = None
 
 
 STEP_NUMERATORS = {"smooth_pgd_l2": 2.0}
@@ -292,13 +367,14 @@ class EvalSpec(Frozen):
         return self
 
 
-class BaseModelSpec(Frozen):
-    """The sub-spec that determines the trained base model."""
+class BaseModelSpec(OmitUnset):
+    """The sub-spec that determines the trained base model (or the given weights that replace it)."""
 
     dataset: DatasetSpec
     model: ModelSpec
     train: TrainSpec
     seed: int
+    weights: BaseSpec | None = None
 
 
 class RunSpec(Frozen):
@@ -311,6 +387,21 @@ class RunSpec(Frozen):
     schedule: ScheduleSpec
     eval: EvalSpec = EvalSpec()
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    base: BaseSpec | None = Field(None, description="start from these trained weights instead of training a base")
+
+    @model_serializer(mode="wrap")
+    def _without_unset_base(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("base") is None:
+            data.pop("base", None)
+        return data
+
+    @model_validator(mode="after")
+    def _given_base_is_not_trained(self) -> "RunSpec":
+        # given weights replace base training: its settings would change the id and nothing else
+        if self.base is not None and self.train != TrainSpec():
+            return self.model_copy(update={"train": TrainSpec()})
+        return self
 
     @model_validator(mode="after")
     def _largest_tensor_fits(self) -> "RunSpec":
@@ -337,9 +428,11 @@ class RunSpec(Frozen):
                 )
         return self
 
-    def base(self) -> BaseModelSpec:
+    def base_spec(self) -> BaseModelSpec:
         """The base-model sub-spec (shared by every run that trains the same base)."""
-        return BaseModelSpec(dataset=self.dataset, model=self.model, train=self.train, seed=self.seed)
+        return BaseModelSpec(
+            dataset=self.dataset, model=self.model, train=self.train, seed=self.seed, weights=self.base
+        )
 
     def canonical_json(self) -> str:
         """Sorted, compact JSON of the spec with every default filled in."""
@@ -351,10 +444,12 @@ class RunSpec(Frozen):
 
     def base_id(self) -> str:
         """SHA-256 of the base sub-spec; runs sharing it share one trained base."""
-        return spec_hash(self.base())
+        return spec_hash(self.base_spec())
 
     def base_passes(self) -> int:
-        """Example-passes of base training (a full-size training split counts as 60,000)."""
+        """Example-passes of base training (a full-size training split counts as 60,000); none for given weights."""
+        if self.base is not None:
+            return 0
         return self.train.epochs * (self.dataset.train_size or 60_000) * passes(self.train.mode, self.train.adversary)
 
     def finetune_batches(self) -> int:
@@ -427,11 +522,29 @@ PROBED_LAYERS = 10
 spec alone does not know its model's layers."""
 
 
-IMAGE_VALUES = {"fashion_mnist": 784, "mnist": 784, "cifar10": 3072, "svhn": 3072, "synthetic": 256}
+IMAGE_VALUES = {
+    "fashion_mnist": 784,
+    "mnist": 784,
+    "cifar10": 3072,
+    "cifar100": 3072,
+    "svhn": 3072,
+    "synthetic": 256,
+    "folder": 3 * 128 * 128,  # a user's images: at most 128 px (engine.science.user_data.MAX_SIDE)
+    "arrays": 3 * 128 * 128,
+}
 """Values per image of each dataset (channels × height × width), so a spec's largest tensor is known
 before any data loads; an unknown dataset is counted as the largest."""
 
-DATASET_CLASSES = {"fashion_mnist": 10, "mnist": 10, "cifar10": 10, "svhn": 10, "synthetic": 10}
+DATASET_CLASSES: dict[str, int | None] = {
+    "fashion_mnist": 10,
+    "mnist": 10,
+    "cifar10": 10,
+    "cifar100": 100,
+    "svhn": 10,
+    "synthetic": 10,
+    "folder": None,  # known once the data is read
+    "arrays": None,
+}
 """Classes of each dataset, so an attack's `n_classes` option is checked before any data loads
 (tests/test_datasets.py keeps it true)."""
 
@@ -570,10 +683,14 @@ def _nested(line: str) -> str:
     path, _, rest = line.partition(": ")
     if path == "(spec)" and rest.split(".")[0].split(" ")[0] in RunSpec.model_fields:
         return rest  # a whole-spec check that names its field: 'eval.attacks[0].options.n_classes: …'
-    if rest.startswith("options.") and ": " in rest and path != "(spec)":
+    if rest.split(".")[0].split(":")[0] in SECTION_CHECKED and ": " in rest and path != "(spec)":
         option, _, message = rest.partition(": ")
         return f"{path}.{option}: {message}"
     return line
+
+
+SECTION_CHECKED = {"options", "path"}
+"""Fields that a section's own model validator names at the start of its message."""
 
 
 def validate(tree: dict[str, Any], registries: Mapping[str, Names] | None = None) -> RunSpec:

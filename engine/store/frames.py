@@ -351,10 +351,19 @@ def _result(store: Store, run_id: str, step: int, attack: str, eps: float, sourc
     raise SpecError([f"{source}: run {run_id[:12]} has no {attack} result at step {step}, ε = {eps:g}"])
 
 
-def _eval_images(spec_json: str) -> tuple[str, int, int]:
-    """What fixes a run's evaluation images: dataset, subset size and seed (engine.pipeline.eval_split)."""
+def _eval_images(spec_json: str) -> tuple[str, str | None, str | None, float | None, int, int]:
+    """What fixes a run's evaluation images: dataset (a user's by its file's SHA-256 and held-out share),
+    subset size and seed (engine.pipeline.eval_split)."""
     spec = json.loads(spec_json)
-    return spec["dataset"]["name"], spec["eval"]["n_samples"], spec["seed"]
+    data = spec["dataset"]
+    return (
+        data["name"],
+        data.get("sha256"),
+        data.get("path"),
+        data.get("test_share"),
+        spec["eval"]["n_samples"],
+        spec["seed"],
+    )
 
 
 def same_images(first_run: str, second_run: str, store: Store | None = None) -> bool:

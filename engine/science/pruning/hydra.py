@@ -25,7 +25,7 @@ from torch.nn.utils import parametrize
 
 from engine.science.device import to_input
 from engine.science.pruning.masks import METHODS, Criterion, Layers, Masks, PruneContext
-from engine.science.training import index_batches
+from engine.science.training import augment_batch, index_batches
 
 
 def scaled_init(weight: torch.Tensor) -> torch.Tensor:
@@ -151,7 +151,8 @@ def _train_scores(
     for i in range(steps):
         idx = next(batches)
         opt.zero_grad(set_to_none=True)
-        context.loss(model, to_input(x[idx], model), y[idx].to(device)).backward()
+        inputs = to_input(augment_batch(x[idx], context.augment, generator), model)
+        context.loss(model, inputs, y[idx].to(device)).backward()
         opt.step()
         schedule.step()
         context.report(i + 1, steps)

@@ -37,6 +37,7 @@ class PruneContext:
     optimizer: str = "adam"
     report: Callable[[int, int], None] = lambda done, total: None
     notes: dict[str, Any] = field(default_factory=dict)  # what the criterion wants stored (e.g. MRS)
+    augment: str | None = None  # the training batches' augmentation (engine.science.training.augment_batch)
 
 
 class Criterion:
