@@ -47,7 +47,7 @@ from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
 from engine.store.estimate import Estimate, duration, shares_dense_point
 from engine.store.estimate import estimate as _estimate
-from engine.store.user_files import pinned
+from engine.store.user_files import check_upload, pinned, store_upload
 
 FRAMES = (
     "budget_frame",
@@ -546,6 +546,36 @@ def load_data(name: str) -> "Dataset":
     return load_dataset(name)
 
 
+def upload_weights(name: str, data: bytes) -> str:
+    """Store an uploaded weights file (safetensors or a plain state dict) in `<cache>/weights` by its
+    SHA-256, after reading it as weights only; returns the path `base.weights` names it by. A file that is
+    not plain weights (a pickle needing code, no tensors) is refused in one line and nothing is written."""
+    from engine.science.weights import read_state  # torch: only when an upload is read
+
+    check_upload("weights", name, len(data))
+    read_state(data, name, "upload")
+    return store_upload("weights", name, data)
+
+
+def upload_data(name: str, data: bytes) -> str:
+    """Store an uploaded .npz data set in the data folder by its SHA-256, after reading and checking it
+    (shapes, labels, values); returns the path `dataset.path` names it by. A refused file writes nothing."""
+    import tempfile
+
+    from engine.errors import DataUnavailableError
+    from engine.science.user_data import load_arrays  # torch: only when an upload is read
+
+    check_upload("data", name, len(data))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "upload.npz"
+        path.write_bytes(data)
+        try:
+            load_arrays(path)
+        except DataUnavailableError as exc:
+            raise SpecError([str(exc).replace("dataset.path: upload.npz", f"upload: {name[:60]}")]) from None
+    return store_upload("data", name, data)
+
+
 def class_names(run_id: str, store: Store | None = None) -> tuple[str, ...]:
     """The class names of a run's dataset, in label order."""
     from engine.science.data import data_of  # torch loads here
@@ -594,6 +624,8 @@ def catalog() -> dict[str, dict[str, str]]:
 
 
 __all__ = [
+    "upload_data",
+    "upload_weights",
     "seed_trees",
     "attack_examples",
     "export_model",

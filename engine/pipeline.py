@@ -22,6 +22,7 @@ from torch import nn
 from engine import ENGINE_VERSION
 from engine.errors import IntegrityError, LeaseLost, NotFoundError, SpecError
 from engine.report.summaries import input_range_warning
+from engine.science import user_data  # noqa: F401  (registers the folder and arrays data sets)
 from engine.science.data import Dataset, data_of
 from engine.science.device import fit_threads, prepare_model, seed_everything
 from engine.science.efficiency import OnnxModel, latency_columns, measure_effective, measure_shrunk, shrunk_model

@@ -75,12 +75,12 @@ seeds share: engine.papers.presets.shared_images); tests/test_datasets.py keeps 
 def load_dataset(
     name: str, path: str | None = None, sha256: str | None = None, test_share: float | None = None
 ) -> Dataset:
-    """Load a data set once per process: a registered one by name, or a user's (folder, arrays) from `path`
-    inside the data folder, checked against the SHA-256 its run recorded."""
+    """Load a data set once per process: a registered one by name, or a user's (folder, arrays: registered
+    by engine.science.user_data) from `path` inside the data folder, checked against the SHA-256 its run
+    recorded."""
     if path is None:
         return DATASETS.create(name)
-    from engine.science import user_data  # noqa: F401  (registers folder and arrays)
-    from engine.store.user_files import checked
+    from engine.store.user_files import checked  # a user's files: only for a user's data set
 
     return DATASETS.create(name, checked("data", path, sha256, "dataset.path"), test_share)
 

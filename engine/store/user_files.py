@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from engine.errors import DataUnavailableError, SpecError
 from engine.paths import cache_dir, data_dir
-from engine.store.checkpoints import publish_bytes
 
 if TYPE_CHECKING:
     from engine.spec.runspec import RunSpec
@@ -111,20 +110,26 @@ def checked(kind: str, relative: str, sha256: str | None, field: str) -> Path:
     return path
 
 
-def store_upload(kind: str, name: str, data: bytes) -> str:
-    """Store an uploaded file under its SHA-256 in the `kind` folder ("weights" or "data") and return the
-    path a spec names it by (`uploads/<sha256><suffix>`); the file is only ever read as data."""
+def check_upload(kind: str, name: str, size: int) -> str:
+    """An upload's suffix, after checking it and the size (SpecError in one line otherwise)."""
     suffix = Path(name).suffix.lower()
     if suffix not in UPLOAD_SUFFIXES[kind]:
         raise SpecError([f"upload: {name[:60]!r} is not a {' / '.join(UPLOAD_SUFFIXES[kind])} file"])
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise SpecError(
-            [f"upload: {len(data) / 2**20:,.0f} MiB is above the {MAX_UPLOAD_BYTES >> 20} MiB a page takes"]
-        )
+    if size > MAX_UPLOAD_BYTES:
+        raise SpecError([f"upload: {size / 2**20:,.0f} MiB is above the {MAX_UPLOAD_BYTES >> 20} MiB a page takes"])
+    return suffix
+
+
+def store_upload(kind: str, name: str, data: bytes) -> str:
+    """Store an uploaded file under its SHA-256 in the `kind` folder ("weights" or "data") and return the
+    path a spec names it by (`uploads/<sha256><suffix>`); the file is only ever read as data."""
+    suffix = check_upload(kind, name, len(data))
     sha = hashlib.sha256(data).hexdigest()
     relative = f"uploads/{sha}{suffix}"
     target = user_root(kind) / relative
     if not target.is_file():
+        from engine.store.checkpoints import publish_bytes  # torch: only when an upload is stored
+
         publish_bytes(data, target)
     return relative
 
