@@ -47,7 +47,7 @@ from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
 from engine.store.estimate import Estimate, duration, shares_dense_point
 from engine.store.estimate import estimate as _estimate
-from engine.store.user_files import check_upload, pinned, store_upload
+from engine.store.user_files import MAX_UPLOAD_BYTES, check_upload, pinned, store_upload
 
 FRAMES = (
     "budget_frame",
@@ -624,6 +624,7 @@ def catalog() -> dict[str, dict[str, str]]:
 
 
 __all__ = [
+    "MAX_UPLOAD_BYTES",
     "upload_data",
     "upload_weights",
     "seed_trees",

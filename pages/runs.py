@@ -14,6 +14,7 @@ from pages import (
     run_labels,
     runs_from_query,
 )
+from pages.parts.bring import bring_your_own
 from pages.parts.schedule import schedule_editor, schedule_preview
 
 route_through_app()
@@ -117,7 +118,7 @@ if forked:
     what_if(forked[0])
     st.divider()
 
-form_tab, yaml_tab = st.tabs(["Form", "YAML"])
+form_tab, yaml_tab, bring_tab = st.tabs(["Form", "YAML", "Your model & data"])
 with yaml_tab.expander("Attacks a spec may name, with their options (types, ranges, defaults)"):
     st.markdown("\n".join(f"- **{name}**: {text}" for name, text in api.catalog()["attack"].items()))
 with form_tab:
@@ -152,6 +153,9 @@ with form_tab:
         cost_line(tree)
         if st.button("Submit", type="primary"):
             submit(tree)
+
+with bring_tab:
+    bring_your_own(catalog["model"], catalog["dataset"], submit)
 
 with yaml_tab:
     upload = st.file_uploader("Or upload a spec (YAML or JSON; checked by its content)", type=None)

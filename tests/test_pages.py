@@ -202,3 +202,29 @@ def test_the_walk_through_asks_each_question_on_the_exact_run_of_the_tour_that_a
     assert queries[3] == {"runs": f"{ids[0]},{ids[2]}", "eps": "0.02"} and queries[4] == {"runs": f"{ids[3]},{ids[4]}"}
     before, after = queries[5], queries[6]  # no numbers yet: the middle and the last level of the schedule
     assert before["run"] == after["run"] == ids[0] and (before["step"], after["step"]) == ("3", "6")
+
+
+def test_runs_page_queues_a_torchvision_network_by_name_on_a_registered_data_set(cache, monkeypatch):
+    import json
+
+    from engine import api
+
+    at = page("pages/runs.py", cache, monkeypatch)
+    at.selectbox(key="bring-model").set_value("another: torchvision:… or timm:…").run()
+    at.text_input(key="bring-model-name").set_value("torchvision:resnet18").run()
+    at.selectbox(key="bring-dataset").set_value("synthetic").run()
+    assert not at.exception and not at.error
+    assert any("example-passes" in c.value or "≈" in c.value for c in at.caption)
+    at.button(key="bring-submit").click().run()
+    assert any("Queued as job 1" in s.value for s in at.success)
+    spec = json.loads(api.open_store().db.execute("SELECT spec_json FROM jobs").fetchone()[0])
+    assert spec["model"] == {"name": "torchvision:resnet18", "width": 0.125} and spec["dataset"]["name"] == "synthetic"
+
+
+def test_runs_page_names_an_unknown_architecture_before_submitting(cache, monkeypatch):
+    at = page("pages/runs.py", cache, monkeypatch)
+    at.selectbox(key="bring-model").set_value("another: torchvision:… or timm:…").run()
+    at.text_input(key="bring-model-name").set_value("torchvision:resnet19").run()
+    at.selectbox(key="bring-dataset").set_value("synthetic").run()
+    assert any(e.value.startswith("model.name: unknown model 'torchvision:resnet19'") for e in at.error)
+    assert not any(b.key == "bring-submit" for b in at.button)
