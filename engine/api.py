@@ -28,6 +28,7 @@ from engine.paths import REPO_ROOT
 from engine.spec.form import SAME_AS_BASE, FormChoices, FormField, parse_eps, schedule_fields, schedule_start
 from engine.spec.form import changes as _changes
 from engine.spec.form import form_tree as _form_tree
+from engine.spec.form import number as parse_number
 from engine.spec.form import schedule_walk as _schedule_walk
 from engine.spec.reading import (
     MAX_SPEC_BYTES,
@@ -625,6 +626,7 @@ def catalog() -> dict[str, dict[str, str]]:
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
+    "parse_number",
     "upload_data",
     "upload_weights",
     "seed_trees",

@@ -36,6 +36,20 @@ class DataUnavailableError(EngineError):
     """A dataset is neither on disk nor downloadable; the message says how to get it."""
 
 
+class MissingDependency(EngineError):
+    """An optional package a feature needs is not installed; the message says how to install it."""
+
+
+def optional_import(module: str, feature: str, install: str):
+    """Import an optional dependency where a feature uses it; MissingDependency saying how to get it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependency(f"{feature} needs {module}, which is not installed: {install}") from None
+
+
 class LeaseLost(EngineError):
     """A worker no longer owns its job (its lease expired and another attempt took over)."""
 

@@ -73,13 +73,15 @@ step = st.sidebar.selectbox(
 )
 attack = st.sidebar.selectbox("Attack", ATTACKS, index=ATTACKS.index(choice_from_query("attack", ATTACKS, ATTACKS[0])))
 try:
-    eps_default = float(st.query_params.get("eps", DEFAULT_EPS[attack]))
-except ValueError:
+    eps_default = api.parse_number(str(st.query_params.get("eps", DEFAULT_EPS[attack])))  # 0.03 or 8/255
+except (ValueError, ZeroDivisionError):
     eps_default = DEFAULT_EPS[attack]
 eps_default = eps_default if math.isfinite(eps_default) and 0.0 <= eps_default <= 10.0 else DEFAULT_EPS[attack]
 eps = st.sidebar.number_input(
-    "ε", 0.0, 10.0, eps_default, 0.01 if attack in ("pgd_linf", "fgsm") else 0.1, format="%.3f"
+    "ε", 0.0, 10.0, eps_default, 0.01 if attack in ("pgd_linf", "fgsm") else 0.1, format="%.4f"
 )
+if attack in ("pgd_linf", "fgsm"):
+    st.sidebar.caption(f"ε = {figures.eps_label(eps, 'Linf')} of the pixel range (a link may say `eps=8/255`)")
 try:
     pruned, dense, x, y, classes = models(str(store.root), run_id, step)
 except api.EngineError as exc:  # a damaged or missing checkpoint: its one line, never a traceback

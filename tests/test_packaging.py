@@ -16,7 +16,9 @@ def _pyproject() -> dict:
 def test_requirements_txt_pins_exactly_the_runtime_dependencies_of_pyproject():
     lines = (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
     pinned = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
-    assert pinned == set(_pyproject()["project"]["dependencies"])
+    project = _pyproject()["project"]
+    extras = {pin for pins in project["optional-dependencies"].values() for pin in pins}
+    assert pinned == set(project["dependencies"]) | extras and "ray==2.60.0" in extras
     assert not {p.split("==")[0] for p in pinned} & {"pytest", "hypothesis", "playwright", "ruff", "mypy"}
 
 
@@ -77,3 +79,21 @@ def test_importing_the_api_and_the_cli_loads_no_torch():
     code = "import sys, engine.api, engine.__main__, pages; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_missing_optional_package_is_one_line_saying_how_to_install_it(monkeypatch, tmp_path):
+    import sys
+
+    import pytest
+
+    from engine.errors import MissingDependency
+    from engine.jobs.sweep import run_ray
+    from engine.science.attacks.third_party import torchattacks
+
+    monkeypatch.setitem(sys.modules, "torchattacks", None)  # an import of it now fails, as when absent
+    with pytest.raises(MissingDependency, match=r"pip install --no-deps torchattacks==3\.5\.1") as info:
+        torchattacks()
+    assert "\n" not in str(info.value)
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingDependency, match=r"a Ray sweep needs ray, .*pip install 'aer-lab\[ray\]'"):
+        run_ray([], None)

@@ -133,3 +133,15 @@ def test_every_preset_validates():
     for name in api.presets():
         spec = api.load_spec(preset=name)
         assert spec.run_id() and spec.schedule.sparsities()[0] == 0.0, name
+
+
+def test_eps_written_as_a_fraction_is_a_number_in_specs_overrides_and_the_form():
+    from engine.spec.form import parse_eps
+    from engine.spec.reading import apply_overrides, parse_text
+
+    tree = parse_text("eval: {attacks: [{name: pgd_linf, eps: [0, 2/255, 8/255]}]}\ndataset: {path: a/b.npz}")
+    assert tree["eval"]["attacks"][0]["eps"] == [0, 2 / 255, 8 / 255] and tree["dataset"]["path"] == "a/b.npz"
+    assert apply_overrides({}, ["train.adversary.eps=8/255"]) == {"train": {"adversary": {"eps": 8 / 255}}}
+    assert parse_eps("0, 8/255, 0.1") == [0.0, 8 / 255, 0.1] and parse_eps("8/0") == "8/0"
+    with pytest.raises(SpecError, match="not valid YAML"):
+        parse_text("eval: {attacks: [{name: pgd_linf, eps: [1/0]}]}")

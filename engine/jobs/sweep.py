@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 from tqdm import tqdm
 
-from engine.errors import SpecError
+from engine.errors import SpecError, optional_import
 from engine.jobs import queue
 from engine.jobs.worker import Worker
 from engine.pipeline import run as run_pipeline
@@ -115,7 +115,7 @@ def compute_bundle(spec_json: str, base_bundle: dict[str, Any] | None) -> dict[s
 
 def run_ray(specs: list[tuple[str, RunSpec]], store: Store, address: str | None = None) -> None:
     """Run the specs not yet done as Ray tasks; this process writes their bundles into the store."""
-    import ray  # heavy, and only needed for Ray sweeps
+    ray = optional_import("ray", "a Ray sweep", "pip install 'aer-lab[ray]' (or ray==2.60.0)")  # heavy: on use
 
     todo = [spec for _, spec in specs if not _is_done(store, spec.run_id())]
     if not todo:

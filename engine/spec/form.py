@@ -30,11 +30,18 @@ class FormChoices:
 
 
 def parse_eps(text: str) -> list[float] | str:
-    """Comma-separated ε values as floats; the text itself when it does not parse (validation names it)."""
+    """Comma-separated ε values (`0.03` or `8/255`) as floats; the text itself when it does not parse
+    (validation names it)."""
     try:
-        return [float(e) for e in text.split(",") if e.strip()]
-    except ValueError:
+        return [number(e) for e in text.split(",") if e.strip()]
+    except (ValueError, ZeroDivisionError):
         return text
+
+
+def number(text: str) -> float:
+    """`0.03` or a fraction `8/255` as a float (ValueError otherwise)."""
+    numerator, slash, denominator = text.strip().partition("/")
+    return float(numerator) / float(denominator) if slash else float(numerator)
 
 
 def form_tree(preset_tree: dict[str, Any], choices: FormChoices) -> dict[str, Any]:

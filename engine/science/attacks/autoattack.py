@@ -7,9 +7,9 @@ components and Square its query-based one. All are bounded: ε in the attack's n
 from __future__ import annotations
 
 import torch
-import torchattacks
 
 from engine.science.attacks.base import ATTACKS, Attack, seed_from
+from engine.science.attacks.third_party import torchattacks
 from engine.spec.attack_options import (
     SQUARE_STANDARD_QUERIES,
     APGDCEOptions,
@@ -40,7 +40,7 @@ class APGDCE(_TorchattacksBounded):
     Options = APGDCEOptions
 
     def build(self, model, eps, seed):
-        return torchattacks.APGD(
+        return torchattacks().APGD(
             model, norm="Linf", eps=eps, steps=self.steps, n_restarts=int(self.opts["n_restarts"]), seed=seed, loss="ce"
         )
 
@@ -52,7 +52,7 @@ class APGDT(_TorchattacksBounded):
     Options = APGDTOptions
 
     def build(self, model, eps, seed):
-        return torchattacks.APGDT(
+        return torchattacks().APGDT(
             model,
             norm="Linf",
             eps=eps,
@@ -70,7 +70,7 @@ class Square(_TorchattacksBounded):
     Options = SquareOptions
 
     def build(self, model, eps, seed):
-        return torchattacks.Square(model, norm="Linf", eps=eps, n_queries=int(self.opts["n_queries"]), seed=seed)
+        return torchattacks().Square(model, norm="Linf", eps=eps, n_queries=int(self.opts["n_queries"]), seed=seed)
 
 
 STANDARD_STEPS = 100  # Croce & Hein's standard: 100 iterations of APGD-CE, APGD-T and FAB-T
@@ -92,13 +92,13 @@ class AutoAttack(_TorchattacksBounded):
     def build(self, model, eps, seed):
         n_classes = int(self.opts["n_classes"])
         common = {"norm": "Linf", "eps": eps, "seed": seed, "n_restarts": 1}
-        return torchattacks.MultiAttack(
+        return torchattacks().MultiAttack(
             [
-                torchattacks.APGD(model, steps=self.steps, loss="ce", **common),
-                torchattacks.APGDT(model, steps=self.steps, n_classes=n_classes, **common),
-                torchattacks.FAB(model, steps=self.steps, multi_targeted=True, n_classes=n_classes, **common),
+                torchattacks().APGD(model, steps=self.steps, loss="ce", **common),
+                torchattacks().APGDT(model, steps=self.steps, n_classes=n_classes, **common),
+                torchattacks().FAB(model, steps=self.steps, multi_targeted=True, n_classes=n_classes, **common),
                 # fra31/auto-attack's standard Square: p_init 0.8, 5,000 queries, no rescaled schedule
-                torchattacks.Square(
+                torchattacks().Square(
                     model, n_queries=SQUARE_STANDARD_QUERIES, p_init=0.8, resc_schedule=False, **common
                 ),
             ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torchattacks
 
 from engine.science.attacks.base import ATTACKS, Attack, norm_distance, seed_from
+from engine.science.attacks.third_party import torchattacks
 from engine.spec.attack_options import CWOptions
 
 
@@ -13,7 +13,7 @@ from engine.spec.attack_options import CWOptions
 class CarliniWagnerL2(Attack):
     """C&W L2: optimises the smallest L2 change that flips the label (tanh box, Adam), unbounded.
 
-    Uses torchattacks.CW with one constant c (no binary search), so each distance is an upper
+    Uses torchattacks().CW with one constant c (no binary search), so each distance is an upper
     bound on the true minimum. Options: c (1.0), kappa (0), lr (0.01); `steps` = Adam steps.
     """
 
@@ -23,7 +23,7 @@ class CarliniWagnerL2(Attack):
 
     def distances(self, model, x, y, generator=None):
         torch.manual_seed(seed_from(generator))
-        attack = torchattacks.CW(
+        attack = torchattacks().CW(
             model, c=self.opts["c"], kappa=self.opts["kappa"], steps=self.steps, lr=self.opts["lr"]
         )
         adv = attack(x, y).detach()
