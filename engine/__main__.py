@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "json", "safetensors", "onnx"], required=True)
     export.add_argument("--step", type=int, help="the checkpoint to export as safetensors or onnx")
     export.add_argument("--out", required=True, type=Path)
+    export.add_argument(
+        "--shrunk", action="store_true", help="filter pruning: the physically smaller model, pruned filters removed"
+    )
     export.add_argument("--force", action="store_true", help="replace an existing file (never a SQLite database)")
 
     submit = sub.add_parser("submit", help="queue a spec for the workers (returns at once)")
@@ -232,7 +235,7 @@ def _cmd_export(args) -> int:
     if args.format in ("safetensors", "onnx"):
         if args.step is None:
             raise SpecError([f"--step: give the checkpoint to export as {args.format}"])
-        out = api.export_model(run_id, args.step, args.format, args.out, store, force=args.force)
+        out = api.export_model(run_id, args.step, args.format, args.out, store, force=args.force, shrunk=args.shrunk)
     else:
         out = api.export(run_id, args.format, args.out, store, force=args.force)
     print(f"wrote {out}")

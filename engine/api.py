@@ -263,9 +263,10 @@ def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torc
     return prepare_model(model).eval()
 
 
-def model_file(run_id: str, step: int, fmt: str, store: Store | None = None) -> bytes:
+def model_file(run_id: str, step: int, fmt: str, store: Store | None = None, shrunk: bool = False) -> bytes:
     """Checkpoint `step` of a run as a file's bytes: "safetensors" (weights and pruning masks, described
-    in the metadata) or "onnx" (the model taking [0, 1] images)."""
+    in the metadata) or "onnx" (the model taking [0, 1] images); `shrunk`: the physically smaller model of
+    filter pruning (its weights only: nothing in it is masked)."""
     from engine.science.model_export import MODEL_FORMATS, model_bytes  # torch loads here
     from engine.store.checkpoints import load_in  # torch: only when a checkpoint is read
 
@@ -285,15 +286,38 @@ def model_file(run_id: str, step: int, fmt: str, store: Store | None = None) -> 
     }
     masks = load_in(store.root, row["mask_checkpoint"], row["mask_sha256"])
     example = eval_subset(run_id, store)[0][:2]
-    return model_bytes(fmt, load_checkpoint(run_id, step, store), masks, example, about)
+    model = load_checkpoint(run_id, step, store)
+    if shrunk:
+        model, masks = _shrunk(model, masks, example, spec["prune"]["method"]), {}
+        about["shrunk"] = "pruned filters removed"
+    return model_bytes(fmt, model, masks, example, about)
 
 
-def export_model(run_id: str, step: int, fmt: str, out: Path, store: Store | None = None, force: bool = False) -> Path:
-    """Write `model_file(run_id, step, fmt)` to `out`, under the same rules as `export` (never over a file
-    without `force`, never over a database, through a temporary file)."""
+def _shrunk(model: "torch.nn.Module", masks: dict, example: "torch.Tensor", method: str) -> "torch.nn.Module":
+    """The physically smaller model; SpecError when the checkpoint has no whole filter to remove."""
+    from engine.science.efficiency import shrunk_model  # torch: only when a checkpoint is shrunk
+    from engine.science.pruning.methods import METHODS  # torch: only when a checkpoint is shrunk
+
+    filters = METHODS.get(method).granularity == "filter"
+    small = shrunk_model(model, {name: mask.float() for name, mask in masks.items()}, example) if filters else None
+    if small is None:
+        raise SpecError(
+            [
+                "--shrunk: this checkpoint has no filter that can be removed (weight pruning zeroes single "
+                "weights; grouped convolutions are not shrunk); export the masked model without --shrunk"
+            ]
+        )
+    return small
+
+
+def export_model(
+    run_id: str, step: int, fmt: str, out: Path, store: Store | None = None, force: bool = False, shrunk: bool = False
+) -> Path:
+    """Write `model_file(run_id, step, fmt, shrunk=shrunk)` to `out`, under the same rules as `export`
+    (never over a file without `force`, never over a database, through a temporary file)."""
     store = store or open_store()
     target = _frames().export_target(Path(out), store, force)
-    return _frames().write_export(target, model_file(run_id, step, fmt, store))
+    return _frames().write_export(target, model_file(run_id, step, fmt, store, shrunk))
 
 
 def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:

@@ -363,7 +363,7 @@ def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[st
     effective, per_layer = measure_effective(walk.model, masks, example)
     cost.update(effective)
     timed: dict[str, nn.Module | OnnxModel] = {"": walk.model, "dense_": walk.dense_reference()}
-    small = shrunk_model(walk.model, masks) if walk.criterion.granularity == "filter" else None
+    small = shrunk_model(walk.model, masks, example) if walk.criterion.granularity == "filter" else None
     if small is not None:
         cost.update(measure_shrunk(small, masks, example))
         timed |= {"shrunk_": small, "onnx_dense_": walk.dense_onnx(), "onnx_shrunk_": OnnxModel(small, example)}

@@ -145,3 +145,4 @@ def test_a_run_on_a_torchvision_network_prunes_attacks_certifies_and_measures(ca
     assert (at_zero["acc"] - at_zero["clean_acc"]).abs().max() < 1e-9
     pruned = document["points"][-1]["efficiency"]
     assert pruned["latency_ms_b1"] > 0 and pruned["theoretical_speedup"] > 1
+    assert 0 < pruned["shrunk_params"] < pruned["params"] and pruned["shrunk_latency_ms_b1"] > 0  # physically smaller

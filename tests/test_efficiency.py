@@ -65,8 +65,8 @@ def test_the_onnx_deployment_path_computes_what_pytorch_computes():
     masks = criterion.select(layers, 0.5, None, torch.Generator().manual_seed(0))
     apply_masks(layers, masks)
     silence_dead_channels(layers, masks, norm_followers(model))
-    small = shrunk_model(model, masks)
     x = data.x_test[:16]
+    small = shrunk_model(model, masks, x)
     for eager in (model, small):
         deployed = OnnxModel(eager, x)
         with torch.no_grad():

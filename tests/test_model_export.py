@@ -86,3 +86,39 @@ def test_a_model_export_without_a_valid_step_is_one_line(smoke, tmp_path, capsys
     code = main(["--cache-dir", str(root), "export", run_id[:12], *argv, "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_shrunk_export_of_a_filter_pruned_residual_network_predicts_as_the_masked_one(cache, tmp_path):
+    from safetensors.torch import load_file
+
+    tree = {
+        "dataset": {"name": "synthetic"},
+        "model": {"name": "resnet8"},
+        "train": {"epochs": 1, "batch_size": 64},
+        "prune": {"method": "filter_layer", "batch_size": 64},
+        "schedule": {"name": "one_shot", "targets": [0.5]},
+        "eval": {"n_samples": 100, "batch_size": 100},
+    }
+    run_id = api.run(api.validate_tree(tree))["run_id"]
+    out = api.export_model(run_id, 1, "safetensors", tmp_path / "small.safetensors", shrunk=True)
+    small_state = load_file(str(out))
+    masked = api.load_checkpoint(run_id, 1)
+    assert sum(t.numel() for t in small_state.values()) < 0.8 * sum(t.numel() for t in masked.state_dict().values())
+    onnx = api.export_model(run_id, 1, "onnx", tmp_path / "small.onnx", shrunk=True)
+    import onnxruntime
+
+    x, _ = api.eval_subset(run_id)
+    session = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, masked(x).numpy(), atol=1e-4)
+
+
+def test_shrunk_export_of_weight_pruning_says_there_is_nothing_to_remove(smoke, tmp_path, monkeypatch):
+    from engine.errors import SpecError
+
+    root, run_id = smoke
+    monkeypatch.setenv("AER_CACHE_DIR", str(root))
+    api.forget_stores()
+    with pytest.raises(SpecError, match="--shrunk: this checkpoint has no filter that can be removed"):
+        api.model_file(run_id, 1, "onnx", shrunk=True)

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.science.device import to_input
+from engine.science.pruning.graph_shrink import graph_shrink
 from engine.science.pruning.masks import Masks
 from engine.science.pruning.shrink import shrink
 from engine.science.pruning.structured import dead_filters
@@ -262,9 +263,10 @@ def measure_effective(model: nn.Module, masks: Masks, example: torch.Tensor) -> 
     )
 
 
-def shrunk_model(model: nn.Module, masks: Masks) -> nn.Module | None:
-    """The physically smaller model of a filter-pruned one, on the model's device (None if none)."""
-    small = shrink(model, masks)
+def shrunk_model(model: nn.Module, masks: Masks, example: torch.Tensor) -> nn.Module | None:
+    """The physically smaller model of a filter-pruned one, on the model's device (None if none): a chain
+    shrunk layer by layer, a residual or branching network through Torch-Pruning's dependency graph."""
+    small = shrink(model, masks) or graph_shrink(model, masks, example)
     return None if small is None else small.to(next(model.parameters()).device).eval()
 
 
