@@ -12,6 +12,7 @@ stay consistent; the input channels and the classifier's outputs are kept.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -137,7 +138,7 @@ def small_image_head(net: nn.Module) -> None:
 
 def _conv_like(conv: nn.Conv2d, **changes) -> nn.Conv2d:
     """A fresh Conv2d with `conv`'s settings, some changed."""
-    settings = {
+    settings: dict[str, Any] = {
         "in_channels": conv.in_channels,
         "out_channels": conv.out_channels,
         "kernel_size": conv.kernel_size,
