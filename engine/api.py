@@ -21,10 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import EngineError, NotFoundError, SpecError, StoreError
+from engine.errors import DataUnavailableError, EngineError, NotFoundError, SpecError, StoreError
 from engine.jobs import queue
 from engine.jobs.turns import PLAYGROUND, LineTimeout, Superseded
-from engine.paths import REPO_ROOT
+from engine.paths import REPO_ROOT, cache_dir
 from engine.spec.form import SAME_AS_BASE, FormChoices, FormField, parse_eps, schedule_fields, schedule_start
 from engine.spec.form import changes as _changes
 from engine.spec.form import form_tree as _form_tree
@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from engine.jobs.fillers import Filler, Tour  # types only: building one loads torch
     from engine.papers.claims import Verdict  # types only: importing these loads torch
     from engine.papers.presets import PaperPreset  # types only: importing these loads torch
-    from engine.papers.results import PaperResults
+    from engine.papers.results import PaperResults  # types only: importing these loads torch
     from engine.pipeline import ProgressFn  # types only: importing these loads torch
     from engine.science.data import Dataset  # types only: importing these loads torch
     from engine.science.playground import Example  # types only: importing these loads torch
@@ -556,8 +556,7 @@ def run_sweep(
 
 def doctor(root: str | Path | None = None) -> list[str]:
     """Check the cache, move a damaged database aside, forget damaged checkpoints; the report's lines."""
-    from engine.paths import cache_dir
-    from engine.store.doctor import doctor as examine
+    from engine.store.doctor import doctor as examine  # torch: it checks checkpoints
 
     forget_stores()  # this process's open stores may point at the file being moved aside
     return examine(Path(root).resolve() if root else cache_dir()).lines()
@@ -587,7 +586,6 @@ def upload_data(name: str, data: bytes) -> str:
     (shapes, labels, values); returns the path `dataset.path` names it by. A refused file writes nothing."""
     import tempfile
 
-    from engine.errors import DataUnavailableError
     from engine.science.user_data import load_arrays  # torch: only when an upload is read
 
     check_upload("data", name, len(data))

@@ -1,7 +1,5 @@
 """Runs: submit a spec (form or YAML), follow the queue live, cancel, retry, export."""
 
-import json
-
 import streamlit as st
 
 from engine import api
@@ -15,6 +13,7 @@ from pages import (
     runs_from_query,
 )
 from pages.parts.bring import bring_your_own
+from pages.parts.exports import export_buttons
 from pages.parts.schedule import schedule_editor, schedule_preview
 
 route_through_app()
@@ -180,26 +179,6 @@ for line in st.session_state.pop("problems", []):
     st.error(line)
 if "submitted" in st.session_state:
     st.success(st.session_state.pop("submitted"))
-
-
-def export_buttons(run_id: str, key: str) -> None:
-    """CSV and JSON downloads of a finished run's results."""
-    left, right = st.columns(2)
-    # callables: the files are made when clicked, not on every redraw of the queue
-    left.download_button(
-        "CSV",
-        lambda: api.robust_frame([run_id]).to_csv(index=False),
-        f"{run_id[:12]}.csv",
-        "text/csv",
-        key=f"csv-{key}",
-    )
-    right.download_button(
-        "JSON",
-        lambda: json.dumps(api.document(run_id), indent=2),
-        f"{run_id[:12]}.json",
-        "application/json",
-        key=f"json-{key}",
-    )
 
 
 @st.fragment(run_every=queue_refresh())

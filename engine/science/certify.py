@@ -25,6 +25,7 @@ from scipy.stats import binomtest, norm
 from torch import nn
 
 from engine.science.device import to_input
+from engine.science.efficiency import OnnxModel
 from engine.science.streams import ExampleStreams
 
 ABSTAIN = -1
@@ -67,8 +68,6 @@ def fast_forward(model: nn.Module, example: torch.Tensor) -> Callable[[torch.Ten
     if next(model.parameters()).device.type != "cpu":
         return eager(model)
     try:
-        from engine.science.efficiency import OnnxModel
-
         return OnnxModel(model, example)
     except Exception as exc:  # noqa: BLE001  (an exporter limit on an unusual model: eager is still right)
         log.warning("certifying with eager PyTorch: ONNX export failed (%s)", str(exc).splitlines()[0][:200])

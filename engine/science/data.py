@@ -228,6 +228,13 @@ def read_cifar_bin(path: Path, label_bytes: int = 1) -> tuple[np.ndarray, np.nda
     return records[:, label_bytes:].reshape(-1, 3, 32, 32), records[:, label_bytes - 1]
 
 
+def _fetch_archive(marker: Path, url: str, md5: str, name: str, what: str) -> None:
+    """Download and unpack a data set's archive into the data folder unless `marker` is already there."""
+    if not marker.is_file():
+        hint = f"{name} not found: put {what} in {marker.parent}"
+        _download(lambda tv: tv.datasets.utils.download_and_extract_archive(url, str(data_dir()), md5=md5), hint)
+
+
 def load_cifar10_folder(folder: Path) -> Splits:
     """Read `data_batch_1..5.bin` and `test_batch.bin` (the binary version, no pickle)."""
     train = [read_cifar_bin(folder / f"data_batch_{i}.bin") for i in range(1, 6)]
@@ -240,12 +247,7 @@ def load_cifar10_folder(folder: Path) -> Splits:
 def cifar10() -> Dataset:
     """CIFAR-10 (Krizhevsky 2009): 60,000 32×32 colour images of 10 classes (binary version)."""
     folder = data_dir() / "cifar-10-batches-bin"
-    if not (folder / "test_batch.bin").is_file():
-        hint = f"CIFAR-10 not found: put the binary version's .bin files in {folder}"
-        _download(
-            lambda tv: tv.datasets.utils.download_and_extract_archive(CIFAR10_URL, str(data_dir()), md5=CIFAR10_MD5),
-            hint,
-        )
+    _fetch_archive(folder / "test_batch.bin", CIFAR10_URL, CIFAR10_MD5, "CIFAR-10", "the binary version's .bin files")
     info = DatasetInfo(3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), CIFAR10_CLASSES)
     return Dataset(*load_cifar10_folder(folder), info)
 
@@ -258,12 +260,9 @@ CIFAR100_MD5 = "03b5dce01913d631647c71ecec9e9cb8"
 def cifar100() -> Dataset:
     """CIFAR-100 (Krizhevsky 2009): 60,000 32×32 colour images of 100 fine classes (binary version)."""
     folder = data_dir() / "cifar-100-binary"
-    if not (folder / "test.bin").is_file():
-        hint = f"CIFAR-100 not found: put the binary version's train.bin and test.bin in {folder}"
-        _download(
-            lambda tv: tv.datasets.utils.download_and_extract_archive(CIFAR100_URL, str(data_dir()), md5=CIFAR100_MD5),
-            hint,
-        )
+    _fetch_archive(
+        folder / "test.bin", CIFAR100_URL, CIFAR100_MD5, "CIFAR-100", "the binary version's train.bin and test.bin"
+    )
     x_train, y_train = _to_tensors(*read_cifar_bin(folder / "train.bin", label_bytes=2))
     x_test, y_test = _to_tensors(*read_cifar_bin(folder / "test.bin", label_bytes=2))
     names = folder / "fine_label_names.txt"

@@ -83,13 +83,13 @@ def _labels(y: np.ndarray, classes: int, where: str) -> torch.Tensor:
 
 
 def _dataset(
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
-    classes: tuple[str, ...],
-    where: str,
+    splits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], classes: tuple[str, ...], where: str
 ) -> Dataset:
+    """Checked tensors and constants from numpy splits (x_train, y_train, x_test, y_test)."""
+    x_train = _as_unit_float(_as_nchw(splits[0], where), where)
+    y_train = _labels(splits[1], len(classes), where)
+    x_test = _as_unit_float(_as_nchw(splits[2], where), where)
+    y_test = _labels(splits[3], len(classes), where)
     if len(classes) < 2:
         raise _refuse(where, f"{len(classes)} class; a classifier needs at least two")
     if len(x_test) == 0:
@@ -146,14 +146,7 @@ def load_arrays(path: Path, test_share: float | None = None) -> Dataset:
         classes = tuple(str(name) for name in names.reshape(-1))
     else:
         classes = tuple(f"class {i}" for i in range(int(np.concatenate([y_train, y_test]).max()) + 1))
-    return _dataset(
-        _as_unit_float(_as_nchw(x_train, where), where),
-        _labels(y_train, len(classes), where),
-        _as_unit_float(_as_nchw(x_test, where), where),
-        _labels(y_test, len(classes), where),
-        classes,
-        where,
-    )
+    return _dataset((x_train, y_train, x_test, y_test), classes, where)
 
 
 # --- a folder of images ------------------------------------------------------------------------------------------
@@ -165,7 +158,7 @@ def _class_folders(root: Path) -> list[Path]:
 
 def _read_images(folders: list[Path], where: str) -> tuple[np.ndarray, np.ndarray]:
     """Every image of each class folder (label = folder index), as uint8 (N, C, H, W)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # only for a folder of images
 
     images, labels, first = [], [], None
     for label, folder in enumerate(folders):
@@ -203,8 +196,7 @@ def load_folder(path: Path, test_share: float | None = None) -> Dataset:
             raise _refuse(
                 where, f"train/ has classes {list(names)[:6]}, test/ has {[f.name for f in test_folders][:6]}"
             )
-        x_train, y_train = _read_images(train_folders, f"{where}/train")
-        x_test, y_test = _read_images(test_folders, f"{where}/test")
+        splits = (*_read_images(train_folders, f"{where}/train"), *_read_images(test_folders, f"{where}/test"))
     else:
         folders = _class_folders(path)
         names = tuple(f.name for f in folders)
@@ -212,15 +204,8 @@ def load_folder(path: Path, test_share: float | None = None) -> Dataset:
             raise _refuse(
                 where, f"{len(folders)} class folder; put each class's images in its own sub-folder (at least two)"
             )
-        x_train, y_train, x_test, y_test = _split(*_read_images(folders, where), test_share or DEFAULT_TEST_SHARE)
-    return _dataset(
-        _as_unit_float(_as_nchw(x_train, where), where),
-        _labels(y_train, len(names), where),
-        _as_unit_float(_as_nchw(x_test, where), where),
-        _labels(y_test, len(names), where),
-        names,
-        where,
-    )
+        splits = _split(*_read_images(folders, where), test_share or DEFAULT_TEST_SHARE)
+    return _dataset(splits, names, where)
 
 
 @DATASETS.register("folder")

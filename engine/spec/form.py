@@ -10,6 +10,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.spec.runspec import schedule_of
+from engine.spec.schedules import SCHEDULES
+
 SAME_AS_BASE = "same as base"
 """The fine-tuning choice that keeps the base's training loss."""
 
@@ -104,8 +107,6 @@ def _bounds(metadata: list[Any]) -> tuple[float | None, float | None]:
 def schedule_fields(name: str) -> list[FormField]:
     """The editable fields of the registered schedule `name`, from its own pydantic model (so a
     schedule registered later appears in the form with no page change)."""
-    from engine.spec.schedules import SCHEDULES
-
     fields = []
     for field_name, info in SCHEDULES.get(name).model_fields.items():
         if field_name == "name":
@@ -127,8 +128,6 @@ def schedule_walk(tree: dict[str, Any]) -> list[dict[str, Any]]:
     (engine.pipeline.run: the base, then `plan()`): against cumulative fine-tuning batches, a jump
     at every prune, a flat stretch while fine-tuning, a checkpoint at its end; a one-shot step
     returns to the base first. Validates the schedule (SpecError naming the field)."""
-    from engine.spec.runspec import schedule_of
-
     rows: list[dict[str, Any]] = [{"batch": 0, "sparsity": 0.0, "checkpoint": 0}]
     batch, current = 0, 0.0
     for k, step in enumerate(schedule_of(tree).plan(), start=1):

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, Union
 
 from pydantic import (
     AfterValidator,
@@ -77,16 +77,16 @@ class Frozen(BaseModel):
 
 
 class OmitUnset(Frozen):
-    """A section whose later fields are not written while null, so that adding them changed no run id."""
+    """A section whose fields added later are not written while null, so that adding them changed no run id;
+    `written_when_null` names the nullable fields that ids have always held (their null stays written)."""
+
+    written_when_null: ClassVar[frozenset[str]] = frozenset()
 
     @model_serializer(mode="wrap")
     def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
-        return {key: value for key, value in data.items() if value is not None or key in ALWAYS_WRITTEN}
+        return {key: value for key, value in data.items() if value is not None or key in self.written_when_null}
 
-
-ALWAYS_WRITTEN = {"train_size"}
-"""Nullable fields that were written before OmitUnset existed (their null is part of existing ids)."""
 
 USER_PATH = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_. +=@,-]*(/[A-Za-z0-9_.][A-Za-z0-9_. +=@,-]*)*")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -115,6 +115,8 @@ and a horizontal flip where mirrored images are still the same class: not for di
 
 class DatasetSpec(OmitUnset):
     """Which dataset, optionally a seeded subset of its training split; `path` for a user's data set."""
+
+    written_when_null = frozenset({"train_size"})
 
     name: DatasetName = "fashion_mnist"
     train_size: int | None = Field(None, gt=0, le=10_000_000, description="seeded training subset; all if null")
@@ -170,7 +172,7 @@ STEP_NUMERATORS = {"smooth_pgd_l2": 2.0}
 DEFAULT_SIGMA = 0.25  # Cohen et al.'s and HYDRA's σ for Gaussian-noise training
 
 
-class AdversarySpec(Frozen):
+class AdversarySpec(OmitUnset):
     """The training adversary of the adversarial modes (pgd_at, trades, ap, bap) and the noise of the
     gaussian modes (`sigma`, and `beta` for gaussian_stability); natural ignores it.
 
@@ -178,6 +180,8 @@ class AdversarySpec(Frozen):
     per example is ρ · min(DeepFool distance, cutoff) in RMS-normalised L2, `cutoff` being a fixed
     value, "blind" (the batch mean, re-estimated every batch) or null (no cut).
     """
+
+    written_when_null = frozenset({"step_size", "cutoff"})  # `sigma` came later: unset, it is not written
 
     attack: Literal["pgd_linf", "fgsm"] = Field("pgd_linf", description="ap: the fixed-budget attack")
     eps: float = Field(0.1, ge=0.0, le=1.0, description="L∞ budget of pgd_at, trades and ap")
@@ -202,14 +206,6 @@ class AdversarySpec(Frozen):
     sigma: float | None = Field(
         None, gt=0.0, le=4.0, description=f"gaussian modes: noise σ on [0, 1] pixels; null = {DEFAULT_SIGMA}"
     )
-
-    @model_serializer(mode="wrap")
-    def _without_unset_sigma(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # sigma came after run ids were in use: left unset it is not written, so no existing id changes
-        data = handler(self)
-        if data.get("sigma") is None:
-            data.pop("sigma", None)
-        return data
 
     def noise_sigma(self) -> float:
         """The Gaussian-noise σ of the gaussian training modes."""
@@ -377,7 +373,7 @@ class BaseModelSpec(OmitUnset):
     weights: BaseSpec | None = None
 
 
-class RunSpec(Frozen):
+class RunSpec(OmitUnset):
     """Everything that determines one run's results."""
 
     dataset: DatasetSpec = DatasetSpec()
@@ -388,13 +384,6 @@ class RunSpec(Frozen):
     eval: EvalSpec = EvalSpec()
     seed: int = Field(0, ge=0, le=2**31 - 1)
     base: BaseSpec | None = Field(None, description="start from these trained weights instead of training a base")
-
-    @model_serializer(mode="wrap")
-    def _without_unset_base(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = handler(self)
-        if data.get("base") is None:
-            data.pop("base", None)
-        return data
 
     @model_validator(mode="after")
     def _given_base_is_not_trained(self) -> "RunSpec":

@@ -15,6 +15,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from engine.errors import IntegrityError, NotFoundError, write_failure
+from engine.processes import pid_alive
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -103,8 +104,6 @@ def read_regular(path: Path, limit: int = MAX_CHECKPOINT_BYTES) -> bytes:
 def remove_leftovers(root: Path) -> int:
     """Delete the temporary files of checkpoint writes whose writer is gone (a kill mid-write); the
     number removed. A write in flight (its process alive) is left alone."""
-    from engine.processes import pid_alive
-
     removed = 0
     for folder in (Path(root) / "runs", Path(root) / "bases"):
         for tmp in folder.rglob(TEMPORARY) if folder.is_dir() else []:

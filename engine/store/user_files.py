@@ -59,7 +59,8 @@ class _Entry:
     mtime_ns: int
 
 
-_HASHES: dict[tuple, str] = {}
+_HASHES: dict[str, tuple[tuple[_Entry, ...], str]] = {}
+"""Path → its files' (name, size, time) when last hashed, and that SHA-256: one entry per path."""
 
 
 def _entries(path: Path, field: str) -> list[_Entry]:
@@ -86,17 +87,17 @@ def _entries(path: Path, field: str) -> list[_Entry]:
 def content_sha256(path: Path, field: str) -> str:
     """SHA-256 of a file, or of a folder's files (their relative names and contents, in name order);
     remembered per process while no file's size or time changes."""
-    entries = _entries(path, field)
-    key = (str(path), tuple(entries))
-    if key not in _HASHES:
+    entries = tuple(_entries(path, field))
+    known = _HASHES.get(str(path))
+    if known is None or known[0] != entries:
         digest = hashlib.sha256()
         for entry in entries:
             digest.update(f"{entry.relative}\0{entry.size}\0".encode())
             with open(path / entry.relative if entry.relative else path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
-        _HASHES[key] = digest.hexdigest()
-    return _HASHES[key]
+        _HASHES[str(path)] = (entries, digest.hexdigest())
+    return _HASHES[str(path)][1]
 
 
 def checked(kind: str, relative: str, sha256: str | None, field: str) -> Path:

@@ -4,6 +4,7 @@ under pages/ is not a page)."""
 import streamlit as st
 
 from engine import api
+from engine.report import figures
 
 
 def _number(field, value, key: str):
@@ -41,8 +42,6 @@ def schedule_editor(key: str, start: dict, names: list[str]) -> dict:
 def schedule_preview(tree: dict, parent: dict | None = None, key: str = "preview") -> bool:
     """The schedule's walk drawn live (the parent's dashed beneath), or the field that stops it; whether
     the schedule is valid."""
-    from engine.report import figures
-
     try:
         walk = api.schedule_walk(tree)
         parent_walk = api.schedule_walk(parent) if parent else None

@@ -46,8 +46,8 @@ def graph_shrink(model: nn.Module, masks: Masks, example: torch.Tensor) -> nn.Mo
             continue
         group = graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=sorted(candidates))
         writers = _writers(group, names)
-        done |= writers
-        removable = _dead_in_every_writer(group, names, dead, sorted(candidates))
+        done |= set(writers)
+        removable = _dead_in_every_writer(writers, dead, sorted(candidates))
         removable = removable[: conv.out_channels - 1]  # a layer keeps one (silenced) channel, as the chain shrink does
         if removable:
             graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=removable).prune()
@@ -65,26 +65,21 @@ def _same_outputs(model: nn.Module, small: nn.Module, example: torch.Tensor) -> 
             return False
 
 
-def _writers(group, names: dict) -> set[str]:
-    """The convolutions whose output channels the group prunes."""
-    import torch_pruning as tp
+def _writers(group, names: dict) -> dict[str, list[int]]:
+    """Each convolution whose output channels the group prunes, with the channels it prunes there (in the
+    order of the group's root indices)."""
+    import torch_pruning as tp  # the dependency graph: only when a residual network is shrunk
 
     return {
-        names.get(dep.target.module, "")
-        for dep, _ in group.items
+        names.get(dep.target.module, ""): [_index(idx) for idx in idxs]
+        for dep, idxs in group.items
         if dep.handler == tp.prune_conv_out_channels and isinstance(dep.target.module, nn.Conv2d)
     }
 
 
-def _dead_in_every_writer(group, names: dict, dead: dict[str, set[int]], candidates: list[int]) -> list[int]:
+def _dead_in_every_writer(writers: dict[str, list[int]], dead: dict[str, set[int]], candidates: list[int]) -> list[int]:
     """The candidates that every convolution writing the same channels has dead too."""
-    import torch_pruning as tp
-
     keep = set(range(len(candidates)))
-    for dep, idxs in group.items:
-        module = dep.target.module
-        if dep.handler != tp.prune_conv_out_channels or not isinstance(module, nn.Conv2d):
-            continue
-        writer_dead = dead.get(names.get(module, ""), set())
-        keep &= {i for i, idx in enumerate(idxs) if _index(idx) in writer_dead}
+    for name, channels in writers.items():
+        keep &= {i for i, channel in enumerate(channels) if channel in dead.get(name, set())}
     return [candidates[i] for i in sorted(keep)]
