@@ -366,13 +366,7 @@ def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[st
     small = shrunk_model(walk.model, masks, example) if walk.criterion.granularity == "filter" else None
     if small is not None:
         cost.update(measure_shrunk(small, masks, example))
-        timed |= {"shrunk_": small, "onnx_dense_": walk.dense_onnx()}
-        try:
-            timed["onnx_shrunk_"] = OnnxModel(small, example)
-        except Exception as exc:  # noqa: BLE001 - the exporter's failures vary; the eager latency stands
-            log.warning(
-                "the smaller model does not export to ONNX (%s): its ONNX latency is left out", type(exc).__name__
-            )
+        timed |= {"shrunk_": small, "onnx_dense_": walk.dense_onnx(), "onnx_shrunk_": OnnxModel(small, example)}
     cost.update(latency_columns(timed, example, min_run_time=0.01))
     return cost, per_layer
 

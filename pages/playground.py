@@ -18,6 +18,7 @@ from pages import (
     runs_with_checkpoints,
     what_if_link,
 )
+from pages.parts.downloads import checkpoint_downloads, has_smaller_model
 
 route_through_app()
 
@@ -90,16 +91,8 @@ except api.EngineError as exc:  # a damaged or missing checkpoint: its one line,
 first = st.sidebar.number_input("First image", 0, len(x) - 1, choice_from_query("img", list(range(len(x))), 0))
 count = st.sidebar.slider("Images", 1, 6, 3)
 st.sidebar.caption("This checkpoint, to use elsewhere:")
-for fmt, what in (("safetensors", "weights and masks"), ("onnx", "the model, for deployment")):
-    st.sidebar.download_button(
-        f"Download step {step} as {fmt}",
-        lambda fmt=fmt: api.model_file(run_id, step, fmt),  # made when clicked, not on every redraw
-        f"{run_id[:12]}-step{step}.{fmt}",
-        "application/octet-stream",
-        help=f"This checkpoint's {what} (python -m engine export {run_id[:12]} --step {step} --format {fmt}).",
-        icon=":material/download:",
-        key=f"download-{fmt}",
-    )
+smaller = has_smaller_model(read("efficiency_frame", (run_id,)), step)
+checkpoint_downloads(st.sidebar, run_id, step, smaller)
 st.query_params.update({"run": run_id[:12], "step": str(step), "attack": attack, "eps": f"{eps:g}", "img": str(first)})
 
 line = st.empty()

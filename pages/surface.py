@@ -5,6 +5,7 @@ import streamlit as st
 from engine import api
 from engine.report import figures, summaries, tables
 from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query, what_if_link
+from pages.parts.downloads import take_away
 
 route_through_app()
 
@@ -149,6 +150,7 @@ def draw() -> None:
         width="stretch",
         column_config={"auc": st.column_config.NumberColumn("AUC", format="%.3f")},
     )
+    take_away(run_id, frame, read("efficiency_frame", (run_id,)))
 
 
 watch()

@@ -146,3 +146,4 @@ def test_a_run_on_a_torchvision_network_prunes_attacks_certifies_and_measures(ca
     pruned = document["points"][-1]["efficiency"]
     assert pruned["latency_ms_b1"] > 0 and pruned["theoretical_speedup"] > 1
     assert 0 < pruned["shrunk_params"] < pruned["params"] and pruned["shrunk_latency_ms_b1"] > 0  # physically smaller
+    assert pruned["onnx_shrunk_latency_ms_b1"] > 0  # and it deploys through ONNX

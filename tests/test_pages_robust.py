@@ -197,7 +197,28 @@ def test_playground_offers_the_checkpoint_for_download(robust_cache, monkeypatch
     root, ids = robust_cache
     at = page("pages/playground.py", root, monkeypatch, run=ids["ap"][:12], step="1")
     labels = [button.proto.label for button in at.get("download_button")]
-    assert labels == ["Download step 1 as safetensors", "Download step 1 as onnx"], labels
+    assert labels == ["Step 1 as safetensors", "Step 1 as onnx"], labels  # weight pruning: no smaller model
+
+
+def test_a_filter_pruned_checkpoint_also_offers_its_physically_smaller_model(robust_cache, monkeypatch):
+    from engine import api
+
+    root, ids = robust_cache
+    at = page("pages/playground.py", root, monkeypatch, run=ids["mrpf"][:12], step="1")
+    labels = [button.proto.label for button in at.get("download_button")]
+    assert labels[2:] == ["Step 1 smaller as safetensors", "Step 1 smaller as onnx"], labels
+    surface = page("pages/surface.py", root, monkeypatch, run=ids["mrpf"][:12])
+    chooser = surface.selectbox(key="take-away")
+    assert not surface.exception and chooser.value == max(int(option.split()[1]) for option in chooser.options)
+    surface_labels = [button.proto.label for button in surface.get("download_button")]
+    assert any(label.endswith("smaller as onnx") for label in surface_labels), surface_labels
+    monkeypatch.setenv("AER_CACHE_DIR", str(root))
+    api.forget_stores()
+    small, masked = (
+        api.model_file(ids["mrpf"], 1, "safetensors", shrunk=True),
+        api.model_file(ids["mrpf"], 1, "safetensors"),
+    )
+    assert len(small) < len(masked)
 
 
 def test_playground_waits_its_turn_in_the_servers_line(robust_cache, monkeypatch):

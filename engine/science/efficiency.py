@@ -76,7 +76,9 @@ class Latency:
 
 def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
     """The model as an ONNX file (torch.onnx's exporter, batch axis dynamic), traced on `example`."""
-    example = example[:2].detach().cpu().contiguous()
+    # two images at least: traced on one, the exporter specialises the batch axis to 1 (a guard, not a Dim)
+    example = example[:2].detach().cpu()
+    example = example.expand(2, *example.shape[1:]).contiguous()
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet_exporter():
         program = torch.onnx.export(
