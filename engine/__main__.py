@@ -128,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="make sure a dataset is on disk (download where possible)")
     data.add_argument("name", nargs="?", default="fashion_mnist")
+
+    bring = sub.add_parser(
+        "import",
+        help="copy trained weights or an .npz data set into the cache (checked first) and print its spec lines",
+    )
+    bring.add_argument("file", type=Path, help="weights (.safetensors, .pt, .pth, .bin) or a data set (.npz)")
     return parser
 
 
@@ -254,6 +260,19 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_import(args) -> int:
+    if not args.file.is_file():
+        raise SpecError([f"file: {str(args.file)[:80]} is not a file"])
+    if args.file.stat().st_size > api.MAX_UPLOAD_BYTES:
+        raise SpecError([f"file: larger than the {api.MAX_UPLOAD_BYTES >> 20} MiB an import takes"])
+    data = args.file.read_bytes()
+    if args.file.suffix.lower() == ".npz":
+        print(f"dataset: {{name: arrays, path: {api.upload_data(args.file.name, data)}}}")
+    else:
+        print(f"base: {{weights: {api.upload_weights(args.file.name, data)}}}")
+    return 0
+
+
 def _cmd_submit(args) -> int:
     specs = api.load_specs(args.spec, preset=args.preset, overrides=args.overrides)  # one job per seed
     for job in api.submit_all(specs, allow_long=args.allow_long):  # the seeds held to the bound together
@@ -356,6 +375,7 @@ COMMANDS = {
     "catalog": _cmd_catalog,
     "export": _cmd_export,
     "data": _cmd_data,
+    "import": _cmd_import,
     "doctor": _cmd_doctor,
     "submit": _cmd_submit,
     "status": _cmd_status,

@@ -141,3 +141,23 @@ def test_an_uploaded_npz_is_checked_before_it_is_stored(cache):
     assert not any(data_dir().rglob("*.npz"))
     relative = api.upload_data("mine.npz", buffer_ok.getvalue())
     assert relative.startswith("uploads/") and (data_dir() / relative).is_file()
+
+
+def test_the_cli_imports_weights_and_data_and_prints_the_spec_lines(cache, tmp_path, capsys):
+    import numpy as np
+
+    from engine.__main__ import main
+
+    weights = tmp_path / "net.pt"
+    torch.save({"w": torch.zeros(3)}, weights)
+    assert main(["import", str(weights)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("base: {weights: uploads/") and line.endswith(".pt}")
+    arrays = tmp_path / "mine.npz"
+    np.savez(arrays, x=np.zeros((4, 16, 16), np.uint8), y=np.array([0, 1, 0, 1]))
+    assert main(["import", str(arrays)]) == 0
+    assert capsys.readouterr().out.startswith("dataset: {name: arrays, path: uploads/")
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, x=np.array([object()], dtype=object), y=np.arange(1))
+    assert main(["import", str(evil)]) == 2
+    assert "without pickle" in capsys.readouterr().err
