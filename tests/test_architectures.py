@@ -9,12 +9,15 @@ import torch
 from torch import nn
 
 from engine.errors import SpecError, UnknownNameError
+from engine.science.attacks import ATTACKS
 from engine.science.data import DatasetInfo
+from engine.science.evaluate import robust_curve
 from engine.science.losses import LOSSES
 from engine.science.models import MODELS, build_model, classifier_name
 from engine.science.pruning.masks import PruneContext, apply_masks, overall_sparsity, prunable_layers
 from engine.science.pruning.methods import METHODS
-from engine.spec.runspec import AdversarySpec, PruneSpec
+from engine.science.training import accuracy
+from engine.spec.runspec import AdversarySpec, AttackSpec, PruneSpec
 
 CIFAR = DatasetInfo(3, 32, 10, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), tuple(str(i) for i in range(10)))
 GREY = DatasetInfo(1, 28, 7, (0.3,), (0.35,), tuple(str(i) for i in range(7)))
@@ -147,3 +150,43 @@ def test_a_run_on_a_torchvision_network_prunes_attacks_certifies_and_measures(ca
     assert pruned["latency_ms_b1"] > 0 and pruned["theoretical_speedup"] > 1
     assert 0 < pruned["shrunk_params"] < pruned["params"] and pruned["shrunk_latency_ms_b1"] > 0  # physically smaller
     assert pruned["onnx_shrunk_latency_ms_b1"] > 0  # and it deploys through ONNX
+
+
+CURVE_GRIDS = {"Linf": [0.0, 0.03, 0.1], "L2": [0.0, 0.5, 2.0], "L0": [0, 5, 20]}
+QUICK = {"square": {"n_queries": 50}, "smooth_pgd_l2": {"samples": 4, "n": 50}, "smoothing": {"n0": 10, "n": 50}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in ATTACKS.names() if name != "autoattack"])  # its parts are here
+def test_every_registered_attack_draws_an_honest_curve_on_a_torchvision_resnet(name):
+    model = small("torchvision:resnet18")
+    x, y = torch.rand(16, 3, 32, 32), torch.arange(16) % 10
+    model.net.fc.bias.data[y[0]] += 5.0  # an untrained network that gets some images right
+    attack = ATTACKS.get(name)
+    spec = AttackSpec(name=name, eps=CURVE_GRIDS[attack.norm], steps=3, options=QUICK.get(name, {}))
+    accs = [point.acc for point in robust_curve(model, x, y, spec, batch_size=16)]
+    assert all(0.0 <= acc <= 1.0 for acc in accs) and all(b <= a + 1e-12 for a, b in zip(accs, accs[1:]))
+    if not (attack.certified or attack.smoothed):
+        assert accs[0] == pytest.approx(accuracy(model, x, y))  # ε = 0 is the clean accuracy
+
+
+@pytest.mark.slow
+def test_torchattacks_stages_get_a_standard_layout_batch(monkeypatch):
+    """torchattacks' FAB (AutoAttack's third stage) reshapes gradients with .view, which a channels-last
+    batch (the engine's layout for conv nets) breaks; the wrapper hands every torchattacks stage a
+    standard-layout batch."""
+    import torchattacks
+
+    from engine.science.attacks.autoattack import APGDCE
+    from engine.science.device import to_input
+
+    model = small("torchvision:resnet18")
+    x, y = torch.rand(16, 3, 32, 32), torch.arange(16) % 10
+    model.net.fc.bias.data[y[0]] += 5.0
+    fab = torchattacks.FAB(model, eps=0.1, steps=3, multi_targeted=True, n_classes=10, norm="Linf")
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        fab(to_input(x, model), y)
+    seen = []
+    monkeypatch.setattr(APGDCE, "build", lambda self, m, eps, seed: lambda inp, labels: seen.append(inp) or inp)
+    APGDCE(steps=1).perturb(model, to_input(x, model), y, 0.1)
+    assert seen[0].is_contiguous() and fab(x.contiguous(), y).shape == x.shape

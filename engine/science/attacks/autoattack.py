@@ -30,7 +30,8 @@ class _TorchattacksBounded(Attack):
     def perturb(self, model, x, y, eps, generator=None):
         seed = seed_from(generator)
         torch.manual_seed(seed)
-        return self.build(model, eps, seed)(x, y).detach()
+        # torchattacks' FAB reshapes gradients with .view, which a channels-last batch breaks: standard layout
+        return self.build(model, eps, seed)(x.contiguous(), y).detach()
 
 
 @ATTACKS.register("apgd_ce")
