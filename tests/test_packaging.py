@@ -97,3 +97,21 @@ def test_a_missing_optional_package_is_one_line_saying_how_to_install_it(monkeyp
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependency, match=r"a Ray sweep needs ray, .*pip install 'aer-lab\[ray\]'"):
         run_ray([], None)
+
+
+def test_an_installed_package_ships_every_preset_and_keeps_its_cache_in_the_users_cache_folder(monkeypatch, tmp_path):
+    """`pip install .` (not a checkout): the presets come from pyproject's data-files, the cache from XDG
+    (checked by hand in a fresh venv: `aer presets` lists them and `aer run --preset smoke` runs)."""
+    from engine import paths
+
+    shipped = {
+        f"{target.removeprefix('share/aer-lab/')}/{path.name}"
+        for target, patterns in _pyproject()["tool"]["setuptools"]["data-files"].items()
+        for pattern in patterns
+        for path in REPO.glob(pattern)
+    }
+    in_repo = {str(path.relative_to(REPO)) for path in (REPO / "presets").rglob("*.yaml")}
+    assert shipped == in_repo
+    monkeypatch.setattr(paths, "CHECKOUT", False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert paths.presets_dir() == paths.INSTALLED_PRESETS and paths.default_cache() == tmp_path / "aer-lab"

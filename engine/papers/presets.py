@@ -34,7 +34,7 @@ from engine.errors import SpecError
 from engine.jobs import sweep
 from engine.papers.claims import CHECKS, Verdict, across_seeds, incomplete
 from engine.papers.results import PaperResults, gather
-from engine.paths import REPO_ROOT
+from engine.paths import presets_dir
 from engine.pipeline import run as run_pipeline
 from engine.science.catalog import validate
 from engine.science.data import TEST_SPLIT_SIZES
@@ -42,7 +42,7 @@ from engine.spec.reading import parse_text, read_spec_text, set_path
 from engine.spec.runspec import Frozen, RunSpec, format_errors
 from engine.store.db import Store
 
-PAPERS_DIR = REPO_ROOT / "presets" / "papers"
+PAPERS_DIR = presets_dir() / "papers"
 
 
 class PaperPreset(Frozen):

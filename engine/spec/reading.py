@@ -23,9 +23,9 @@ import yaml
 
 from engine import ENGINE_VERSION
 from engine.errors import SpecError
-from engine.paths import REPO_ROOT
+from engine.paths import presets_dir
 
-PRESETS_DIR = REPO_ROOT / "presets"
+PRESETS_DIR = presets_dir()
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_VALUES = 10_000
