@@ -262,3 +262,23 @@ def test_playground_ignores_hostile_parameters(robust_cache, monkeypatch):
     at = page("pages/playground.py", root, monkeypatch, run="../../etc", step="99", eps="nan'; DROP", img="-4")
     assert not at.exception
     assert at.sidebar.number_input[0].value >= 0
+
+
+def test_a_missing_checkpoint_is_repaired_from_the_browser(cache, monkeypatch, smoke_tree):
+    """No terminal: the Playground names the missing file and one button forgets it and queues the run."""
+    import json
+
+    from engine import api
+    from engine.science.catalog import validate
+
+    spec = validate(smoke_tree)
+    api.run(spec, api.open_store())
+    row = api.open_store().step(spec.run_id(), 1)
+    (cache / row["checkpoint"]).unlink()
+    at = page("pages/playground.py", cache, monkeypatch, run=spec.run_id()[:12], step="1")
+    assert any("is missing" in e.value for e in at.error)
+    at.button(key="repair").click().run()
+    assert any("Queued as job" in s.value for s in at.success)
+    queued = json.loads(api.open_store().db.execute("SELECT spec_json FROM jobs").fetchone()[0])
+    assert queued == json.loads(spec.canonical_json())
+    assert 1 not in {r["step"] for r in api.open_store().steps(spec.run_id())}  # forgotten: the job recomputes it
