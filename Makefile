@@ -17,7 +17,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	# pip >= 25.1 reads PEP 735 dependency groups (--group dev)
 	$(PY) -m pip install --quiet pip==26.3
 	$(PY) -m pip install --quiet -r requirements.txt --group dev
-	# torchattacks pins requests~=2.25.1, which conflicts with streamlit: no deps here
+	# torchattacks pins requests~=2.25.1, which conflicts with streamlit, and adv-lib needs visdom, which
+	# does not build (for loggers FMN never uses): no deps here
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)

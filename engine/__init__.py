@@ -5,8 +5,9 @@ Importing the package is cheap (no torch); heavy modules load when first used.
 
 import os
 
-ENGINE_VERSION = "0.7.0"
-"""Bumped whenever a change alters numbers or what a run stores; it is part of every run id."""
+ENGINE_VERSION = "0.8.0"
+"""Bumped whenever a change alters numbers or what a run stores; it is part of every run id.
+0.8.0: AutoAttack and its parts run Croce & Hein's own code (pyautoattack), not torchattacks'."""
 
 # torch's OpenMP (libgomp) lets a thread waiting at a barrier spin 300,000 times before it sleeps.
 # On 2 cores shared with a browser or another process those spins take the core a working thread

@@ -94,6 +94,13 @@ def test_a_missing_optional_package_is_one_line_saying_how_to_install_it(monkeyp
     with pytest.raises(MissingDependency, match=r"pip install --no-deps torchattacks==3\.5\.1") as info:
         torchattacks()
     assert "\n" not in str(info.value)
+    from engine.science.attacks.fmn import fmn_module
+
+    fmn_module.cache_clear()
+    monkeypatch.setitem(sys.modules, "adv_lib", None)
+    with pytest.raises(MissingDependency, match=r"the FMN attacks needs adv_lib, .*pip install --no-deps adv-lib"):
+        fmn_module()
+    fmn_module.cache_clear()
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependency, match=r"a Ray sweep needs ray, .*pip install 'aer-lab\[ray\]'"):
         run_ray([], None)

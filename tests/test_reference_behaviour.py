@@ -284,34 +284,6 @@ def test_reported_curves_stay_broken_where_a_smaller_ball_broke_and_descend_is_r
         )
 
 
-# ---- AutoAttack: the standard's settings, the spec's steps -------------------------------------
-
-
-def test_autoattack_builds_the_standard_ensemble_with_the_spec_steps(tiny_cnn):
-    import torchattacks
-
-    from engine.science.evaluate import build_attack
-    from engine.spec.runspec import AttackSpec
-
-    standard = build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=100)).build(tiny_cnn, 0.03, 0)
-    apgd, apgdt, fab, square = standard.attacks
-    assert [type(a) for a in standard.attacks] == [
-        torchattacks.APGD,
-        torchattacks.APGDT,
-        torchattacks.FAB,
-        torchattacks.Square,
-    ]
-    assert apgd.steps == apgdt.steps == fab.steps == 100 and apgd.loss == "ce"
-    assert apgdt.n_target_classes == fab.n_target_classes == 9 and fab.multi_targeted
-    assert square.n_queries == 5000 and all(a.n_restarts == 1 for a in standard.attacks)
-    assert square.p_init == 0.8 and square.rescale_schedule is False  # fra31's standard Square
-    assert build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=100)).protocol_warning() is None
-
-    short = build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=20))
-    assert all(a.steps == 20 for a in short.build(tiny_cnn, 0.03, 0).attacks[:3])
-    assert "weaker attack than the standard" in short.protocol_warning()
-
-
 # ---- MRS: RiFT's epoch of mini-batch ascent steps between projections --------------------------
 
 

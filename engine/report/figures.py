@@ -30,7 +30,12 @@ def eps_label(eps: float, norm: str) -> str:
 
 def eps_axis_title(norm: str) -> str:
     """Axis title naming the threat model and the unit of ε."""
-    return {"Linf": "ε (L∞, pixel scale [0, 1])", "L2": "ε (L2 norm)", "L0": "ε (pixels changed)"}.get(norm, "ε")
+    return {
+        "Linf": "ε (L∞, pixel scale [0, 1])",
+        "L2": "ε (L2 norm)",
+        "L1": "ε (L1 norm)",
+        "L0": "ε (pixels changed)",
+    }.get(norm, "ε")
 
 
 def _grid(frame: pd.DataFrame) -> pd.DataFrame:

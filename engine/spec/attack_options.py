@@ -87,13 +87,24 @@ class AutoAttackOptions(Options):
     """AutoAttack's standard ensemble, counted as the sum of its stages (each at most on every image)."""
 
     n_classes: int = Field(
-        10, ge=2, le=MAX_CLASSES, description="the dataset's classes; APGD-T and FAB-T target the others"
+        10, ge=2, le=MAX_CLASSES, description="the dataset's classes; APGD-T and FAB-T target up to 9 others"
     )
-    cost_note: ClassVar[str] = "APGD-CE + APGD-T and FAB-T × (n_classes − 1) + 5,000 Square queries, per ε"
+    cost_note: ClassVar[str] = "APGD-CE + APGD-T and FAB-T × min(9, n_classes − 1) + 5,000 Square queries, per ε"
 
     def passes(self, n_eps: int, steps: int, restarts: int) -> int:
-        targets = self.n_classes - 1
+        targets = min(9, self.n_classes - 1)
         return n_eps * (steps + 2 * steps * targets + SQUARE_STANDARD_QUERIES // 3 + 1)
+
+
+class FMNOptions(Options):
+    """FMN (Pintor et al. 2021): a forward and backward per step; one run serves every ε."""
+
+    alpha_init: float = Field(1.0, gt=0.0, le=100.0, description="initial step α, cosine-annealed to α/100")
+    gamma_init: float = Field(0.05, gt=0.0, lt=1.0, description="initial radius factor γ, annealed to 0.001")
+    cost_note: ClassVar[str] = "steps, one run serves every ε"
+
+    def passes(self, n_eps: int, steps: int, restarts: int) -> int:
+        return steps
 
 
 class DeepFoolOptions(Options):
@@ -157,6 +168,11 @@ ATTACK_OPTIONS: dict[str, type[Options]] = {
     "apgd_t": APGDTOptions,
     "square": SquareOptions,
     "autoattack": AutoAttackOptions,
+    "autoattack_l2": AutoAttackOptions,
+    "fmn_l0": FMNOptions,
+    "fmn_l1": FMNOptions,
+    "fmn_l2": FMNOptions,
+    "fmn_linf": FMNOptions,
     "deepfool": DeepFoolOptions,
     "cw_l2": CWOptions,
     "smoothing": SmoothingOptions,

@@ -21,9 +21,9 @@ Randomness = torch.Generator | ExampleStreams | None
 class Attack:
     """An evasion attack on a classifier that takes inputs in [0, 1] and normalises inside.
 
-    Subclasses set `norm` ("Linf", "L2" or "L0") and implement `perturb` (bounded attacks) or
+    Subclasses set `norm` ("Linf", "L2", "L1" or "L0") and implement `perturb` (bounded attacks) or
     `distances` (minimal-distance attacks, `minimal = True`). Strengths are in the attack's norm:
-    L∞ as a fraction of the [0, 1] range, L2 as a raw norm, L0 as a count of pixels changed.
+    L∞ as a fraction of the [0, 1] range, L2 and L1 as raw norms, L0 as a count of pixels changed.
     `Options` is the model of the attack's extra parameters, with types, ranges and defaults (spec:
     `options: {...}`; engine.spec.attack_options); `self.opts` holds them validated, defaults filled.
     """
@@ -113,12 +113,14 @@ def flat_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 def norm_distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-example size of a perturbation in a norm: L∞, L2, or L0 as pixels (any channel) changed."""
+    """Per-example size of a perturbation in a norm: L∞, L2, L1, or L0 as pixels (any channel) changed."""
     flat = delta.flatten(1)
     if norm == "Linf":
         return flat.abs().max(dim=1).values
     if norm == "L2":
         return flat.norm(p=2, dim=1)
+    if norm == "L1":
+        return flat.abs().sum(dim=1)
     return (delta.abs() > 1e-8).any(dim=1).flatten(1).sum(dim=1).float()
 
 
