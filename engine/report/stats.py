@@ -72,6 +72,7 @@ class Difference:
     n: int
     paired: bool
     discordant: int = 0  # paired: examples on which exactly one of the two is right
+    sequential: bool = False  # an anytime-valid interval (the evaluation grew until it decided: sequential.py)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready fields."""

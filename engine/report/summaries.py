@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from engine.report.sequential import paired_grown
 from engine.report.stats import Difference, decide, paired, successes, unpack_flags, unpaired
 
 # Attacks ordered by strength within a norm: a weaker one should never beat a stronger one.
@@ -102,7 +103,7 @@ def sweet_spots(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> pd.Da
     attacked = frame[frame["eps"] > 0]
     if "n" not in attacked or attacked.empty:
         return pd.DataFrame(columns=SPOT_COLUMNS)
-    keep = [c for c in ("run_id", "attack", "eps", "acc", "n", "correct") if c in attacked]
+    keep = [c for c in ("run_id", "attack", "eps", "acc", "n", "n_own", "correct") if c in attacked]
     dense = attacked[attacked["step"] == 0][keep]
     pruned = attacked[attacked["step"] > 0][[*keep, "step", "sparsity"]]
     merged = pruned.merge(dense, on=["run_id", "attack", "eps"], suffixes=("", "_dense"))
@@ -198,11 +199,15 @@ def cliff(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> Cliff | Non
 
 
 def versus_dense(row: pd.Series) -> Difference:
-    """A pruned point's accuracy − the dense point's: paired where both kept flags on the same n images."""
+    """A pruned point's accuracy − the dense point's: paired where both kept flags on the same images (an
+    anytime-valid interval where images were added to decide it), else as independent accuracies."""
     n, n_dense = int(row["n"]), int(row["n_dense"])
     flags, dense_flags = row.get("correct"), row.get("correct_dense")
-    if isinstance(flags, bytes) and isinstance(dense_flags, bytes) and n == n_dense:
-        return paired(unpack_flags(flags, n), unpack_flags(dense_flags, n))
+    own = row.get("n_own")
+    own = int(own) if own is not None and pd.notna(own) else (n if n == n_dense else None)
+    if isinstance(flags, bytes) and isinstance(dense_flags, bytes) and own is not None:
+        # the same images as far as both go: the run's own, then any chunks added to decide (sequential.py)
+        return paired_grown(unpack_flags(flags, n), unpack_flags(dense_flags, n_dense), own)
     return unpaired(successes(row["acc"], n), n, successes(row["acc_dense"], n_dense), n_dense)
 
 

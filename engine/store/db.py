@@ -25,6 +25,7 @@ from engine.errors import LeaseLost, NotFoundError, StoreError, write_failure
 from engine.paths import cache_dir, make_cache_folder
 from engine.processes import process_token, token_alive
 from engine.status import RunStatus
+from engine.store import extended
 
 if TYPE_CHECKING:
     from engine.spec.runspec import RunSpec
@@ -292,6 +293,18 @@ def _job_estimate(db: sqlite3.Connection) -> None:
 def _abstentions(db: sqlite3.Connection) -> None:
     # a certificate's curve (randomized smoothing) counts the images it abstained on; NULL for attacks
     db.execute("ALTER TABLE robust ADD COLUMN abstained INTEGER CHECK (abstained IS NULL OR abstained >= 0)")
+
+
+@migration("0018_extended_evaluation")
+def _extended(db: sqlite3.Connection) -> None:
+    # further images of the test split evaluated after a run, to decide a comparison (engine/jobs/decide.py):
+    # chunk k ≥ 1 holds the images after the run's own n_samples in its seeded order, every ε of one attack
+    db.execute("""CREATE TABLE extended (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, attack TEXT NOT NULL, eps REAL NOT NULL,
+        chunk INTEGER NOT NULL CHECK (chunk >= 1), n INTEGER NOT NULL CHECK (n > 0), correct BLOB NOT NULL,
+        seconds REAL, created_at REAL NOT NULL,
+        PRIMARY KEY (run_id, step, attack, eps, chunk),
+        FOREIGN KEY (run_id, step) REFERENCES steps(run_id, step) ON DELETE CASCADE)""")
 
 
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
@@ -761,7 +774,8 @@ class Store:
 
     def robust(self, run_ids: list[str], table: str = "robust", flags: bool = False) -> list[dict[str, Any]]:
         """White-box (`robust`) or base-transfer (`transfer`) results of runs, with each step's sparsity;
-        with `flags`, each row's packed per-example bits too (`correct`, or None where not kept)."""
+        with `flags`, each row's packed per-example bits too (`correct`, or None where not kept). A white-box
+        row grown by further images (engine/store/extended.py) counts them all; `n_own` is the run's own."""
         if table not in ("robust", "transfer"):
             raise ValueError(f"table {table!r}: choose 'robust' or 'transfer'")
         marks = ",".join("?" * len(run_ids))
@@ -770,7 +784,12 @@ class Store:
             f"WHERE r.run_id IN ({marks}) ORDER BY r.run_id, r.step, r.attack, r.eps",
             run_ids,
         ).fetchall()
-        return [{k: r[k] for k in r.keys() if flags or k != "correct"} for r in rows]
+        chunks = extended.chunk_rows(self.db, run_ids) if table == "robust" else {}
+        result = []
+        for r in rows:
+            row = extended.grown(dict(r), chunks.get((r["run_id"], r["step"], r["attack"], r["eps"]), []))
+            result.append({k: v for k, v in row.items() if flags or k != "correct"})
+        return result
 
     def efficiency(self, run_ids: list[str]) -> list[dict[str, Any]]:
         """Efficiency rows (one per run × step) of the given runs, with each step's sparsity."""

@@ -17,7 +17,8 @@ import pandas as pd
 
 from engine.errors import SpecError
 from engine.report.ratios import with_mrpf_rule
-from engine.report.stats import Difference, intervals, paired, successes, unpack_flags, unpaired, wilson
+from engine.report.sequential import paired_grown
+from engine.report.stats import Difference, intervals, successes, unpack_flags, unpaired, wilson
 from engine.report.summaries import hygiene
 from engine.spec.reading import excerpt
 from engine.spec.runspec import describe
@@ -185,6 +186,7 @@ ROBUST_COLUMNS = [
     "acc",
     "params",
     "n",
+    "n_own",
     "ci_low",
     "ci_high",
     "clean_low",
@@ -197,8 +199,9 @@ def robust_frame(
     run_ids: list[str], store: Store | None = None, source: str = "robust", flags: bool = False
 ) -> pd.DataFrame:
     """Tidy results: run_id, step, sparsity, clean_acc, attack, norm, eps, acc, params, and the
-    n evaluation images behind each accuracy with 95 % Wilson bounds of the robust (ci_low, ci_high)
-    and clean (clean_low, clean_high) accuracy; the bounds are missing where n was not kept; a
+    n evaluation images behind each accuracy (n_own of them the run's own, the rest added to decide a
+    comparison: engine/store/extended.py) with 95 % Wilson bounds of the robust (ci_low, ci_high)
+    and clean (clean_low, clean_high, on the run's own images) accuracy; the bounds are missing where n was not kept; a
     certificate's `abstained` images (missing for attacks).
 
     `source` is "robust" (white-box attacks on each checkpoint) or "transfer" (crafted on the base);
@@ -210,7 +213,7 @@ def robust_frame(
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(rows)
     frame["ci_low"], frame["ci_high"] = intervals(frame["acc"], frame["n"])
-    frame["clean_low"], frame["clean_high"] = intervals(frame["clean_acc"], frame["n"])
+    frame["clean_low"], frame["clean_high"] = intervals(frame["clean_acc"], frame["n_own"])
     return frame.reindex(columns=columns)  # transfer rows have no `abstained`
 
 
@@ -382,12 +385,13 @@ def compare(
 ) -> Difference:
     """Accuracy of checkpoint `first` (run id, step) minus `second` under one attack at one ε, with its
     95 % interval and p-value: per example (Tango's interval, exact McNemar p) when both were scored on
-    the same images and kept their flags, otherwise as two independent accuracies (Newcombe interval,
-    Fisher's exact test)."""
+    the same images and kept their flags — an anytime-valid interval once further images were added to
+    decide it (engine/report/sequential.py) —, otherwise as two independent accuracies (Newcombe
+    interval, Fisher's exact test)."""
     store = store or open_store()
     a, b = (_result(store, run, step, attack, eps, source) for run, step in (first, second))
     if a["n"] is None or b["n"] is None:
         raise SpecError([f"{source}: these results predate per-example records; run them again to compare"])
     if a["correct"] is not None and b["correct"] is not None and same_images(first[0], second[0], store):
-        return paired(unpack_flags(a["correct"], a["n"]), unpack_flags(b["correct"], b["n"]))
+        return paired_grown(unpack_flags(a["correct"], a["n"]), unpack_flags(b["correct"], b["n"]), a["n_own"])
     return unpaired(successes(a["acc"], a["n"]), a["n"], successes(b["acc"], b["n"]), b["n"])
