@@ -41,7 +41,7 @@ from engine.spec.reading import (
     raw_key,
     seed_trees,
 )
-from engine.spec.runspec import MAX_WORK, RunSpec, check_total_work, check_work
+from engine.spec.runspec import MAX_WORK, TEST_SPLIT_SIZES, RunSpec, check_total_work, check_work
 from engine.spec.runspec import describe as describe_spec
 from engine.spec.runspec import validate as validate_structure
 from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
@@ -349,6 +349,54 @@ def submit(
     return job
 
 
+def decision(
+    first: tuple[str, int],
+    second: tuple[str, int],
+    attack: str,
+    eps: float,
+    margin: float = 0.0,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """Where the question "first ≥ second − margin?" stands on the images so far (margin 0: "do they
+    differ?"): its difference and verdict, whether it can grow (the test split has images left), what
+    growing may cost, and the live job growing it, if any. SpecError when the pair cannot be grown."""
+    from engine.jobs import decide  # pandas and scipy: on first use
+
+    store = store or open_store()
+    question = decide.Question((store.resolve(first[0]), first[1]), (store.resolve(second[0]), second[1]), attack,
+                               float(eps), float(margin))  # fmt: skip
+    decide.check_question(store, question)
+    outcome = decide.standing(store, question)
+    dataset = json.loads(store.run(question.first[0])["spec_json"])["dataset"]["name"]
+    cost = decide.cost(store, question, TEST_SPLIT_SIZES.get(dataset, outcome.difference.n))
+    live = store.db.execute(
+        "SELECT job_id FROM jobs WHERE run_id = ? AND status IN ('queued', 'running')", (question.job_key(),)
+    ).fetchone()
+    return {
+        "question": question,
+        "difference": outcome.difference,
+        "verdict": outcome.verdict,
+        "can_grow": cost.images_left > 0,
+        "cost": cost,
+        "job_id": live["job_id"] if live else None,
+    }
+
+
+def submit_decision(
+    first: tuple[str, int],
+    second: tuple[str, int],
+    attack: str,
+    eps: float,
+    margin: float = 0.0,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """Queue "evaluate until decided" for a question the workers grow chunk by chunk (engine/jobs/decide.py);
+    returns its job (the live one when the same question is already queued)."""
+    store = store or open_store()
+    question = decision(first, second, attack, eps, margin, store)["question"]
+    return queue.submit(store, question.job_key(), question.as_json()).as_dict()
+
+
 def submit_all(
     specs: list[RunSpec], store: Store | None = None, allow_long: bool = False, parent: str | None = None
 ) -> list[dict[str, Any]]:
@@ -648,6 +696,8 @@ def catalog() -> dict[str, dict[str, str]]:
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
+    "decision",
+    "submit_decision",
     "parse_number",
     "upload_data",
     "upload_weights",

@@ -21,6 +21,7 @@ from torch import nn
 
 from engine import ENGINE_VERSION
 from engine.errors import IntegrityError, LeaseLost, NotFoundError, SpecError
+from engine.report import sequential
 from engine.report.summaries import input_range_warning
 from engine.science import user_data  # noqa: F401  (registers the folder and arrays data sets)
 from engine.science.data import Dataset, data_of
@@ -94,6 +95,24 @@ def eval_split(data: Dataset, spec: RunSpec) -> tuple[torch.Tensor, torch.Tensor
     """The fixed, seeded evaluation subset of the test split (x in [0, 1], y)."""
     idx = eval_indices(len(data.x_test), spec.eval.n_samples, spec.seed)
     return data.x_test[idx], data.y_test[idx]
+
+
+def eval_chunk(data: Dataset, spec: RunSpec, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunk k ≥ 1 of further evaluation images: the next CHUNK of the test split in the same seeded
+    order that `eval_split` takes its first n_samples from (in index order; empty once the split is spent)."""
+    n_test = len(data.x_test)
+    order = torch.randperm(n_test, generator=torch.Generator().manual_seed(spec.seed))
+    start = min(spec.eval.n_samples, n_test) + (chunk - 1) * sequential.CHUNK
+    idx = order[start : start + sequential.CHUNK].sort().values
+    return data.x_test[idx], data.y_test[idx]
+
+
+def checkpoint_model(spec: RunSpec, store: Store, step: int, data: Dataset) -> nn.Module:
+    """The model of a run's finished step, its weights checked against their SHA-256, in eval mode."""
+    row = store.step(spec.run_id(), step)
+    model = build_model(spec.model.name, data.info, spec.model.width)
+    model.load_state_dict(load_in(store.root, row["checkpoint"], row["sha256"]))
+    return prepare_model(model).eval()
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:

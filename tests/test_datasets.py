@@ -113,10 +113,10 @@ def test_real_fashion_mnist_has_its_known_statistics():
 
 
 def test_every_data_set_states_the_size_of_its_test_split():
-    from engine.spec.runspec import PATH_DATASETS
+    from engine.spec.runspec import PATH_DATASETS, TEST_SPLIT_SIZES
 
-    assert set(datasets.TEST_SPLIT_SIZES) == set(DATASETS.names()) - set(PATH_DATASETS)
-    assert len(DATASETS.get("synthetic")().x_test) == datasets.TEST_SPLIT_SIZES["synthetic"]
+    assert set(TEST_SPLIT_SIZES) == set(DATASETS.names()) - set(PATH_DATASETS)
+    assert len(DATASETS.get("synthetic")().x_test) == TEST_SPLIT_SIZES["synthetic"]
 
 
 def test_every_data_set_states_its_classes_and_image_size_for_the_spec():

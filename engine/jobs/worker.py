@@ -118,6 +118,7 @@ class Worker:
     def run_job(self, job: Job) -> None:
         """Run one claimed job to its end state, with a heartbeat renewing its lease meanwhile."""
         # torch loads in the process that runs a job, never in the supervisor or `status` paths
+        from engine.jobs.decide import is_decide_job  # pandas: only in the process that runs a job
         from engine.pipeline import run as run_pipeline  # torch: only in the process that runs a job
         from engine.science.catalog import validate  # torch: only in the process that runs a job
 
@@ -126,8 +127,11 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat, args=(fence, done), daemon=True)
         beat.start()
         try:
-            spec = validate(json.loads(job.spec_json))
-            run_pipeline(spec, self.store, ProgressTracker(self, fence), fence, threads=self.threads)
+            if is_decide_job(job.spec_json):
+                self._decide(job, fence)
+            else:
+                spec = validate(json.loads(job.spec_json))
+                run_pipeline(spec, self.store, ProgressTracker(self, fence), fence, threads=self.threads)
             queue.finish(self.store, fence, JobStatus.DONE)
         except Cancelled:
             queue.finish(self.store, fence, JobStatus.CANCELLED, "cancelled by the user")
@@ -141,6 +145,22 @@ class Worker:
         finally:
             done.set()
             beat.join()
+
+    def _decide(self, job: Job, fence: Fence) -> None:
+        """Grow a comparison's images until decided (engine/jobs/decide.py), reporting chunk by chunk."""
+        from engine.jobs import decide  # pandas: only in the process that runs a job
+        from engine.pipeline import Progress  # torch: only in the process that runs a job
+        from engine.science.device import fit_threads  # torch: only in the process that runs a job
+
+        if self.threads:
+            fit_threads(self.threads)
+        track = ProgressTracker(self, fence)
+        decide.grow(
+            self.store,
+            decide.Question.from_json(job.spec_json),
+            fence,
+            lambda chunk, index, possible: track(Progress(chunk - 1, possible, f"deciding: chunk {chunk}", index, 2)),
+        )
 
     def _record_failure(self, fence: Fence, exc: Exception) -> None:
         """Mark the job failed with its one-line reason; when even that cannot be written (the disk is

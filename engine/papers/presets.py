@@ -37,9 +37,8 @@ from engine.papers.results import PaperResults, gather
 from engine.paths import presets_dir
 from engine.pipeline import run as run_pipeline
 from engine.science.catalog import validate
-from engine.science.data import TEST_SPLIT_SIZES
 from engine.spec.reading import parse_text, read_spec_text, set_path
-from engine.spec.runspec import Frozen, RunSpec, format_errors
+from engine.spec.runspec import TEST_SPLIT_SIZES, Frozen, RunSpec, format_errors
 from engine.store.db import Store
 
 PAPERS_DIR = presets_dir() / "papers"

@@ -58,18 +58,6 @@ class Dataset:
 
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
 
-TEST_SPLIT_SIZES = {
-    "fashion_mnist": 10_000,
-    "mnist": 10_000,
-    "cifar10": 10_000,
-    "cifar100": 10_000,
-    "svhn": 26_032,
-    "synthetic": 500,
-}
-"""Images in each registered data set's test split, known without loading it (how many evaluation images
-seeds share: engine.papers.presets.shared_images); tests/test_datasets.py keeps it true. A user's data set
-(folder, arrays) is not here: its size is known once it is read."""
-
 
 @lru_cache(maxsize=4)
 def load_dataset(

@@ -524,6 +524,18 @@ IMAGE_VALUES = {
 """Values per image of each dataset (channels × height × width), so a spec's largest tensor is known
 before any data loads; an unknown dataset is counted as the largest."""
 
+TEST_SPLIT_SIZES: dict[str, int] = {
+    "fashion_mnist": 10_000,
+    "mnist": 10_000,
+    "cifar10": 10_000,
+    "cifar100": 10_000,
+    "svhn": 26_032,
+    "synthetic": 500,
+}
+"""Images in each registered data set's test split, known without loading it (how many evaluation images
+seeds share: engine.papers.presets.shared_images); tests/test_datasets.py keeps it true. A user's data set
+(folder, arrays) is not here: its size is known once it is read."""
+
 DATASET_CLASSES: dict[str, int | None] = {
     "fashion_mnist": 10,
     "mnist": 10,
