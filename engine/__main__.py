@@ -124,6 +124,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--reduced", action="store_true", help="check the tiny version's runs")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
+    decide = sub.add_parser(
+        "decide", help="evaluate further test images until a paired comparison is decided (or the split is spent)"
+    )
+    decide.add_argument("first", help="RUN:STEP (a run id prefix and a step), the checkpoint on the left of −")
+    decide.add_argument("second", help="RUN:STEP, the checkpoint it is compared with")
+    decide.add_argument("--attack", required=True, help="an attack both runs ran (e.g. pgd_linf)")
+    decide.add_argument("--eps", required=True, type=float, help="one ε of that attack's grid")
+    decide.add_argument(
+        "--margin", type=float, default=0.0, help="decide 'first ≥ second − margin' (0: do they differ)"
+    )
+    decide.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
     sub.add_parser("doctor", help="check the cache; move a damaged database aside; forget damaged checkpoints")
 
     data = sub.add_parser("data", help="make sure a dataset is on disk (download where possible)")
@@ -363,6 +375,34 @@ def _cmd_run_paper(args) -> int:
     return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced), args.json, seconds)
 
 
+def _checkpoint(text: str) -> tuple[str, int]:
+    run, _, step = text.rpartition(":")
+    if not run or not step.isdigit():
+        raise SpecError([f"checkpoint {text!r}: write RUN:STEP, a run id prefix and a step number (abc123:3)"])
+    return run, int(step)
+
+
+def _cmd_decide(args) -> int:
+    from engine.report.tables import difference_sentence  # pandas: only for this command
+
+    first, second = _checkpoint(args.first), _checkpoint(args.second)
+    before = api.decision(first, second, args.attack, args.eps, args.margin)
+    after = api.grow_decision(first, second, args.attack, args.eps, args.margin, progress=not args.json)
+    if args.json:
+        print(json.dumps({when: _outcome(o) for when, o in (("before", before), ("after", after))}, indent=2))
+        return 0
+    for when, outcome in (("before", before), ("after", after)):
+        what = f"{when}: {outcome['verdict']}"
+        print(difference_sentence(outcome["difference"], what))
+    if after["verdict"] == "inconclusive":
+        print("the test split is spent: these checkpoints cannot be told apart on this data set at this ε")
+    return 0
+
+
+def _outcome(outcome: dict) -> dict:
+    return {"verdict": outcome["verdict"], **outcome["difference"].as_dict()}
+
+
 def _cmd_check_preset(args) -> int:
     return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced), args.json)
 
@@ -386,6 +426,7 @@ COMMANDS = {
     "papers": _cmd_papers,
     "run-paper": _cmd_run_paper,
     "check-preset": _cmd_check_preset,
+    "decide": _cmd_decide,
 }
 
 

@@ -397,6 +397,38 @@ def submit_decision(
     return queue.submit(store, question.job_key(), question.as_json()).as_dict()
 
 
+def grow_decision(
+    first: tuple[str, int],
+    second: tuple[str, int],
+    attack: str,
+    eps: float,
+    margin: float = 0.0,
+    store: Store | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate until decided, here and now (the CLI's `decide`): grow the question chunk by chunk until its
+    interval decides it or the test split is spent; with `progress`, a tqdm bar over the chunks. Returns
+    what `decision` returns afterwards."""
+    from tqdm import tqdm
+
+    from engine.jobs import decide  # torch loads when the first chunk is evaluated
+
+    store = store or open_store()
+    question = decision(first, second, attack, eps, margin, store)["question"]
+    bar = tqdm(desc="deciding", unit="chunk", disable=not progress)
+
+    def on_chunk(chunk: int, index: int, possible: int) -> None:
+        bar.total = possible
+        bar.n = chunk - 1
+        bar.set_postfix_str(f"chunk {chunk}, checkpoint {index + 1}/2")
+
+    try:
+        decide.grow(store, question, on_chunk=on_chunk)
+    finally:
+        bar.close()
+    return decision(question.first, question.second, attack, eps, margin, store)
+
+
 def submit_all(
     specs: list[RunSpec], store: Store | None = None, allow_long: bool = False, parent: str | None = None
 ) -> list[dict[str, Any]]:
@@ -697,6 +729,7 @@ def catalog() -> dict[str, dict[str, str]]:
 __all__ = [
     "MAX_UPLOAD_BYTES",
     "decision",
+    "grow_decision",
     "submit_decision",
     "parse_number",
     "upload_data",

@@ -5,6 +5,7 @@ import streamlit as st
 from engine.errors import SpecError
 from engine.report import figures, summaries, tables
 from pages import choice_from_query, fill_view, read, route_through_app, run_labels, runs_from_query
+from pages.parts.decide import decide_button
 
 route_through_app()
 
@@ -101,6 +102,7 @@ last = {run: int(robust.loc[robust["run_id"] == run, "step"].max()) for run in (
 try:
     gap = read("compare", (second, last[second]), (first, last[first]), attack, eps)
     difference.markdown(tables.difference_sentence(gap, f"Last checkpoints at ε = {figures.eps_label(eps, norm)}"))
+    decide_button(difference, (second, last[second]), (first, last[first]), attack, eps)
 except SpecError as exc:
     difference.info(exc.problems[0])
 at_eps = robust[robust["eps"] == eps].merge(

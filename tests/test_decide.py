@@ -161,3 +161,44 @@ def test_a_real_worker_grows_the_comparison_and_the_pages_read_the_new_n(pair):
     assert api.compare((first, 2), (first, 2), ATTACK, 0.1).n == 500
     flags = [unpack_flags(r["correct"], r["n"]) for r in store.robust([first], flags=True) if r["step"] == 2]
     assert all(len(f) == 500 for f in flags)
+
+
+def test_the_cli_decides_and_prints_before_and_after(pair, capsys):
+    from engine.__main__ import main
+
+    store, (first, second) = pair
+    code = main(["decide", f"{first[:10]}:2", f"{first[:10]}:2", "--attack", ATTACK, "--eps", "0.05"])
+    out = capsys.readouterr().out
+    assert code == 0 and "before: inconclusive" in out and "after: inconclusive" in out
+    assert "paired over the same 500 images, grown until decided" in out and "the test split is spent" in out
+    assert main(["decide", f"{first[:10]}", f"{second[:10]}:2", "--attack", ATTACK, "--eps", "0.05"]) == 2
+    assert "write RUN:STEP" in capsys.readouterr().err
+
+
+def test_compare_offers_decide_this_and_then_shows_the_grown_n(pair, monkeypatch):
+    from engine.jobs.worker import Worker
+    from tests.support import page
+
+    store, (first, second) = pair
+    undecided = [
+        eps
+        for eps in (0.0, 0.05, 0.1)
+        if decide.standing(store, decide.Question((second, 2), (first, 2), ATTACK, eps)).verdict == "inconclusive"
+    ]
+    assert undecided, "the fixture's runs leave some ε undecided on 100 images"
+    eps = undecided[-1]
+    at = page(
+        "pages/compare.py", store.root, monkeypatch, runs=f"{first[:12]},{second[:12]}", attack=ATTACK, eps=str(eps)
+    )
+    assert not at.exception
+    assert any("cannot decide this" in c.value and "per 500 more" in c.value for c in at.caption)
+    at.button(key="decide").click().run()
+    assert not at.exception
+    jobs = [j for j in api.jobs() if j["run_id"].startswith("decide:")]
+    assert len(jobs) == 1 and jobs[0]["status"] == "queued"
+    Worker(store, lease_seconds=30).serve(exit_when_idle=True)
+    at = page(
+        "pages/compare.py", store.root, monkeypatch, runs=f"{first[:12]},{second[:12]}", attack=ATTACK, eps=str(eps)
+    )
+    sentence = next(m.value for m in at.markdown if m.value.startswith("Last checkpoints at ε"))
+    assert "grown until decided" in sentence

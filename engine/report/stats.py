@@ -23,6 +23,8 @@ from scipy.stats import binomtest, fisher_exact, norm
 from scipy.stats import bootstrap as scipy_bootstrap
 from scipy.stats import t as student_t
 
+from engine.report.flags import pack_flags, successes, unpack_flags  # noqa: F401  (re-exported)
+
 LEVEL = 0.95
 """Confidence level of every interval the product shows."""
 
@@ -36,11 +38,6 @@ def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
     return float(interval.low), float(interval.high)
 
 
-def successes(acc: float, n: int) -> int:
-    """The count behind a stored accuracy (accuracies are k / n, so this is exact up to rounding)."""
-    return int(round(acc * n))
-
-
 def intervals(acc: pd.Series, n: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Wilson bounds of each accuracy on its n images; missing (None) where n is unknown."""
     bounds = [
@@ -49,16 +46,6 @@ def intervals(acc: pd.Series, n: pd.Series) -> tuple[pd.Series, pd.Series]:
     low = pd.Series([b[0] for b in bounds], index=acc.index, dtype="float64")
     high = pd.Series([b[1] for b in bounds], index=acc.index, dtype="float64")
     return low, high
-
-
-def pack_flags(flags: np.ndarray) -> bytes:
-    """Per-example booleans as bits, 8 images a byte (np.packbits order): how the store keeps them."""
-    return np.packbits(np.asarray(flags, dtype=bool)).tobytes()
-
-
-def unpack_flags(bits: bytes, n: int) -> np.ndarray:
-    """The `n` booleans that `pack_flags` packed."""
-    return np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=n).astype(bool)
 
 
 @dataclass(frozen=True)

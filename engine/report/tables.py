@@ -103,7 +103,11 @@ def interval_text(low: float, high: float) -> str:
 def difference_sentence(difference: Difference, what: str) -> str:
     """One sentence on a compared pair: the gap, its interval and p, how it was tested, and what it means."""
     how = (
-        f"paired over the same {difference.n:,} images (Tango's score interval; exact McNemar p on the "
+        f"paired over the same {difference.n:,} images, grown until decided (an anytime-valid confidence "
+        f"sequence, valid however often it was read; exact McNemar p on the {difference.discordant} where "
+        "exactly one is right)"
+        if difference.sequential
+        else f"paired over the same {difference.n:,} images (Tango's score interval; exact McNemar p on the "
         f"{difference.discordant} where exactly one is right)"
         if difference.paired
         else f"as independent accuracies on ≥ {difference.n:,} images each (Newcombe interval, Fisher's exact test)"

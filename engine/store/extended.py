@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.report.stats import pack_flags, successes, unpack_flags
+from engine.report.flags import pack_flags, successes, unpack_flags
 
 Key = tuple[str, int, str, float]
 

@@ -1,0 +1,63 @@
+""" "Decide this": beside a comparison its images cannot decide, the button that grows them until they do
+(engine/jobs/decide.py), with its cost, and the job's progress while the workers grow it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from engine import api
+from engine.errors import SpecError
+
+Checkpoint = tuple[str, int]
+
+
+def cost_line(cost: Any) -> str:
+    """What growing may take, in words: images that may decide it, seconds per chunk, what is left."""
+    parts = []
+    if cost.images_to_decide:
+        parts.append(f"roughly {cost.images_to_decide:,} images in all would decide it")
+    if cost.seconds_per_chunk:
+        parts.append(f"about {cost.seconds_per_chunk:,.0f} s per 500 more")
+    parts.append(f"at most {cost.images_left:,} more images in the test split")
+    return "; ".join(parts)
+
+
+def decide_button(
+    place: Any, first: Checkpoint, second: Checkpoint, attack: str, eps: float, margin: float = 0.0, key: str = "decide"
+) -> None:
+    """In `place`: for an undecided comparison that can grow, a "Decide this" button and its cost; while a
+    job grows it, that job's progress; once grown, nothing (the comparison above shows the new n)."""
+    try:
+        state = api.decision(first, second, attack, eps, margin)
+    except SpecError as exc:
+        place.caption(f"Cannot grow this comparison: {exc.problems[0]}")
+        return
+    if state["job_id"] is not None:
+        with place:
+            _follow(state["job_id"])
+        return
+    if state["verdict"] != "inconclusive":
+        return
+    if not state["can_grow"]:
+        place.caption("Undecided, and the test split is spent: on this data set the two cannot be told apart here.")
+        return
+    place.caption(
+        f"The {state['difference'].n:,} images cannot decide this. {cost_line(state['cost'])}. Deciding attacks "
+        "further images of the test split on both checkpoints, 500 at a time, until the interval decides."
+    )
+    if place.button("Decide this", key=key, icon=":material/balance:"):
+        api.submit_decision(first, second, attack, eps, margin)
+        st.rerun()
+
+
+@st.fragment(run_every=2)
+def _follow(job_id: int) -> None:
+    """The growing job's progress, every two seconds; the whole page redraws when it ends (the new n)."""
+    job = api.job(job_id)
+    if job["status"] not in api.LIVE_JOBS:
+        st.rerun(scope="app")
+    st.progress(
+        min(float(job.get("fraction") or 0.0), 1.0), text=f"Deciding (job {job_id}): {job.get('phase') or 'queued'}"
+    )
