@@ -5,6 +5,7 @@ import streamlit as st
 from engine import api
 from engine.report import figures, summaries, tables
 from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query, what_if_link
+from pages.parts.decide import undecided_sweet_spots
 from pages.parts.downloads import take_away
 
 route_through_app()
@@ -107,7 +108,8 @@ def draw() -> None:
     if view == VIEWS[0]:
         fig = figures.surface_3d(frame, title)
     elif view == VIEWS[1]:
-        fig = figures.surface_heatmap(frame, title, summaries.sweet_spots(frame))
+        fig = figures.surface_heatmap(frame, title, spots := summaries.sweet_spots(frame))
+        undecided_sweet_spots(st, spots, figures.norm_of(frame))
     elif view in (VIEWS[2], VIEWS[4]):
         eps_values = sorted(frame["eps"].unique())
         eps = st.select_slider(

@@ -202,3 +202,16 @@ def test_compare_offers_decide_this_and_then_shows_the_grown_n(pair, monkeypatch
     )
     sentence = next(m.value for m in at.markdown if m.value.startswith("Last checkpoints at ε"))
     assert "grown until decided" in sentence
+
+
+def test_surface_offers_to_decide_an_undecided_sweet_spot(pair, monkeypatch):
+    from engine.report.summaries import sweet_spots
+    from tests.support import page
+
+    store, (first, _) = pair
+    spots = sweet_spots(api.robust_frame([first], flags=True))
+    assert (spots["verdict"] == "inconclusive").any(), "on 100 images some ☆ is undecided"
+    at = page("pages/surface.py", store.root, monkeypatch, run=first[:12], view="heat map")
+    assert not at.exception
+    assert any(s.label == "☆ Undecided sweet spot" for s in at.selectbox)
+    assert at.button(key="decide-spot").label == "Decide this"

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from engine import api
 from engine.errors import SpecError
+from engine.report import figures
+from engine.report.summaries import SWEET_SPOT_MARGIN
 
 Checkpoint = tuple[str, int]
 
@@ -61,3 +64,20 @@ def _follow(job_id: int) -> None:
     st.progress(
         min(float(job.get("fraction") or 0.0), 1.0), text=f"Deciding (job {job_id}): {job.get('phase') or 'queued'}"
     )
+
+
+def undecided_sweet_spots(place: Any, spots: pd.DataFrame, norm: str) -> None:
+    """In `place`: the sweet spots these images cannot tell (☆), one chosen, with its "Decide this" (is the
+    pruned checkpoint within 2 pt of the dense one?)."""
+    open_ = spots[spots["verdict"] == "inconclusive"]
+    if open_.empty:
+        return
+    choices = list(open_.itertuples(index=False))
+    spot = place.selectbox(
+        "☆ Undecided sweet spot",
+        choices,
+        format_func=lambda r: f"step {r.step} · sparsity {r.sparsity:.0%} · ε = {figures.eps_label(r.eps, norm)}",
+        help="Is this pruned checkpoint within 2 pt of the dense model? Its images cannot tell yet.",
+    )
+    decide_button(place, (spot.run_id, int(spot.step)), (spot.run_id, 0), spot.attack, float(spot.eps),
+                  SWEET_SPOT_MARGIN, key="decide-spot")  # fmt: skip
