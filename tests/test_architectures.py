@@ -4,6 +4,8 @@ VGG-11 (or refuses by name before anything trains)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -152,7 +154,7 @@ def test_a_run_on_a_torchvision_network_prunes_attacks_certifies_and_measures(ca
     assert pruned["onnx_shrunk_latency_ms_b1"] > 0  # and it deploys through ONNX
 
 
-CURVE_GRIDS = {"Linf": [0.0, 0.03, 0.1], "L2": [0.0, 0.5, 2.0], "L0": [0, 5, 20]}
+CURVE_GRIDS = {"Linf": [0.0, 0.03, 0.1], "L2": [0.0, 0.5, 2.0], "L1": [0.0, 2.0, 10.0], "L0": [0, 5, 20]}
 QUICK = {"square": {"n_queries": 50}, "smooth_pgd_l2": {"samples": 4, "n": 50}, "smoothing": {"n0": 10, "n": 50}}
 
 
@@ -171,10 +173,10 @@ def test_every_registered_attack_draws_an_honest_curve_on_a_torchvision_resnet(n
 
 
 @pytest.mark.slow
-def test_torchattacks_stages_get_a_standard_layout_batch(monkeypatch):
-    """torchattacks' FAB (AutoAttack's third stage) reshapes gradients with .view, which a channels-last
-    batch (the engine's layout for conv nets) breaks; the wrapper hands every torchattacks stage a
-    standard-layout batch."""
+def test_reference_stages_get_a_standard_layout_batch(monkeypatch):
+    """FAB (AutoAttack's third stage) reshapes gradients with .view, which a channels-last batch (the
+    engine's layout for conv nets) breaks, as torchattacks' copy shows; the wrapper hands every reference
+    stage a standard-layout batch."""
     import torchattacks
 
     from engine.science.attacks.autoattack import APGDCE
@@ -187,6 +189,7 @@ def test_torchattacks_stages_get_a_standard_layout_batch(monkeypatch):
     with pytest.raises(RuntimeError, match="view size is not compatible"):
         fab(to_input(x, model), y)
     seen = []
-    monkeypatch.setattr(APGDCE, "build", lambda self, m, eps, seed: lambda inp, labels: seen.append(inp) or inp)
+    fake = SimpleNamespace(perturb=lambda inp, labels: seen.append(inp) or inp)
+    monkeypatch.setattr(APGDCE, "build", lambda self, m, eps, seed: fake)
     APGDCE(steps=1).perturb(model, to_input(x, model), y, 0.1)
     assert seen[0].is_contiguous() and fab(x.contiguous(), y).shape == x.shape
