@@ -119,10 +119,15 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument("--reduced", action="store_true", help="the tiny version (synthetic data, a few steps)")
     paper.add_argument("--executor", choices=["local", "ray"], default="local")
     paper.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    paper.add_argument(
+        "--scale", choices=["laptop", "paper"], default="laptop", help="paper: the paper's own setting (a GPU's work)"
+    )
+    paper.add_argument("--allow-long", action="store_true", help="run the paper scale even above the work bound")
     check = sub.add_parser("check-preset", help="does a paper preset's claim hold in the store? with the numbers")
     check.add_argument("name", help="a paper preset (see `papers`)")
     check.add_argument("--reduced", action="store_true", help="check the tiny version's runs")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    check.add_argument("--scale", choices=["laptop", "paper"], default="laptop", help="judge the paper-scale runs")
 
     decide = sub.add_parser(
         "decide", help="evaluate further test images until a paired comparison is decided (or the split is spent)"
@@ -347,9 +352,14 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_papers(args) -> int:
+    from engine.store.estimate import duration  # formatting only
+
     for name, preset in api.paper_presets().items():
         cold = f"≈{preset.cold_seconds / 60:.0f} min cold" if preset.cold_seconds else "cold time not measured"
         print(f"{name:<10} {preset.title} ({cold})\n{'':<10} claim: {preset.claim}")
+        if preset.paper_scale is not None:
+            scale = api.paper_scale(name)
+            print(f"{'':<10} paper scale: {scale['runs']} runs, ≈ {duration(scale['seconds'])} on this machine")
     return 0
 
 
@@ -371,8 +381,21 @@ def _print_verdict(verdict, as_json: bool, seconds: float | None = None) -> int:
 
 
 def _cmd_run_paper(args) -> int:
-    seconds = api.run_paper(args.name, reduced=args.reduced, executor=args.executor, progress=not args.json)
-    return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced), args.json, seconds)
+    paper = args.scale == "paper"
+    if paper and not args.allow_long:
+        from engine.store.estimate import duration  # formatting only
+
+        scale = api.paper_scale(args.name)
+        raise SpecError(
+            [
+                f"{args.name} at paper scale: {scale['runs']} runs, {scale['passes']:,} example-passes, ≈ "
+                f"{duration(scale['seconds'])} on this machine; add --allow-long to run it (a GPU or --executor ray)"
+            ]
+        )
+    seconds = api.run_paper(
+        args.name, reduced=args.reduced, executor=args.executor, progress=not args.json, paper=paper
+    )
+    return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced, paper=paper), args.json, seconds)
 
 
 def _checkpoint(text: str) -> tuple[str, int]:
@@ -404,7 +427,7 @@ def _outcome(outcome: dict) -> dict:
 
 
 def _cmd_check_preset(args) -> int:
-    return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced), args.json)
+    return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced, paper=args.scale == "paper"), args.json)
 
 
 COMMANDS = {

@@ -590,6 +590,21 @@ def paper_presets() -> dict[str, "PaperPreset"]:
     return {name: papers.load_paper(name) for name in papers.paper_names()}
 
 
+def paper_scale(name: str, store: Store | None = None) -> dict[str, Any]:
+    """A paper preset's paper-scale setting (the paper's data, architecture, attack strength and sparsity
+    levels): its runs, their work in example-passes, the estimated seconds on this machine and its note."""
+    from engine.papers import presets as papers  # validation loads the registries, hence torch
+
+    preset, store = papers.load_paper(name), store or open_store()
+    specs = papers.expand_all(preset, paper=True)
+    return {
+        "runs": len(specs),
+        "passes": sum(spec.work() for spec in specs.values()),
+        "seconds": papers.paper_scale_seconds(preset, store),
+        "note": preset.paper_scale.note if preset.paper_scale else "",
+    }
+
+
 def paper_results(name: str, store: Store | None = None, reduced: bool = False) -> "PaperResults":
     """What the store holds for a paper preset's runs of its first seed (engine.papers.results.PaperResults)."""
     from engine.papers import presets as papers  # validation loads the registries, hence torch
@@ -598,7 +613,11 @@ def paper_results(name: str, store: Store | None = None, reduced: bool = False) 
 
 
 def paper_verdict(
-    name: str, results: "PaperResults | None" = None, store: Store | None = None, reduced: bool = False
+    name: str,
+    results: "PaperResults | None" = None,
+    store: Store | None = None,
+    reduced: bool = False,
+    paper: bool = False,
 ) -> "Verdict":
     """Does the paper's claim hold in this store? (engine.papers.claims.Verdict, with the numbers).
 
@@ -608,17 +627,22 @@ def paper_verdict(
 
     preset = papers.load_paper(name)
     if len(preset.seeds) > 1 or results is None:
-        return papers.check(name, store or open_store(), reduced)
-    return papers.judge(preset, results)
+        return papers.check(name, store or open_store(), reduced, paper)
+    return papers.judge(preset, results, paper)
 
 
 def run_paper(
-    name: str, store: Store | None = None, reduced: bool = False, executor: str = "local", progress: bool = True
+    name: str,
+    store: Store | None = None,
+    reduced: bool = False,
+    executor: str = "local",
+    progress: bool = True,
+    paper: bool = False,
 ) -> float:
     """Run every variant of a paper preset to completion (done runs are skipped); wall seconds."""
     from engine.papers import presets as papers  # torch: runs are computed here
 
-    return papers.run(name, store or open_store(), reduced, executor, progress)
+    return papers.run(name, store or open_store(), reduced, executor, progress, paper)
 
 
 def run_sweep(
@@ -730,6 +754,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "decision",
     "grow_decision",
+    "paper_scale",
     "submit_decision",
     "parse_number",
     "upload_data",

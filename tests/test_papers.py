@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import subprocess
 import sys
 
@@ -33,6 +34,50 @@ def test_every_preset_validates_full_and_reduced_and_its_options_fit_its_check(n
     assert all(s.dataset.name == "synthetic" for s in tiny.values())
     inspect.signature(CHECKS.get(preset.check)).bind(None, **preset.options)  # raises if an option is unknown
     assert preset.cold_seconds and preset.cold_seconds < 20 * 60  # measured, and minutes, not hours
+
+
+PAPER_SETTING = {
+    "bap": ("mnist", "lenet5"),
+    "hydra": ("cifar10", "torchvision:vgg16_bn"),
+    "hydra_smoothing": ("cifar10", "torchvision:vgg16_bn"),
+    "mrpf": ("cifar10", "torchvision:resnet18"),
+    "pfa": ("cifar10", "resnet8"),
+    "transfer": ("cifar10", "torchvision:resnet18"),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_preset_has_a_paper_scale_that_validates_and_is_estimated_not_run(store, name, monkeypatch):
+    monkeypatch.setattr(papers, "cost_ratio", lambda model, dataset: 40.0)  # timing the models is its own test
+    preset = papers.load_paper(name)
+    laptop, paper = papers.expand_all(preset), papers.expand_all(preset, paper=True)
+    assert list(paper) == list(laptop) and not {s.run_id() for s in paper.values()} & {
+        s.run_id() for s in laptop.values()
+    }
+    assert {(s.dataset.name, s.model.name) for s in paper.values()} == {PAPER_SETTING[name]}
+    inspect.signature(CHECKS.get(preset.check)).bind(None, **{**preset.options, **preset.paper_scale.options})
+    scale = api.paper_scale(name, store)
+    laptop_seconds = sum(api.estimate(spec, store).seconds for spec in laptop.values())
+    assert scale["runs"] == len(paper) and scale["passes"] > 10 * sum(s.work() for s in laptop.values())
+    assert scale["seconds"] > 100 * laptop_seconds  # a GPU's work, and said so
+    assert "Departs" in scale["note"] or "departs" in scale["note"]
+    assert store.runs() == []  # estimated, nothing queued or run
+
+
+def test_a_larger_model_s_training_step_is_timed_slower_than_the_guess_s_model():
+    assert papers.cost_ratio("resnet8", "cifar10") > 1.0  # 2.4× here (2026-12-04), a VGG16 49×
+    assert papers.cost_ratio("small_cnn", "a_folder_of_mine") == 1.0  # shape known only from its files
+
+
+def test_the_paper_scale_is_refused_without_allow_long_and_judged_on_its_own_runs(cache, monkeypatch, capsys):
+    monkeypatch.setattr(papers, "cost_ratio", lambda model, dataset: 40.0)
+    from engine.__main__ import main
+
+    assert main(["run-paper", "hydra", "--scale", "paper"]) == 2
+    assert re.search(r"hydra at paper scale: 2 runs, .* h on this machine; add --allow-long", capsys.readouterr().err)
+    assert api.open_store().runs() == []
+    verdict = api.paper_verdict("hydra", store=api.open_store(), paper=True)
+    assert verdict.status == "incomplete"
 
 
 def test_presets_of_the_same_base_share_its_training():

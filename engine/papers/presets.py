@@ -23,6 +23,7 @@ one trained base model, and runs already in the store are never computed again.
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 import time
 from typing import Any
@@ -37,11 +38,24 @@ from engine.papers.results import PaperResults, gather
 from engine.paths import presets_dir
 from engine.pipeline import run as run_pipeline
 from engine.science.catalog import validate
+from engine.science.efficiency import example_pass_seconds
 from engine.spec.reading import parse_text, read_spec_text, set_path
 from engine.spec.runspec import TEST_SPLIT_SIZES, Frozen, RunSpec, format_errors
 from engine.store.db import Store
+from engine.store.estimate import estimate as estimate_run
+from engine.store.estimate import guess_basis
 
 PAPERS_DIR = presets_dir() / "papers"
+
+
+class PaperScale(Frozen):
+    """The paper's own setting of a preset, for a GPU or a cluster: overrides of the base (data set,
+    architecture, training, attack strength, sparsity levels), the check's options at that scale (the
+    paper's ε), and a note saying what it keeps of the paper and where it still departs."""
+
+    overrides: dict[str, Any] = Field(min_length=1, description="dotted overrides of the base")
+    options: dict[str, Any] = Field(default_factory=dict, description="the check's options at this scale")
+    note: str = Field(min_length=1, description="what matches the paper, what departs, and why")
 
 
 class PaperPreset(Frozen):
@@ -66,6 +80,7 @@ class PaperPreset(Frozen):
         description="several seeds: every run once per seed, each seed judged on its own, the verdict combined",
     )
     reduced: dict[str, Any] = Field(default_factory=dict, description="overrides of the tiny version")
+    paper_scale: PaperScale | None = Field(None, description="the paper's own setting (`run-paper NAME --scale paper`)")
     cold_seconds: float | None = Field(None, ge=0, description="measured cold run time on 2 CPU cores")
 
     def levels(self) -> dict[str, tuple[str, Any]]:
@@ -104,11 +119,16 @@ def load_paper(name: str) -> PaperPreset:
     return preset
 
 
-def expand(preset: PaperPreset, reduced: bool = False, seed: int | None = None) -> dict[str, RunSpec]:
+def expand(
+    preset: PaperPreset, reduced: bool = False, seed: int | None = None, paper: bool = False
+) -> dict[str, RunSpec]:
     """Run label → validated spec for one seed (None: the preset's first, else the base's); `reduced`
-    applies the tiny-version overrides to the base first."""
+    applies the tiny-version overrides to the base first, `paper` the paper-scale ones."""
+    if paper and preset.paper_scale is None:
+        raise SpecError([f"{preset.title}: this preset has no paper-scale setting"])
     base = copy.deepcopy(preset.base)
-    for key, value in (preset.reduced if reduced else {}).items():
+    overrides = preset.paper_scale.overrides if paper and preset.paper_scale else preset.reduced if reduced else {}
+    for key, value in overrides.items():
         set_path(base, key, copy.deepcopy(value))
     seed = preset.seeds[0] if seed is None and preset.seeds else seed
     if seed is not None:
@@ -132,36 +152,64 @@ def expand(preset: PaperPreset, reduced: bool = False, seed: int | None = None) 
     return specs
 
 
-def expand_all(preset: PaperPreset, reduced: bool = False) -> dict[str, RunSpec]:
+def expand_all(preset: PaperPreset, reduced: bool = False, paper: bool = False) -> dict[str, RunSpec]:
     """Every run of a preset: with several seeds, each run label once per seed ("BAP · seed 1")."""
     if len(preset.seeds) <= 1:
-        return expand(preset, reduced)
+        return expand(preset, reduced, paper=paper)
     return {
-        f"{label} · seed {seed}": spec for seed in preset.seeds for label, spec in expand(preset, reduced, seed).items()
+        f"{label} · seed {seed}": spec
+        for seed in preset.seeds
+        for label, spec in expand(preset, reduced, seed, paper).items()
     }
 
 
-def judge(preset: PaperPreset, results: PaperResults) -> Verdict:
-    """The verdict of a preset's claim on gathered results (incomplete while runs are missing)."""
+def paper_scale_seconds(preset: PaperPreset, store: Store) -> float:
+    """Estimated seconds of the preset's paper-scale runs on this machine, each trained base counted once
+    (engine.store.estimate: rates from this machine's history of the same model and data set; without
+    one, the rough guess scaled by how much slower a training step of the model is than one of the model
+    the guess was measured on, both timed here)."""
+    seconds, bases = 0.0, set()
+    for spec in expand_all(preset, paper=True).values():
+        estimate = estimate_run(spec, store)
+        total = estimate.seconds - (estimate.base if spec.base_id() in bases else 0.0)
+        seconds += total * (1.0 if estimate.history else cost_ratio(spec.model.name, spec.dataset.name))
+        bases.add(spec.base_id())
+    return seconds
+
+
+@functools.lru_cache(maxsize=32)
+def cost_ratio(model: str, dataset: str) -> float:
+    """Seconds per example-pass of `model` on `dataset` over those of the model its rough guess was
+    measured on, both timed on this machine (1 where the data set's shape is known only from its files)."""
+    seconds, basis = example_pass_seconds(model, dataset), example_pass_seconds(*guess_basis(model))
+    return seconds / basis if seconds and basis else 1.0
+
+
+def judge(preset: PaperPreset, results: PaperResults, paper: bool = False) -> Verdict:
+    """The verdict of a preset's claim on gathered results (incomplete while runs are missing); `paper`
+    judges with the paper-scale options (the paper's ε)."""
     if results.missing():
         return incomplete(results)
-    return CHECKS.get(preset.check)(results, **preset.options)
+    scaled = preset.paper_scale.options if paper and preset.paper_scale else {}
+    return CHECKS.get(preset.check)(results, **{**preset.options, **scaled})
 
 
-def collect(preset: PaperPreset, store: Store, reduced: bool = False, seed: int | None = None) -> PaperResults:
+def collect(
+    preset: PaperPreset, store: Store, reduced: bool = False, seed: int | None = None, paper: bool = False
+) -> PaperResults:
     """What the store holds for a preset's runs of one seed (None: the first), each row tagged with its
     run label, variant and grid value."""
-    return gather(expand(preset, reduced, seed), store, preset.levels())
+    return gather(expand(preset, reduced, seed, paper), store, preset.levels())
 
 
-def check(name: str, store: Store, reduced: bool = False) -> Verdict:
+def check(name: str, store: Store, reduced: bool = False, paper: bool = False) -> Verdict:
     """The verdict of a paper preset's claim on what the store holds (see engine.papers.claims.Verdict);
     with several seeds, each seed is judged on its own and the findings combined (claims.across_seeds)."""
     preset = load_paper(name)
     if len(preset.seeds) <= 1:
-        return judge(preset, collect(preset, store, reduced))
-    verdicts = {seed: judge(preset, collect(preset, store, reduced, seed)) for seed in preset.seeds}
-    return across_seeds(verdicts, shared_images(next(iter(expand(preset, reduced).values()))))
+        return judge(preset, collect(preset, store, reduced, paper=paper), paper)
+    verdicts = {seed: judge(preset, collect(preset, store, reduced, seed, paper), paper) for seed in preset.seeds}
+    return across_seeds(verdicts, shared_images(next(iter(expand(preset, reduced, paper=paper).values()))))
 
 
 def shared_images(spec: RunSpec) -> float:
@@ -171,13 +219,16 @@ def shared_images(spec: RunSpec) -> float:
     return 1.0 if not size else min(spec.eval.n_samples, size) / size
 
 
-def run(name: str, store: Store, reduced: bool = False, executor: str = "local", progress: bool = True) -> float:
+def run(
+    name: str, store: Store, reduced: bool = False, executor: str = "local", progress: bool = True, paper: bool = False
+) -> float:
     """Run every variant of a paper preset to completion (finished runs are skipped); wall seconds.
 
     Locally the variants run one after another in this process, with a tqdm bar over them; with
-    `executor="ray"` they run as Ray tasks (engine.jobs.sweep.run_ray).
+    `executor="ray"` they run as Ray tasks (engine.jobs.sweep.run_ray). `paper` runs the paper-scale
+    setting (days on a CPU: the CLI asks for --allow-long first).
     """
-    specs = expand_all(load_paper(name), reduced)
+    specs = expand_all(load_paper(name), reduced, paper)
     started = time.perf_counter()
     if executor == "ray":
         sweep.run_ray(list(specs.items()), store)

@@ -13,7 +13,7 @@ import io
 import logging
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,7 +189,7 @@ def fashion_mnist() -> Dataset:
         f"or put the four IDX files in {data_dir() / 'FashionMNIST' / 'raw'}"
     )
     tensors = _mnist_like("FashionMNIST", "FashionMNIST", (DEBIAN_FASHION_MNIST,), hint)
-    return Dataset(*tensors, DatasetInfo(1, 28, 10, (0.2860,), (0.3530,), FASHION_CLASSES))
+    return Dataset(*tensors, KNOWN_INFO["fashion_mnist"])
 
 
 @DATASETS.register("mnist")
@@ -197,10 +197,23 @@ def mnist() -> Dataset:
     """MNIST (LeCun et al. 1998): 70,000 28×28 grey handwritten digits, via torchvision's download."""
     hint = f"MNIST not found: put the four IDX files in {data_dir() / 'MNIST' / 'raw'}"
     tensors = _mnist_like("MNIST", "MNIST", (), hint)
-    return Dataset(*tensors, DatasetInfo(1, 28, 10, (0.1307,), (0.3081,), DIGITS))
+    return Dataset(*tensors, KNOWN_INFO["mnist"])
 
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+KNOWN_INFO = {
+    "fashion_mnist": DatasetInfo(1, 28, 10, (0.2860,), (0.3530,), FASHION_CLASSES),
+    "mnist": DatasetInfo(1, 28, 10, (0.1307,), (0.3081,), DIGITS),
+    "cifar10": DatasetInfo(3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), CIFAR10_CLASSES),
+    "cifar100": DatasetInfo(
+        3, 32, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), tuple(f"class {i}" for i in range(100))
+    ),
+    "svhn": DatasetInfo(3, 32, 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), DIGITS),
+    "synthetic": DatasetInfo(1, 16, 10, (0.5,), (0.25,), tuple(f"class {i}" for i in range(10))),
+}
+"""Shape and normalisation constants of the built-in data sets, known without their files (a cost
+estimate builds a model from them); a user's folder or arrays are measured when read."""
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 
@@ -236,8 +249,7 @@ def cifar10() -> Dataset:
     """CIFAR-10 (Krizhevsky 2009): 60,000 32×32 colour images of 10 classes (binary version)."""
     folder = data_dir() / "cifar-10-batches-bin"
     _fetch_archive(folder / "test_batch.bin", CIFAR10_URL, CIFAR10_MD5, "CIFAR-10", "the binary version's .bin files")
-    info = DatasetInfo(3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), CIFAR10_CLASSES)
-    return Dataset(*load_cifar10_folder(folder), info)
+    return Dataset(*load_cifar10_folder(folder), KNOWN_INFO["cifar10"])
 
 
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"
@@ -254,8 +266,9 @@ def cifar100() -> Dataset:
     x_train, y_train = _to_tensors(*read_cifar_bin(folder / "train.bin", label_bytes=2))
     x_test, y_test = _to_tensors(*read_cifar_bin(folder / "test.bin", label_bytes=2))
     names = folder / "fine_label_names.txt"
-    classes = tuple(names.read_text().split()) if names.is_file() else tuple(f"class {i}" for i in range(100))
-    info = DatasetInfo(3, 32, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), classes)
+    info = KNOWN_INFO["cifar100"]
+    if names.is_file():
+        info = replace(info, classes=tuple(names.read_text().split()))
     return Dataset(x_train, y_train, x_test, y_test, info)
 
 
@@ -279,8 +292,7 @@ def svhn() -> Dataset:
             _download(lambda tv, s=split: tv.datasets.SVHN(str(folder), split=s, download=True), hint)
     x_train, y_train = _to_tensors(*read_svhn_mat(folder / "train_32x32.mat"))
     x_test, y_test = _to_tensors(*read_svhn_mat(folder / "test_32x32.mat"))
-    info = DatasetInfo(3, 32, 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), DIGITS)
-    return Dataset(x_train, y_train, x_test, y_test, info)
+    return Dataset(x_train, y_train, x_test, y_test, KNOWN_INFO["svhn"])
 
 
 @DATASETS.register("synthetic")
@@ -300,5 +312,4 @@ def synthetic() -> Dataset:
 
     x_train, y_train = sample(2000)
     x_test, y_test = sample(500)
-    info = DatasetInfo(1, 16, 10, (0.5,), (0.25,), tuple(f"class {i}" for i in range(10)))
-    return Dataset(x_train, y_train, x_test, y_test, info)
+    return Dataset(x_train, y_train, x_test, y_test, KNOWN_INFO["synthetic"])

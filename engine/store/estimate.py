@@ -28,10 +28,18 @@ GUESS = {"base": 200e-6, "finetune": 200e-6, "attack": 250e-6, "checkpoint": 1.5
 """Rates used when this machine has no history of a phase: seconds per example-pass (per checkpoint
 for the last), measured on a 2-core laptop CPU with small_cnn (2026-11)."""
 
+GUESS_BASIS = ("small_cnn", "fashion_mnist")
+"""The model and data set GUESS was measured on (a larger model's guess is scaled by its FLOPs)."""
+
 MODEL_GUESS = {"lenet5": {"base": 190e-6, "finetune": 95e-6, "attack": 55e-6, "checkpoint": 0.6}}
 """Rough guesses for a model much cheaper than small_cnn, so that a fresh install's first estimate (the
 tour's, the teaching preset's) is near the truth: LeNet-5 on Fashion-MNIST, the tour's five runs on a
 quiet 2-core CPU (2026-12); its attacks run five times faster than small_cnn's."""
+
+
+def guess_basis(model: str) -> tuple[str, str]:
+    """The model and data set on which the rough guess for `model` was measured."""
+    return (model, "fashion_mnist") if model in MODEL_GUESS else GUESS_BASIS
 
 
 @dataclass(frozen=True)
