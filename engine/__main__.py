@@ -128,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--reduced", action="store_true", help="check the tiny version's runs")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
     check.add_argument("--scale", choices=["laptop", "paper"], default="laptop", help="judge the paper-scale runs")
+    check.add_argument(
+        "--decide",
+        action="store_true",
+        help="an inconclusive claim: evaluate further test images, look by look (planned doublings), until decided",
+    )
 
     decide = sub.add_parser(
         "decide", help="evaluate further test images until a paired comparison is decided (or the split is spent)"
@@ -427,6 +432,10 @@ def _outcome(outcome: dict) -> dict:
 
 
 def _cmd_check_preset(args) -> int:
+    if args.decide:
+        if args.scale == "paper":
+            raise SpecError(["check-preset --decide grows the laptop-scale runs (the paper scale sets its own images)"])
+        return _print_verdict(api.decide_paper(args.name, reduced=args.reduced, progress=not args.json), args.json)
     return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced, paper=args.scale == "paper"), args.json)
 
 

@@ -631,6 +631,67 @@ def paper_verdict(
     return papers.judge(preset, results, paper)
 
 
+def claim_decision(name: str, store: Store | None = None, reduced: bool = False) -> dict[str, Any]:
+    """Where deciding a preset's claim stands: its growth plan (engine.papers.deciding.ClaimGrowth), or why it
+    cannot grow (`refused`), and the live job growing it, if any."""
+    from engine.papers import deciding  # pandas and torch: on first use
+
+    store = store or open_store()
+    try:
+        plan = deciding.claim_growth(name, store, reduced)
+    except SpecError as exc:
+        return {"plan": None, "refused": exc.problems[0], "job_id": None}
+    return {"plan": plan, "refused": None, "job_id": claim_job(name, store)}
+
+
+def claim_job(name: str, store: Store | None = None) -> int | None:
+    """The live job growing a preset's claim to its next look, if any."""
+    store = store or open_store()
+    for row in store.db.execute(
+        "SELECT job_id, spec_json FROM jobs WHERE status IN ('queued', 'running') AND run_id LIKE 'grow:%'"
+    ):
+        if json.loads(row["spec_json"])["grow"].get("label", "").startswith(f"{name}: "):
+            return int(row["job_id"])
+    return None
+
+
+def submit_claim_look(name: str, store: Store | None = None, reduced: bool = False) -> dict[str, Any]:
+    """Queue the growth of a preset's claim to its next planned look (the Papers page's "Decide this");
+    returns its job. SpecError when the claim cannot grow or the split is spent."""
+    from engine.papers import deciding  # pandas and torch: on first use
+
+    store = store or open_store()
+    plan = deciding.claim_growth(name, store, reduced)
+    if plan.growth is None:
+        raise SpecError([f"{name}: the test split is spent; the claim cannot grow further"])
+    return queue.submit(store, plan.growth.job_key(), plan.growth.as_json()).as_dict()
+
+
+def decide_paper(name: str, store: Store | None = None, reduced: bool = False, progress: bool = False) -> "Verdict":
+    """Grow a preset's claim look by look, here and now, until decided or the split is spent (the CLI's
+    `check-preset NAME --decide`); with `progress`, a line per look and a tqdm bar over its chunks."""
+    from tqdm import tqdm
+
+    from engine.papers import deciding  # torch loads when the first chunk is evaluated
+
+    bar = tqdm(desc="deciding", unit="chunk", disable=not progress)
+
+    def on_look(plan: Any) -> None:
+        if progress:
+            tqdm.write(f"{name}: {plan.line()}")
+        bar.reset(total=plan.growth.chunks if plan.growth else 0)
+
+    def on_chunk(chunk: int, index: int, possible: int) -> None:
+        bar.n = chunk - 1
+        bar.set_postfix_str(f"chunk {chunk}, checkpoint {index + 1}")
+        bar.refresh()
+
+    try:
+        return deciding.decide_claim(name, store or open_store(), reduced, on_look, on_chunk)
+    finally:
+        bar.close()
+
+
 def run_paper(
     name: str,
     store: Store | None = None,
@@ -755,6 +816,10 @@ __all__ = [
     "decision",
     "grow_decision",
     "paper_scale",
+    "claim_decision",
+    "claim_job",
+    "submit_claim_look",
+    "decide_paper",
     "submit_decision",
     "parse_number",
     "upload_data",

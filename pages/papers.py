@@ -6,6 +6,7 @@ from engine import api
 from engine.errors import EngineError
 from engine.report import paper_figures
 from pages import choice_from_query, read, route_through_app
+from pages.parts.decide import decide_claim
 
 route_through_app()
 
@@ -61,7 +62,7 @@ def live_jobs() -> dict[str, dict]:
     return {label: job for label, job in jobs.items() if job and job["status"] in api.LIVE_JOBS}
 
 
-@st.fragment(run_every=3 if live_jobs() else None)
+@st.fragment(run_every=3 if live_jobs() or api.claim_job(name) is not None else None)
 def draw() -> None:
     """Verdict, findings, the paper's figures and the numbers; redrawn while a variant computes."""
     results = read("paper_results", name)
@@ -79,8 +80,10 @@ def draw() -> None:
     st.caption(
         "Each part is decided from the 95 % interval of its statistic (paired over the shared evaluation "
         "images): it holds when the interval clears the bar, fails when it lies below, and cannot be "
-        "decided while it straddles it."
+        "decided while it straddles it. An evaluation grown to decide is read at planned looks, each at the "
+        "stricter level the headline states."
     )
+    decide_claim(st.container(), name, verdict.status)
     if results.robust.empty:
         return
     if len(preset.seeds) > 1:

@@ -55,6 +55,36 @@ class Question:
         return "decide:" + hashlib.sha256(self.as_json().encode()).hexdigest()[:20]
 
 
+GROW_KEY = "grow"
+"""The key of a growth job's JSON: a fixed number of chunks for a set of checkpoints (a claim's look)."""
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Grow one attack on these checkpoints (run id, step), all scored on the same images, to `chunks`
+    further chunks of the test split: a paper claim's next planned look (engine/report/sequential.py)."""
+
+    checkpoints: tuple[tuple[str, int], ...]
+    attack: str
+    chunks: int
+    label: str = ""  # what it decides, in words, for the jobs list
+
+    def as_json(self) -> str:
+        """The job's JSON: {"grow": {...}}, keys sorted (the same growth, the same job)."""
+        return json.dumps({GROW_KEY: asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> "Growth":
+        """The growth of a growth job's JSON."""
+        body = (json.loads(text) if isinstance(text, str) else text)[GROW_KEY]
+        checkpoints = tuple((str(run), int(step)) for run, step in body["checkpoints"])
+        return cls(checkpoints, body["attack"], int(body["chunks"]), body.get("label", ""))
+
+    def job_key(self) -> str:
+        """The jobs table's key of this growth (one live job per growth)."""
+        return "grow:" + hashlib.sha256(self.as_json().encode()).hexdigest()[:20]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Where a question stands: its difference and verdict, and whether the test split is spent."""
@@ -65,8 +95,13 @@ class Outcome:
 
 
 def is_decide_job(spec_json: str) -> bool:
-    """Does a job's JSON hold a question (rather than a run's spec)?"""
-    return spec_json.lstrip().startswith("{") and DECIDE_KEY in json.loads(spec_json)
+    """Does a job's JSON hold a question or a growth (rather than a run's spec)?"""
+    return spec_json.lstrip().startswith("{") and bool({DECIDE_KEY, GROW_KEY} & set(json.loads(spec_json)))
+
+
+def is_growth_job(spec_json: str) -> bool:
+    """Does a job's JSON hold a growth to a fixed number of chunks?"""
+    return is_decide_job(spec_json) and GROW_KEY in json.loads(spec_json)
 
 
 def standing(store: Store, question: Question) -> Outcome:
@@ -114,41 +149,82 @@ def grow(
     more were evaluated; `on_chunk(chunk, checkpoint index, chunks the split holds)` before each
     checkpoint's chunk. `to_the_end` grows to the end of the split whatever the interval says (a plan
     fixed in advance: the whole test split)."""
-    from engine.pipeline import checkpoint_model, eval_chunk  # torch: only in the process that grows
-    from engine.science.catalog import validate  # torch: only in the process that grows
-    from engine.science.data import data_of  # torch: only in the process that grows
-    from engine.science.evaluate import robust_curve  # torch: only in the process that grows
-
     check_question(store, question)
-    specs = {run: validate(json.loads(store.run(run)["spec_json"])) for run, _ in (question.first, question.second)}
-    data = data_of(next(iter(specs.values())).dataset)
-    own = min(next(iter(specs.values())).eval.n_samples, len(data.x_test))
-    possible = -(-(len(data.x_test) - own) // sequential.CHUNK)
+    grower = _Grower(store, (question.first, question.second), question.attack, fence)
     added = 0
     while (outcome := standing(store, question)).verdict == "inconclusive" or to_the_end:
-        chunk = 1 + min(_chunks(store, run, step, question.attack) for run, step in (question.first, question.second))
         if max_chunks is not None and added >= max_chunks:
             return outcome
-        for index, (run, step) in enumerate((question.first, question.second)):
-            if _chunks(store, run, step, question.attack) >= chunk:
+        if not grower.add(grower.done() + 1, on_chunk):
+            return Outcome(outcome.difference, outcome.verdict, True)
+        added += 1
+    return outcome
+
+
+def grow_to(
+    store: Store, growth: Growth, fence: Fence | None = None, on_chunk: Callable[[int, int, int], None] | None = None
+) -> bool:
+    """Add chunks to every checkpoint of a growth until each has `growth.chunks` (those stored stand);
+    False when the test split ran out first. `on_chunk` as for `grow`."""
+    check_growth(store, growth)
+    grower = _Grower(store, growth.checkpoints, growth.attack, fence)
+    return all(grower.add(chunk, on_chunk) for chunk in range(grower.done() + 1, growth.chunks + 1))
+
+
+def check_growth(store: Store, growth: Growth) -> None:
+    """SpecError naming what makes a growth impossible: no checkpoints, runs scored on different images,
+    or attacked with different settings, or a checkpoint without the attack."""
+    if not growth.checkpoints:
+        raise SpecError(["grow: no checkpoints to grow"])
+    runs = list(dict.fromkeys(run for run, _ in growth.checkpoints))
+    if not all(same_images(runs[0], run, store) for run in runs[1:]):
+        raise SpecError(["grow: the runs were scored on different images (dataset, n_samples or seed differ)"])
+    if len({json.dumps(_attack_spec(store, run, growth.attack), sort_keys=True) for run in runs}) > 1:
+        raise SpecError([f"grow: the runs attack with different {growth.attack} settings"])
+
+
+class _Grower:
+    """Evaluates further chunks of the test split for one attack on a set of checkpoints of runs scored
+    on the same images, each chunk of each checkpoint committed in its own transaction."""
+
+    def __init__(self, store: Store, checkpoints, attack: str, fence: Fence | None) -> None:
+        from engine.science.catalog import validate  # torch: only in the process that grows
+        from engine.science.data import data_of  # torch: only in the process that grows
+
+        self.store, self.checkpoints, self.attack, self.fence = store, tuple(checkpoints), attack, fence
+        self.specs = {run: validate(json.loads(store.run(run)["spec_json"])) for run, _ in self.checkpoints}
+        self.data = data_of(next(iter(self.specs.values())).dataset)
+        own = min(next(iter(self.specs.values())).eval.n_samples, len(self.data.x_test))
+        self.possible = -(-(len(self.data.x_test) - own) // sequential.CHUNK)
+
+    def done(self) -> int:
+        """Chunks every checkpoint has."""
+        return min(_chunks(self.store, run, step, self.attack) for run, step in self.checkpoints)
+
+    def add(self, chunk: int, on_chunk: Callable[[int, int, int], None] | None) -> bool:
+        """Evaluate chunk `chunk` on every checkpoint lacking it; False when the split holds no such chunk."""
+        from engine.pipeline import checkpoint_model, eval_chunk  # torch: only in the process that grows
+        from engine.science.evaluate import robust_curve  # torch: only in the process that grows
+
+        for index, (run, step) in enumerate(self.checkpoints):
+            if _chunks(self.store, run, step, self.attack) >= chunk:
                 continue
-            spec = specs[run]
-            x, y = eval_chunk(data, spec, chunk)
+            spec = self.specs[run]
+            x, y = eval_chunk(self.data, spec, chunk)
             if len(x) == 0:
-                return Outcome(outcome.difference, outcome.verdict, True)
+                return False
             if on_chunk is not None:
-                on_chunk(chunk, index, possible)
-            attack = next(a for a in spec.eval.attacks if a.name == question.attack)
-            model = checkpoint_model(spec, store, step, data)
+                on_chunk(chunk, index, self.possible)
+            attack = next(a for a in spec.eval.attacks if a.name == self.attack)
+            model = checkpoint_model(spec, self.store, step, self.data)
             points = robust_curve(
                 model, x, y, attack, batch_size=spec.eval.batch_size, seed=chunk_seed(spec.seed, chunk)
             )
-            with store.atomic() as db:
-                if fence:
-                    fence.check(db)
-                extended.put_chunk(db, run, step, question.attack, chunk, points)
-        added += 1
-    return outcome
+            with self.store.atomic() as db:
+                if self.fence:
+                    self.fence.check(db)
+                extended.put_chunk(db, run, step, self.attack, chunk, points)
+        return True
 
 
 def _chunks(store: Store, run_id: str, step: int, attack: str) -> int:

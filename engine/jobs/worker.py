@@ -147,7 +147,8 @@ class Worker:
             beat.join()
 
     def _decide(self, job: Job, fence: Fence) -> None:
-        """Grow a comparison's images until decided (engine/jobs/decide.py), reporting chunk by chunk."""
+        """Grow a comparison's images until decided, or a claim's to its next look (engine/jobs/decide.py),
+        reporting chunk by chunk."""
         from engine.jobs import decide  # pandas: only in the process that runs a job
         from engine.pipeline import Progress  # torch: only in the process that runs a job
         from engine.science.device import fit_threads  # torch: only in the process that runs a job
@@ -155,6 +156,18 @@ class Worker:
         if self.threads:
             fit_threads(self.threads)
         track = ProgressTracker(self, fence)
+        if decide.is_growth_job(job.spec_json):
+            growth = decide.Growth.from_json(job.spec_json)
+            size = len(growth.checkpoints)
+            decide.grow_to(
+                self.store,
+                growth,
+                fence,
+                lambda chunk, index, _: track(
+                    Progress(chunk - 1, growth.chunks, f"deciding: chunk {chunk} of {growth.chunks}", index, size)
+                ),
+            )
+            return
         decide.grow(
             self.store,
             decide.Question.from_json(job.spec_json),

@@ -15,7 +15,9 @@ least as good as" into a non-inferiority claim; it is stated in every finding th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -40,6 +42,22 @@ from engine.report.stats import across_seeds as combine_estimates
 from engine.science.pruning.methods import METHODS
 
 STATUSES = ("holds", "fails", "inconclusive")
+_LEVEL: ContextVar[float] = ContextVar("claim_level", default=LEVEL)
+
+
+def claim_level() -> float:
+    """The level of a claim's intervals: 95 %, or a grown evaluation's plan level (engine.report.sequential)."""
+    return _LEVEL.get()
+
+
+@contextmanager
+def judged_at(level: float) -> Iterator[None]:
+    """Judge the claims inside at `level` (a grown evaluation's looks: Bonferroni over the planned looks)."""
+    token = _LEVEL.set(level)
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
 
 
 @dataclass(frozen=True)
@@ -173,10 +191,12 @@ def estimate(
     attack: str,
     cells: list[Cell],
     statistic: Callable[[np.ndarray], float],
-    level: float = LEVEL,
+    level: float | None = None,
 ) -> Estimate:
-    """`statistic` of the cells' accuracies with its interval at `level`: a paired bootstrap over the
-    shared evaluation images when every cell kept its flags, else independent binomial redraws."""
+    """`statistic` of the cells' accuracies with its interval at `level` (None: the claim's level): a
+    paired bootstrap over the shared evaluation images when every cell kept its flags, else independent
+    binomial redraws."""
+    level = claim_level() if level is None else level
     rows = [_row(results, attack, cell) for cell in cells]
     n = [r.get("n") for r in rows]
     if any(m is None or pd.isna(m) for m in n):
@@ -188,9 +208,11 @@ def estimate(
     return parametric_bootstrap(np.array([r["acc"] for r in rows]), np.array(n, dtype=int), statistic, level)
 
 
-def difference(results: PaperResults, attack: str, first: Cell, second: Cell, level: float = LEVEL) -> Estimate:
-    """first − second with its interval at `level`: Tango's paired interval where both kept their flags on
-    the same images (exact where a bootstrap of two cells is not), else Newcombe's for independent ones."""
+def difference(results: PaperResults, attack: str, first: Cell, second: Cell, level: float | None = None) -> Estimate:
+    """first − second with its interval at `level` (None: the claim's level): Tango's paired interval where
+    both kept their flags on the same images (exact where a bootstrap of two cells is not), else Newcombe's
+    for independent ones."""
+    level = claim_level() if level is None else level
     a, b = (_row(results, attack, cell) for cell in (first, second))
     n_a, n_b = a.get("n"), b.get("n")
     if any(m is None or pd.isna(m) for m in (n_a, n_b)):
@@ -203,15 +225,16 @@ def difference(results: PaperResults, attack: str, first: Cell, second: Cell, le
     return Estimate(gap.diff, gap.low, gap.high, gap.n, gap.paired)
 
 
-def strict_level(parts: int, level: float = LEVEL) -> float:
+def strict_level(parts: int, level: float | None = None) -> float:
     """Bonferroni: the level each of `parts` intervals needs so that a claim decided by whichever part
-    turns out best (or worst) keeps `level` overall."""
+    turns out best (or worst) keeps `level` (None: the claim's level) overall."""
+    level = claim_level() if level is None else level
     return 1 - (1 - level) / max(parts, 1)
 
 
 def part(label: str, measure: Callable[[float], Estimate], parts: int) -> Part:
-    """One comparison of a claim of `parts` comparisons, measured at 95 % and at the corrected level."""
-    return Part(label, measure(LEVEL), measure(strict_level(parts)))
+    """One comparison of a claim of `parts` comparisons, measured at the claim's level and at the corrected one."""
+    return Part(label, measure(claim_level()), measure(strict_level(parts)))
 
 
 def finding(claim: str, est: Estimate, numbers: str, margin: float = 0.0) -> Finding:
@@ -278,7 +301,7 @@ def _composite(
     """A finding decided part by part: every part's statistic and interval in its numbers."""
     k = len(parts)
     strict = rule == "some" and status != "fails" or rule == "every" and status == "fails"
-    level = strict_level(k) if strict else LEVEL
+    level = strict_level(k) if strict else claim_level()
     shown = [(p.label, p.strict if strict else p.plain) for p in parts]
     listed = "; ".join(
         f"{label} {signed_pt(e.value)} [{signed_pt(e.low)}, {signed_pt(e.high)}]" if e.n else f"{label} (no n)"

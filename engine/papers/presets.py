@@ -23,6 +23,7 @@ one trained base model, and runs already in the store are never computed again.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import sys
 import time
@@ -33,10 +34,11 @@ from tqdm import tqdm
 
 from engine.errors import SpecError
 from engine.jobs import sweep
-from engine.papers.claims import CHECKS, Verdict, across_seeds, incomplete
+from engine.papers.claims import CHECKS, Verdict, across_seeds, incomplete, judged_at
 from engine.papers.results import PaperResults, gather
 from engine.paths import presets_dir
 from engine.pipeline import run as run_pipeline
+from engine.report import sequential
 from engine.science.catalog import validate
 from engine.science.efficiency import example_pass_seconds
 from engine.spec.reading import parse_text, read_spec_text, set_path
@@ -191,7 +193,20 @@ def judge(preset: PaperPreset, results: PaperResults, paper: bool = False) -> Ve
     if results.missing():
         return incomplete(results)
     scaled = preset.paper_scale.options if paper and preset.paper_scale else {}
-    return CHECKS.get(preset.check)(results, **{**preset.options, **scaled})
+    options = {**preset.options, **scaled}
+    grown = results.grown_n(options.get("attack", ""))
+    if grown is None:
+        return CHECKS.get(preset.check)(results, **options)
+    n, n_own = grown
+    look, looks = sequential.last_look(n, n_own, results.n_test), sequential.claim_looks(n_own, results.n_test)
+    level = sequential.plan_level(n_own, results.n_test)
+    with judged_at(level):
+        found = CHECKS.get(preset.check)(results.truncated(options["attack"], look), **options)
+    plan = (
+        f"grown to {look:,} images (look {looks.index(look) + 1} of {len(looks)} planned: {n_own:,} doubling to "
+        f"{results.n_test:,}; every interval at {100 * level:.4g} %, Bonferroni over the looks)"
+    )
+    return dataclasses.replace(found, headline=f"{found.headline} [{plan}]")
 
 
 def collect(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
-from engine.spec.runspec import RunSpec
+from engine.report.flags import pack_flags, unpack_flags
+from engine.spec.runspec import TEST_SPLIT_SIZES, RunSpec
 from engine.status import RunStatus
 from engine.store.db import Store
 from engine.store.frames import budget_frame, efficiency_frame, layers_frame, robust_frame
@@ -28,6 +29,7 @@ class PaperResults:
     efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)
     levels: dict[str, tuple[str, Any]] = field(default_factory=dict)
     layers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    n_test: int = 0  # images in the data set's test split: how far an evaluation may grow
 
     def missing(self) -> list[str]:
         """Variants whose run has not finished."""
@@ -50,6 +52,24 @@ class PaperResults:
         dense = frame[(frame["step"] == 0) & frame["variant"].isin(first_runs)]
         picked = pd.concat([dense, frame[(frame["step"] == last) & (frame["step"] > 0)]])
         return picked.assign(variant=picked["variant"].map(lambda label: self.levels[label][0]))
+
+    def grown_n(self, attack: str) -> tuple[int, int] | None:
+        """(images every checkpoint of `attack` has now, the runs' own n) when some grew beyond their own
+        images to decide the claim (engine/report/sequential.py's plan), else None."""
+        rows = self.robust[self.robust["attack"] == attack] if not self.robust.empty else self.robust
+        if rows.empty or rows["n"].isna().any() or (rows["n"] <= rows["n_own"]).all():
+            return None
+        return int(rows["n"].min()), int(rows["n_own"].max())
+
+    def truncated(self, attack: str, n: int) -> "PaperResults":
+        """The same results with `attack`'s rows cut to their first `n` images (a planned look)."""
+        frame = self.robust.copy()
+        cut = (frame["attack"] == attack) & (frame["n"] > n) & frame["correct"].map(lambda c: isinstance(c, bytes))
+        for index in frame.index[cut]:
+            flags = unpack_flags(frame.at[index, "correct"], int(frame.at[index, "n"]))[:n]
+            frame.at[index, "correct"], frame.at[index, "n"] = pack_flags(flags), n
+            frame.at[index, "acc"] = float(flags.mean())
+        return replace(self, robust=frame)
 
     def variants(self) -> list[str]:
         """The preset's variants, in order (without a grid: the run labels)."""
@@ -98,7 +118,13 @@ def gather(specs: dict[str, RunSpec], store: Store, levels: dict[str, tuple[str,
         efficiency=_tagged(efficiency_frame(present, store), labels),
         levels=levels or {label: (label, None) for label in specs},
         layers=_tagged(_layers(present, store), labels),
+        n_test=_split_size(next(iter(specs.values()))) if specs else 0,
     )
+
+
+def _split_size(spec: RunSpec) -> int:
+    """Test images the spec's data set holds (its own n where the split's size is not known beforehand)."""
+    return TEST_SPLIT_SIZES.get(spec.dataset.name, spec.eval.n_samples)
 
 
 def _layers(run_ids: list[str], store: Store) -> pd.DataFrame:

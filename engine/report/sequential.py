@@ -128,3 +128,35 @@ def paired_grown(first: np.ndarray, second: np.ndarray, n_own: int, level: float
     if n <= n_own:
         return paired(first[:n], second[:n], level)
     return paired_sequential(first[:n], second[:n], chunk_sizes(n_own, n), level)
+
+
+# ---- a group-sequential plan for claims -------------------------------------------------------
+# A paper preset's claim is a statistic of many accuracies (a lead, a spread, a sweet spot among
+# several), judged by a bootstrap over the shared images; no betting sequence covers those. Its grown
+# evaluation follows a plan fixed before the first look instead: looks at the run's own n, then twice
+# as many images each time, up to the whole test split; every look's intervals at the Bonferroni level
+# 1 − α / (number of looks), so the chance of a false verdict at any look stays ≤ α.
+
+
+def claim_looks(n_own: int, n_test: int) -> list[int]:
+    """The planned looks of a claim's grown evaluation: the runs' own n, doubled at each look, the last
+    the whole test split (one look when the runs already used it)."""
+    looks = [n_own]
+    while looks[-1] < n_test:
+        looks.append(min(2 * looks[-1], n_test))
+    return looks
+
+
+def plan_level(n_own: int, n_test: int, level: float = LEVEL) -> float:
+    """The level of every look of the plan: Bonferroni over its looks."""
+    return 1 - (1 - level) / len(claim_looks(n_own, n_test))
+
+
+def last_look(n: int, n_own: int, n_test: int) -> int:
+    """The largest planned look that `n` images reach (a look is read only once complete)."""
+    return max(look for look in claim_looks(n_own, n_test) if look <= max(n, n_own))
+
+
+def next_look(n: int, n_own: int, n_test: int) -> int | None:
+    """The first planned look beyond `n` images (None once the split is spent)."""
+    return next((look for look in claim_looks(n_own, n_test) if look > n), None)

@@ -238,8 +238,10 @@ def bootstrap(
     """A statistic of per-column accuracies, with a paired bootstrap interval over the evaluation images.
 
     `flags` is images × cells (booleans, every cell scored on the same images); `statistic` maps the
-    cells' accuracies to one number. Resampling whole images keeps every cell's correlation.
+    cells' accuracies to one number. Resampling whole images keeps every cell's correlation. A strict
+    level (a corrected or planned one) gets more resamples, so each tail keeps at least 10 of them.
     """
+    resamples = max(resamples, math.ceil(20 / (1 - level)))
     flags = np.asarray(flags, dtype=float)
     value = float(statistic(flags.mean(axis=0)))
     if flags.shape[0] < 2:

@@ -81,3 +81,37 @@ def undecided_sweet_spots(place: Any, spots: pd.DataFrame, norm: str) -> None:
     )
     decide_button(place, (spot.run_id, int(spot.step)), (spot.run_id, 0), spot.attack, float(spot.eps),
                   SWEET_SPOT_MARGIN, key="decide-spot")  # fmt: skip
+
+
+def decide_claim(place: Any, name: str, status: str) -> None:
+    """In `place`, beside a paper claim its images cannot decide: the growth plan and "Decide this", which
+    grows the claim look by look through the workers (the next look queued each time one ends while the
+    claim stays open); while a look grows, its progress."""
+    flag = f"deciding-{name}"
+    if status != "inconclusive":
+        st.session_state.pop(flag, None)
+        return
+    state = api.claim_decision(name)
+    if state["refused"]:
+        place.caption(f"More images cannot decide this claim here: {state['refused']}.")
+        return
+    plan = state["plan"]
+    if state["job_id"] is not None:
+        job = api.job(state["job_id"])
+        fraction = min(float(job.get("fraction") or 0.0), 1.0)
+        place.progress(fraction, text=f"Deciding (job {state['job_id']}): {job.get('phase') or 'queued'}")
+        return
+    if plan.growth is None:
+        place.caption(f"Still undecided on the whole test split: {plan.line()}.")
+        return
+    if st.session_state.get(flag):
+        api.submit_claim_look(name)
+        st.rerun(scope="app")
+    place.caption(
+        f"These images cannot decide the claim. Deciding attacks further images of the test split on every "
+        f"checkpoint the claim reads, look by look: {plan.line()}."
+    )
+    if place.button("Decide this", key=f"decide-claim-{name}", icon=":material/balance:"):
+        st.session_state[flag] = True
+        api.submit_claim_look(name)
+        st.rerun(scope="app")
