@@ -96,6 +96,18 @@ def test_a_grown_claim_is_read_at_its_last_complete_look_at_the_plan_level(store
     assert "look 2 of 6 planned (500 → 1,000 → 2,000 → 4,000 → 8,000 → 10,000 images" in plan.line()
 
 
+def test_a_comparison_grown_elsewhere_leaves_the_claim_on_its_own_images_at_95(store):
+    fill_paper(store, "hydra", _hydra_close, shared=False)
+    before = papers.check("hydra", store)
+    hydra = api.paper_specs("hydra")["HYDRA"].run_id()
+    with store.atomic() as db:  # the Compare page grew HYDRA's last checkpoint alone
+        points = [
+            SimpleNamespace(eps=e, n=500, correct=pack_flags(np.ones(500, bool)), seconds=1.0) for e in (0, 0.05, 0.1)
+        ]
+        extended.put_chunk(db, hydra, 3, "pgd_linf", 1, points)
+    assert papers.check("hydra", store).headline == before.headline
+
+
 def test_a_claim_that_cannot_grow_says_why(store):
     fill_paper(store, "transfer", lambda *a: (0.8, 0.5, 0.6))
     with pytest.raises(api.SpecError, match="transfer: its claim cannot grow: it is judged on examples crafted"):

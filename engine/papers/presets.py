@@ -199,6 +199,8 @@ def judge(preset: PaperPreset, results: PaperResults, paper: bool = False) -> Ve
         return CHECKS.get(preset.check)(results, **options)
     n, n_own = grown
     look, looks = sequential.last_look(n, n_own, results.n_test), sequential.claim_looks(n_own, results.n_test)
+    if look == n_own:  # another comparison grew some of these checkpoints: the claim reads its own images
+        return CHECKS.get(preset.check)(results.truncated(options["attack"], look), **options)
     level = sequential.plan_level(n_own, results.n_test)
     with judged_at(level):
         found = CHECKS.get(preset.check)(results.truncated(options["attack"], look), **options)
