@@ -362,6 +362,7 @@ def _cmd_papers(args) -> int:
     for name, preset in api.paper_presets().items():
         cold = f"≈{preset.cold_seconds / 60:.0f} min cold" if preset.cold_seconds else "cold time not measured"
         print(f"{name:<10} {preset.title} ({cold})\n{'':<10} claim: {preset.claim}")
+        print(f"{'':<10} {api.paper_judged_by(name)}")
         if preset.paper_scale is not None:
             scale = api.paper_scale(name)
             print(f"{'':<10} paper scale: {scale['runs']} runs, ≈ {duration(scale['seconds'])} on this machine")
@@ -380,8 +381,11 @@ def _print_verdict(verdict, as_json: bool, seconds: float | None = None) -> int:
             print(f"  [{finding.status}] {finding.claim}: {finding.numbers}")
             if finding.to_decide:
                 print(f"      to decide: {finding.to_decide}")
-        if not verdict.table.empty:
-            print(verdict.table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        for note in verdict.notes:
+            print(f"  [reported] {note}")
+        for table in (verdict.table, verdict.reference):
+            if not table.empty:
+                print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0 if verdict.status != "incomplete" else 1
 
 

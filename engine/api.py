@@ -605,6 +605,14 @@ def paper_scale(name: str, store: Store | None = None) -> dict[str, Any]:
     }
 
 
+def paper_judged_by(name: str, paper: bool = False) -> str:
+    """Which attacks judge a paper preset's claim, on how many images, and which are reported beside them
+    (AutoAttack checking a PGD verdict), in one sentence."""
+    from engine.papers import presets as papers  # validation loads the registries, hence torch
+
+    return papers.judged_by(papers.load_paper(name), paper)
+
+
 def paper_results(name: str, store: Store | None = None, reduced: bool = False) -> "PaperResults":
     """What the store holds for a paper preset's runs of its first seed (engine.papers.results.PaperResults)."""
     from engine.papers import presets as papers  # validation loads the registries, hence torch
@@ -816,6 +824,7 @@ __all__ = [
     "decision",
     "grow_decision",
     "paper_scale",
+    "paper_judged_by",
     "claim_decision",
     "claim_job",
     "submit_claim_look",

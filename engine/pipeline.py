@@ -317,6 +317,7 @@ def dense_results(walk: Walk) -> dict | None:
 def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], list[dict]]:
     """Clean accuracy, white-box rows, transfer rows and warnings of the model at step k."""
     spec, (x, y) = walk.spec, walk.evaluation
+    scored = spec.scored_by(spec.schedule.sparsities()[k])  # an attack with `at` scores only those checkpoints
     transfer_wanted = spec.eval.transfer and bool(transferable(spec.eval.attacks))
     dense = dense_results(walk) if k == 0 and not transfer_wanted else None
     if dense is not None:
@@ -326,7 +327,7 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
             walk.model.eval(),
             x,
             y,
-            spec.eval,
+            spec.eval.model_copy(update={"attacks": scored}),
             spec.seed,
             keep_adversarial=transfer_wanted and k == 0,
             on_progress=lambda done, total: walk.report(Progress(k, walk.n_steps, "evaluating", done, total)),
@@ -346,7 +347,7 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
     warnings = [{"kind": "inputs_outside_unit_range", "message": warning}] if warning else []
     warnings += [
         {"kind": "weaker_than_standard", "message": message}
-        for attack in spec.eval.attacks
+        for attack in scored
         if (message := build_attack(attack).protocol_warning())
     ]
     return clean_acc, robust, [vars(p) for p in transfer], warnings

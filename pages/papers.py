@@ -41,6 +41,7 @@ def start() -> None:
 st.subheader(preset.title)
 st.caption(preset.paper)
 st.markdown(f"**The claim.** {preset.claim}")
+st.caption(api.paper_judged_by(name))
 cold = f"about {preset.cold_seconds / 60:.0f} minutes" if preset.cold_seconds else "not measured yet"
 left, right = st.columns([1, 3])
 left.button(f"Run its {preset.n_runs()} runs", on_click=start, type="primary", key=f"run-paper-{name}")
@@ -77,6 +78,8 @@ def draw() -> None:
     for finding in verdict.findings:
         decide = f" *What would decide it:* {finding.to_decide}." if finding.to_decide else ""
         st.markdown(f"- {MARKS[finding.status]} — {finding.claim}: {finding.numbers}.{decide}")
+    for note in verdict.notes:
+        st.markdown(f"- :blue[reported, not judged] — {note}.")
     st.caption(
         "Each part is decided from the 95 % interval of its statistic (paired over the shared evaluation "
         "images): it holds when the interval clears the bar, fails when it lies below, and cannot be "
@@ -95,6 +98,14 @@ def draw() -> None:
     if not verdict.table.empty:
         with st.expander("The numbers behind the verdict"):
             st.dataframe(verdict.table, hide_index=True, width="stretch")
+    if not verdict.reference.empty:
+        with st.expander("PGD against AutoAttack, checkpoint by checkpoint"):
+            st.caption(
+                "`above`: PGD's accuracy minus AutoAttack's on the same images, with its interval at the "
+                "Bonferroni level over the checkpoints. Above zero, PGD missed adversarial examples that "
+                "AutoAttack found: its accuracy over-reports robustness there."
+            )
+            st.dataframe(verdict.reference, hide_index=True, width="stretch")
     run_ids = ",".join(r[:12] for label, r in results.run_ids.items() if results.status[label] != api.RunStatus.MISSING)
     st.page_link(
         "pages/compare.py", label="Compare these runs", icon=":material/compare_arrows:", query_params={"runs": run_ids}

@@ -103,7 +103,7 @@ def fill_paper(
         store.begin_run(run_id, spec.base_id(), spec.canonical_json(), ENGINE_VERSION, len(targets))
         for step, target in enumerate(targets):
             robust, moved, clean = [], [], None
-            for attack in spec.eval.attacks:
+            for attack in spec.scored_by(target):
                 for eps in attack.eps:
                     clean, acc, transfer = accuracy(label, step, target, attack.name, eps)
                     point = {"attack": attack.name, "norm": _norm(attack.name), "eps": eps}

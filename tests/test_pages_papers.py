@@ -46,6 +46,9 @@ def test_a_claim_that_holds_shows_its_verdict_figure_and_numbers(papers_cache, m
     assert "40.0 % vs 30.0 %" in at.success[0].value
     assert len(at.get("plotly_chart")) == 1
     assert "HYDRA" in at.dataframe[0].value.columns
+    assert any(c.value.startswith("Judged by pgd_linf (L∞, 10 steps) at ε = 0.1") for c in at.caption)
+    assert any("reported, not judged" in m.value and "AutoAttack" in m.value for m in at.markdown)
+    assert set(at.dataframe[1].value["variant"]) == {"LWM", "HYDRA"}  # PGD against AutoAttack, per checkpoint
 
 
 def test_a_claim_that_fails_is_reported_not_hidden(papers_cache, monkeypatch):

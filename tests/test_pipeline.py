@@ -249,3 +249,28 @@ def test_a_worker_s_run_fits_its_threads_to_the_free_cores_before_the_base_and_e
     calls.clear()
     run_pipeline(validate(smoke_tree | {"seed": 1}), store)  # a CLI run keeps the process's threads
     assert calls == []
+
+
+def test_an_attack_with_at_scores_only_those_checkpoints_and_is_never_transferred(store, smoke_tree):
+    tree = copy.deepcopy(smoke_tree)
+    tree["eval"]["transfer"] = True
+    targets = spec_of(tree).schedule.sparsities()
+    tree["eval"]["attacks"][1]["at"] = [targets[-1]]  # FGSM at the last checkpoint only
+    spec = validate(tree)
+    doc = api.run(spec, store)
+    for point, target in zip(doc["points"], targets):
+        scored = {r["attack"] for r in point["robust"]}
+        assert scored == ({"pgd_linf", "fgsm"} if target == targets[-1] else {"pgd_linf"})
+        assert {r["attack"] for r in point["transfer"]} == {"pgd_linf"}
+    assert spec.attack_passes() < spec_of(smoke_tree).attack_passes()  # the estimate counts its share
+
+
+def test_at_names_a_checkpoint_of_the_schedule_and_leaves_other_run_ids_alone(smoke_tree):
+    from engine.errors import SpecError
+
+    plain = spec_of(smoke_tree)
+    assert '"at"' not in plain.canonical_json()  # unset: not written, so no earlier run id moved
+    tree = copy.deepcopy(smoke_tree)
+    tree["eval"]["attacks"][0]["at"] = [0.5]
+    with pytest.raises(SpecError, match=r"eval\.attacks\[0\]\.at: 0\.5 is not a checkpoint of the schedule"):
+        validate(tree)

@@ -98,9 +98,15 @@ class Verdict:
     headline: str
     findings: list[Finding] = field(default_factory=list)
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(
+        default_factory=list
+    )  # reported beside the verdict, not judged (engine/papers/reference.py)
+    reference: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # the judging attack against AutoAttack, per checkpoint
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the table as records, NaN as null)."""
+        """JSON-ready form (the tables as records, NaN as null)."""
         return {
             "status": self.status,
             "headline": self.headline,
@@ -109,6 +115,8 @@ class Verdict:
                 for f in self.findings
             ],
             "table": json.loads(self.table.to_json(orient="records")) if not self.table.empty else [],
+            "notes": self.notes,
+            "reference": json.loads(self.reference.to_json(orient="records")) if not self.reference.empty else [],
         }
 
 

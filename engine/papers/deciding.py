@@ -18,12 +18,9 @@ from dataclasses import dataclass
 from engine.errors import SpecError
 from engine.jobs.decide import Growth, grow_to
 from engine.papers.claims import Verdict
-from engine.papers.presets import check, collect, load_paper
+from engine.papers.presets import UNGROWABLE, check, collect, load_paper
 from engine.report import sequential
 from engine.store.db import Store
-
-UNGROWABLE = {"transfer": "it is judged on examples crafted on the base model and replayed, which do not grow"}
-"""Checks whose claims cannot grow, and why."""
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,13 @@ from tqdm import tqdm
 
 from engine.errors import SpecError
 from engine.jobs import sweep
-from engine.papers.claims import CHECKS, Verdict, across_seeds, incomplete, judged_at
+from engine.papers import reference
+from engine.papers.claims import CHECKS, Verdict, across_seeds, eps_text, incomplete, judged_at
 from engine.papers.results import PaperResults, gather
 from engine.paths import presets_dir
 from engine.pipeline import run as run_pipeline
 from engine.report import sequential
+from engine.science.attacks.base import ATTACKS
 from engine.science.catalog import validate
 from engine.science.efficiency import example_pass_seconds
 from engine.spec.reading import parse_text, read_spec_text, set_path
@@ -48,6 +50,8 @@ from engine.store.estimate import estimate as estimate_run
 from engine.store.estimate import guess_basis
 
 PAPERS_DIR = presets_dir() / "papers"
+UNGROWABLE = {"transfer": "it is judged on examples crafted on the base model and replayed, which do not grow"}
+"""Checks whose claims cannot grow by more images (engine/papers/deciding.py), and why."""
 
 
 class PaperScale(Frozen):
@@ -192,8 +196,66 @@ def judge(preset: PaperPreset, results: PaperResults, paper: bool = False) -> Ve
     judges with the paper-scale options (the paper's ε)."""
     if results.missing():
         return incomplete(results)
+    options = judging_options(preset, paper)
+    return with_reference(_judged(preset, results, options), results, options)
+
+
+def judging_options(preset: PaperPreset, paper: bool = False) -> dict[str, Any]:
+    """The check's options, with the paper-scale ones (the paper's ε) over them when `paper`."""
     scaled = preset.paper_scale.options if paper and preset.paper_scale else {}
-    options = {**preset.options, **scaled}
+    return {**preset.options, **scaled}
+
+
+def with_reference(found: Verdict, results: PaperResults, options: dict[str, Any]) -> Verdict:
+    """A verdict judged on PGD with AutoAttack's accuracy at the claim's ε beside it, checkpoint by
+    checkpoint (engine/papers/reference.py), where the runs scored AutoAttack too."""
+    attack, eps = options.get("attack", ""), options.get("eps")
+    if not reference.judged_on_pgd(attack) or eps is None:
+        return found
+    table = reference.reference_table(results, attack, float(eps))
+    if table.empty:
+        return found
+    return dataclasses.replace(
+        found, notes=[*found.notes, reference.reference_line(table, attack, float(eps))], reference=table
+    )
+
+
+def judged_by(preset: PaperPreset, paper: bool = False) -> str:
+    """Which attacks judge the claim and which are reported beside it, in one sentence (the Papers page
+    and `papers`)."""
+    options = judging_options(preset, paper)
+    spec = next(iter(expand(preset, paper=paper).values()))
+    by_name = {entry.name: entry for entry in spec.eval.attacks}
+    judging = by_name.get(options.get("attack", ""))
+    if judging is None:
+        return "Judged by the check's own measures (no attack named)."
+    strength = eps_text if ATTACKS.get(judging.name).norm == "Linf" else "{:g}".format
+    eps = options.get("eps")
+    at = f" at ε = {strength(float(eps))}" if eps is not None else f" over ε = {', '.join(map(strength, judging.eps))}"
+    size = TEST_SPLIT_SIZES.get(spec.dataset.name)
+    growable = preset.check not in UNGROWABLE and len(preset.seeds) <= 1 and size and size > spec.eval.n_samples
+    grows = f", growing toward {size:,} when a look decides" if growable else ""
+    how = ", crafted on the base model and replayed on each pruned one" if preset.check in UNGROWABLE else ""
+    text = f"Judged by {attack_words(judging)}{how}{at} on {spec.eval.n_samples:,} test images{grows}"
+    others = [attack_words(entry) for entry in spec.eval.attacks if entry is not judging]
+    if reference.judged_on_pgd(judging.name) and reference.REFERENCE_ATTACK in by_name:
+        others = [o for o in others if not o.startswith(reference.REFERENCE_ATTACK)]
+        side = " (the white-box side)" if preset.check in UNGROWABLE else ""
+        checking = by_name[reference.REFERENCE_ATTACK]
+        where = f" at {', '.join(f'{100 * at:g} %' for at in checking.at)} sparsity" if checking.at else ""
+        text += f"; AutoAttack (Croce & Hein's standard, {checking.steps} iterations) checks it{side}{where}"
+    return f"{text}{'; also drawn: ' + ', '.join(others) if others else ''}."
+
+
+def attack_words(entry: Any) -> str:
+    """An attack of a spec as a reader names it: name, norm and iterations ("pgd_linf (L∞, 10 steps)")."""
+    attack = ATTACKS.get(entry.name)
+    norm = {"Linf": "L∞"}.get(attack.norm, attack.norm)
+    kind = "certified" if attack.certified else f"{entry.steps} steps"
+    return f"{entry.name} ({norm}, {kind})"
+
+
+def _judged(preset: PaperPreset, results: PaperResults, options: dict[str, Any]) -> Verdict:
     grown = results.grown_n(options.get("attack", ""))
     if grown is None:
         return CHECKS.get(preset.check)(results, **options)

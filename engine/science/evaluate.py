@@ -259,8 +259,9 @@ def _curve_from_distances(model, x, y, spec, attack, correct, batch_size, seed, 
 
 def transferable(attacks: list[AttackSpec]) -> list[AttackSpec]:
     """The attacks whose examples crafted on the base mean something on another model: not a
-    certificate (it crafts none) nor an attack on a smoothed classifier (judged by its own vote)."""
-    return [a for a in attacks if not (ATTACKS.get(a.name).certified or ATTACKS.get(a.name).smoothed)]
+    certificate (it crafts none) nor an attack on a smoothed classifier (judged by its own vote), nor
+    one that scores only some checkpoints (`at`: a reference attack where a claim is made)."""
+    return [a for a in attacks if a.at is None and not (ATTACKS.get(a.name).certified or ATTACKS.get(a.name).smoothed)]
 
 
 def transfer_curve(

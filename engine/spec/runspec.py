@@ -292,8 +292,9 @@ else:  # every registered schedule, told apart by its `name`
     ScheduleSpec = Annotated[Union[_SCHEDULE_TYPES], Field(discriminator="name")]  # noqa: UP007
 
 
-class AttackSpec(Frozen):
-    """One attack over a list of strengths (ε in the attack's norm; L∞ on the [0, 1] scale)."""
+class AttackSpec(OmitUnset):
+    """One attack over a list of strengths (ε in the attack's norm; L∞ on the [0, 1] scale), at every
+    checkpoint or only at those `at` names (an expensive reference attack where a claim is made)."""
 
     name: AttackName = "pgd_linf"
     eps: list[Annotated[float, Field(ge=0.0, le=1e4)]] = Field(min_length=1, max_length=64)
@@ -306,6 +307,16 @@ class AttackSpec(Frozen):
     options: dict[str, float | int | str] = Field(
         default_factory=dict, max_length=16, description="attack-specific parameters"
     )
+    at: list[Annotated[float, Field(ge=0.0, lt=1.0)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="target sparsities of the checkpoints it scores (0: the dense model); unset: every checkpoint",
+    )
+
+    def scores(self, target: float) -> bool:
+        """Does this attack score the checkpoint pruned to `target` sparsity?"""
+        return self.at is None or any(abs(target - at) < 1e-9 for at in self.at)
 
     @field_validator("eps")
     @classmethod
@@ -339,8 +350,8 @@ class AttackSpec(Frozen):
         return STEP_NUMERATORS.get(self.name, 2.5) / self.steps
 
     def passes(self) -> int:
-        """Example-passes per evaluation image, at most, counting every option that multiplies work
-        (engine.spec.attack_options: restarts, targets, queries, noise samples, ensemble stages)."""
+        """Example-passes per evaluation image on one checkpoint it scores, at most, counting every option that
+        multiplies work (engine.spec.attack_options: restarts, targets, queries, noise samples, ensemble stages)."""
         return self.typed_options().passes(len(self.eps), self.steps, self.restarts)
 
 
@@ -406,6 +417,22 @@ class RunSpec(OmitUnset):
         return self
 
     @model_validator(mode="after")
+    def _scored_checkpoints_exist(self) -> "RunSpec":
+        targets = self.schedule.sparsities()
+        for i, attack in enumerate(self.eval.attacks):
+            for at in attack.at or []:
+                if not any(abs(at - target) < 1e-9 for target in targets):
+                    raise ValueError(
+                        f"eval.attacks[{i}].at: {at:g} is not a checkpoint of the schedule; choose from "
+                        f"{[round(target, 6) for target in targets]}"
+                    )
+        return self
+
+    def scored_by(self, target: float) -> list[AttackSpec]:
+        """The attacks that score the checkpoint pruned to `target` sparsity."""
+        return [attack for attack in self.eval.attacks if attack.scores(target)]
+
+    @model_validator(mode="after")
     def _targets_exist(self) -> "RunSpec":
         classes = DATASET_CLASSES.get(self.dataset.name)
         for i, attack in enumerate(self.eval.attacks):
@@ -448,8 +475,11 @@ class RunSpec(OmitUnset):
         return sum(step.finetune_steps for step in plan) + scores
 
     def attack_passes(self) -> int:
-        """Example-passes of every attack on one checkpoint, at most (PGD stops early on fooled examples)."""
-        return self.eval.n_samples * sum(a.passes() for a in self.eval.attacks)
+        """Example-passes of every attack on one checkpoint, at most (PGD stops early on fooled examples); an
+        attack scoring only some checkpoints (`at`) counts its share of them."""
+        targets = self.schedule.sparsities()
+        share = {id(a): sum(map(a.scores, targets)) / len(targets) for a in self.eval.attacks}
+        return round(self.eval.n_samples * sum(a.passes() * share[id(a)] for a in self.eval.attacks))
 
     def probe_passes(self) -> int:
         """Example-passes of the MRS probe on one checkpoint (eval.mrs): its PGD-10 set, then each of
