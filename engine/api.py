@@ -820,6 +820,11 @@ def catalog() -> dict[str, dict[str, str]]:
 
 
 __all__ = [
+    "fill",
+    "filler",
+    "parse_text",
+    "start_tour",
+    "tour",
     "MAX_UPLOAD_BYTES",
     "decision",
     "grow_decision",

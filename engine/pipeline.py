@@ -515,6 +515,6 @@ def _walk(
             except (IntegrityError, NotFoundError) as exc:
                 log.warning("recomputing from step %d of run %s: %s", k - 1, spec.run_id()[:12], exc)
                 store.forget_steps(spec.run_id(), k - 1)
-                return _walk(spec, store, data, plan, report, fence)
+                return _walk(spec, store, data, plan, report, fence, threads)
         masks = run_step(walk, k, step, masks)
         in_memory = k

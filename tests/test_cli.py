@@ -1,4 +1,4 @@
-"""The CLI contract of ARCHITECTURE.md, through real subprocesses."""
+"""The CLI contract (docs/cli.md), through real subprocesses."""
 
 import json
 import subprocess

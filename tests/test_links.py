@@ -62,3 +62,21 @@ def test_hostile_links_never_raise_or_read_outside_the_cache(populated, monkeypa
     for name in opened:
         resolved = Path(name).resolve() if not name.isdigit() else None
         assert resolved is None or not any(v and v in name for v in params.values() if len(v) > 2), (name, params)
+
+
+def test_code_and_tests_cite_only_documents_the_repository_holds():
+    """A docstring or comment citing a Markdown file (top level or under docs/) names one that exists here."""
+    import re
+
+    from tests.support import REPO
+
+    cited = {}
+    for path in [REPO / "app.py", *REPO.glob("engine/**/*.py"), *REPO.glob("pages/**/*.py"), *REPO.glob("tests/*.py")]:
+        for name in re.findall(r"\b((?:docs/)?[A-Za-z_-]+\.md)\b", path.read_text()):
+            cited.setdefault(name, path.relative_to(REPO))
+    missing = {
+        name: str(where)
+        for name, where in cited.items()
+        if not (REPO / name).exists() and not (REPO / "docs" / name).exists()
+    }
+    assert cited and not missing, missing

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support import SURFACE_VIEWS, page
+from tests.support import REPO, SURFACE_VIEWS, page
 
 
 def test_home_on_an_empty_store_lists_presets_and_says_what_to_run(cache, monkeypatch):
@@ -228,3 +228,14 @@ def test_runs_page_names_an_unknown_architecture_before_submitting(cache, monkey
     at.selectbox(key="bring-dataset").set_value("synthetic").run()
     assert any(e.value.startswith("model.name: unknown model 'torchvision:resnet19'") for e in at.error)
     assert not any(b.key == "bring-submit" for b in at.button)
+
+
+def test_pages_call_only_the_engine_s_public_api():
+    """Every `api.<name>` a page or app.py uses is in engine.api.__all__ (its contract with the pages)."""
+    import re
+
+    from engine import api
+
+    files = [REPO / "app.py", *sorted((REPO / "pages").rglob("*.py"))]
+    used = {name for path in files for name in re.findall(r"\bapi\.([A-Za-z_]\w*)", path.read_text())}
+    assert used and used <= set(api.__all__), sorted(used - set(api.__all__))

@@ -246,3 +246,18 @@ def test_cancel_stops_a_running_job_between_batches_and_retry_resumes_it(tmp_pat
     assert retried["job_id"] != job_id and retried["status"] == "queued"
     Worker(store).serve(exit_when_idle=True)
     assert api.job(retried["job_id"], store)["status"] == "done" and hashes(store, spec.run_id()) == expected
+
+
+def test_a_resume_after_a_damaged_checkpoint_keeps_the_worker_s_threads(tmp_path, monkeypatch):
+    from engine import pipeline
+
+    store = Store(tmp_path)
+    spec = slow_smoke()
+    api.run(spec, store)
+    path = store.root / store.step(spec.run_id(), 1)["checkpoint"]
+    path.write_bytes(path.read_bytes()[:100])
+    store.forget_steps(spec.run_id(), 2)
+    walks, walk = [], pipeline._walk
+    monkeypatch.setattr(pipeline, "_walk", lambda *args: walks.append(args[-1]) or walk(*args))
+    pipeline.run(spec, store, threads=1)
+    assert walks == [1, 1]  # the first walk finds step 1 damaged and walks again, at the same threads

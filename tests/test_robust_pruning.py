@@ -1,4 +1,4 @@
-"""Robust pruning parts on tiny models: RESEARCH.md checks 1–4 and 9–13, each in seconds."""
+"""Robust pruning parts on tiny models: the papers' own checks (HYDRA, BAP, smoothing), each in seconds."""
 
 from __future__ import annotations
 

@@ -91,7 +91,7 @@ def test_filter_pruning_refuses_a_model_without_convs_before_training_its_base(c
 
 @pytest.mark.slow
 def test_adversarial_training_raises_pgd_accuracy_at_its_budget(cache):
-    """RESEARCH.md check 15 on synthetic data: PGD-AT and TRADES beat natural training at ε_train."""
+    """Madry et al. and TRADES on synthetic data: PGD-AT and TRADES beat natural training at ε_train."""
     tree = copy.deepcopy(TREE)
     tree["dataset"]["train_size"], tree["train"]["epochs"] = 2000, 3
     tree["eval"] = {"n_samples": 300, "batch_size": 300, "attacks": [{"name": "pgd_linf", "eps": [0, 0.1], "steps": 5}]}

@@ -41,7 +41,6 @@ from engine.report.stats import (
 from engine.report.stats import across_seeds as combine_estimates
 from engine.science.pruning.methods import METHODS
 
-STATUSES = ("holds", "fails", "inconclusive")
 _LEVEL: ContextVar[float] = ContextVar("claim_level", default=LEVEL)
 
 
@@ -172,11 +171,6 @@ def at_eps(frame: pd.DataFrame, eps: float) -> pd.DataFrame:
 def by_step(frame: pd.DataFrame, eps: float, column: str = "acc") -> pd.Series:
     """A column at strength ε, indexed by step."""
     return at_eps(frame, eps).set_index("step")[column]
-
-
-def clean_by_step(frame: pd.DataFrame) -> pd.Series:
-    """Clean accuracy indexed by step."""
-    return frame.drop_duplicates("step").set_index("step")["clean_acc"].sort_index()
 
 
 # ---- statistics of several accuracies, with intervals ------------------------------------------
@@ -523,7 +517,7 @@ def hydra(
     chance: float = 0.1,
 ) -> Verdict:
     """HYDRA: robust accuracy at the smallest k is at least LWM's (non-inferiority within `margin`), and
-    HYDRA's lead at the smallest k exceeds its lead at the largest k (RESEARCH check 16). `measure` names
+    HYDRA's lead at the smallest k exceeds its lead at the largest k. `measure` names
     the accuracy in the evidence ("certified accuracy" for the smoothing variant). Where both models'
     clean accuracy at the smallest k is within `margin` of `chance` (1 / classes), they collapsed, and
     neither part can be decided there: both are inconclusive, saying so."""

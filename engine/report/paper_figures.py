@@ -1,6 +1,6 @@
 """Each seed paper's figure, redrawn from our store: pure builders, tidy frames in, plotly figures out.
 
-The frames are the robust / transfer / budget tables of engine.papers.presets.PaperResults: one row per
+The frames are the robust / transfer / budget tables of engine.papers.results.PaperResults: one row per
 variant × step × attack × ε with `variant`, `step`, `sparsity`, `target_sparsity`, `clean_acc`,
 `attack`, `norm`, `eps`, `acc`. `FIGURES` maps a preset's check name to the figures of its paper.
 """

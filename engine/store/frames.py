@@ -35,7 +35,7 @@ from engine.store.db import (
 
 
 def document(run_id: str, store: Store | None = None, cached: bool = True) -> dict[str, Any]:
-    """The JSON result document of a run (the CLI contract of ARCHITECTURE.md)."""
+    """The JSON result document of a run (the CLI contract: docs/cli.md, `run --json`)."""
     store = store or open_store()
     row = store.run(run_id)
     by_step = {
