@@ -21,6 +21,7 @@ from engine.papers.claims import Verdict
 from engine.papers.presets import UNGROWABLE, check, collect, load_paper
 from engine.report import sequential
 from engine.store.db import Store
+from engine.store.estimate import duration
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ClaimGrowth:
         )
         if self.next_look is None or self.growth is None:
             return f"{plan}; the test split is spent"
-        cost = f", about {self.seconds / 60:.0f} min here" if self.seconds else ""
+        cost = f", about {duration(self.seconds)} here" if self.seconds else ""
         return (
             f"{plan}; the next look attacks {self.next_look - self.n:,} more images on "
             f"{len(self.growth.checkpoints)} checkpoints{cost}"

@@ -4,7 +4,7 @@ A paper preset (`presets/papers/<name>.yaml`) is a sweep of named variants shari
 
     title: HYDRA vs magnitude pruning
     paper: Sehwag et al., NeurIPS 2020 (arXiv:2002.10509)
-    claim: HYDRA's PGD accuracy at k = 0.01 is at least LWM's, and its lead grows as k shrinks.
+    claim: HYDRA's PGD accuracy at the smallest k is at least LWM's, and its lead grows as k shrinks.
     check: hydra                      # a registered claim check (engine.papers.claims)
     options: {eps: 0.1}               # the check's parameters
     base: {dataset: ..., model: ..., schedule: ...}
