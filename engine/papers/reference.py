@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.papers.claims import at_eps, eps_text, pt, signed_pt
+from engine.papers.claims import at_eps, eps_text, pt, signed_pt, strict_level
 from engine.papers.results import PaperResults
 from engine.report.flags import unpack_flags
 from engine.report.stats import LEVEL, paired
@@ -32,7 +32,7 @@ def reference_table(results: PaperResults, attack: str, eps: float) -> pd.DataFr
     paired difference (judging − AutoAttack) with its interval at the Bonferroni level over the
     checkpoints (the largest gap is picked after looking); empty where AutoAttack did not run."""
     pairs = _pairs(results, attack, eps)
-    level = 1 - (1 - LEVEL) / max(len(pairs), 1)
+    level = strict_level(len(pairs), LEVEL)
     rows = []
     for (label, step), (judging, reference) in pairs.items():
         n = min(len(judging), len(reference))  # a grown PGD row: its first n images are AutoAttack's

@@ -478,8 +478,8 @@ class RunSpec(OmitUnset):
         """Example-passes of every attack on one checkpoint, at most (PGD stops early on fooled examples); an
         attack scoring only some checkpoints (`at`) counts its share of them."""
         targets = self.schedule.sparsities()
-        share = {id(a): sum(map(a.scores, targets)) / len(targets) for a in self.eval.attacks}
-        return round(self.eval.n_samples * sum(a.passes() * share[id(a)] for a in self.eval.attacks))
+        scored = sum(a.passes() * sum(map(a.scores, targets)) for a in self.eval.attacks)
+        return round(self.eval.n_samples * scored / len(targets))
 
     def probe_passes(self) -> int:
         """Example-passes of the MRS probe on one checkpoint (eval.mrs): its PGD-10 set, then each of
