@@ -620,6 +620,13 @@ def paper_results(name: str, store: Store | None = None, reduced: bool = False) 
     return papers.collect(papers.load_paper(name), store or open_store(), reduced)
 
 
+def paper_figures(name: str, results: "PaperResults") -> list[Any]:
+    """A paper preset's figures (plotly) from its gathered results, drawn by its paper's check module."""
+    from engine.papers import presets as papers  # validation loads the registries, hence torch
+
+    return papers.figures(papers.load_paper(name), results)
+
+
 def paper_verdict(
     name: str,
     results: "PaperResults | None" = None,
@@ -799,6 +806,13 @@ def attack_examples(
         return craft(pruned, dense, x, y, attack, eps, indices)
 
 
+def playground_attacks() -> dict[str, tuple[float, str]]:
+    """The attacks the Playground offers, L∞ first: name → (default ε, norm), from each attack's class."""
+    from engine.science.playground import playground_attacks as offered  # the registry: torch loads here
+
+    return offered()
+
+
 def playground_turn(session: str, on_wait: Callable[[int], None] | None = None) -> AbstractContextManager[None]:
     """A turn in the server's one line for Playground attacks (engine.jobs.turns): one attack per core at
     a time, first come first served, one place per browser `session`; `on_wait(place)` while waiting.
@@ -830,6 +844,7 @@ __all__ = [
     "grow_decision",
     "paper_scale",
     "paper_judged_by",
+    "paper_figures",
     "claim_decision",
     "claim_job",
     "submit_claim_look",
@@ -842,6 +857,7 @@ __all__ = [
     "attack_examples",
     "export_model",
     "model_file",
+    "playground_attacks",
     "playground_turn",
     "LineTimeout",
     "Superseded",

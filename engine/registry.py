@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Callable
+import pkgutil
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from engine.errors import DuplicateNameError, UnknownNameError
@@ -63,3 +65,12 @@ class Registry(Generic[T]):
 
     def __iter__(self):
         return iter(self.names())
+
+
+def import_submodules(package: str, path: Iterable[str], skip: Iterable[str] = ()) -> None:
+    """Import every module of a package (its `__name__` and `__path__`) but those in `skip`, so that each
+    registers its entries: a new attack, method or paper check is one new file, discovered."""
+    skipped = set(skip)
+    for module in pkgutil.iter_modules(list(path)):
+        if module.name not in skipped:
+            importlib.import_module(f"{package}.{module.name}")

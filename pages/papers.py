@@ -4,7 +4,6 @@ import streamlit as st
 
 from engine import api
 from engine.errors import EngineError
-from engine.report import paper_figures
 from pages import choice_from_query, read, route_through_app
 from pages.parts.decide import decide_claim
 
@@ -91,7 +90,7 @@ def draw() -> None:
         return
     if len(preset.seeds) > 1:
         st.caption(f"The verdict combines seeds {preset.seeds}; the figures show seed {preset.seeds[0]}.")
-    for i, figure in enumerate(paper_figures.paper_figures(preset.check, results, preset.options)):
+    for i, figure in enumerate(api.paper_figures(name, results)):
         st.plotly_chart(figure, width="stretch", key=f"paper-figure-{i}")
     with st.expander("How to read these figures"):
         st.markdown(preset.figure_note or preset.claim)

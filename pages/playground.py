@@ -22,9 +22,6 @@ from pages.parts.downloads import checkpoint_downloads, has_smaller_model
 
 route_through_app()
 
-ATTACKS = ["pgd_linf", "fgsm", "pgd_l2", "deepfool"]
-DEFAULT_EPS = {"pgd_linf": 0.1, "fgsm": 0.1, "pgd_l2": 1.5, "deepfool": 1.5}
-
 st.title("Attack playground")
 st.markdown(
     "Pick a pruned checkpoint and an attack, and watch a shirt become a bag: the clean image, the "
@@ -59,6 +56,8 @@ runs = runs_with_checkpoints(
     "or `python -m engine run --preset teaching`.",
 )
 
+OFFERED = api.playground_attacks()  # name → (default ε, norm), from each attack's class
+ATTACKS, DEFAULT_EPS = list(OFFERED), {name: eps for name, (eps, _) in OFFERED.items()}
 labels, run_ids = run_labels(runs), list(runs["run_id"])
 run_id = st.sidebar.selectbox(
     "Run", run_ids, index=run_ids.index(runs_from_query("run", run_ids, run_ids[:1])[0]), format_func=labels.get
@@ -78,10 +77,8 @@ try:
 except (ValueError, ZeroDivisionError):
     eps_default = DEFAULT_EPS[attack]
 eps_default = eps_default if math.isfinite(eps_default) and 0.0 <= eps_default <= 10.0 else DEFAULT_EPS[attack]
-eps = st.sidebar.number_input(
-    "ε", 0.0, 10.0, eps_default, 0.01 if attack in ("pgd_linf", "fgsm") else 0.1, format="%.4f"
-)
-if attack in ("pgd_linf", "fgsm"):
+eps = st.sidebar.number_input("ε", 0.0, 10.0, eps_default, 0.01 if OFFERED[attack][1] == "Linf" else 0.1, format="%.4f")
+if OFFERED[attack][1] == "Linf":
     st.sidebar.caption(f"ε = {figures.eps_label(eps, 'Linf')} of the pixel range (a link may say `eps=8/255`)")
 try:
     pruned, dense, x, y, classes = models(str(store.root), run_id, step)

@@ -14,7 +14,6 @@ from engine import api
 from engine.errors import SpecError
 from engine.papers import presets as papers
 from engine.papers.claims import CHECKS
-from engine.report.paper_figures import paper_figures
 from tests.paper_fakes import NAMES, SCENARIOS, fill_paper, hydra_holds, mrpf_holds
 
 # ---- the presets themselves -------------------------------------------------------------------
@@ -32,7 +31,7 @@ def test_every_preset_validates_full_and_reduced_and_its_options_fit_its_check(n
     assert len({s.run_id() for s in full.values()}) == len(full)  # every variant is its own run
     assert len({s.base_id() for s in full.values()}) == 1  # ... on one shared base model
     assert all(s.dataset.name == "synthetic" for s in tiny.values())
-    inspect.signature(CHECKS.get(preset.check)).bind(None, **preset.options)  # raises if an option is unknown
+    inspect.signature(CHECKS.get(preset.check).judge).bind(None, **preset.options)  # raises if an option is unknown
     # measured (or estimated until re-measured), and minutes, not hours: AutoAttack, the reference that
     # checks a PGD verdict, costs 6-8 min per small_cnn checkpoint on 500 images on 2 cores
     assert preset.cold_seconds and preset.cold_seconds < 40 * 60
@@ -57,7 +56,7 @@ def test_every_preset_has_a_paper_scale_that_validates_and_is_estimated_not_run(
         s.run_id() for s in laptop.values()
     }
     assert {(s.dataset.name, s.model.name) for s in paper.values()} == {PAPER_SETTING[name]}
-    inspect.signature(CHECKS.get(preset.check)).bind(None, **{**preset.options, **preset.paper_scale.options})
+    inspect.signature(CHECKS.get(preset.check).judge).bind(None, **{**preset.options, **preset.paper_scale.options})
     scale = api.paper_scale(name, store)
     laptop_seconds = sum(api.estimate(spec, store).seconds for spec in laptop.values())
     assert scale["runs"] == len(paper) and scale["passes"] > 10 * sum(s.work() for s in laptop.values())
@@ -125,10 +124,13 @@ variants:
 """
 
 
+HYDRA_OPTIONS = "options: {attack: pgd_linf, eps: 0.1, hydra: b, lwm: a}\n"
+
+
 def test_bad_presets_get_messages_naming_the_field(tmp_path, monkeypatch):
     monkeypatch.setattr(papers, "PAPERS_DIR", tmp_path)
     _write(tmp_path, "unknown", BASE.format(check="nope", second="random"))
-    _write(tmp_path, "twins", BASE.format(check="hydra", second="global_magnitude"))
+    _write(tmp_path, "twins", BASE.format(check="hydra", second="global_magnitude") + HYDRA_OPTIONS)
     _write(tmp_path, "typo", BASE.format(check="hydra", second="random") + "colds: 3\n")
     with pytest.raises(SpecError, match="check: unknown claim check 'nope'"):
         papers.load_paper("unknown")
@@ -136,6 +138,53 @@ def test_bad_presets_get_messages_naming_the_field(tmp_path, monkeypatch):
         papers.expand(papers.load_paper("twins"))
     with pytest.raises(SpecError, match="typo: colds: unknown field"):
         papers.load_paper("typo")
+
+
+def test_a_mistyped_or_missing_option_is_refused_when_the_preset_loads_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(papers, "PAPERS_DIR", tmp_path)
+    text = BASE.format(check="hydra", second="random")
+    _write(tmp_path, "typo", text + "options: {attack: pgd_linf, epss: 0.1, hydra: b, lwm: a}\n")
+    _write(tmp_path, "short", text + "options: {attack: pgd_linf, hydra: b, lwm: a}\n")
+    with pytest.raises(SpecError, match=r"typo: options.epss: unknown option for the hydra check; choose from \["):
+        papers.load_paper("typo")
+    with pytest.raises(SpecError, match="short: options.eps: required by the hydra check"):
+        papers.load_paper("short")
+
+
+def test_a_new_paper_is_one_check_module_and_one_yaml(tmp_path, monkeypatch):
+    """The newcomer's path for a paper preset: a check registered with its figures (one module) and the
+    preset's YAML; loading, judging and drawing need nothing else."""
+    import plotly.graph_objects as go
+
+    from engine.papers import claims
+    from engine.registry import Registry
+
+    monkeypatch.setattr(claims, "CHECKS", Registry("claim check"))
+    monkeypatch.setattr(papers, "CHECKS", claims.CHECKS)
+    monkeypatch.setattr(papers, "PAPERS_DIR", tmp_path)
+
+    def figures(results, options):
+        return [go.Figure(go.Scatter(x=[0, 1], y=[options["eps"]] * 2))]
+
+    @claims.register_check("toy", figures)
+    def toy(results, eps: float) -> claims.Verdict:
+        """A toy claim: holds whenever ε is positive."""
+        return claims.Verdict("holds" if eps > 0 else "fails", f"toy at ε = {eps}")
+
+    _write(tmp_path, "toy", BASE.format(check="toy", second="random") + "options: {eps: 0.1}\n")
+    preset = papers.load_paper("toy")
+    assert claims.CHECKS.help("toy") == "A toy claim: holds whenever ε is positive."
+    assert claims.CHECKS.get("toy").judge(None, **preset.options).status == "holds"
+    assert list(papers.figures(preset, None)[0].data[0].y) == [0.1, 0.1]
+
+
+def test_every_paper_check_is_registered_with_its_figures_from_its_own_module():
+    from engine.papers import claims
+
+    assert claims.CHECKS.names() == sorted({papers.load_paper(name).check for name in NAMES})
+    for name in claims.CHECKS:
+        check = claims.CHECKS.get(name)
+        assert check.judge.__module__ == check.figures.__module__ == f"engine.papers.checks.{name}"
 
 
 # ---- claim checks on hand-made stores ---------------------------------------------------------
@@ -218,7 +267,7 @@ FIGURE_TRACES = {
 def test_each_paper_figure_is_drawn_from_the_store(store, name):
     fill_paper(store, name, SCENARIOS[name][0])
     preset = papers.load_paper(name)
-    figures = paper_figures(preset.check, api.paper_results(name, store), preset.options)
+    figures = api.paper_figures(name, api.paper_results(name, store))
     assert len(figures) == len(FIGURE_TRACES[name])
     for figure, traces in zip(figures, FIGURE_TRACES[name]):
         assert len(figure.data) == traces if traces is not None else len(figure.data) > 0
@@ -227,7 +276,7 @@ def test_each_paper_figure_is_drawn_from_the_store(store, name):
 def test_paper_figures_of_an_empty_store_say_there_is_nothing_yet(store):
     for name in NAMES:
         preset = papers.load_paper(name)
-        figures = paper_figures(preset.check, api.paper_results(name, store), preset.options)
+        figures = api.paper_figures(name, api.paper_results(name, store))
         assert all(len(f.data) == 0 and f.layout.annotations for f in figures)
 
 
@@ -243,7 +292,7 @@ def test_the_reduced_preset_runs_end_to_end_and_gets_a_verdict(store, name):
     verdict = api.paper_verdict(name, results)
     assert verdict.status in ("holds", "fails", "inconclusive") and verdict.findings
     preset = papers.load_paper(name)
-    assert all(len(f.data) for f in paper_figures(preset.check, results, preset.options))
+    assert all(len(f.data) for f in api.paper_figures(name, results))
 
 
 @pytest.mark.slow

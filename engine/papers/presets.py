@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 from tqdm import tqdm
 
+import engine.papers.checks  # noqa: F401  (registers every paper's check and figures)
 from engine.errors import SpecError
 from engine.jobs import sweep
 from engine.papers import reference
@@ -122,6 +123,13 @@ def load_paper(name: str) -> PaperPreset:
         raise SpecError([f"{name}: {line}" for line in format_errors(exc)]) from None
     if preset.check not in CHECKS:
         raise SpecError([f"{name}: check: unknown claim check {preset.check!r}; choose from {CHECKS.names()}"])
+    check = CHECKS.get(preset.check)
+    problems = check.option_problems(preset.options)
+    if preset.paper_scale is not None:
+        scaled = preset.options | preset.paper_scale.options
+        problems += [f"paper_scale.{line}" for line in check.option_problems(scaled)]
+    if problems:
+        raise SpecError([f"{name}: {line}" for line in dict.fromkeys(problems)])
     return preset
 
 
@@ -255,17 +263,22 @@ def attack_words(entry: Any) -> str:
     return f"{entry.name} ({norm}, {kind})"
 
 
+def figures(preset: PaperPreset, results: PaperResults) -> list[Any]:
+    """The figures of a paper preset's claim, from its gathered results (registered with its check)."""
+    return CHECKS.get(preset.check).figures(results, preset.options)
+
+
 def _judged(preset: PaperPreset, results: PaperResults, options: dict[str, Any]) -> Verdict:
     grown = results.grown_n(options.get("attack", ""))
     if grown is None:
-        return CHECKS.get(preset.check)(results, **options)
+        return CHECKS.get(preset.check).judge(results, **options)
     n, n_own = grown
     look, looks = sequential.last_look(n, n_own, results.n_test), sequential.claim_looks(n_own, results.n_test)
     if look == n_own:  # another comparison grew some of these checkpoints: the claim reads its own images
-        return CHECKS.get(preset.check)(results.truncated(options["attack"], look), **options)
+        return CHECKS.get(preset.check).judge(results.truncated(options["attack"], look), **options)
     level = sequential.plan_level(n_own, results.n_test)
     with judged_at(level):
-        found = CHECKS.get(preset.check)(results.truncated(options["attack"], look), **options)
+        found = CHECKS.get(preset.check).judge(results.truncated(options["attack"], look), **options)
     plan = (
         f"grown to {look:,} images (look {looks.index(look) + 1} of {len(looks)} planned: {n_own:,} doubling to "
         f"{results.n_test:,}; every interval at {100 * level:.4g} %, Bonferroni over the looks)"

@@ -2,13 +2,10 @@
 
 The frames are the robust / transfer / budget tables of engine.papers.results.PaperResults: one row per
 variant × step × attack × ε with `variant`, `step`, `sparsity`, `target_sparsity`, `clean_acc`,
-`attack`, `norm`, `eps`, `acc`. `FIGURES` maps a preset's check name to the figures of its paper.
+`attack`, `norm`, `eps`, `acc`. Each paper's check composes its figures from these (engine/papers/checks/).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,24 +17,22 @@ from engine.report.figures import (
     OKABE_ITO,
     _empty,
     _robust_vs_sparsity_layout,
-    adversarial_share_lines,
-    budget_trajectory,
     eps_axis_title,
     eps_label,
     error_bars,
     norm_of,
-    transfer_vs_white_box,
 )
 
 
-def _variants(frame: pd.DataFrame) -> list[str]:
+def variants(frame: pd.DataFrame) -> list[str]:
+    """The variants of a frame, in their order of appearance."""
     return list(dict.fromkeys(frame["variant"]))
 
 
 def _pruned_by_variant(frame: pd.DataFrame, eps: float) -> list[tuple[int, str, pd.DataFrame]]:
     """(index, variant, rows) of the pruned checkpoints at strength ε, rows by target sparsity."""
     part = frame[np.isclose(frame["eps"], eps) & (frame["target_sparsity"] > 0)]
-    return [(i, v, part[part["variant"] == v].sort_values("target_sparsity")) for i, v in enumerate(_variants(part))]
+    return [(i, v, part[part["variant"] == v].sort_values("target_sparsity")) for i, v in enumerate(variants(part))]
 
 
 def _finish_panels(fig: go.Figure, title: str, y_title: str, legend_y: float) -> go.Figure:
@@ -52,11 +47,11 @@ def strength_curves(frame: pd.DataFrame, title: str = "") -> go.Figure:
     (per run and step: with one run per final sparsity, pass each run's last checkpoint)."""
     if frame.empty:
         return _empty("no results yet")
-    variants, norm = _variants(frame), norm_of(frame)
-    fig = make_subplots(rows=1, cols=len(variants), shared_yaxes=True, subplot_titles=variants)
+    names, norm = variants(frame), norm_of(frame)
+    fig = make_subplots(rows=1, cols=len(names), shared_yaxes=True, subplot_titles=names)
     sparsities = sorted(frame["sparsity"].round(3).unique())
     colours = dict(zip(sparsities, sample_colorscale("Cividis", np.linspace(0, 0.9, len(sparsities)).tolist())))
-    for col, variant in enumerate(variants, start=1):
+    for col, variant in enumerate(names, start=1):
         part = frame[frame["variant"] == variant]
         for _, rows in part.groupby(["run_id", "step"]):
             rows = rows.sort_values("eps")
@@ -138,7 +133,7 @@ def compression_panels(frame: pd.DataFrame, title: str = "") -> go.Figure:
         subplot_titles=[f"ε = {eps_label(e, norm)}" for e in eps_values],
     )
     for col, eps in enumerate(eps_values, start=1):
-        for i, variant in enumerate(_variants(attacked)):
+        for i, variant in enumerate(variants(attacked)):
             rows = attacked[(attacked["variant"] == variant) & np.isclose(attacked["eps"], eps)].sort_values("step")
             compression = 1 / (1 - rows["target_sparsity"])
             fig.add_trace(
@@ -196,7 +191,7 @@ def size_lines(frame: pd.DataFrame, sizes: pd.DataFrame, eps: float, title: str 
         return _empty("no sizes measured yet")
     part = part.merge(sizes[["run_id", "step", "size"]], on=["run_id", "step"], how="inner")
     fig = go.Figure()
-    for i, variant in enumerate(_variants(part)):
+    for i, variant in enumerate(variants(part)):
         rows = part[part["variant"] == variant].sort_values("size")
         fig.add_trace(
             go.Scatter(
@@ -219,73 +214,11 @@ def size_lines(frame: pd.DataFrame, sizes: pd.DataFrame, eps: float, title: str 
     )
 
 
-def _one(frame: pd.DataFrame, attack: str) -> pd.DataFrame:
+def one_attack(frame: pd.DataFrame, attack: str) -> pd.DataFrame:
+    """The rows of one attack (an empty frame stays empty)."""
     return frame[frame["attack"] == attack] if not frame.empty else frame
 
 
-def _bap(results, options) -> list[go.Figure]:
-    labels = {r: label for label, r in results.run_ids.items()}
-    return [
-        strength_curves(results.finals(options["attack"]), "Accuracy over attack strength, one run per final sparsity"),
-        budget_trajectory(results.budget, labels),
-    ]
-
-
-def _hydra(results, options) -> list[go.Figure]:
-    measure = options.get("measure", "PGD accuracy").removesuffix(" accuracy")
-    figures = [kept_fraction_lines(_one(results.robust, options["attack"]), options["eps"], measure=measure)]
-    attacks = set(results.robust["attack"]) - {options["attack"]}
-    if measure == "certified" and "smooth_pgd_l2" in attacks:  # the same smoothed models, attacked
-        attacked = _one(results.robust, "smooth_pgd_l2")
-        figures.append(kept_fraction_lines(attacked, options["eps"], measure="attacked (smooth_pgd_l2)"))
-    return figures
-
-
-def _pfa(results, options) -> list[go.Figure]:
-    figures = (
-        [
-            compression_panels(_one(results.robust, attack), f"{attack}: robust accuracy vs compression")
-            for attack in dict.fromkeys(results.robust["attack"])
-        ]
-        if not results.robust.empty
-        else [_empty("no results yet")]
-    )
-    unstructured = _one(results.robust, options["attack"])
-    unstructured = (
-        unstructured[unstructured["variant"] == options["unstructured"]] if not unstructured.empty else unstructured
-    )
-    figures.append(
-        adversarial_share_lines(
-            unstructured, options["eps"], f"{options['unstructured']}: accuracy when a share r of inputs is adversarial"
-        )
-    )
-    return figures
-
-
-def _transfer(results, options) -> list[go.Figure]:
-    white, moved = _one(results.robust, options["attack"]), _one(results.transfer, options["attack"])
-    if white.empty:
-        return [_empty("no results yet")]
-    return [
-        transfer_vs_white_box(white[white["variant"] == v], moved[moved["variant"] == v], options["eps"], v)
-        for v in _variants(white)
-    ]
-
-
-def _mrpf(results, options) -> list[go.Figure]:
-    robust = _one(results.robust, options["attack"])
-    return [variant_bars(robust, options["eps"]), size_lines(robust, results.efficiency, options["eps"])]
-
-
-FIGURES: dict[str, Callable[[Any, dict[str, Any]], list[go.Figure]]] = {
-    "bap": _bap,
-    "hydra": _hydra,
-    "pfa": _pfa,
-    "transfer": _transfer,
-    "mrpf": _mrpf,
-}
-
-
-def paper_figures(check: str, results, options: dict[str, Any]) -> list[go.Figure]:
-    """The figures of a paper preset (by its check name) from its gathered results."""
-    return FIGURES[check](results, options)
+def no_results() -> go.Figure:
+    """The figure a paper shows before any of its runs has finished."""
+    return _empty("no results yet")

@@ -14,7 +14,13 @@ import torch
 from engine.science.attacks import ATTACKS
 from engine.science.device import to_input
 
-PLAYGROUND_ATTACKS = ("fgsm", "pgd_linf", "pgd_l2", "deepfool")
+
+def playground_attacks() -> dict[str, tuple[float, str]]:
+    """The attacks the Playground offers (those whose class sets `playground_eps`), L∞ first: name →
+    (default ε, norm)."""
+    offered = {name: ATTACKS.get(name) for name in ATTACKS.names() if ATTACKS.get(name).playground_eps is not None}
+    ranked = sorted(offered, key=lambda name: (offered[name].norm != "Linf", name != "pgd_linf", name))
+    return {name: (float(offered[name].playground_eps or 0.0), offered[name].norm) for name in ranked}
 
 
 @dataclass(frozen=True)
@@ -55,12 +61,13 @@ def attack_examples(
     seed: int = 0,
 ) -> list[Example]:
     """Attack the chosen images on the pruned model at ε; report both models' guesses."""
-    if attack not in PLAYGROUND_ATTACKS:
-        raise ValueError(f"attack: choose from {list(PLAYGROUND_ATTACKS)}")
+    if attack not in playground_attacks():
+        raise ValueError(f"attack: choose from {list(playground_attacks())}")
     xs, ys = x[indices], y[indices]
     device = next(pruned.parameters()).device
     xb, yb = to_input(xs, pruned), ys.to(device)
-    method = ATTACKS.get(attack)(steps=10 if attack != "deepfool" else 50, relative_step=0.25)
+    kind = ATTACKS.get(attack)
+    method = kind(steps=kind.playground_steps, relative_step=0.25)
     generator = torch.Generator().manual_seed(seed)
     if method.minimal:
         adv = method.cut(xb, method.distances(pruned, xb, yb, generator)[1], eps) if eps > 0 else xb

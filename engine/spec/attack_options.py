@@ -2,10 +2,10 @@
 spec's door (`eval.attacks[0].options.n_classes: …`), and the work each option multiplies.
 
 Torch-free, so the work bound can count options before anything is imported. An attack class names
-its model (`Options = APGDTOptions`); a new attack with options adds its model here and to
-ATTACK_OPTIONS. Ranges refuse values that would make an attack vacuous (no target class, a negative
-overshoot, no query) or unbounded (1e12 queries); the upper bounds are far above every published
-protocol (AutoAttack: 5,000 Square queries, 9 target classes, 1–5 restarts).
+its model (`Options = APGDTOptions`); a new attack may define its model in its own module instead:
+registering the class files it in ATTACK_OPTIONS. Ranges refuse values that would make an attack
+vacuous (no target class, a negative overshoot, no query) or unbounded (1e12 queries); the upper
+bounds are far above every published protocol (AutoAttack: 5,000 Square queries, 9 target classes, 1–5 restarts).
 """
 
 from __future__ import annotations
@@ -178,7 +178,15 @@ ATTACK_OPTIONS: dict[str, type[Options]] = {
     "smoothing": SmoothingOptions,
     "smooth_pgd_l2": SmoothPGDOptions,
 }
-"""Attack name → its options model; an attack not listed takes no options."""
+"""Attack name → its options model: the built-in attacks, torch-free, so the work bound counts options before
+torch loads; registering an attack class adds its `Options` here (record_options). Not listed: no options."""
+
+
+def record_options(attack: str, model: type[Options]) -> None:
+    """File a registered attack's options model under its name; ValueError when the table lists another."""
+    listed = ATTACK_OPTIONS.setdefault(attack, model)
+    if listed is not model:
+        raise ValueError(f"attack {attack!r}: its Options ({model.__name__}) is not the one listed ({listed.__name__})")
 
 
 def options_model(attack: str) -> type[Options]:

@@ -30,7 +30,7 @@ from pydantic import (
 
 from engine import ENGINE_VERSION
 from engine.errors import SpecError
-from engine.spec.attack_options import DEEPFOOL_STEP_PASSES, options_model, parse_options
+from engine.spec.attack_options import ATTACK_OPTIONS, DEEPFOOL_STEP_PASSES, options_model, parse_options
 from engine.spec.attack_options import Options as AttackOptions
 from engine.spec.reading import shown_key
 from engine.spec.schedules import SCHEDULES, Schedule
@@ -331,7 +331,8 @@ class AttackSpec(OmitUnset):
                 "options.search: descend may over-report robustness (an attack's success is not "
                 "monotone in ε), so it never produces reported numbers; use scan"
             )
-        self.typed_options(info)
+        if _registries(info) is not None or self.name in ATTACK_OPTIONS:
+            self.typed_options(info)  # else an attack module not yet imported: checked with the registries
         return self
 
     def typed_options(self, info: ValidationInfo | None = None) -> AttackOptions:

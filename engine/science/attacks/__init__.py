@@ -1,6 +1,8 @@
-"""Attack registry; importing the package registers every attack module."""
+"""Attack registry; importing the package imports every attack module in it, each registering its attacks."""
 
-from engine.science.attacks import autoattack, cw, deepfool, fgsm, fmn, jsma, pgd, smoothing  # noqa: F401  (registration side effect)
+from engine.registry import import_submodules
 from engine.science.attacks.base import ATTACKS, Attack
+
+import_submodules(__name__, __path__)
 
 __all__ = ["ATTACKS", "Attack"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -12,7 +13,7 @@ from engine.registry import Registry
 from engine.science.device import to_input
 from engine.science.streams import ExampleStreams
 from engine.spec.attack_options import Options as AttackOptions
-from engine.spec.attack_options import parse_options
+from engine.spec.attack_options import parse_options, record_options
 
 Randomness = torch.Generator | ExampleStreams | None
 """Where an attack's random draws come from: one generator for the batch, or one stream per example."""
@@ -33,6 +34,8 @@ class Attack:
     certified: ClassVar[bool] = False  # a certificate (a lower bound), not an attack: see attacks/smoothing.py
     smoothed: ClassVar[bool] = False  # attacks the smoothed classifier and judges by its prediction
     Options: ClassVar[type[AttackOptions]] = AttackOptions
+    playground_eps: ClassVar[float | None] = None  # the Playground's default ε; None: not offered there
+    playground_steps: ClassVar[int] = 10  # iterations on the Playground, where an answer takes under a second
     stop_when_fooled: bool = False  # iterative attacks that honour it drop examples once fooled
 
     def __init__(self, steps: int = 10, relative_step: float = 0.25, random_start: bool = True, **options):
@@ -89,7 +92,22 @@ class Attack:
         return grad
 
 
-ATTACKS: Registry[type[Attack]] = Registry("attack")
+class AttackRegistry(Registry[type[Attack]]):
+    """The attack registry: registering a class also files its `Options` model under its name, where the
+    spec's work bound reads it (engine.spec.attack_options.record_options); an attack is one module."""
+
+    def register(self, name: str) -> Callable[[type[Attack]], type[Attack]]:
+        """Return a decorator that files an attack class under `name`, with its options model."""
+        file = super().register(name)
+
+        def decorate(cls: type[Attack]) -> type[Attack]:
+            record_options(name, cls.Options)
+            return file(cls)
+
+        return decorate
+
+
+ATTACKS = AttackRegistry("attack")
 
 
 def uniform_like(x: torch.Tensor, low: float, high: float, generator: Randomness) -> torch.Tensor:

@@ -37,6 +37,8 @@ class DeepFool(Attack):
 
     norm = "L2"
     minimal = True
+    playground_eps = 1.5
+    playground_steps = 50
     Options = DeepFoolOptions
 
     def distances(self, model, x, y, generator=None):

@@ -12,6 +12,7 @@ class FGSM(Attack):
     """FGSM: one signed-gradient step of size ε (L∞, ε on the [0, 1] scale)."""
 
     norm = "Linf"
+    playground_eps = 0.1
 
     def perturb(self, model, x, y, eps, generator=None):
         grad = self.input_gradient(model, x, y)

@@ -30,6 +30,7 @@ class PGDLinf(Attack):
 
     norm = "Linf"
     Options = SearchOptions
+    playground_eps = 0.1
 
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()
@@ -53,6 +54,7 @@ class PGDL2(Attack):
 
     norm = "L2"
     Options = SearchOptions
+    playground_eps = 1.5
 
     def perturb(self, model, x, y, eps, generator=None):
         adv = x.clone()
