@@ -165,7 +165,7 @@ def _progress_bar():
 
     def update(p) -> None:
         if "bar" not in state:
-            from tqdm import tqdm
+            from tqdm import tqdm  # noqa: PLC0415  tqdm: only when a bar is drawn
 
             state["bar"] = tqdm(
                 total=p.n_steps,
@@ -357,7 +357,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_papers(args) -> int:
-    from engine.store.estimate import duration  # formatting only
+    from engine.store.estimate import duration  # noqa: PLC0415  formatting only
 
     for name, preset in api.paper_presets().items():
         cold = f"≈{preset.cold_seconds / 60:.0f} min cold" if preset.cold_seconds else "cold time not measured"
@@ -392,7 +392,7 @@ def _print_verdict(verdict, as_json: bool, seconds: float | None = None) -> int:
 def _cmd_run_paper(args) -> int:
     paper = args.scale == "paper"
     if paper and not args.allow_long:
-        from engine.store.estimate import duration  # formatting only
+        from engine.store.estimate import duration  # noqa: PLC0415  formatting only
 
         scale = api.paper_scale(args.name)
         raise SpecError(
@@ -415,7 +415,7 @@ def _checkpoint(text: str) -> tuple[str, int]:
 
 
 def _cmd_decide(args) -> int:
-    from engine.report.tables import difference_sentence  # pandas: only for this command
+    from engine.report.tables import difference_sentence  # noqa: PLC0415  pandas: only for this command
 
     first, second = _checkpoint(args.first), _checkpoint(args.second)
     before = api.decision(first, second, args.attack, args.eps, args.margin)

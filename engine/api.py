@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import lru_cache
@@ -44,11 +45,12 @@ from engine.spec.reading import (
 from engine.spec.runspec import MAX_WORK, TEST_SPLIT_SIZES, RunSpec, check_total_work, check_work
 from engine.spec.runspec import describe as describe_spec
 from engine.spec.runspec import validate as validate_structure
+from engine.spec.user_files import MAX_UPLOAD_BYTES, check_upload, pinned
 from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
 from engine.store.estimate import Estimate, duration, shares_dense_point
 from engine.store.estimate import estimate as _estimate
-from engine.store.user_files import MAX_UPLOAD_BYTES, check_upload, pinned, store_upload
+from engine.store.uploads import store_upload
 
 FRAMES = (
     "budget_frame",
@@ -109,7 +111,7 @@ def parse_numbers(text: str) -> list[float] | str:
 
 def spec_text(tree: dict[str, Any]) -> str:
     """A raw spec tree as YAML text, sections in their written order (for an editor)."""
-    import yaml
+    import yaml  # noqa: PLC0415  yaml: only for the Runs page's editor
 
     return yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
 
@@ -141,7 +143,7 @@ def fork_reuse(parent_id: str, spec: RunSpec, store: Store | None = None) -> str
 def schedule_walk(tree: dict[str, Any]) -> pd.DataFrame:
     """The sparsity the run trains at, point by point, with its checkpoints (engine.spec.form.schedule_walk);
     SpecError naming the field when the schedule is invalid."""
-    import pandas as pd  # on first use: a refused spec never waits for pandas
+    import pandas as pd  # noqa: PLC0415  on first use: a refused spec never waits for pandas
 
     return pd.DataFrame(_schedule_walk(tree), columns=["batch", "sparsity", "checkpoint"])
 
@@ -165,7 +167,7 @@ def validate_tree(tree: dict[str, Any]) -> RunSpec:
     """Validate a raw spec tree (SpecError, one line per problem): types, ranges and finiteness first, then
     the registered names, which need the registries (torch), so a malformed spec is refused without them."""
     validate_structure(tree)
-    from engine.science.catalog import validate  # the registries load torch: not on the cache-hit path
+    from engine.science.catalog import validate  # noqa: PLC0415  the registries load torch: not on the cache-hit path
 
     return pinned(validate(tree))
 
@@ -240,7 +242,7 @@ def spec_from_text(text: str, overrides: list[str] | None = None) -> RunSpec:
 
 def run(spec: RunSpec, store: Store | None = None, on_progress: "ProgressFn | None" = None) -> dict[str, Any]:
     """Run a spec to completion (using the cache) and return its result document."""
-    from engine.pipeline import run as run_pipeline  # torch: only when something is computed
+    from engine.pipeline import run as run_pipeline  # noqa: PLC0415  torch: only when something is computed
 
     store = store or open_store()
     cached = run_pipeline(spec, store, on_progress)
@@ -250,10 +252,10 @@ def run(spec: RunSpec, store: Store | None = None, on_progress: "ProgressFn | No
 def load_checkpoint(run_id: str, step: int, store: Store | None = None) -> "torch.nn.Module":
     """The model of a finished step, weights checked against their SHA-256, in eval mode."""
     # torch loads here, not when the API is imported
-    from engine.science.data import data_of  # torch: only when a checkpoint is loaded
-    from engine.science.device import prepare_model  # torch: only when a checkpoint is loaded
-    from engine.science.models import build_model  # torch: only when a checkpoint is loaded
-    from engine.store.checkpoints import load_in  # torch: only when a checkpoint is loaded
+    from engine.science.data import data_of  # noqa: PLC0415  torch: only when a checkpoint is loaded
+    from engine.science.device import prepare_model  # noqa: PLC0415  torch: only when a checkpoint is loaded
+    from engine.science.models import build_model  # noqa: PLC0415  torch: only when a checkpoint is loaded
+    from engine.store.checkpoints import load_in  # noqa: PLC0415  torch: only when a checkpoint is loaded
 
     store = store or open_store()
     spec = validate_tree(json.loads(store.run(run_id)["spec_json"]))
@@ -267,8 +269,8 @@ def model_file(run_id: str, step: int, fmt: str, store: Store | None = None, shr
     """Checkpoint `step` of a run as a file's bytes: "safetensors" (weights and pruning masks, described
     in the metadata) or "onnx" (the model taking [0, 1] images); `shrunk`: the physically smaller model of
     filter pruning (its weights only: nothing in it is masked)."""
-    from engine.science.model_export import MODEL_FORMATS, model_bytes  # torch loads here
-    from engine.store.checkpoints import load_in  # torch: only when a checkpoint is read
+    from engine.science.model_export import MODEL_FORMATS, model_bytes  # noqa: PLC0415  torch loads here
+    from engine.store.checkpoints import load_in  # noqa: PLC0415  torch: only when a checkpoint is read
 
     store = store or open_store()
     if fmt not in MODEL_FORMATS:
@@ -295,8 +297,8 @@ def model_file(run_id: str, step: int, fmt: str, store: Store | None = None, shr
 
 def _shrunk(model: "torch.nn.Module", masks: dict, example: "torch.Tensor", method: str) -> "torch.nn.Module":
     """The physically smaller model; SpecError when the checkpoint has no whole filter to remove."""
-    from engine.science.efficiency import shrunk_model  # torch: only when a checkpoint is shrunk
-    from engine.science.pruning.methods import METHODS  # torch: only when a checkpoint is shrunk
+    from engine.science.efficiency import shrunk_model  # noqa: PLC0415  torch: only when a checkpoint is shrunk
+    from engine.science.pruning.methods import METHODS  # noqa: PLC0415  torch: only when a checkpoint is shrunk
 
     filters = METHODS.get(method).granularity == "filter"
     small = shrunk_model(model, {name: mask.float() for name, mask in masks.items()}, example) if filters else None
@@ -322,8 +324,8 @@ def export_model(
 
 def eval_subset(run_id: str, store: Store | None = None) -> tuple["torch.Tensor", "torch.Tensor"]:
     """The run's fixed evaluation tensors: x in [0, 1] of shape (N, C, H, W), and labels y."""
-    from engine.pipeline import eval_split  # torch loads here, not when the API is imported
-    from engine.science.data import data_of  # torch: only when evaluation tensors are read
+    from engine.pipeline import eval_split  # noqa: PLC0415  torch loads here, not when the API is imported
+    from engine.science.data import data_of  # noqa: PLC0415  torch: only when evaluation tensors are read
 
     spec = validate_tree(json.loads((store or open_store()).run(run_id)["spec_json"]))
     return eval_split(data_of(spec.dataset), spec)
@@ -360,7 +362,7 @@ def decision(
     """Where the question "first ≥ second − margin?" stands on the images so far (margin 0: "do they
     differ?"): its difference and verdict, whether it can grow (the test split has images left), what
     growing may cost, and the live job growing it, if any. SpecError when the pair cannot be grown."""
-    from engine.jobs import decide  # pandas and scipy: on first use
+    from engine.jobs import decide  # noqa: PLC0415  pandas and scipy: on first use
 
     store = store or open_store()
     question = decide.Question((store.resolve(first[0]), first[1]), (store.resolve(second[0]), second[1]), attack,
@@ -409,9 +411,9 @@ def grow_decision(
     """Evaluate until decided, here and now (the CLI's `decide`): grow the question chunk by chunk until its
     interval decides it or the test split is spent; with `progress`, a tqdm bar over the chunks. Returns
     what `decision` returns afterwards."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: PLC0415  tqdm: only for the CLI's bar
 
-    from engine.jobs import decide  # torch loads when the first chunk is evaluated
+    from engine.jobs import decide  # noqa: PLC0415  torch loads when the first chunk is evaluated
 
     store = store or open_store()
     question = decision(first, second, attack, eps, margin, store)["question"]
@@ -442,7 +444,7 @@ def filler(view: str, parent: str | None = None, store: Store | None = None) -> 
     """The runs that fill an empty Explore view ("layers", "budget", "transfer", "compare"), forked from
     run `parent` (None: the newest finished run, else the teaching preset), with their cost
     (engine.jobs.fillers)."""
-    from engine.jobs.fillers import filler as build  # builds specs: loads the registries, hence torch
+    from engine.jobs.fillers import filler as build  # noqa: PLC0415  builds specs: loads the registries, hence torch
 
     return build(view, store or open_store(), parent)
 
@@ -457,7 +459,7 @@ def fill(view: str, parent: str | None = None, store: Store | None = None) -> li
 def tour(store: Store | None = None) -> "Tour":
     """The one-click tour's runs (the teaching surface first, then what fills Layers, Transfer, Compare
     and Budget on its base) and their cost (engine.jobs.fillers.tour)."""
-    from engine.jobs.fillers import tour as build  # builds specs: loads the registries, hence torch
+    from engine.jobs.fillers import tour as build  # noqa: PLC0415  builds specs: loads the registries, hence torch
 
     return build(store or open_store())
 
@@ -478,7 +480,7 @@ def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:
 
 def estimate_errors(store: Store | None = None) -> pd.DataFrame:
     """Every finished job's estimate, actual seconds and relative error (actual − estimate) / actual."""
-    import pandas as pd  # on first use: a refused spec never waits for pandas
+    import pandas as pd  # noqa: PLC0415  on first use: a refused spec never waits for pandas
 
     frame = pd.DataFrame(
         (store or open_store()).estimates(), columns=["job_id", "run_id", "estimate_seconds", "actual_seconds"]
@@ -539,7 +541,7 @@ def jobs_frame(store: Store | None = None, limit: int = 200) -> pd.DataFrame:
         "created_at",
         "updated_at",
     ]
-    import pandas as pd  # on first use: a refused spec never waits for pandas
+    import pandas as pd  # noqa: PLC0415  on first use: a refused spec never waits for pandas
 
     rows = jobs(store, limit)
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
@@ -578,14 +580,14 @@ def ensure_workers(root: Path | None = None, procs: int = 1) -> subprocess.Popen
 def paper_specs(name: str, reduced: bool = False) -> dict[str, RunSpec]:
     """Every run of a paper preset as a validated spec (label → spec; with several seeds, one label per
     run and seed), computed once per process."""
-    from engine.papers import presets as papers  # validation loads the registries, hence torch
+    from engine.papers import presets as papers  # noqa: PLC0415  validation loads the registries, hence torch
 
     return papers.expand_all(papers.load_paper(name), reduced)
 
 
 def paper_presets() -> dict[str, "PaperPreset"]:
     """Paper preset name → its validated PaperPreset (title, paper, claim, cold_seconds, ...)."""
-    from engine.papers import presets as papers  # validation loads the registries, hence torch
+    from engine.papers import presets as papers  # noqa: PLC0415  validation loads the registries, hence torch
 
     return {name: papers.load_paper(name) for name in papers.paper_names()}
 
@@ -593,7 +595,7 @@ def paper_presets() -> dict[str, "PaperPreset"]:
 def paper_scale(name: str, store: Store | None = None) -> dict[str, Any]:
     """A paper preset's paper-scale setting (the paper's data, architecture, attack strength and sparsity
     levels): its runs, their work in example-passes, the estimated seconds on this machine and its note."""
-    from engine.papers import presets as papers  # validation loads the registries, hence torch
+    from engine.papers import presets as papers  # noqa: PLC0415  validation loads the registries, hence torch
 
     preset, store = papers.load_paper(name), store or open_store()
     specs = papers.expand_all(preset, paper=True)
@@ -608,21 +610,21 @@ def paper_scale(name: str, store: Store | None = None) -> dict[str, Any]:
 def paper_judged_by(name: str, paper: bool = False) -> str:
     """Which attacks judge a paper preset's claim, on how many images, and which are reported beside them
     (AutoAttack checking a PGD verdict), in one sentence."""
-    from engine.papers import presets as papers  # validation loads the registries, hence torch
+    from engine.papers import presets as papers  # noqa: PLC0415  validation loads the registries, hence torch
 
     return papers.judged_by(papers.load_paper(name), paper)
 
 
 def paper_results(name: str, store: Store | None = None, reduced: bool = False) -> "PaperResults":
     """What the store holds for a paper preset's runs of its first seed (engine.papers.results.PaperResults)."""
-    from engine.papers import presets as papers  # validation loads the registries, hence torch
+    from engine.papers import presets as papers  # noqa: PLC0415  validation loads the registries, hence torch
 
     return papers.collect(papers.load_paper(name), store or open_store(), reduced)
 
 
 def paper_figures(name: str, results: "PaperResults") -> list[Any]:
     """A paper preset's figures (plotly) from its gathered results, drawn by its paper's check module."""
-    from engine.papers import presets as papers  # validation loads the registries, hence torch
+    from engine.papers import presets as papers  # noqa: PLC0415  validation loads the registries, hence torch
 
     return papers.figures(papers.load_paper(name), results)
 
@@ -638,7 +640,7 @@ def paper_verdict(
 
     `results` (one seed's, as the figures read them) saves a read when the preset has one seed; a preset
     with several seeds is judged from the store, every seed on its own, the findings combined."""
-    from engine.papers import presets as papers  # validation loads the registries, hence torch
+    from engine.papers import presets as papers  # noqa: PLC0415  validation loads the registries, hence torch
 
     preset = papers.load_paper(name)
     if len(preset.seeds) > 1 or results is None:
@@ -649,7 +651,7 @@ def paper_verdict(
 def claim_decision(name: str, store: Store | None = None, reduced: bool = False) -> dict[str, Any]:
     """Where deciding a preset's claim stands: its growth plan (engine.papers.deciding.ClaimGrowth), or why it
     cannot grow (`refused`), and the live job growing it, if any."""
-    from engine.papers import deciding  # pandas and torch: on first use
+    from engine.papers import deciding  # noqa: PLC0415  pandas and torch: on first use
 
     store = store or open_store()
     try:
@@ -673,7 +675,7 @@ def claim_job(name: str, store: Store | None = None) -> int | None:
 def submit_claim_look(name: str, store: Store | None = None, reduced: bool = False) -> dict[str, Any]:
     """Queue the growth of a preset's claim to its next planned look (the Papers page's "Decide this");
     returns its job. SpecError when the claim cannot grow or the split is spent."""
-    from engine.papers import deciding  # pandas and torch: on first use
+    from engine.papers import deciding  # noqa: PLC0415  pandas and torch: on first use
 
     store = store or open_store()
     plan = deciding.claim_growth(name, store, reduced)
@@ -685,9 +687,9 @@ def submit_claim_look(name: str, store: Store | None = None, reduced: bool = Fal
 def decide_paper(name: str, store: Store | None = None, reduced: bool = False, progress: bool = False) -> "Verdict":
     """Grow a preset's claim look by look, here and now, until decided or the split is spent (the CLI's
     `check-preset NAME --decide`); with `progress`, a line per look and a tqdm bar over its chunks."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # noqa: PLC0415  tqdm: only for the CLI's bar
 
-    from engine.papers import deciding  # torch loads when the first chunk is evaluated
+    from engine.papers import deciding  # noqa: PLC0415  torch loads when the first chunk is evaluated
 
     bar = tqdm(desc="deciding", unit="chunk", disable=not progress)
 
@@ -716,7 +718,7 @@ def run_paper(
     paper: bool = False,
 ) -> float:
     """Run every variant of a paper preset to completion (done runs are skipped); wall seconds."""
-    from engine.papers import presets as papers  # torch: runs are computed here
+    from engine.papers import presets as papers  # noqa: PLC0415  torch: runs are computed here
 
     return papers.run(name, store or open_store(), reduced, executor, progress, paper)
 
@@ -729,14 +731,14 @@ def run_sweep(
     allow_long: bool = False,
 ) -> list[dict[str, Any]]:
     """Expand a sweep file and run it locally or on Ray; one row per spec (label, run_id, status)."""
-    from engine.jobs import sweep  # torch: runs are computed here
+    from engine.jobs import sweep  # noqa: PLC0415  torch: runs are computed here
 
     return sweep.run_sweep(path, store or open_store(), executor, address, allow_long)
 
 
 def doctor(root: str | Path | None = None) -> list[str]:
     """Check the cache, move a damaged database aside, forget damaged checkpoints; the report's lines."""
-    from engine.store.doctor import doctor as examine  # torch: it checks checkpoints
+    from engine.store.doctor import doctor as examine  # noqa: PLC0415  torch: it checks checkpoints
 
     forget_stores()  # this process's open stores may point at the file being moved aside
     return examine(Path(root).resolve() if root else cache_dir()).lines()
@@ -744,7 +746,7 @@ def doctor(root: str | Path | None = None) -> list[str]:
 
 def load_data(name: str) -> "Dataset":
     """A registered dataset, loaded (and prepared on first use); SpecError-style message if unknown."""
-    from engine.science.data import DATASETS, load_dataset  # torch loads here
+    from engine.science.data import DATASETS, load_dataset  # noqa: PLC0415  torch loads here
 
     DATASETS.get(name)
     return load_dataset(name)
@@ -754,7 +756,7 @@ def upload_weights(name: str, data: bytes) -> str:
     """Store an uploaded weights file (safetensors or a plain state dict) in `<cache>/weights` by its
     SHA-256, after reading it as weights only; returns the path `base.weights` names it by. A file that is
     not plain weights (a pickle needing code, no tensors) is refused in one line and nothing is written."""
-    from engine.science.weights import read_state  # torch: only when an upload is read
+    from engine.science.weights import read_state  # noqa: PLC0415  torch: only when an upload is read
 
     check_upload("weights", name, len(data))
     read_state(data, name, "upload")
@@ -764,9 +766,8 @@ def upload_weights(name: str, data: bytes) -> str:
 def upload_data(name: str, data: bytes) -> str:
     """Store an uploaded .npz data set in the data folder by its SHA-256, after reading and checking it
     (shapes, labels, values); returns the path `dataset.path` names it by. A refused file writes nothing."""
-    import tempfile
 
-    from engine.science.user_data import load_arrays  # torch: only when an upload is read
+    from engine.science.user_data import load_arrays  # noqa: PLC0415  torch: only when an upload is read
 
     check_upload("data", name, len(data))
     with tempfile.TemporaryDirectory() as folder:
@@ -781,7 +782,7 @@ def upload_data(name: str, data: bytes) -> str:
 
 def class_names(run_id: str, store: Store | None = None) -> tuple[str, ...]:
     """The class names of a run's dataset, in label order."""
-    from engine.science.data import data_of  # torch loads here
+    from engine.science.data import data_of  # noqa: PLC0415  torch loads here
 
     spec = validate_tree(json.loads((store or open_store()).run(run_id)["spec_json"]))
     return data_of(spec.dataset).info.classes
@@ -799,8 +800,8 @@ def attack_examples(
     """Attack a few images of a pruned checkpoint live; each with both models' top-3 guesses, at as many
     torch threads as the cores the workers and other processes leave free, shared among the attacks the
     Playground's line lets run at once (`playground_turn`)."""
-    from engine.science.device import fitted_threads  # torch loads here
-    from engine.science.playground import attack_examples as craft  # torch loads here
+    from engine.science.device import fitted_threads  # noqa: PLC0415  torch loads here
+    from engine.science.playground import attack_examples as craft  # noqa: PLC0415  torch loads here
 
     with fitted_threads(max(1, (os.cpu_count() or 1) // PLAYGROUND.slots)):
         return craft(pruned, dense, x, y, attack, eps, indices)
@@ -808,7 +809,7 @@ def attack_examples(
 
 def playground_attacks() -> dict[str, tuple[float, str]]:
     """The attacks the Playground offers, L∞ first: name → (default ε, norm), from each attack's class."""
-    from engine.science.playground import playground_attacks as offered  # the registry: torch loads here
+    from engine.science.playground import playground_attacks as offered  # noqa: PLC0415  the registry: torch loads here
 
     return offered()
 
@@ -828,7 +829,7 @@ def submit_paper(name: str, store: Store | None = None, reduced: bool = False) -
 
 def catalog() -> dict[str, dict[str, str]]:
     """Every registry's entries with their help text: what a spec may name."""
-    from engine.science import catalog as registries  # the registries load torch
+    from engine.science import catalog as registries  # noqa: PLC0415  the registries load torch
 
     return registries.catalog()
 

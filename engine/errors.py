@@ -1,5 +1,7 @@
 """Exceptions raised by the engine; each names the argument, the value and the valid choices."""
 
+import importlib
+
 
 class EngineError(Exception):
     """Base class of every error the engine raises on purpose."""
@@ -42,7 +44,6 @@ class MissingDependency(EngineError):
 
 def optional_import(module: str, feature: str, install: str):
     """Import an optional dependency where a feature uses it; MissingDependency saying how to get it."""
-    import importlib
 
     try:
         return importlib.import_module(module)

@@ -57,10 +57,10 @@ from engine.science.training import accuracy, train_steps
 from engine.science.weights import load_weights
 from engine.spec.runspec import RunSpec, canonical_json
 from engine.spec.schedules import PruneStep
+from engine.spec.user_files import checked
 from engine.status import RunStatus
 from engine.store.checkpoints import load_in, publish, state_tensors
 from engine.store.db import Fence, Store
-from engine.store.user_files import checked
 
 log = logging.getLogger(__name__)
 

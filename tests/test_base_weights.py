@@ -10,7 +10,7 @@ import torch
 
 from engine import api
 from engine.errors import SpecError
-from engine.store.user_files import weights_dir
+from engine.spec.user_files import weights_dir
 
 TINY = {
     "dataset": {"name": "synthetic"},
@@ -120,7 +120,7 @@ def test_bad_uploads_are_one_line_each_and_write_nothing(cache, name, data, prob
 
 
 def test_an_oversized_upload_is_refused_before_it_is_read(cache, monkeypatch):
-    from engine.store import user_files
+    from engine.spec import user_files
 
     monkeypatch.setattr(user_files, "MAX_UPLOAD_BYTES", 100)
     with pytest.raises(SpecError, match="above the 0 MiB a page takes"):

@@ -266,7 +266,6 @@ FIGURE_TRACES = {
 @pytest.mark.parametrize("name", NAMES)
 def test_each_paper_figure_is_drawn_from_the_store(store, name):
     fill_paper(store, name, SCENARIOS[name][0])
-    preset = papers.load_paper(name)
     figures = api.paper_figures(name, api.paper_results(name, store))
     assert len(figures) == len(FIGURE_TRACES[name])
     for figure, traces in zip(figures, FIGURE_TRACES[name]):
@@ -275,7 +274,6 @@ def test_each_paper_figure_is_drawn_from_the_store(store, name):
 
 def test_paper_figures_of_an_empty_store_say_there_is_nothing_yet(store):
     for name in NAMES:
-        preset = papers.load_paper(name)
         figures = api.paper_figures(name, api.paper_results(name, store))
         assert all(len(f.data) == 0 and f.layout.annotations for f in figures)
 
@@ -291,7 +289,6 @@ def test_the_reduced_preset_runs_end_to_end_and_gets_a_verdict(store, name):
     assert results.missing() == []
     verdict = api.paper_verdict(name, results)
     assert verdict.status in ("holds", "fails", "inconclusive") and verdict.findings
-    preset = papers.load_paper(name)
     assert all(len(f.data) for f in api.paper_figures(name, results))
 
 

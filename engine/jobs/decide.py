@@ -188,8 +188,8 @@ class _Grower:
     on the same images, each chunk of each checkpoint committed in its own transaction."""
 
     def __init__(self, store: Store, checkpoints, attack: str, fence: Fence | None) -> None:
-        from engine.science.catalog import validate  # torch: only in the process that grows
-        from engine.science.data import data_of  # torch: only in the process that grows
+        from engine.science.catalog import validate  # noqa: PLC0415  torch: only in the process that grows
+        from engine.science.data import data_of  # noqa: PLC0415  torch: only in the process that grows
 
         self.store, self.checkpoints, self.attack, self.fence = store, tuple(checkpoints), attack, fence
         self.specs = {run: validate(json.loads(store.run(run)["spec_json"])) for run, _ in self.checkpoints}
@@ -203,8 +203,8 @@ class _Grower:
 
     def add(self, chunk: int, on_chunk: Callable[[int, int, int], None] | None) -> bool:
         """Evaluate chunk `chunk` on every checkpoint lacking it; False when the split holds no such chunk."""
-        from engine.pipeline import checkpoint_model, eval_chunk  # torch: only in the process that grows
-        from engine.science.evaluate import robust_curve  # torch: only in the process that grows
+        from engine.pipeline import checkpoint_model, eval_chunk  # noqa: PLC0415  torch: only in the process that grows
+        from engine.science.evaluate import robust_curve  # noqa: PLC0415  torch: only in the process that grows
 
         for index, (run, step) in enumerate(self.checkpoints):
             if _chunks(self.store, run, step, self.attack) >= chunk:
@@ -249,7 +249,7 @@ width is 1.5–2.2× Tango's at the same n (500–10,000 images, 4–30 % discor
 def cost(store: Store, question: Question, n_test: int) -> Cost:
     """The cost estimate shown beside "Decide this": from the attack's measured seconds per image on the
     run's own images, and the paired sample size at the observed gap and discordance (McNemar, Connor 1987)."""
-    from engine.report.stats import images_to_decide
+    from engine.report.stats import images_to_decide  # noqa: PLC0415  scipy: only when a cost is shown
 
     difference = standing(store, question).difference
     rows = [

@@ -140,7 +140,7 @@ def _contrasting(tree: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]
 
 
 def _forked(tree: dict[str, Any], change: dict[str, Any]) -> RunSpec:
-    from engine.science.catalog import validate  # the registries load torch: only when a filler is built
+    from engine.science.catalog import validate  # noqa: PLC0415  the registries load torch: only when a filler is built
 
     child = copy.deepcopy(tree)
     for path, value in change.items():

@@ -88,7 +88,7 @@ class Worker:
     def serve(self, exit_when_idle: bool = False, max_jobs: int | None = None) -> int:
         """Claim and run jobs until stopped (or idle, or `max_jobs` done); return the count run."""
         queue.register_worker(self.store, self.owner, os.getpid(), socket.gethostname())
-        from engine.store.checkpoints import remove_leftovers  # torch (safetensors): only in a serving worker
+        from engine.store.checkpoints import remove_leftovers  # noqa: PLC0415  torch (safetensors): only in a serving worker
 
         remove_leftovers(self.store.root)  # checkpoint writes a kill interrupted: their writers are gone
         count, last_seen = 0, time.time()
@@ -118,9 +118,9 @@ class Worker:
     def run_job(self, job: Job) -> None:
         """Run one claimed job to its end state, with a heartbeat renewing its lease meanwhile."""
         # torch loads in the process that runs a job, never in the supervisor or `status` paths
-        from engine.jobs.decide import is_decide_job  # pandas: only in the process that runs a job
-        from engine.pipeline import run as run_pipeline  # torch: only in the process that runs a job
-        from engine.science.catalog import validate  # torch: only in the process that runs a job
+        from engine.jobs.decide import is_decide_job  # noqa: PLC0415  pandas: only in the process that runs a job
+        from engine.pipeline import run as run_pipeline  # noqa: PLC0415  torch: only in the process that runs a job
+        from engine.science.catalog import validate  # noqa: PLC0415  torch: only in the process that runs a job
 
         fence, done = job.fence(), threading.Event()
         self.lease_lost.clear()
@@ -149,9 +149,9 @@ class Worker:
     def _decide(self, job: Job, fence: Fence) -> None:
         """Grow a comparison's images until decided, or a claim's to its next look (engine/jobs/decide.py),
         reporting chunk by chunk."""
-        from engine.jobs import decide  # pandas: only in the process that runs a job
-        from engine.pipeline import Progress  # torch: only in the process that runs a job
-        from engine.science.device import fit_threads  # torch: only in the process that runs a job
+        from engine.jobs import decide  # noqa: PLC0415  pandas: only in the process that runs a job
+        from engine.pipeline import Progress  # noqa: PLC0415  torch: only in the process that runs a job
+        from engine.science.device import fit_threads  # noqa: PLC0415  torch: only in the process that runs a job
 
         if self.threads:
             fit_threads(self.threads)
@@ -198,7 +198,7 @@ class Worker:
 def serve_child(root: Path, lease_seconds: float, parent_pid: int | None, threads: int | None) -> None:
     """Entry of one worker process: stop cleanly on SIGTERM/SIGINT (the job goes back to the queue)."""
     if threads:
-        import torch
+        import torch  # noqa: PLC0415  torch: only in a worker child that sizes its threads
 
         torch.set_num_threads(threads)
     worker = Worker(Store(root), lease_seconds=lease_seconds, parent_pid=parent_pid, threads=threads)

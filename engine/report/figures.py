@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from engine.report import tables
 from engine.report.summaries import pareto_front
@@ -373,7 +374,6 @@ def budget_trajectory(frame: pd.DataFrame, labels: dict[str, str] | None = None)
     """
     if frame.empty:
         return _empty("no budget trajectories yet: run an ap or bap fine-tuning mode")
-    from plotly.subplots import make_subplots
 
     labels = labels or {}
     runs = list(dict.fromkeys(frame["run_id"]))
@@ -770,7 +770,6 @@ def playground_grid(examples: list, class_names: tuple[str, ...], amplify: float
 
     By default the amplification maps the largest perturbation to full contrast.
     """
-    from plotly.subplots import make_subplots
 
     if not examples:
         return _empty("pick at least one image")

@@ -39,11 +39,11 @@ def exists(name: str) -> bool:
         return False
     source, arch = parts
     if source == "torchvision":
-        import torchvision  # the builders: only for a torchvision: name
+        import torchvision  # noqa: PLC0415  the builders: only for a torchvision: name
 
         return arch in torchvision.models.list_models(module=torchvision.models)
     try:
-        import timm  # optional, 0.7 s to import: only for a timm: name
+        import timm  # noqa: PLC0415  optional, 0.7 s to import: only for a timm: name
     except ImportError:
         return False
     return bool(timm.is_model(arch))
@@ -54,7 +54,7 @@ def unknown_hint(name: str) -> str:
     parts = split_name(name)
     if parts and parts[0] == "timm":
         try:
-            import timm  # noqa: F401
+            import timm  # noqa: F401, PLC0415  only to say whether timm is installed
         except ImportError:
             return f"{name}: timm is not installed; `pip install timm` (or use torchvision:<builder>)"
         return f"{name}: timm has no model {parts[1]!r} (timm.list_models() lists them)"
@@ -76,7 +76,7 @@ def build(name: str, info: DatasetInfo) -> nn.Module:
 
 
 def _torchvision(arch: str, info: DatasetInfo) -> nn.Module:
-    import torchvision  # the builders: only for a torchvision: name
+    import torchvision  # noqa: PLC0415  the builders: only for a torchvision: name
 
     kwargs = {"aux_logits": False, "init_weights": True} if arch in ("googlenet", "inception_v3") else {}
     net = torchvision.models.get_model(arch, weights=None, num_classes=info.num_classes, **kwargs)
@@ -87,7 +87,7 @@ def _torchvision(arch: str, info: DatasetInfo) -> nn.Module:
 
 
 def _timm(arch: str, info: DatasetInfo) -> nn.Module:
-    import timm  # optional, 0.7 s to import: only for a timm: name
+    import timm  # noqa: PLC0415  optional, 0.7 s to import: only for a timm: name
 
     return timm.create_model(arch, pretrained=False, num_classes=info.num_classes, in_chans=info.channels)
 
@@ -176,7 +176,7 @@ def thin(net: nn.Module, width: float, example: torch.Tensor) -> None:
 
     Which channels go does not matter at initialisation; the L1 norm picks them deterministically.
     """
-    import torch_pruning as tp  # the dependency graph: only when a width is given
+    import torch_pruning as tp  # noqa: PLC0415  the dependency graph: only when a width is given
 
     classifier = [m for m in net.modules() if isinstance(m, nn.Linear)][-1:]
     pruner = tp.pruner.BasePruner(

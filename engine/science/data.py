@@ -68,7 +68,7 @@ def load_dataset(
     recorded."""
     if path is None:
         return DATASETS.create(name)
-    from engine.store.user_files import checked  # a user's files: only for a user's data set
+    from engine.spec.user_files import checked  # noqa: PLC0415  a user's files: only for a user's data set
 
     return DATASETS.create(name, checked("data", path, sha256, "dataset.path"), test_share)
 
@@ -153,7 +153,7 @@ def _download(fetch: Callable, hint: str) -> None:
 
     torchvision's own chatter is held back so that a failure prints that one line only.
     """
-    import torchvision
+    import torchvision  # noqa: PLC0415  torchvision: about a second to import, only for its data sets
 
     chatter = io.StringIO()
     try:
@@ -274,7 +274,7 @@ def cifar100() -> Dataset:
 
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read an SVHN cropped-digits .mat file: X is (32, 32, 3, N), y in 1..10 with 10 meaning 0."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # noqa: PLC0415  scipy: only for an SVHN file
 
     mat = loadmat(str(path))
     images = np.transpose(mat["X"], (3, 2, 0, 1))

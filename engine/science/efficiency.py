@@ -123,7 +123,7 @@ class OnnxModel:
 
     def session_for(self, threads: int) -> Any:
         """An onnxruntime session running on `threads` intra-op threads (built once per count)."""
-        import onnxruntime  # only this deployment measurement needs it
+        import onnxruntime  # noqa: PLC0415  only this deployment measurement needs it
 
         if threads not in self.sessions:
             options = onnxruntime.SessionOptions()

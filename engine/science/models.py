@@ -4,6 +4,7 @@ and an ε means the same for every model (the torchattacks and AutoAttack conven
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -68,7 +69,6 @@ def _flat_size(features: nn.Module, info: DatasetInfo) -> int:
 def _seq(
     info: DatasetInfo, features: list[tuple[str, nn.Module]], head: Callable[[int], list[tuple[str, nn.Module]]]
 ) -> nn.Module:
-    from collections import OrderedDict
 
     body = nn.Sequential(OrderedDict(features))
     flat = _flat_size(body, info)

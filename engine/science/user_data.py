@@ -158,7 +158,7 @@ def _class_folders(root: Path) -> list[Path]:
 
 def _read_images(folders: list[Path], where: str) -> tuple[np.ndarray, np.ndarray]:
     """Every image of each class folder (label = folder index), as uint8 (N, C, H, W)."""
-    from PIL import Image, UnidentifiedImageError  # only for a folder of images
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415  only for a folder of images
 
     images, labels, first = [], [], None
     for label, folder in enumerate(folders):

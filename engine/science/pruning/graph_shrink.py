@@ -27,7 +27,7 @@ def _index(idx) -> int:
 def graph_shrink(model: nn.Module, masks: Masks, example: torch.Tensor) -> nn.Module | None:
     """A smaller copy of `model` without the filters dead in every coupled convolution; None when the graph
     cannot be traced or nothing can go."""
-    import torch_pruning as tp  # the dependency graph: only when a residual network is shrunk
+    import torch_pruning as tp  # noqa: PLC0415  the dependency graph: only when a residual network is shrunk
 
     if any(isinstance(m, nn.Conv2d) and m.groups != 1 for m in model.modules()):
         return None  # grouped and depthwise convolutions couple in and out channels: not shrunk here
@@ -68,7 +68,7 @@ def _same_outputs(model: nn.Module, small: nn.Module, example: torch.Tensor) -> 
 def _writers(group, names: dict) -> dict[str, list[int]]:
     """Each convolution whose output channels the group prunes, with the channels it prunes there (in the
     order of the group's root indices)."""
-    import torch_pruning as tp  # the dependency graph: only when a residual network is shrunk
+    import torch_pruning as tp  # noqa: PLC0415  the dependency graph: only when a residual network is shrunk
 
     return {
         names.get(dep.target.module, ""): [_index(idx) for idx in idxs]

@@ -2,8 +2,8 @@
 
 A spec names them by a path relative to their folder (engine.spec.runspec.UserPath: no absolute path,
 no `..`), so input typed in a browser never reaches a file outside the cache; an upload is stored by
-its SHA-256 and never executed. Each file's or folder's SHA-256 goes into the spec on submission, so a
-changed file is a new run, and is checked again when the file is read.
+its SHA-256 (engine.store.uploads) and never executed. Each file's or folder's SHA-256 goes into the
+spec on submission, so a changed file is a new run, and is checked again when the file is read.
 """
 
 from __future__ import annotations
@@ -119,20 +119,6 @@ def check_upload(kind: str, name: str, size: int) -> str:
     if size > MAX_UPLOAD_BYTES:
         raise SpecError([f"upload: {size / 2**20:,.0f} MiB is above the {MAX_UPLOAD_BYTES >> 20} MiB a page takes"])
     return suffix
-
-
-def store_upload(kind: str, name: str, data: bytes) -> str:
-    """Store an uploaded file under its SHA-256 in the `kind` folder ("weights" or "data") and return the
-    path a spec names it by (`uploads/<sha256><suffix>`); the file is only ever read as data."""
-    suffix = check_upload(kind, name, len(data))
-    sha = hashlib.sha256(data).hexdigest()
-    relative = f"uploads/{sha}{suffix}"
-    target = user_root(kind) / relative
-    if not target.is_file():
-        from engine.store.checkpoints import publish_bytes  # torch: only when an upload is stored
-
-        publish_bytes(data, target)
-    return relative
 
 
 def pinned(spec: "RunSpec") -> "RunSpec":
