@@ -41,6 +41,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	# docs in step with the registries, citations that resolve, every in-function import with its reason
+	$(PY) -m pytest -q -p no:randomly tests/test_docs.py tests/test_links.py tests/test_house.py
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

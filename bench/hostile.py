@@ -232,7 +232,9 @@ def path_cases(root: Path, run_id: str, folder: Path) -> list[tuple[str, list[st
         "a symlink loop": str(_symlink_loop(folder) / "out.csv"),
         "a 300-character name": str(folder / ("x" * 300 + ".csv")),
     }
-    cases = [(f"export onto {name}", [*export, target], {}) for name, target in targets.items()]
+    cases: list[tuple[str, list[str], dict[str, str]]] = [
+        (f"export onto {name}", [*export, target], {}) for name, target in targets.items()
+    ]
     for text in ("99999999999999999999999", "-1", "0", "1e3", "abc", "9" * 5000):
         cases.append((f"status {text[:24]}", [*cache, "status", text], {}))
     for text in ("deadbeef", "'; DROP TABLE runs; --", "../../etc", "x" * 5000, ""):
@@ -262,7 +264,7 @@ def break_database(root: Path, kind: str) -> None:
 
 def damage_cases(source: Path, run_id: str, folder: Path) -> list[tuple[str, list[str], dict[str, str]]]:
     """(case, argv, env): reading and running on damaged databases, before `doctor`."""
-    cases = []
+    cases: list[tuple[str, list[str], dict[str, str]]] = []
     for kind in ("truncated", "header", "text"):
         root = folder / kind
         shutil.copytree(source, root)

@@ -9,6 +9,7 @@ spread), so that drift of the machine reaches every model alike.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 
@@ -46,14 +47,16 @@ def run(fraction: float = 0.5, model_name: str = "small_cnn", rounds: int = 15) 
         masks = criterion.select(layers, removed, None, torch.Generator())
         apply_masks(layers, masks)
         silence_dead_channels(layers, masks, norm_followers(masked))
-        return masked, prepare_model(shrink(masked, masks), torch.device("cpu")).eval()
+        small = shrink(masked, masks)
+        assert small is not None, f"{model_name} is not a chain model: nothing to shrink"
+        return masked, prepare_model(small, torch.device("cpu")).eval()
 
     model, small = pruned(fraction)
     x = torch.rand(64, 1, 28, 28)
     # the same layers with about 3 % of their filters: what one call costs in eager PyTorch beside its
     # arithmetic (Python, dispatch, allocation), the floor no pruning of this architecture goes below
     floor = pruned(0.97)[1]
-    models = {
+    models: dict[str, Any] = {
         "dense": dense,
         "shrunk": small,
         "floor": floor,
@@ -63,7 +66,7 @@ def run(fraction: float = 0.5, model_name: str = "small_cnn", rounds: int = 15) 
     with torch.no_grad():
         same = float((small(x) - model(x)).abs().max())
         onnx_same = float((models["onnx_shrunk"](x) - small(x)).abs().max())
-    result = {
+    result: dict[str, Any] = {
         "model": model_name,
         "filters_removed": fraction,
         "params": sum(p.numel() for p in model.parameters()),

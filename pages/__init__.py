@@ -2,7 +2,7 @@
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -37,6 +37,17 @@ def derived(function: Callable[..., Any], *args: Any) -> Any:
     in a page script; `args` are hashable."""
     store = api.open_store()
     return _derived(str(store.root), api.store_version(store), function.__module__, function.__qualname__, args)
+
+
+T = TypeVar("T")
+
+
+def chosen(value: T | None) -> T:
+    """A selectbox's choice where it offers options and an index (Streamlit types every choice as optional,
+    for a box without options); never None here."""
+    if value is None:
+        raise RuntimeError("a choice with options and an index came back empty")
+    return value
 
 
 def route_through_app() -> None:
@@ -117,6 +128,14 @@ def what_if_link(run_id: str) -> None:
     )
 
 
+def _cancel(job_id: int) -> None:
+    api.cancel(job_id)
+
+
+def _retry(job_id: int) -> None:
+    api.retry(job_id)
+
+
 def job_row(job: dict, retry: bool = False) -> list:
     """One job: live progress, Cancel while it is live (Retry once it ended, where asked), a link to its
     surface once it has a step; the row's columns, the last one free for the caller."""
@@ -125,9 +144,9 @@ def job_row(job: dict, retry: bool = False) -> list:
     )
     columns = st.columns([1, 2, 1, 2])
     if job["status"] in api.LIVE_JOBS:
-        columns[0].button("Cancel", key=f"cancel-{job['job_id']}", on_click=api.cancel, args=(job["job_id"],))
+        columns[0].button("Cancel", key=f"cancel-{job['job_id']}", on_click=_cancel, args=(job["job_id"],))
     elif retry and job["status"] in api.ENDED_JOBS:
-        columns[0].button("Retry", key=f"retry-{job['job_id']}", on_click=api.retry, args=(job["job_id"],))
+        columns[0].button("Retry", key=f"retry-{job['job_id']}", on_click=_retry, args=(job["job_id"],))
     if job["status"] == api.JobStatus.DONE or (job.get("step") or 0) > 0:
         columns[1].page_link(
             "pages/surface.py",

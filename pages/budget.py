@@ -48,7 +48,10 @@ if not with_budgets:
 
 labels = run_labels(runs)
 chosen = st.sidebar.multiselect(
-    "Runs", with_budgets, default=runs_from_query("runs", with_budgets, with_budgets[:3]), format_func=labels.get
+    "Runs",
+    with_budgets,
+    default=runs_from_query("runs", with_budgets, with_budgets[:3]),
+    format_func=labels.__getitem__,
 )
 if not chosen:
     st.info("Pick at least one run in the sidebar.")

@@ -52,7 +52,10 @@ linked = runs_from_query("runs", run_ids, [])
 base_of = dict(zip(runs["run_id"], runs["base_family"]))
 same_base = [r for r in run_ids if base_of[r] == base_of[(linked or run_ids)[0]]]
 chosen = st.sidebar.multiselect(
-    "Runs (one base)", same_base, default=[r for r in linked if r in same_base] or same_base[:2], format_func=labels.get
+    "Runs (one base)",
+    same_base,
+    default=[r for r in linked if r in same_base] or same_base[:2],
+    format_func=labels.__getitem__,
 )
 robust = read("robust_frame", tuple(chosen))
 if len(chosen) < 2 or robust.empty:

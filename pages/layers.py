@@ -5,6 +5,7 @@ import streamlit as st
 from engine.report import figures, ratios
 from pages import (
     choice_from_query,
+    chosen,
     fill_view,
     read,
     refresh_while_running,
@@ -66,7 +67,7 @@ labels = run_labels(runs)
 run_ids = list(runs["run_id"])
 with_mrs = read("runs_having", "mrs")
 default = runs_from_query("run", run_ids, (with_mrs or run_ids)[:1])[0]
-run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default), format_func=labels.get)
+run_id = chosen(st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default), format_func=labels.__getitem__))
 what_if_link(run_id)
 view = st.sidebar.radio("View", VIEWS, index=VIEWS.index(choice_from_query("view", VIEWS, VIEWS[0])))
 st.query_params.update({"run": run_id[:12], "view": view})

@@ -11,6 +11,7 @@ from engine import api
 from engine.report import figures
 from pages import (
     choice_from_query,
+    chosen,
     read,
     route_through_app,
     run_labels,
@@ -59,8 +60,13 @@ runs = runs_with_checkpoints(
 OFFERED = api.playground_attacks()  # name → (default ε, norm), from each attack's class
 ATTACKS, DEFAULT_EPS = list(OFFERED), {name: eps for name, (eps, _) in OFFERED.items()}
 labels, run_ids = run_labels(runs), list(runs["run_id"])
-run_id = st.sidebar.selectbox(
-    "Run", run_ids, index=run_ids.index(runs_from_query("run", run_ids, run_ids[:1])[0]), format_func=labels.get
+run_id = chosen(
+    st.sidebar.selectbox(
+        "Run",
+        run_ids,
+        index=run_ids.index(runs_from_query("run", run_ids, run_ids[:1])[0]),
+        format_func=labels.__getitem__,
+    )
 )
 what_if_link(run_id)
 store = api.open_store()

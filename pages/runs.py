@@ -165,10 +165,11 @@ with yaml_tab:
         upload.getvalue().decode("utf-8", errors="replace") if upload else api.preset_path("quickstart").read_text()
     )
     text = st.text_area("Spec", default, height=320)
+    yaml_tree: dict | None = None  # a text that does not parse: submit names the problem
     try:
         yaml_tree = api.parse_text(text)
     except SpecError:
-        yaml_tree = None  # submit names the problem
+        pass
     if isinstance(yaml_tree, dict) and isinstance(yaml_tree.get("schedule"), dict):
         schedule_preview(yaml_tree["schedule"], key="yaml-preview")
         cost_line(yaml_tree)

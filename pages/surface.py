@@ -4,11 +4,15 @@ import streamlit as st
 
 from engine import api
 from engine.report import figures, summaries, tables
-from pages import choice_from_query, read, route_through_app, run_labels, runs_from_query, what_if_link
+from pages import choice_from_query, chosen, read, route_through_app, run_labels, runs_from_query, what_if_link
 from pages.parts.decide import undecided_sweet_spots
 from pages.parts.downloads import take_away
 
 route_through_app()
+
+
+def _resume(run_id: str) -> None:
+    api.resume(run_id)
 
 
 VIEWS = [
@@ -56,7 +60,7 @@ run_ids = list(runs["run_id"])
 default_run = runs_from_query("run", run_ids, run_ids[:1])[0]
 
 labels = {run: f"{label} · {status}" for (run, label), status in zip(run_labels(runs).items(), runs["status"])}
-run_id = st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default_run), format_func=labels.get)
+run_id = chosen(st.sidebar.selectbox("Run", run_ids, index=run_ids.index(default_run), format_func=labels.__getitem__))
 what_if_link(run_id)
 robust = read("robust_frame", (run_id,))
 attacks = sorted(robust["attack"].unique()) or ["(none)"]
@@ -69,7 +73,7 @@ if this_run["status"] == api.RunStatus.INTERRUPTED:
         "computing it is gone and no job holds it. Resuming recomputes only the missing checkpoints.",
         icon=":material/pause_circle:",
     )
-    st.button("Resume", key="resume", on_click=api.resume, args=(run_id,), type="primary")
+    st.button("Resume", key="resume", on_click=_resume, args=(run_id,), type="primary")
 # a run still computing opens on the heat map: Chromium without a GPU spends 11 CPU-seconds more drawing
 # the 3-D chart over the teaching run (bench/teaching.py), seconds the run itself needs on 2 cores
 default_view = VIEWS[1] if running else VIEWS[0]

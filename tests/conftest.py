@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ os.environ["AER_WORKERS"] = "0"  # AppTest runs of app.py must not start worker 
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
+def cache(tmp_path, monkeypatch) -> Iterator[Path]:
     """A fresh cache folder that the engine, CLI subprocesses and pages all use."""
     root = tmp_path / "cache"
     root.mkdir()

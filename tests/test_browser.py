@@ -5,6 +5,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -290,7 +291,7 @@ def test_the_tour_is_one_click_and_then_every_explore_page_shows_data(server, br
     from engine import api
 
     tour = api.tour(api.open_store(server[2]))
-    ids = {view: [] for view in tour.views}
+    ids: dict[str, list[Any]] = {view: [] for view in tour.views}
     for view, spec in zip(tour.views, tour.specs):
         ids[view].append(spec.run_id()[:12])
     links = {

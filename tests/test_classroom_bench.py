@@ -14,7 +14,7 @@ from bench.classroom import Finishes, percentile
 
 def finished(status: int) -> bytes:
     message = ForwardMsg()
-    message.script_finished = status
+    message.script_finished = status  # type: ignore[assignment]  # the enum's wire value
     return message.SerializeToString()
 
 

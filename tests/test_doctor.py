@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def finished(tmp_path_factory) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def damaged(finished, tmp_path, monkeypatch) -> tuple[Path, str]:
+def damaged(finished, tmp_path, monkeypatch) -> Iterator[tuple[Path, str]]:
     """A private copy of the finished cache, used by the CLI and the pages."""
     root = tmp_path / "cache"
     shutil.copytree(finished[0], root)

@@ -67,6 +67,7 @@ def test_the_onnx_deployment_path_computes_what_pytorch_computes():
     silence_dead_channels(layers, masks, norm_followers(model))
     x = data.x_test[:16]
     small = shrunk_model(model, masks, x)
+    assert small is not None
     for eager in (model, small):
         deployed = OnnxModel(eager, x)
         with torch.no_grad():

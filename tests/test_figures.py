@@ -1,5 +1,7 @@
 """Figure builders on small hand-made frames: pure functions, no browser."""
 
+from typing import Any
+
 import pandas as pd
 import pytest
 
@@ -77,7 +79,7 @@ def budget_rows() -> pd.DataFrame:
     for run_id, norm, base in (("ap-run", "Linf", 0.1), ("bap-run", "RMS-L2", 0.05)):
         for step in (1, 2, 3):
             spread = 0.0 if norm == "Linf" else 0.01 * step
-            row = {
+            row: dict[str, Any] = {
                 "run_id": run_id,
                 "step": step,
                 "sparsity": 0.3 * step,

@@ -41,6 +41,7 @@ def test_a_residual_network_becomes_physically_smaller_with_the_masked_models_ou
     x = torch.rand(16, 3, 32, 32)
     small = shrunk_model(model, masks, x)
     assert small is not None
+    assert small is not None
     params = sum(p.numel() for p in model.parameters())
     assert sum(p.numel() for p in small.parameters()) < 0.8 * params
     with torch.no_grad():

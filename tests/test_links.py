@@ -6,6 +6,7 @@ note), never a traceback, and never read a file outside the cache.
 
 import builtins
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -70,7 +71,7 @@ def test_code_and_tests_cite_only_documents_the_repository_holds():
 
     from tests.support import REPO
 
-    cited = {}
+    cited: dict[str, Any] = {}
     for path in [REPO / "app.py", *REPO.glob("engine/**/*.py"), *REPO.glob("pages/**/*.py"), *REPO.glob("tests/*.py")]:
         for name in re.findall(r"\b((?:docs/)?[A-Za-z_-]+\.md)\b", path.read_text()):
             cited.setdefault(name, path.relative_to(REPO))

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from engine.science.data import DatasetInfo
 from engine.science.models import MODELS, Normalize, build_model, classifier_name
@@ -37,6 +38,6 @@ def test_registry_refuses_duplicates_and_names_choices():
     from engine.errors import DuplicateNameError, UnknownNameError
 
     with pytest.raises(DuplicateNameError):
-        MODELS.register("mlp")(lambda info: None)
+        MODELS.register("mlp")(lambda info: nn.Identity())
     with pytest.raises(UnknownNameError, match="choose from"):
         MODELS.get("transformer")

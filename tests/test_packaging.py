@@ -103,7 +103,7 @@ def test_a_missing_optional_package_is_one_line_saying_how_to_install_it(monkeyp
     fmn_module.cache_clear()
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingDependency, match=r"a Ray sweep needs ray, .*pip install 'aer-lab\[ray\]'"):
-        run_ray([], None)
+        run_ray([], None)  # refused before the store is used
 
 
 def test_an_installed_package_ships_every_preset_and_keeps_its_cache_in_the_users_cache_folder(monkeypatch, tmp_path):

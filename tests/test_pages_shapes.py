@@ -110,7 +110,11 @@ def test_the_views_the_tests_open_are_the_surface_pages_own():
     from tests.support import REPO
 
     tree = ast.parse((REPO / "pages" / "surface.py").read_text())
+
     (views,) = [
-        ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "VIEWS"
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        if isinstance(n.targets[0], ast.Name) and n.targets[0].id == "VIEWS"
     ]
     assert views == SURFACE_VIEWS

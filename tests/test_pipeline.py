@@ -1,6 +1,7 @@
 """The pipeline end to end on synthetic data: sparsity axis, honest curves, cache, resume, API."""
 
 import copy
+from typing import Any
 
 import pytest
 import torch
@@ -34,7 +35,7 @@ def test_smoke_run_gives_the_whole_sparsity_axis_with_honest_curves(store, smoke
 def test_second_run_is_served_from_the_cache(store, smoke_tree):
     spec = spec_of(smoke_tree)
     first = api.run(spec, store)
-    seen = []
+    seen: list[Any] = []
     second = api.run(spec, store, on_progress=seen.append)
     assert second["cached"] is True and seen == []
     assert second["points"] == first["points"]

@@ -11,16 +11,24 @@ import torch
 
 from engine.report.stats import paired
 from engine.science.attacks import ATTACKS
+from engine.science.attacks.autoattack import _Standard as AutoAttackStandard
 from engine.science.evaluate import build_attack, robust_curve
 from engine.spec.runspec import AttackSpec
 
 # ---- AutoAttack: the reference's standard, with the spec's steps ------------------------------
 
 
+def reference(spec: AttackSpec) -> AutoAttackStandard:
+    """The spec's AutoAttack, which builds the reference's object."""
+    attack = build_attack(spec)
+    assert isinstance(attack, AutoAttackStandard)
+    return attack
+
+
 def test_autoattack_is_the_references_standard_version_with_the_spec_steps(tiny_cnn):
     from pyautoattack.autoattack import AutoAttack as Reference
 
-    standard = build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=100)).build(tiny_cnn, 0.03, 7)
+    standard = reference(AttackSpec(name="autoattack", eps=[0.03], steps=100)).build(tiny_cnn, 0.03, 7)
     assert isinstance(standard, Reference) and standard.version == "standard" and standard.seed == 7
     assert standard.attacks_to_run == ["apgd-ce", "apgd-t", "fab-t", "square"] and standard.norm == "Linf"
     assert standard.apgd.n_iter == standard.apgd_targeted.n_iter == standard.fab.n_iter == 100
@@ -30,14 +38,14 @@ def test_autoattack_is_the_references_standard_version_with_the_spec_steps(tiny_
     assert standard.square.rescale_schedule is False  # fra31's standard Square
     assert build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=100)).protocol_warning() is None
 
-    short = build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=20))
+    short = reference(AttackSpec(name="autoattack", eps=[0.03], steps=20))
     built = short.build(tiny_cnn, 0.03, 0)
     assert built.apgd.n_iter == built.apgd_targeted.n_iter == built.fab.n_iter == 20
     assert "weaker attack than the standard" in short.protocol_warning()
 
-    l2 = build_attack(AttackSpec(name="autoattack_l2", eps=[0.5], steps=100))
+    l2 = reference(AttackSpec(name="autoattack_l2", eps=[0.5], steps=100))
     assert l2.norm == "L2" and l2.build(tiny_cnn, 0.5, 0).norm == "L2"
-    three = build_attack(AttackSpec(name="autoattack", eps=[0.03], steps=100, options={"n_classes": 3}))
+    three = reference(AttackSpec(name="autoattack", eps=[0.03], steps=100, options={"n_classes": 3}))
     assert three.build(tiny_cnn, 0.03, 0).fab.n_target_classes == 2  # no more targets than other classes
 
 

@@ -73,7 +73,7 @@ def test_score_training_lowers_the_training_loss(synthetic, tiny_mlp):
     model = copy.deepcopy(tiny_mlp)
     layers = prunable_layers(model)
     x, y = synthetic.x_train[:512], synthetic.y_train[:512]
-    loss = LOSSES.get("natural")(AdversarySpec(), None)
+    loss = LOSSES.get("natural")(AdversarySpec(), torch.Generator())
     context = PruneContext(model, (x, y), loss, PruneSpec(method="hydra", score_steps=150, batch_size=64, score_lr=0.1))
 
     def masked_loss(masks) -> float:
@@ -102,7 +102,7 @@ def test_prune_phase_trains_batchnorm_affine_unless_frozen(synthetic):
         context = PruneContext(
             model,
             (synthetic.x_train[:128], synthetic.y_train[:128]),
-            LOSSES.get("natural")(AdversarySpec(), None),
+            LOSSES.get("natural")(AdversarySpec(), torch.Generator()),
             spec,
         )
         optimise_scores(layers, 0.5, torch.Generator().manual_seed(0), context)
@@ -125,7 +125,7 @@ def test_scores_get_hydra_weight_decay(monkeypatch, synthetic, tiny_mlp):
     context = PruneContext(
         model,
         (synthetic.x_train[:64], synthetic.y_train[:64]),
-        LOSSES.get("natural")(AdversarySpec(), None),
+        LOSSES.get("natural")(AdversarySpec(), torch.Generator()),
         PruneSpec(method="hydra", score_steps=1),
     )
     optimise_scores(prunable_layers(model), 0.5, torch.Generator().manual_seed(0), context)
@@ -348,7 +348,8 @@ def test_effective_size_of_filter_pruning_equals_what_the_smaller_model_holds(sy
     silence_dead_channels(layers, masks, norm_followers(model))
     effective, per_layer = measure_effective(model, masks, synthetic.x_test[:1])
     small = shrink(model, masks)
-    small_weights = sum(m.weight.numel() for m in small.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    assert small is not None
+    small_weights = sum(int(m.weight.numel()) for m in small.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     assert sum(per_layer.values()) == small_weights  # fc1's inputs from pruned filters are not counted
     nominal = sum(int(m.sum()) for m in masks.values())
     conv_effective = sum(per_layer[name] for name in masks)
@@ -467,6 +468,7 @@ def test_shrinking_leaves_the_callers_model_on_its_device(synthetic):
     criterion = METHODS.get("filter_layer")()
     layers = prunable_layers(model, False, criterion.layer_kinds)
     small = shrink(model, criterion.select(layers, 0.5, None, torch.Generator().manual_seed(0)))
+    assert small is not None
     assert all(p.is_cuda for p in model.parameters()) and all(b.is_cuda for b in model.buffers())
     assert small is not None and not next(small.parameters()).is_cuda
 

@@ -52,7 +52,7 @@ def test_base_id_is_shared_by_runs_differing_only_in_pruning(smoke_tree):
 def test_spec_is_frozen(smoke_tree):
     spec = validate(smoke_tree)
     with pytest.raises(ValidationError):
-        spec.seed = 3
+        spec.seed = 3  # the point: a frozen spec refuses it
 
 
 def test_override_values_are_parsed_as_yaml_scalars(smoke_tree):
@@ -60,7 +60,7 @@ def test_override_values_are_parsed_as_yaml_scalars(smoke_tree):
         smoke_tree, ["schedule.final_sparsity=0.5", "prune.prune_classifier=true", "eval.attacks.0.eps=[0.1, 0.2]"]
     )
     spec = validate(tree)
-    assert spec.schedule.final_sparsity == 0.5 and spec.prune.prune_classifier is True
+    assert spec.schedule.model_dump()["final_sparsity"] == 0.5 and spec.prune.prune_classifier is True
     assert spec.eval.attacks[0].eps == [0.0, 0.1, 0.2]  # 0 is always added, list sorted
 
 

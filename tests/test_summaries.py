@@ -169,4 +169,4 @@ def test_pareto_front_keeps_only_unbeaten_points():
 
     cost = [1.0, 2.0, 3.0, 2.0, 4.0]
     value = [0.5, 0.7, 0.6, 0.7, 0.9]
-    assert pareto_front(cost, value).tolist() == [True, True, False, True, True]
+    assert pareto_front(np.array(cost), np.array(value)).tolist() == [True, True, False, True, True]

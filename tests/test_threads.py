@@ -111,7 +111,8 @@ def test_the_openmp_spin_count_changes_waiting_not_the_weights():
         out = subprocess.run(
             [sys.executable, "-c", TRAIN_AND_HASH], env=env, capture_output=True, text=True, check=True
         )
-        return tuple(out.stdout.split()[-2:])
+        first, second = out.stdout.split()[-2:]
+        return first, second
 
     base = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
     ours = trained(base)

@@ -15,7 +15,7 @@ def _number(field, value, key: str):
     }
     value = None if value is None else cast(value)
     step, fmt = (1, "%d") if field.kind == "int" else (0.01, "%.4f")
-    return st.number_input(field.name, value=value, step=step, format=fmt, help=field.help, key=key, **bounds)
+    return st.number_input(field.name, value=value, step=step, format=fmt, help=field.help, key=key, **bounds)  # type: ignore[call-overload]  # int or float by the field
 
 
 def schedule_editor(key: str, start: dict, names: list[str]) -> dict:

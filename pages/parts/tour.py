@@ -72,7 +72,8 @@ def _playground_links(run_id: str) -> list[tuple[str, str, str, dict[str, str]]]
     levels = len(api.load_spec(preset="teaching").schedule.plan())
     before, after, eps = levels // 2, levels, 0.01
     frame = read("robust_frame", (run_id,), flags=True)  # per-image flags: the cliff is a paired test
-    if (collapse := summaries.cliff(frame)) is not None and collapse.free_step is not None:
+    collapse = summaries.cliff(frame)
+    if collapse is not None and collapse.free_step is not None and collapse.step is not None:
         before, after, eps = collapse.free_step, collapse.step, collapse.eps
     query = {"run": run_id[:12], "attack": "pgd_linf", "eps": f"{eps:g}", "img": "0"}
     return [
@@ -85,7 +86,7 @@ def _playground_links(run_id: str) -> list[tuple[str, str, str, dict[str, str]]]
 
 def tour_row(tour: list[dict]) -> None:
     """The tour's runs: one progress line each, and a link to its view once its run has a checkpoint."""
-    runs = {entry["view"]: [] for entry in tour}
+    runs: dict[str, list[str]] = {entry["view"]: [] for entry in tour}
     for entry in tour:
         runs[entry["view"]].append(entry["run_id"])
     for entry in tour:
