@@ -17,7 +17,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engine import api
 from engine.errors import DataUnavailableError, EngineError, SpecError
@@ -31,6 +33,13 @@ def _job_id(text: str) -> int:
     return int(text)
 
 
+def _command(sub: Any, name: str, handler: Callable[[argparse.Namespace], int], **kwargs: Any) -> Any:
+    """Add one command: its parser and the function that runs it, defined together."""
+    parser = sub.add_parser(name, **kwargs)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m engine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -38,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", help="cache folder (default: $AER_CACHE_DIR or cache/)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a spec to completion, using the cache")
+    run = _command(sub, "run", _cmd_run, help="run a spec to completion, using the cache")
     run.add_argument("spec", nargs="?", help="YAML or JSON spec file")
     run.add_argument("--preset", help="a named preset instead of a file (see `presets`)")
     run.add_argument(
@@ -55,17 +64,19 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-long", action="store_true", help="accept a run above the work bound (see the refusal's estimate)"
     )
 
-    show = sub.add_parser("show", help="print a cached run's result document")
+    show = _command(sub, "show", _cmd_show, help="print a cached run's result document")
     show.add_argument("run_id", help="run id or a unique prefix of at least 6 characters")
     show.add_argument("--json", action="store_true", help="print JSON (default: a summary table)")
 
-    ls = sub.add_parser("ls", help="list the runs in the store")
+    ls = _command(sub, "ls", _cmd_ls, help="list the runs in the store")
     ls.add_argument("--json", action="store_true")
 
-    sub.add_parser("presets", help="list the named presets")
-    sub.add_parser("catalog", help="list the datasets, models, methods, schedules and attacks a spec may name")
+    _command(sub, "presets", _cmd_presets, help="list the named presets")
+    _command(
+        sub, "catalog", _cmd_catalog, help="list the datasets, models, methods, schedules and attacks a spec may name"
+    )
 
-    export = sub.add_parser("export", help="export a run's results, or with --step one checkpoint's model")
+    export = _command(sub, "export", _cmd_export, help="export a run's results, or with --step one checkpoint's model")
     export.add_argument("run_id")
     export.add_argument("--format", choices=["csv", "json", "safetensors", "onnx"], required=True)
     export.add_argument("--step", type=int, help="the checkpoint to export as safetensors or onnx")
@@ -75,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--force", action="store_true", help="replace an existing file (never a SQLite database)")
 
-    submit = sub.add_parser("submit", help="queue a spec for the workers (returns at once)")
+    submit = _command(sub, "submit", _cmd_submit, help="queue a spec for the workers (returns at once)")
     submit.add_argument("spec", nargs="?", help="YAML or JSON spec file")
     submit.add_argument("--preset", help="a named preset instead of a file")
     submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -84,17 +95,17 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-long", action="store_true", help="accept a run above the work bound (see the refusal's estimate)"
     )
 
-    status = sub.add_parser("status", help="a job's status and progress")
+    status = _command(sub, "status", _cmd_status, help="a job's status and progress")
     status.add_argument("job_id", type=_job_id)
     status.add_argument("--json", action="store_true")
 
-    cancel = sub.add_parser("cancel", help="cancel a job (a running one stops between batches)")
+    cancel = _command(sub, "cancel", _cmd_cancel, help="cancel a job (a running one stops between batches)")
     cancel.add_argument("job_id", type=_job_id)
 
-    jobs = sub.add_parser("jobs", help="the queue, newest first")
+    jobs = _command(sub, "jobs", _cmd_jobs, help="the queue, newest first")
     jobs.add_argument("--json", action="store_true")
 
-    worker = sub.add_parser("worker", help="run workers that drain the queue")
+    worker = _command(sub, "worker", _cmd_worker, help="run workers that drain the queue")
     worker.add_argument("--procs", type=int, default=1, help="worker processes to keep alive (default 1)")
     worker.add_argument("--lease", type=float, default=30.0, help="lease seconds, renewed by a heartbeat")
     worker.add_argument("--parent-pid", type=int, help="stop when this process exits (the app's server)")
@@ -104,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     worker.add_argument("--threads", type=int, help=argparse.SUPPRESS)
 
-    sweep = sub.add_parser("sweep", help="run a grid of specs (locally through the queue, or on Ray)")
+    sweep = _command(sub, "sweep", _cmd_sweep, help="run a grid of specs (locally through the queue, or on Ray)")
     sweep.add_argument("sweep", help="sweep YAML: a base (preset or spec) and a grid of field values")
     sweep.add_argument("--executor", choices=["local", "ray"], default="local")
     sweep.add_argument("--ray-address", help="an existing Ray cluster (default: a local instance)")
@@ -113,8 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-long", action="store_true", help="accept a run above the work bound (see the refusal's estimate)"
     )
 
-    sub.add_parser("papers", help="list the paper presets (one per seed paper, with its claim)")
-    paper = sub.add_parser("run-paper", help="run a paper preset's variants, then check its claim")
+    _command(sub, "papers", _cmd_papers, help="list the paper presets (one per seed paper, with its claim)")
+    paper = _command(sub, "run-paper", _cmd_run_paper, help="run a paper preset's variants, then check its claim")
     paper.add_argument("name", help="a paper preset (see `papers`)")
     paper.add_argument("--reduced", action="store_true", help="the tiny version (synthetic data, a few steps)")
     paper.add_argument("--executor", choices=["local", "ray"], default="local")
@@ -123,7 +134,9 @@ def _parser() -> argparse.ArgumentParser:
         "--scale", choices=["laptop", "paper"], default="laptop", help="paper: the paper's own setting (a GPU's work)"
     )
     paper.add_argument("--allow-long", action="store_true", help="run the paper scale even above the work bound")
-    check = sub.add_parser("check-preset", help="does a paper preset's claim hold in the store? with the numbers")
+    check = _command(
+        sub, "check-preset", _cmd_check_preset, help="does a paper preset's claim hold in the store? with the numbers"
+    )
     check.add_argument("name", help="a paper preset (see `papers`)")
     check.add_argument("--reduced", action="store_true", help="check the tiny version's runs")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
@@ -134,8 +147,11 @@ def _parser() -> argparse.ArgumentParser:
         help="an inconclusive claim: evaluate further test images, look by look (planned doublings), until decided",
     )
 
-    decide = sub.add_parser(
-        "decide", help="evaluate further test images until a paired comparison is decided (or the split is spent)"
+    decide = _command(
+        sub,
+        "decide",
+        _cmd_decide,
+        help="evaluate further test images until a paired comparison is decided (or the split is spent)",
     )
     decide.add_argument("first", help="RUN:STEP (a run id prefix and a step), the checkpoint on the left of −")
     decide.add_argument("second", help="RUN:STEP, the checkpoint it is compared with")
@@ -146,13 +162,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     decide.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
-    sub.add_parser("doctor", help="check the cache; move a damaged database aside; forget damaged checkpoints")
+    _command(
+        sub, "doctor", _cmd_doctor, help="check the cache; move a damaged database aside; forget damaged checkpoints"
+    )
 
-    data = sub.add_parser("data", help="make sure a dataset is on disk (download where possible)")
+    data = _command(sub, "data", _cmd_data, help="make sure a dataset is on disk (download where possible)")
     data.add_argument("name", nargs="?", default="fashion_mnist")
 
-    bring = sub.add_parser(
+    bring = _command(
+        sub,
         "import",
+        _cmd_import,
         help="copy trained weights or an .npz data set into the cache (checked first) and print its spec lines",
     )
     bring.add_argument("file", type=Path, help="weights (.safetensors, .pt, .pth, .bin) or a data set (.npz)")
@@ -175,7 +195,7 @@ def _progress_bar():
                 bar_format="{l_bar}{bar}| {n:.2f}/{total} steps [{elapsed}<{remaining}]",
             )
         bar = state["bar"]
-        bar.n = p.step + 1 if p.phase == "evaluated" else min(p.step + p.done / max(p.total, 1), p.n_steps)
+        bar.n = p.step + 1 if p.finished else min(p.step + p.done / max(p.total, 1), p.n_steps)
         bar.set_description(f"step {p.step} of {p.n_steps - 1} · {p.phase}", refresh=False)
         bar.update(0)  # redraws at most every `mininterval` seconds
 
@@ -443,29 +463,6 @@ def _cmd_check_preset(args) -> int:
     return _print_verdict(api.paper_verdict(args.name, reduced=args.reduced, paper=args.scale == "paper"), args.json)
 
 
-COMMANDS = {
-    "run": _cmd_run,
-    "show": _cmd_show,
-    "ls": _cmd_ls,
-    "presets": _cmd_presets,
-    "catalog": _cmd_catalog,
-    "export": _cmd_export,
-    "data": _cmd_data,
-    "import": _cmd_import,
-    "doctor": _cmd_doctor,
-    "submit": _cmd_submit,
-    "status": _cmd_status,
-    "cancel": _cmd_cancel,
-    "jobs": _cmd_jobs,
-    "worker": _cmd_worker,
-    "sweep": _cmd_sweep,
-    "papers": _cmd_papers,
-    "run-paper": _cmd_run_paper,
-    "check-preset": _cmd_check_preset,
-    "decide": _cmd_decide,
-}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run one command; exit 2 for a bad spec, 1 for other errors."""
     args = _parser().parse_args(argv)
@@ -473,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["AER_CACHE_DIR"] = str(Path(args.cache_dir).resolve())
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        return args.handler(args)
     except SpecError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)

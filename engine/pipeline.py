@@ -75,6 +75,11 @@ class Progress:
     done: int = 0
     total: int = 1
 
+    @property
+    def finished(self) -> bool:
+        """Has checkpoint `step` been evaluated and stored (its last phase)?"""
+        return self.phase == "evaluated"
+
 
 ProgressFn = Callable[[Progress], None]
 
@@ -187,7 +192,7 @@ def _store_base(spec: RunSpec, store: Store, model: nn.Module, clean_acc: float,
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Walk:
     """What every step of one run's walk needs: the spec, the store, the tensors, the model."""
 
@@ -485,18 +490,18 @@ def _walk(
         raise SpecError([f"prune.method: {spec.prune.method} prunes {kinds} layers; model {spec.model.name} has none"])
     base = base_model_state(spec, store, data, report, len(plan))
     walk = Walk(
-        spec,
-        store,
-        report,
-        len(plan),
-        train_split(data, spec),
-        eval_split(data, spec),
-        model,
-        layers,
-        base,
-        criterion,
-        norm_followers(model),
-        fence,
+        spec=spec,
+        store=store,
+        report=report,
+        n_steps=len(plan),
+        train=train_split(data, spec),
+        evaluation=eval_split(data, spec),
+        model=model,
+        layers=layers,
+        base=base,
+        criterion=criterion,
+        followers=norm_followers(model),
+        fence=fence,
         threads=threads,
     )
     in_memory = None  # the step whose result the model holds

@@ -44,7 +44,7 @@ LAYERS = [{"layer": "fc1", "kind": "Linear", "numel": 10, "nonzero": 5, "sparsit
 def test_migrations_run_once_and_reopen_cleanly(tmp_path):
     Store(tmp_path).close()
     store = Store(tmp_path)
-    from engine.store.db import MIGRATIONS
+    from engine.store.migrations import MIGRATIONS
 
     applied = [r[0] for r in store.db.execute("SELECT name FROM _migrations ORDER BY rowid")]
     assert applied == [name for name, _ in MIGRATIONS] and len(applied) >= 2

@@ -53,7 +53,7 @@ class ProgressTracker:
         if self.worker.lease_lost.is_set():
             raise LeaseLost(f"job {self.fence.job_id}: lease lost")
         fraction = min((p.step + p.done / max(p.total, 1)) / max(p.n_steps, 1), 1.0)
-        if p.phase == "evaluated":
+        if p.finished:
             fraction = (p.step + 1) / p.n_steps
         now = time.time()
         if p.phase == self.last_phase and now - self.last_write < self.min_interval:

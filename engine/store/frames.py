@@ -22,15 +22,14 @@ from engine.report.stats import Difference, intervals, successes, unpack_flags, 
 from engine.report.summaries import hygiene
 from engine.spec.reading import excerpt
 from engine.spec.runspec import describe
-from engine.store.db import (
+from engine.store.db import Store, open_store
+from engine.store.migrations import (
     BUDGET_COLUMNS,
     EFFECTIVE_COLUMNS,
     EFFICIENCY_COLUMNS,
     LATENCY_COLUMNS,
     ONNX_COLUMNS,
     SHRUNK_COLUMNS,
-    Store,
-    open_store,
 )
 
 
