@@ -24,6 +24,7 @@ from typing import Any
 from engine import api
 from engine.errors import DataUnavailableError, EngineError, SpecError
 from engine.jobs import worker
+from engine.status import Decision
 
 
 def _job_id(text: str) -> int:
@@ -406,7 +407,7 @@ def _print_verdict(verdict, as_json: bool, seconds: float | None = None) -> int:
         for table in (verdict.table, verdict.reference):
             if not table.empty:
                 print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 0 if verdict.status != "incomplete" else 1
+    return 0 if verdict.status != Decision.INCOMPLETE else 1
 
 
 def _cmd_run_paper(args) -> int:
@@ -446,7 +447,7 @@ def _cmd_decide(args) -> int:
     for when, outcome in (("before", before), ("after", after)):
         what = f"{when}: {outcome['verdict']}"
         print(difference_sentence(outcome["difference"], what))
-    if after["verdict"] == "inconclusive":
+    if after["verdict"] == Decision.INCONCLUSIVE:
         print("the test split is spent: these checkpoints cannot be told apart on this data set at this ε")
     return 0
 

@@ -46,7 +46,7 @@ from engine.spec.runspec import MAX_WORK, TEST_SPLIT_SIZES, RunSpec, check_total
 from engine.spec.runspec import describe as describe_spec
 from engine.spec.runspec import validate as validate_structure
 from engine.spec.user_files import MAX_UPLOAD_BYTES, check_upload, pinned
-from engine.status import ENDED_JOBS, LIVE_JOBS, JobStatus, RunStatus
+from engine.status import ENDED_JOBS, LIVE_JOBS, Decision, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
 from engine.store.estimate import Estimate, duration, shares_dense_point
 from engine.store.estimate import estimate as _estimate
@@ -932,6 +932,7 @@ __all__ = [
     "runs_having",
     "RunSpec",
     "RunStatus",
+    "Decision",
     "same_images",
     "spec_from_text",
     "SpecError",

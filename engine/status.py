@@ -1,6 +1,7 @@
-"""The life stages of runs and jobs: one vocabulary for the store, the queue, the API and the pages.
+"""The life stages of runs and jobs, and what a comparison decides: one vocabulary for the store, the queue,
+the API and the pages.
 
-Both are StrEnums, so they compare equal to the strings the store holds.
+All are StrEnums, so they compare equal to the strings the store holds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # shown, never stored: 'running' whose process is gone and no job holds it
     MISSING = "missing"  # not in the store at all (never started here)
+
+
+class Decision(StrEnum):
+    """What the data say of a claim or a comparison, from the interval of its statistic: it clears the bar
+    (HOLDS), lies on the wrong side of it (FAILS) or straddles it (INCONCLUSIVE: the images cannot tell);
+    a paper claim whose runs have not all finished is INCOMPLETE."""
+
+    HOLDS = "holds"
+    FAILS = "fails"
+    INCONCLUSIVE = "inconclusive"
+    INCOMPLETE = "incomplete"
 
 
 class JobStatus(StrEnum):

@@ -52,8 +52,17 @@ if "paper-error" in st.session_state:
     st.error(st.session_state.pop("paper-error"))
 
 specs = api.paper_specs(name)
-VERDICT_STYLE = {"holds": st.success, "fails": st.warning, "inconclusive": st.info, "incomplete": st.info}
-MARKS = {"holds": ":green[holds]", "fails": ":orange[does not hold]", "inconclusive": ":gray[cannot be decided yet]"}
+VERDICT_STYLE = {
+    api.Decision.HOLDS: st.success,
+    api.Decision.FAILS: st.warning,
+    api.Decision.INCONCLUSIVE: st.info,
+    api.Decision.INCOMPLETE: st.info,
+}
+MARKS = {
+    api.Decision.HOLDS: ":green[holds]",
+    api.Decision.FAILS: ":orange[does not hold]",
+    api.Decision.INCONCLUSIVE: ":gray[cannot be decided yet]",
+}
 
 
 def live_jobs() -> dict[str, dict]:
@@ -71,7 +80,7 @@ def draw() -> None:
     verdict = api.paper_verdict(name, results)
     VERDICT_STYLE[verdict.status](
         verdict.headline
-        if verdict.status != "incomplete"
+        if verdict.status != api.Decision.INCOMPLETE
         else f"{verdict.headline}. Click “Run” above, or run `python -m engine run-paper {name}`."
     )
     for finding in verdict.findings:

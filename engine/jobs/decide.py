@@ -20,8 +20,9 @@ from typing import Any
 
 from engine.errors import SpecError
 from engine.report import sequential
-from engine.report.stats import Difference, Verdict, decide
+from engine.report.stats import Difference, decide
 from engine.spec.attack_options import NoiseOptions, options_model
+from engine.status import Decision
 from engine.store import extended
 from engine.store.db import Fence, Store
 from engine.store.frames import compare, same_images
@@ -90,7 +91,7 @@ class Outcome:
     """Where a question stands: its difference and verdict, and whether the test split is spent."""
 
     difference: Difference
-    verdict: Verdict
+    verdict: Decision
     exhausted: bool
 
 
@@ -152,7 +153,7 @@ def grow(
     check_question(store, question)
     grower = _Grower(store, (question.first, question.second), question.attack, fence)
     added = 0
-    while (outcome := standing(store, question)).verdict == "inconclusive" or to_the_end:
+    while (outcome := standing(store, question)).verdict == Decision.INCONCLUSIVE or to_the_end:
         if max_chunks is not None and added >= max_chunks:
             return outcome
         if not grower.add(grower.done() + 1, on_chunk):

@@ -39,6 +39,7 @@ from engine.report.stats import (
     unpaired,
 )
 from engine.report.stats import across_seeds as combine_estimates
+from engine.status import Decision
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -76,7 +77,7 @@ class Finding:
     """One part of a claim: what it says, its status, the numbers (with interval) and what would decide it."""
 
     claim: str
-    status: str
+    status: Decision
     numbers: str
     to_decide: str = ""
     estimate: Estimate | None = field(default=None, compare=False)
@@ -87,7 +88,7 @@ class Finding:
     @property
     def holds(self) -> bool:
         """Did this part hold (beyond its interval)?"""
-        return self.status == "holds"
+        return self.status == Decision.HOLDS
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Verdict:
     """A claim's verdict: `holds`, `fails`, `inconclusive` (the data cannot decide) or `incomplete`
     (runs missing)."""
 
-    status: str
+    status: Decision
     headline: str
     findings: list[Finding] = field(default_factory=list)
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -171,23 +172,23 @@ def verdict(findings: list[Finding], table: pd.DataFrame) -> Verdict:
     """Fails when any part fails; else inconclusive when any part cannot be decided; else holds. A
     failing verdict says how many parts were tested (each at 95 %: more parts, more chances that one
     fails by chance)."""
-    failed = [f for f in findings if f.status == "fails"]
-    open_ = [f for f in findings if f.status == "inconclusive"]
+    failed = [f for f in findings if f.status == Decision.FAILS]
+    open_ = [f for f in findings if f.status == Decision.INCONCLUSIVE]
     if failed:
         text = "; ".join(f"{f.claim} — {f.numbers}" for f in failed)
         tested = f"{len(failed)} of {len(findings)} parts tested fail" if len(findings) > 1 else "its one part fails"
-        return Verdict("fails", f"Does not hold here ({tested}): {text}", findings, table)
+        return Verdict(Decision.FAILS, f"Does not hold here ({tested}): {text}", findings, table)
     if open_:
         text = "; ".join(f"{f.claim} — {f.numbers}; {f.to_decide}" for f in open_)
-        return Verdict("inconclusive", f"Cannot be decided from these runs: {text}", findings, table)
-    return Verdict("holds", "Holds here: " + "; ".join(f.numbers for f in findings), findings, table)
+        return Verdict(Decision.INCONCLUSIVE, f"Cannot be decided from these runs: {text}", findings, table)
+    return Verdict(Decision.HOLDS, "Holds here: " + "; ".join(f.numbers for f in findings), findings, table)
 
 
 def incomplete(results: PaperResults) -> Verdict:
     """The verdict while some variants have not finished: which, and their state."""
     missing = results.missing()
     states = ", ".join(f"{label} ({results.status[label]})" for label in missing)
-    return Verdict("incomplete", f"{len(missing)} of {len(results.status)} runs not finished: {states}")
+    return Verdict(Decision.INCOMPLETE, f"{len(missing)} of {len(results.status)} runs not finished: {states}")
 
 
 def pt(value: float) -> str:
@@ -286,11 +287,11 @@ def part(label: str, measure: Callable[[float], Estimate], parts: int) -> Part:
 
 def finding(claim: str, est: Estimate, numbers: str, margin: float = 0.0) -> Finding:
     """A part of a claim decided by "statistic ≥ −margin" on its interval, saying what would decide it."""
-    status = decide(est.low, est.high, margin) if est.n else "inconclusive"
+    status = decide(est.low, est.high, margin) if est.n else Decision.INCONCLUSIVE
     interval = f"[{signed_pt(est.low)}, {signed_pt(est.high)}]" if est.n else "(no interval: n not kept)"
     bar = f", margin {100 * margin:.0f} pt" if margin else ""
     numbers = f"{numbers}; statistic {signed_pt(est.value)} {interval}{bar}"
-    if status != "inconclusive":
+    if status != Decision.INCONCLUSIVE:
         return Finding(claim, status, numbers, estimate=est, margin=margin)
     return Finding(claim, status, numbers, _to_decide(est, margin), est, margin)
 
@@ -308,7 +309,7 @@ def _to_decide(est: Estimate, margin: float) -> str:
 
 def _statuses(parts: list[Part], margin: float) -> tuple[list[str], list[str]]:
     """Each part's verdict on its 95 % interval and on its corrected one (no n: inconclusive)."""
-    decided = lambda e: decide(e.low, e.high, margin) if e.n else "inconclusive"
+    decided = lambda e: decide(e.low, e.high, margin) if e.n else Decision.INCONCLUSIVE
     return [decided(p.plain) for p in parts], [decided(p.strict) for p in parts]
 
 
@@ -318,12 +319,12 @@ def some_part(claim: str, parts: list[Part], numbers: str, margin: float = 0.0) 
     fails at 95 % (all of them, so no correction); otherwise open, naming the most promising part."""
     plain, strict = _statuses(parts, margin)
     best = max(range(len(parts)), key=lambda i: parts[i].strict.value)
-    if "holds" in strict:
-        status, chosen = "holds", strict.index("holds")
-    elif all(s == "fails" for s in plain):
-        status, chosen = "fails", best
+    if Decision.HOLDS in strict:
+        status, chosen = Decision.HOLDS, strict.index(Decision.HOLDS)
+    elif all(s == Decision.FAILS for s in plain):
+        status, chosen = Decision.FAILS, best
     else:
-        status, chosen = "inconclusive", best
+        status, chosen = Decision.INCONCLUSIVE, best
     return _composite(claim, status, parts, chosen, numbers, margin, "some")
 
 
@@ -333,21 +334,21 @@ def every_part(claim: str, parts: list[Part], numbers: str, margin: float = 0.0)
     looking); otherwise open, naming the part that holds it back."""
     plain, strict = _statuses(parts, margin)
     worst = min(range(len(parts)), key=lambda i: parts[i].plain.value)
-    if "fails" in strict:
-        status, chosen = "fails", strict.index("fails")
-    elif all(s == "holds" for s in plain):
-        status, chosen = "holds", worst
+    if Decision.FAILS in strict:
+        status, chosen = Decision.FAILS, strict.index(Decision.FAILS)
+    elif all(s == Decision.HOLDS for s in plain):
+        status, chosen = Decision.HOLDS, worst
     else:
-        status, chosen = "inconclusive", next(i for i, s in enumerate(plain) if s != "holds")
+        status, chosen = Decision.INCONCLUSIVE, next(i for i, s in enumerate(plain) if s != Decision.HOLDS)
     return _composite(claim, status, parts, chosen, numbers, margin, "every")
 
 
 def _composite(
-    claim: str, status: str, parts: list[Part], chosen: int, numbers: str, margin: float, rule: str
+    claim: str, status: Decision, parts: list[Part], chosen: int, numbers: str, margin: float, rule: str
 ) -> Finding:
     """A finding decided part by part: every part's statistic and interval in its numbers."""
     k = len(parts)
-    strict = rule == "some" and status != "fails" or rule == "every" and status == "fails"
+    strict = rule == "some" and status != Decision.FAILS or rule == "every" and status == Decision.FAILS
     level = strict_level(k) if strict else claim_level()
     shown = [(p.label, p.strict if strict else p.plain) for p in parts]
     listed = "; ".join(
@@ -360,7 +361,7 @@ def _composite(
     )
     text = f"{numbers}; {listed}{bar} ({tested})"
     est = shown[chosen][1]
-    to_decide = "" if status != "inconclusive" else f"{parts[chosen].label}: " + _to_decide(est, margin)
+    to_decide = "" if status != Decision.INCONCLUSIVE else f"{parts[chosen].label}: " + _to_decide(est, margin)
     return Finding(claim, status, text, to_decide, est, margin, tuple(parts), rule)
 
 
@@ -370,9 +371,11 @@ def across_seeds(verdicts: dict[int, Verdict], overlap: float = 0.0) -> Verdict:
     decided as one finding; a part without a statistic holds or fails only when every seed agrees.
     `overlap` is the share of evaluation images two seeds have in common (1 when every seed scores the
     whole test split): their image noise is then shared, not independent."""
-    if any(v.status == "incomplete" for v in verdicts.values()):
-        text = "; ".join(f"seed {seed}: {v.headline}" for seed, v in verdicts.items() if v.status == "incomplete")
-        return Verdict("incomplete", text)
+    if any(v.status == Decision.INCOMPLETE for v in verdicts.values()):
+        text = "; ".join(
+            f"seed {seed}: {v.headline}" for seed, v in verdicts.items() if v.status == Decision.INCOMPLETE
+        )
+        return Verdict(Decision.INCOMPLETE, text)
     first = next(iter(verdicts.values()))
     findings = [
         _combined([v.findings[i] for v in verdicts.values()], list(verdicts), overlap)
@@ -404,9 +407,9 @@ def _combined(findings: list[Finding], seeds: list[int], overlap: float = 0.0) -
     estimates = [f.estimate for f in findings if f.estimate is not None and f.estimate.n]
     if len(estimates) < len(findings):
         statuses = {f.status for f in findings}
-        status = statuses.pop() if len(statuses) == 1 else "inconclusive"
+        status = statuses.pop() if len(statuses) == 1 else Decision.INCONCLUSIVE
         numbers = "; ".join(f"seed {seed}: {f.status} ({f.numbers})" for seed, f in zip(seeds, findings))
-        return Finding(head.claim, status, numbers, "" if status != "inconclusive" else "the seeds disagree")
+        return Finding(head.claim, status, numbers, "" if status != Decision.INCONCLUSIVE else "the seeds disagree")
     values = ", ".join(f"seed {seed} {signed_pt(e.value)}" for seed, e in zip(seeds, estimates))
     combined = combine_estimates(estimates, overlap=overlap)
     return finding(head.claim, combined, f"{len(seeds)} seeds ({values})", head.margin)

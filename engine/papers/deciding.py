@@ -20,6 +20,7 @@ from engine.jobs.decide import Growth, grow_to
 from engine.papers.claims import Verdict
 from engine.papers.presets import UNGROWABLE, check, collect, load_paper
 from engine.report import sequential
+from engine.status import Decision
 from engine.store.db import Store
 from engine.store.estimate import duration
 
@@ -108,7 +109,7 @@ def decide_claim(
     """Grow a preset's claim look by look while it is inconclusive and the split has images left (the
     CLI's `check-preset NAME --decide`); `on_look` before each look's growth. Returns the last verdict."""
     verdict = check(name, store, reduced)
-    while verdict.status == "inconclusive":
+    while verdict.status == Decision.INCONCLUSIVE:
         plan = claim_growth(name, store, reduced)
         if plan.growth is None:
             break

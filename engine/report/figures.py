@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 
 from engine.report import tables
 from engine.report.summaries import pareto_front
+from engine.status import Decision
 
 # Okabe–Ito: distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -164,7 +165,7 @@ def surface_3d(frame: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
-MARKS = {"holds": " ★", "inconclusive": " ☆"}
+MARKS = {Decision.HOLDS: " ★", Decision.INCONCLUSIVE: " ☆"}
 """A sweet spot's mark on the heat map by its verdict."""
 
 

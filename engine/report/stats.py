@@ -24,6 +24,7 @@ from scipy.stats import bootstrap as scipy_bootstrap
 from scipy.stats import t as student_t
 
 from engine.report.flags import pack_flags, successes, unpack_flags  # noqa: F401  (re-exported)
+from engine.status import Decision
 
 LEVEL = 0.95
 """Confidence level of every interval the product shows."""
@@ -148,30 +149,26 @@ def images_to_decide(
     return math.ceil((z_alpha + z_beta) ** 2 * 2 * spread / gap**2)
 
 
-Verdict = str
-"""One of "holds", "fails", "inconclusive"."""
-
-
-def at_least(difference: Difference) -> Verdict:
+def at_least(difference: Difference) -> Decision:
     """The claim "first ≥ second": holds when the interval lies above zero, fails when below."""
     if difference.low > 0:
-        return "holds"
+        return Decision.HOLDS
     if difference.high < 0:
-        return "fails"
-    return "inconclusive"
+        return Decision.FAILS
+    return Decision.INCONCLUSIVE
 
 
-def within(difference: Difference, margin: float) -> Verdict:
+def within(difference: Difference, margin: float) -> Decision:
     """The claim "first and second are comparable": the interval inside ±margin holds; entirely
     outside it fails; overlapping its edge cannot be decided."""
     if -margin <= difference.low and difference.high <= margin:
-        return "holds"
+        return Decision.HOLDS
     if difference.low > margin or difference.high < -margin:
-        return "fails"
-    return "inconclusive"
+        return Decision.FAILS
+    return Decision.INCONCLUSIVE
 
 
-def decide(low: float, high: float, margin: float = 0.0) -> Verdict:
+def decide(low: float, high: float, margin: float = 0.0) -> Decision:
     """The claim "statistic ≥ −margin", from the statistic's interval: holds when the interval lies
     above −margin, fails when it lies below, and cannot be decided when it straddles −margin.
 
@@ -179,10 +176,10 @@ def decide(low: float, high: float, margin: float = 0.0) -> Verdict:
     as B, within margin"), the margin stated beside the verdict.
     """
     if low > -margin:
-        return "holds"
+        return Decision.HOLDS
     if high < -margin:
-        return "fails"
-    return "inconclusive"
+        return Decision.FAILS
+    return Decision.INCONCLUSIVE
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from engine.report.sequential import paired_grown
 from engine.report.stats import Difference, decide, paired, successes, unpack_flags, unpaired
+from engine.status import Decision
 
 # Attacks ordered by strength within a norm: a weaker one should never beat a stronger one.
 # (attack that should not win, attack it should not beat, warning kind, what it means)
@@ -112,7 +113,7 @@ def sweet_spots(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> pd.Da
     for _, row in merged.iterrows():
         gap = versus_dense(row)
         verdict = decide(gap.low, gap.high, margin)
-        if verdict != "fails":
+        if verdict != Decision.FAILS:
             rows.append([*row[["run_id", "step", "sparsity", "attack", "eps", "acc", "acc_dense"]], gap.diff, gap.low,
                          gap.high, verdict])  # fmt: skip
     return pd.DataFrame(rows, columns=SPOT_COLUMNS)
@@ -175,9 +176,9 @@ def cliff(frame: pd.DataFrame, margin: float = SWEET_SPOT_MARGIN) -> Cliff | Non
         for row in rows:  # the sparsest ★ before the first checkpoint that fell more than the margin
             gap = versus_dense(row)
             verdict = decide(gap.low, gap.high, margin)
-            if verdict == "fails":
+            if verdict == Decision.FAILS:
                 break
-            if verdict == "holds":
+            if verdict == Decision.HOLDS:
                 free, free_step = float(row["sparsity"]), int(row["step"])
         last = rows[-1]
         found.append(

@@ -8,6 +8,7 @@ import pandas as pd
 
 from engine.report.stats import Difference
 from engine.report.summaries import auc_table, sweet_spots
+from engine.status import Decision
 
 RUN_PREFIX = re.compile(r"[0-9a-f]{6,64}")
 """A run id or a unique prefix of one, as links carry them."""
@@ -73,7 +74,7 @@ def surface_table(robust: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFram
     """Per checkpoint of one run and attack: AUC over ε, sweet-spot count, and its measured cost."""
     spots = sweet_spots(robust)
     table = auc_table(robust).drop(columns=["run_id", "attack", "norm"])
-    held = spots[spots["verdict"] == "holds"]
+    held = spots[spots["verdict"] == Decision.HOLDS]
     table["sweet spots (ε)"] = [int((held["step"] == k).sum()) for k in table["step"]]
     table = with_clean_interval(table, robust)
     if efficiency.empty:

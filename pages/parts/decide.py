@@ -41,7 +41,7 @@ def decide_button(
         with place:
             _follow(state["job_id"])
         return
-    if state["verdict"] != "inconclusive":
+    if state["verdict"] != api.Decision.INCONCLUSIVE:
         return
     if not state["can_grow"]:
         place.caption("Undecided, and the test split is spent: on this data set the two cannot be told apart here.")
@@ -69,7 +69,7 @@ def _follow(job_id: int) -> None:
 def undecided_sweet_spots(place: Any, spots: pd.DataFrame, norm: str) -> None:
     """In `place`: the sweet spots these images cannot tell (☆), one chosen, with its "Decide this" (is the
     pruned checkpoint within 2 pt of the dense one?)."""
-    open_ = spots[spots["verdict"] == "inconclusive"]
+    open_ = spots[spots["verdict"] == api.Decision.INCONCLUSIVE]
     if open_.empty:
         return
     choices = list(open_.itertuples(index=False))
@@ -88,7 +88,7 @@ def decide_claim(place: Any, name: str, status: str) -> None:
     grows the claim look by look through the workers (the next look queued each time one ends while the
     claim stays open); while a look grows, its progress."""
     flag = f"deciding-{name}"
-    if status != "inconclusive":
+    if status != api.Decision.INCONCLUSIVE:
         st.session_state.pop(flag, None)
         return
     state = api.claim_decision(name)

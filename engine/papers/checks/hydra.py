@@ -23,6 +23,7 @@ from engine.papers.claims import (
 )
 from engine.papers.results import PaperResults
 from engine.report.paper_figures import kept_fraction_lines, one_attack
+from engine.status import Decision
 
 
 def figures(results: PaperResults, options: dict[str, Any]) -> list[go.Figure]:
@@ -85,5 +86,5 @@ def hydra(
             f"both models collapsed at k = {k_last:.2g} (clean {pt(clean[0])} and {pt(clean[1])}, chance "
             f"{pt(chance)}): a comparison at chance says nothing; prune less or fine-tune longer"
         )
-        ahead, grows = (replace(f, status="inconclusive", to_decide=why) for f in (ahead, grows))
+        ahead, grows = (replace(f, status=Decision.INCONCLUSIVE, to_decide=why) for f in (ahead, grows))
     return verdict([ahead, grows], table.reset_index())

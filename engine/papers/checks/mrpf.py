@@ -29,6 +29,7 @@ from engine.papers.claims import (
 )
 from engine.papers.results import PaperResults
 from engine.report.paper_figures import one_attack, size_lines, variant_bars
+from engine.status import Decision
 
 
 def figures(results: PaperResults, options: dict[str, Any]) -> list[go.Figure]:
@@ -136,7 +137,7 @@ def _equal_size_finding(
         sizes = ", ".join(f"{p:,.0f}" for p in table["params"]) if "params" in table else "unknown"
         return Finding(
             claim,
-            "inconclusive",
+            Decision.INCONCLUSIVE,
             f"no {uniform} checkpoints bracket {mrpf}'s sizes ({sizes} parameters)",
             f"add {uniform} targets around those sizes",
         )

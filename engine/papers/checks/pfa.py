@@ -27,6 +27,7 @@ from engine.papers.results import PaperResults
 from engine.report.figures import adversarial_share_lines
 from engine.report.paper_figures import compression_panels, no_results, one_attack
 from engine.science.pruning.methods import METHODS
+from engine.status import Decision
 
 
 def figures(results: PaperResults, options: dict[str, Any]) -> list[go.Figure]:
@@ -120,7 +121,7 @@ def pfa(
     else:
         spot = Finding(
             "a sweet spot: 2–4× unstructured global pruning is as robust as the dense model",
-            "fails",
+            Decision.FAILS,
             "no 2× or 4× checkpoint in the unstructured run",
         )
     collapse = {
@@ -131,12 +132,12 @@ def pfa(
     where = ", ".join(f"{label} {c:g}×" if np.isfinite(c) else f"{label} never" for label, c in collapse.items())
     numbers = f"clean accuracy first more than {100 * drop:.0f} pt below dense at {where}"
     if not np.isfinite(collapse[filter]):
-        first = Finding(claim, "inconclusive", numbers, "prune further: filter pruning never collapsed here")
+        first = Finding(claim, Decision.INCONCLUSIVE, numbers, "prune further: filter pruning never collapsed here")
     else:
         step_f = int(f.index[f["compression"] == collapse[filter]][0])
         step_u = u.index[np.isclose(u["compression"], collapse[filter])]
         if len(step_u) == 0:
-            first = Finding(claim, "inconclusive", numbers, "no unstructured checkpoint at the same compression")
+            first = Finding(claim, Decision.INCONCLUSIVE, numbers, "no unstructured checkpoint at the same compression")
         else:
             first = finding(
                 claim,
@@ -152,7 +153,7 @@ def pfa(
     mine = ranked[ranked["variant"] == unstructured]
     claim = f"{unstructured} beats every structured method at {rank_cr:g}×"
     if mine.empty or not rivals:
-        most = Finding(claim, "inconclusive", f"no {rank_cr:g}× checkpoint to compare", "add that compression")
+        most = Finding(claim, Decision.INCONCLUSIVE, f"no {rank_cr:g}× checkpoint to compare", "add that compression")
     else:
         mine_cell = (unstructured, int(mine["step"].iloc[0]), eps, "robust")
         best = ranked[ranked["variant"].isin(structured)].sort_values("robust_acc").iloc[-1]

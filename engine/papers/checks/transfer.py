@@ -24,6 +24,7 @@ from engine.papers.claims import (
 from engine.papers.results import PaperResults
 from engine.report.figures import transfer_vs_white_box
 from engine.report.paper_figures import no_results, one_attack, variants
+from engine.status import Decision
 
 
 def figures(results: PaperResults, options: dict[str, Any]) -> list[go.Figure]:
@@ -68,7 +69,10 @@ def transfer(results: PaperResults, attack: str, eps: float, clean_drop: float =
     claim = "robustness to the base's examples stays comparable to the base's own"
     if held.empty:
         comparable = Finding(
-            claim, "inconclusive", "no pruned checkpoint kept its clean accuracy", "prune less, or fine-tune longer"
+            claim,
+            Decision.INCONCLUSIVE,
+            "no pruned checkpoint kept its clean accuracy",
+            "prune less, or fine-tune longer",
         )
     else:
         comparable = every_part(
@@ -114,7 +118,7 @@ def transfer(results: PaperResults, attack: str, eps: float, clean_drop: float =
     anchored = float((dense["transfer"] - dense["white_box"]).abs().max()) if len(dense) else float("nan")
     same = Finding(
         "sanity check (ours): at sparsity 0 transfer equals white-box accuracy",
-        "holds" if anchored == 0 else "fails",
+        Decision.HOLDS if anchored == 0 else Decision.FAILS,
         f"largest difference at the dense step {100 * anchored:.1f} pt (the same examples: must be exactly 0)",
     )
     return verdict([comparable, above, same], table)
