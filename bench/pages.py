@@ -19,7 +19,7 @@ PAGES = ["home", "surface", "compare", "layers", "budget", "transfer", "runs"]  
 
 def fill(root: Path, n_runs: int) -> None:
     """A store at `root` holding `n_runs` finished fake runs."""
-    from engine.store.db import Store
+    from engine.store.db import StepRecord, Store
 
     store = Store(root)
     layers = [
@@ -55,34 +55,36 @@ def fill(root: Path, n_runs: int) -> None:
                 **{f"budget_q{q}": q / 2000 for q in (10, 25, 50, 75, 90)},
             }
             store.put_step(
-                {
-                    "run_id": run_id,
-                    "step": step,
-                    "target_sparsity": sparsity,
-                    "sparsity": sparsity,
-                    "clean_acc": 0.9,
-                    "checkpoint": "x",
-                    "sha256": "0",
-                    "mask_checkpoint": "x",
-                    "mask_sha256": "0",
-                    "train_seconds": 1.0,
-                    "eval_seconds": 1.0,
-                },
-                robust,
-                layers,
-                transfer=robust,
-                budget=budget if step else None,
-                efficiency={
-                    "params": 1000,
-                    "nonzero_params": 500,
-                    "compression_ratio": 2.0,
-                    "flops": 10,
-                    "sparse_flops": 5.0,
-                    "theoretical_speedup": 2.0,
-                    "size_bytes": 100.0,
-                    "latency_ms_b1": 0.1,
-                    "latency_ms_b128": 1.0,
-                },
+                StepRecord(
+                    {
+                        "run_id": run_id,
+                        "step": step,
+                        "target_sparsity": sparsity,
+                        "sparsity": sparsity,
+                        "clean_acc": 0.9,
+                        "checkpoint": "x",
+                        "sha256": "0",
+                        "mask_checkpoint": "x",
+                        "mask_sha256": "0",
+                        "train_seconds": 1.0,
+                        "eval_seconds": 1.0,
+                    },
+                    robust,
+                    layers,
+                    transfer=robust,
+                    budget=budget if step else None,
+                    efficiency={
+                        "params": 1000,
+                        "nonzero_params": 500,
+                        "compression_ratio": 2.0,
+                        "flops": 10,
+                        "sparse_flops": 5.0,
+                        "theoretical_speedup": 2.0,
+                        "size_bytes": 100.0,
+                        "latency_ms_b1": 0.1,
+                        "latency_ms_b128": 1.0,
+                    },
+                )
             )
         store.finish_run(run_id)
     store.close()

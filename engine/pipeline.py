@@ -14,7 +14,8 @@ import math
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -60,7 +61,7 @@ from engine.spec.schedules import PruneStep
 from engine.spec.user_files import checked
 from engine.status import RunStatus
 from engine.store.checkpoints import load_in, publish, state_tensors
-from engine.store.db import Fence, Store
+from engine.store.db import Fence, StepRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,17 @@ class Walk:
         return {"checkpoint": weights_path, "sha256": sha, "mask_checkpoint": mask_path, "mask_sha256": mask_sha}
 
 
-def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tuple[Masks, dict]:
+@dataclass(frozen=True)
+class StepNotes:
+    """What pruning and fine-tuning a step note beside its masks: the adversarial budget's statistics
+    (BAP, AP), and per layer the ratio a layer-ratio method set and the MRS that set it."""
+
+    budget: dict[str, Any] | None = None
+    ratios: dict[str, float] = field(default_factory=dict)
+    ratio_mrs: dict[str, float] = field(default_factory=dict)
+
+
+def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tuple[Masks, StepNotes]:
     """Prune the model to the step's sparsity (nested in `masks` unless from the base) and fine-tune.
 
     Returns the masks and the step's notes: its budget statistics, per-layer ratios and the MRS that set
@@ -291,11 +302,9 @@ def prune_and_finetune(walk: Walk, k: int, step: PruneStep, masks: Masks) -> tup
             Progress(k, walk.n_steps, f"{phase}, fine-tuning ({mode})", done, total)
         ),
     )
-    return masks, {
-        "budget": budget_summary(loss.records),
-        "ratios": context.notes.get("ratios", {}),
-        "ratio_mrs": context.notes.get("ratio_mrs", {}),
-    }
+    return masks, StepNotes(
+        budget_summary(loss.records), context.notes.get("ratios", {}), context.notes.get("ratio_mrs", {})
+    )
 
 
 def base_adversarial(walk: Walk) -> dict[str, Adversarial]:
@@ -358,7 +367,7 @@ def evaluate_step(walk: Walk, k: int) -> tuple[float, list[dict], list[dict], li
     return clean_acc, robust, [vars(p) for p in transfer], warnings
 
 
-def layer_rows(walk: Walk, k: int, masks: Masks, notes: dict, effective: dict[str, int]) -> list[dict]:
+def layer_rows(walk: Walk, k: int, masks: Masks, notes: StepNotes, effective: dict[str, int]) -> list[dict]:
     """The per-layer table of step k: each layer's effective kept weights, its MRS when asked for, and
     the ratio (with the MRS that set it, measured before this prune) where the method chose ratios."""
     rows = [{**row, "effective_nonzero": effective.get(row["layer"])} for row in layer_table(walk.model, masks)]
@@ -373,8 +382,7 @@ def layer_rows(walk: Walk, k: int, masks: Masks, notes: dict, effective: dict[st
             for row in rows
         ]
     return [
-        {**row, "ratio": notes["ratios"].get(row["layer"]), "ratio_mrs": notes["ratio_mrs"].get(row["layer"])}
-        for row in rows
+        {**row, "ratio": notes.ratios.get(row["layer"]), "ratio_mrs": notes.ratio_mrs.get(row["layer"])} for row in rows
     ]
 
 
@@ -399,7 +407,7 @@ def step_efficiency(walk: Walk, masks: Masks) -> tuple[dict[str, float], dict[st
 def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     """Step k: prune and fine-tune (k > 0), publish the checkpoint, evaluate it, commit its rows."""
     started = time.perf_counter()
-    notes: dict = {"budget": None, "ratios": {}, "ratio_mrs": {}}
+    notes = StepNotes()
     if k > 0:
         masks, notes = prune_and_finetune(walk, k, step, masks)
     train_seconds = time.perf_counter() - started
@@ -413,23 +421,25 @@ def run_step(walk: Walk, k: int, step: PruneStep, masks: Masks) -> Masks:
     layers = layer_rows(walk, k, masks, notes, effective)
     eval_seconds = time.perf_counter() - started
     walk.store.put_step(
-        {
-            "run_id": walk.spec.run_id(),
-            "step": k,
-            "target_sparsity": step.sparsity,
-            "sparsity": overall_sparsity(masks),
-            "clean_acc": clean_acc,
-            **files,
-            "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds,
-        },
-        robust,
-        layers,
+        StepRecord(
+            {
+                "run_id": walk.spec.run_id(),
+                "step": k,
+                "target_sparsity": step.sparsity,
+                "sparsity": overall_sparsity(masks),
+                "clean_acc": clean_acc,
+                **files,
+                "train_seconds": train_seconds,
+                "eval_seconds": eval_seconds,
+            },
+            robust,
+            layers,
+            transfer=transfer,
+            warnings=warnings,
+            efficiency=efficiency,
+            budget=notes.budget,
+        ),
         fence=walk.fence,
-        transfer=transfer,
-        warnings=warnings,
-        efficiency=efficiency,
-        budget=notes["budget"],
     )
     walk.report(Progress(k, walk.n_steps, "evaluated", 1, 1))
     return masks

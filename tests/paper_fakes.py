@@ -19,7 +19,7 @@ import numpy as np
 
 from engine import ENGINE_VERSION, api
 from engine.report.stats import pack_flags
-from engine.store.db import Store
+from engine.store.db import StepRecord, Store
 
 BUDGET = {
     "norm": "RMS-L2",
@@ -111,24 +111,26 @@ def fill_paper(
                     robust.append(point | _measured(white, order))
                     moved.append(point | _measured(moved_acc, order))
             store.put_step(
-                {
-                    "run_id": run_id,
-                    "step": step,
-                    "target_sparsity": target,
-                    "sparsity": target,
-                    "clean_acc": int(round(clean * len(order))) / len(order),
-                    "checkpoint": "x",
-                    "sha256": "0",
-                    "mask_checkpoint": "x",
-                    "mask_sha256": "0",
-                    "train_seconds": 1.0,
-                    "eval_seconds": 1.0,
-                },
-                robust,
-                _layers(target) if spec.prune.method == "mrpf" else [],
-                transfer=moved if spec.eval.transfer else (),
-                efficiency=_efficiency(size(label, target)),
-                budget=BUDGET if step and spec.finetune_mode()[0] in ("ap", "bap") else None,
+                StepRecord(
+                    {
+                        "run_id": run_id,
+                        "step": step,
+                        "target_sparsity": target,
+                        "sparsity": target,
+                        "clean_acc": int(round(clean * len(order))) / len(order),
+                        "checkpoint": "x",
+                        "sha256": "0",
+                        "mask_checkpoint": "x",
+                        "mask_sha256": "0",
+                        "train_seconds": 1.0,
+                        "eval_seconds": 1.0,
+                    },
+                    robust,
+                    _layers(target) if spec.prune.method == "mrpf" else [],
+                    transfer=moved if spec.eval.transfer else (),
+                    efficiency=_efficiency(size(label, target)),
+                    budget=BUDGET if step and spec.finetune_mode()[0] in ("ap", "bap") else None,
+                )
             )
         store.finish_run(run_id)
         written[label] = run_id

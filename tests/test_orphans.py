@@ -14,7 +14,7 @@ from engine.jobs import queue
 from engine.jobs.worker import Worker
 from engine.processes import owner_gone, process_token, token_alive
 from engine.status import JobStatus, RunStatus
-from engine.store.db import Store
+from engine.store.db import StepRecord, Store
 from tests.support import REPO, page
 
 
@@ -65,7 +65,7 @@ def test_surface_offers_resume_for_an_interrupted_run(cache, monkeypatch):
     other = api.load_spec(preset="smoke", overrides=["seed=4"]).run_id()
     step = store.step(other, 0)
     rows = [{k: r[k] for k in ("attack", "norm", "eps", "acc")} for r in store.robust([other]) if r["step"] == 0]
-    store.put_step({**step, "run_id": run_id}, rows, [])
+    store.put_step(StepRecord({**step, "run_id": run_id}, rows, []))
     at = page("pages/surface.py", cache, monkeypatch, run=run_id[:12])
     assert not at.exception and done.run_id() == run_id
     assert any("interrupted after 1 of 3 checkpoints" in w.value for w in at.warning)

@@ -71,14 +71,16 @@ def test_a_hostile_or_stale_run_link_shows_the_default_view(populated, monkeypat
 def test_surface_of_a_run_still_computing_shows_its_progress(populated, monkeypatch, tmp_path):
 
     root, done_id, running_id = populated
-    from engine.store.db import Store
+    from engine.store.db import StepRecord, Store
 
     # give the running run one finished step, copied from the done run's step 0
     store = Store(root)
     step = store.step(done_id, 0)
     rows = [r for r in store.robust([done_id]) if r["step"] == 0]
     store.put_step(
-        {**step, "run_id": running_id}, [{k: r[k] for k in ("attack", "norm", "eps", "acc")} for r in rows], []
+        StepRecord(
+            {**step, "run_id": running_id}, [{k: r[k] for k in ("attack", "norm", "eps", "acc")} for r in rows], []
+        )
     )
     at = page("pages/surface.py", root, monkeypatch, run=running_id[:12])
     assert not at.exception

@@ -7,7 +7,7 @@ import pytest
 from engine.errors import LeaseLost
 from engine.jobs import queue
 from engine.status import JobStatus
-from engine.store.db import Store
+from engine.store.db import StepRecord, Store
 
 
 @pytest.fixture
@@ -71,9 +71,9 @@ def test_a_stale_owner_cannot_write_after_a_takeover(db):
         "eval_seconds": 0,
     }
     with pytest.raises(LeaseLost):
-        db.put_step(step, [], [], fence=old.fence())
+        db.put_step(StepRecord(step, [], []), fence=old.fence())
     assert db.steps(job.run_id) == []
-    db.put_step(step, [], [], fence=new.fence())
+    db.put_step(StepRecord(step, [], []), fence=new.fence())
     assert len(db.steps(job.run_id)) == 1 and queue.finish(db, new.fence(), JobStatus.DONE)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from engine.errors import IntegrityError, NotFoundError
 from engine.store.checkpoints import load_verified, publish
-from engine.store.db import Store
+from engine.store.db import StepRecord, Store
 
 FAKE_RUN = hashlib.sha256(b"test\n{}").hexdigest()  # what a run of spec "{}" under engine "test" is called
 
@@ -55,7 +55,7 @@ def test_migrations_run_once_and_reopen_cleanly(tmp_path):
 def test_step_round_trip(tmp_path):
     store = Store(tmp_path)
     run_id = _run(store)
-    store.put_step(_step(run_id), ROBUST, LAYERS)
+    store.put_step(StepRecord(_step(run_id), ROBUST, LAYERS))
     assert store.steps(run_id)[0]["clean_acc"] == 0.9
     assert [r["acc"] for r in store.robust([run_id])] == [0.9, 0.2]
     assert store.layers(run_id)[0]["nonzero"] == 5
@@ -66,15 +66,15 @@ def test_a_failing_step_leaves_no_rows(tmp_path):
     run_id = _run(store)
     bad = ROBUST + [{"attack": "pgd_linf", "norm": "Linf", "eps": 0.2, "acc": 1.5}]  # violates acc <= 1
     with pytest.raises(sqlite3.IntegrityError):
-        store.put_step(_step(run_id), bad, LAYERS)
+        store.put_step(StepRecord(_step(run_id), bad, LAYERS))
     assert store.steps(run_id) == [] and store.robust([run_id]) == [] and store.layers(run_id) == []
 
 
 def test_writing_a_finished_step_again_changes_nothing(tmp_path):
     store = Store(tmp_path)
     run_id = _run(store)
-    store.put_step(_step(run_id), ROBUST, LAYERS)
-    store.put_step({**_step(run_id), "clean_acc": 0.1}, ROBUST, LAYERS)
+    store.put_step(StepRecord(_step(run_id), ROBUST, LAYERS))
+    store.put_step(StepRecord({**_step(run_id), "clean_acc": 0.1}, ROBUST, LAYERS))
     assert [s["clean_acc"] for s in store.steps(run_id)] == [0.9] and len(store.robust([run_id])) == 2
 
 
@@ -128,7 +128,7 @@ def test_each_thread_gets_its_own_connection(tmp_path):
 
     def write(step):
         try:
-            store.put_step(_step(run_id, step), ROBUST, LAYERS)
+            store.put_step(StepRecord(_step(run_id, step), ROBUST, LAYERS))
         except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
 

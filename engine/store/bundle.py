@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.errors import IntegrityError
 from engine.store.checkpoints import publish_bytes
-from engine.store.db import Store, spec_intact
+from engine.store.db import StepRecord, Store, spec_intact
 
 SAFE_PATH = re.compile(r"(runs/[0-9a-f]{64}/step-\d{3}(\.masks)?|bases/[0-9a-f]{64})\.safetensors")
 
@@ -123,13 +123,15 @@ def _write_rows(store: Store, bundle: dict[str, Any]) -> None:
         cost = _row_of(bundle["efficiency"], step["step"], ("sparsity",))
         budget = _row_of(bundle.get("budgets", []), step["step"], ("sparsity", "clean_acc"))
         store.put_step(
-            {k: v for k, v in step.items() if k != "finished_at"},
-            of_step["robust"],
-            of_step["layers"],
-            transfer=of_step["transfer"],
-            warnings=of_step["warnings"],
-            efficiency=cost,
-            budget=budget,
+            StepRecord(
+                {k: v for k, v in step.items() if k != "finished_at"},
+                of_step["robust"],
+                of_step["layers"],
+                transfer=of_step["transfer"],
+                warnings=of_step["warnings"],
+                efficiency=cost,
+                budget=budget,
+            )
         )
     store.finish_run(run["run_id"], run["error"])
 

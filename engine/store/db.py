@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,21 @@ def result_digest(db: sqlite3.Connection, run_id: str, step: int) -> str:
         for result in rows:
             digest.update(repr(tuple(result)).encode())
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What one checkpoint writes, in one transaction (its done-mark): the `steps` row (run id, step,
+    sparsities, clean accuracy, checkpoint files and hashes, seconds) and its result rows, each a dict of
+    its table's columns without the run id and step."""
+
+    step: dict[str, Any]
+    robust: list[dict[str, Any]]
+    layers: list[dict[str, Any]]
+    transfer: Sequence[dict[str, Any]] = ()
+    warnings: Sequence[dict[str, Any]] = ()
+    efficiency: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
 
 
 PER_EXAMPLE = {"params": "", "n": None, "correct": None}
@@ -415,22 +431,14 @@ class Store:
             db.execute("DELETE FROM steps WHERE run_id = ? AND step >= ?", (run_id, from_step))
             db.execute("UPDATE runs SET status = 'running' WHERE run_id = ? AND status = 'done'", (run_id,))
 
-    def put_step(
-        self,
-        step: dict[str, Any],
-        robust: list[dict[str, Any]],
-        layers: list[dict[str, Any]],
-        fence: Fence | None = None,
-        transfer: Sequence[dict[str, Any]] = (),
-        warnings: Sequence[dict[str, Any]] = (),
-        efficiency: dict[str, Any] | None = None,
-        budget: dict[str, Any] | None = None,
-    ) -> None:
+    def put_step(self, record: StepRecord, fence: Fence | None = None) -> None:
         """Write a step's row, robust results and layer table in one transaction (its done-mark).
 
         Steps are deterministic, so when another process already wrote this step, its rows stand
         and this call changes nothing.
         """
+        step, robust, layers, transfer = record.step, record.robust, record.layers, record.transfer
+        warnings, efficiency, budget = record.warnings, record.efficiency, record.budget
         _require_finite_step(step, robust, layers, transfer, efficiency, budget)
         with self.atomic() as db:
             if fence:
