@@ -71,9 +71,9 @@ def run_drill(kills: int = 20, seed: int = 0) -> dict:
     spec, rng = drill_spec(), random.Random(seed)
     with tempfile.TemporaryDirectory() as ref_root, tempfile.TemporaryDirectory() as root:
         ref = Store(Path(ref_root))
-        _finish(Path(ref_root), ref, api.submit(spec, ref)["job_id"])
+        _finish(Path(ref_root), ref, api.submit(spec, ref).job_id)
         store = Store(Path(root))
-        job_id = api.submit(spec, store, max_attempts=kills + 5)["job_id"]
+        job_id = api.submit(spec, store, max_attempts=kills + 5).job_id
         survived = 0
         for target in sorted(rng.uniform(0.0, 0.85) for _ in range(kills)):
             worker = _worker(Path(root))

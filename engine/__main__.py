@@ -319,22 +319,18 @@ def _cmd_import(args) -> int:
 def _cmd_submit(args) -> int:
     specs = api.load_specs(args.spec, preset=args.preset, overrides=args.overrides)  # one job per seed
     for job in api.submit_all(specs, allow_long=args.allow_long):  # the seeds held to the bound together
-        brief = {"job_id": job["job_id"], "run_id": job["run_id"], "status": job["status"]}
-        print(
-            json.dumps(brief)
-            if args.json
-            else f"job {brief['job_id']} · run {brief['run_id'][:12]} · {brief['status']}"
-        )
+        brief = {"job_id": job.job_id, "run_id": job.run_id, "status": str(job.status)}
+        print(json.dumps(brief) if args.json else f"job {job.job_id} · run {job.run_id[:12]} · {job.status}")
     return 0
 
 
-def _describe(job: dict) -> str:
-    return f"job {job['job_id']} · run {job['run_id'][:12]} · attempt {job['attempts']} · {api.describe_job(job)}"
+def _describe(job: api.Job) -> str:
+    return f"job {job.job_id} · run {job.run_id[:12]} · attempt {job.attempts} · {api.describe_job(job)}"
 
 
 def _cmd_status(args) -> int:
     job = api.job(args.job_id)
-    print(json.dumps(job, indent=2) if args.json else _describe(job))
+    print(json.dumps(job.as_dict(), indent=2) if args.json else _describe(job))
     return 0
 
 
@@ -346,7 +342,7 @@ def _cmd_cancel(args) -> int:
 def _cmd_jobs(args) -> int:
     jobs = api.jobs()
     if args.json:
-        print(json.dumps(jobs, indent=2))
+        print(json.dumps([job.as_dict() for job in jobs], indent=2))
     elif not jobs:
         print("the queue is empty")
     else:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import DataUnavailableError, EngineError, NotFoundError, SpecError, StoreError
 from engine.jobs import queue
+from engine.jobs.queue import Job
 from engine.jobs.turns import PLAYGROUND, LineTimeout, Superseded
 from engine.paths import REPO_ROOT, cache_dir
 from engine.spec.form import SAME_AS_BASE, FormChoices, FormField, parse_eps, schedule_fields, schedule_start
@@ -337,7 +338,7 @@ def submit(
     max_attempts: int = 3,
     allow_long: bool = False,
     parent: str | None = None,
-) -> dict[str, Any]:
+) -> Job:
     """Queue a spec for the workers; returns its job (an existing live one for the same run id). A run
     above the work bound is refused unless `allow_long` (engine.spec.runspec.check_work); `parent`
     records the run it was forked from."""
@@ -345,9 +346,9 @@ def submit(
     store = store or open_store()
     if parent:
         store.put_parent(spec.run_id(), store.resolve(parent))
-    job = queue.submit_spec(store, spec, max_attempts).as_dict()
-    if job["status"] == JobStatus.QUEUED:
-        store.note_estimate(job["job_id"], estimate(spec, store).seconds)
+    job = queue.submit_spec(store, spec, max_attempts)
+    if job.status == JobStatus.QUEUED:
+        store.note_estimate(job.job_id, estimate(spec, store).seconds)
     return job
 
 
@@ -391,12 +392,12 @@ def submit_decision(
     eps: float,
     margin: float = 0.0,
     store: Store | None = None,
-) -> dict[str, Any]:
+) -> Job:
     """Queue "evaluate until decided" for a question the workers grow chunk by chunk (engine/jobs/decide.py);
     returns its job (the live one when the same question is already queued)."""
     store = store or open_store()
     question = decision(first, second, attack, eps, margin, store)["question"]
-    return queue.submit(store, question.job_key(), question.as_json()).as_dict()
+    return queue.submit(store, question.job_key(), question.as_json())
 
 
 def grow_decision(
@@ -433,7 +434,7 @@ def grow_decision(
 
 def submit_all(
     specs: list[RunSpec], store: Store | None = None, allow_long: bool = False, parent: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[Job]:
     """Queue several specs (a spec's seeds, a view's fillers) all or none: every one is checked against
     the work bound before the first is queued; `parent` records the run they fork; returns their jobs."""
     check_total_work(specs, allow_long)
@@ -449,7 +450,7 @@ def filler(view: str, parent: str | None = None, store: Store | None = None) -> 
     return build(view, store or open_store(), parent)
 
 
-def fill(view: str, parent: str | None = None, store: Store | None = None) -> list[dict[str, Any]]:
+def fill(view: str, parent: str | None = None, store: Store | None = None) -> list[Job]:
     """Queue the runs that fill `view` (all or none), each recording its parent; returns their jobs."""
     store = store or open_store()
     runs = filler(view, parent, store)
@@ -469,7 +470,7 @@ def start_tour(store: Store | None = None) -> list[dict[str, Any]]:
     store = store or open_store()
     runs = tour(store)
     jobs = submit_all(runs.specs, store)
-    return [{"view": view, **job} for view, job in zip(runs.views, jobs)]
+    return [{"view": view, **job.as_dict()} for view, job in zip(runs.views, jobs)]
 
 
 def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:
@@ -488,41 +489,41 @@ def estimate_errors(store: Store | None = None) -> pd.DataFrame:
     return frame.assign(relative_error=(frame["actual_seconds"] - frame["estimate_seconds"]) / frame["actual_seconds"])
 
 
-def resume(run_id: str, store: Store | None = None) -> dict[str, Any]:
+def resume(run_id: str, store: Store | None = None) -> Job:
     """Queue an unfinished run again from its stored spec; it resumes from its last finished step."""
     store = store or open_store()
     return submit(validate_tree(json.loads(store.run(run_id)["spec_json"])), store, allow_long=True)
 
 
-def job(job_id: int, store: Store | None = None) -> dict[str, Any]:
+def job(job_id: int, store: Store | None = None) -> Job:
     """A job's status, attempts, progress (step, n_steps, phase, fraction, ETA) and error."""
-    return queue.get(store or open_store(), int(job_id)).as_dict()
+    return queue.get(store or open_store(), int(job_id))
 
 
-def describe_job(job: dict[str, Any]) -> str:
+def describe_job(job: Job) -> str:
     """One line for people: 'step 3 of 5 · pruning to 80.0% · about 40 s left', or the status."""
     return queue.describe(job)
 
 
-def latest_job(run_id: str, store: Store | None = None) -> dict[str, Any] | None:
+def latest_job(run_id: str, store: Store | None = None) -> Job | None:
     """The newest job of a run, or None."""
     found = queue.latest_for_run(store or open_store(), run_id)
-    return found.as_dict() if found else None
+    return found
 
 
-def cancel(job_id: int, store: Store | None = None) -> dict[str, Any]:
+def cancel(job_id: int, store: Store | None = None) -> Job:
     """Cancel a queued job, or ask a running one to stop between batches."""
-    return queue.cancel(store or open_store(), int(job_id)).as_dict()
+    return queue.cancel(store or open_store(), int(job_id))
 
 
-def retry(job_id: int, store: Store | None = None) -> dict[str, Any]:
+def retry(job_id: int, store: Store | None = None) -> Job:
     """Queue a failed or cancelled job's spec again (it resumes from its last finished step)."""
-    return queue.resubmit(store or open_store(), int(job_id)).as_dict()
+    return queue.resubmit(store or open_store(), int(job_id))
 
 
-def jobs(store: Store | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    """The newest jobs first, as plain dicts (None where a field is unset)."""
-    return [j.as_dict() for j in queue.jobs(store or open_store(), limit)]
+def jobs(store: Store | None = None, limit: int = 200) -> list[Job]:
+    """The newest jobs first (engine.jobs.Job; `as_dict()` for JSON)."""
+    return queue.jobs(store or open_store(), limit)
 
 
 def jobs_frame(store: Store | None = None, limit: int = 200) -> pd.DataFrame:
@@ -543,7 +544,7 @@ def jobs_frame(store: Store | None = None, limit: int = 200) -> pd.DataFrame:
     ]
     import pandas as pd  # noqa: PLC0415  on first use: a refused spec never waits for pandas
 
-    rows = jobs(store, limit)
+    rows = [job.as_dict() for job in jobs(store, limit)]
     return pd.DataFrame(rows, columns=columns) if not rows else pd.DataFrame(rows)[columns]
 
 
@@ -672,7 +673,7 @@ def claim_job(name: str, store: Store | None = None) -> int | None:
     return None
 
 
-def submit_claim_look(name: str, store: Store | None = None, reduced: bool = False) -> dict[str, Any]:
+def submit_claim_look(name: str, store: Store | None = None, reduced: bool = False) -> Job:
     """Queue the growth of a preset's claim to its next planned look (the Papers page's "Decide this");
     returns its job. SpecError when the claim cannot grow or the split is spent."""
     from engine.papers import deciding  # noqa: PLC0415  pandas and torch: on first use
@@ -681,7 +682,7 @@ def submit_claim_look(name: str, store: Store | None = None, reduced: bool = Fal
     plan = deciding.claim_growth(name, store, reduced)
     if plan.growth is None:
         raise SpecError([f"{name}: the test split is spent; the claim cannot grow further"])
-    return queue.submit(store, plan.growth.job_key(), plan.growth.as_json()).as_dict()
+    return queue.submit(store, plan.growth.job_key(), plan.growth.as_json())
 
 
 def decide_paper(name: str, store: Store | None = None, reduced: bool = False, progress: bool = False) -> "Verdict":
@@ -821,7 +822,7 @@ def playground_turn(session: str, on_wait: Callable[[int], None] | None = None) 
     return PLAYGROUND.turn(session, on_wait)
 
 
-def submit_paper(name: str, store: Store | None = None, reduced: bool = False) -> list[dict[str, Any]]:
+def submit_paper(name: str, store: Store | None = None, reduced: bool = False) -> list[Job]:
     """Queue every variant of a paper preset for the workers; their jobs (existing live ones reused)."""
     store = store or open_store()
     return [submit(spec, store) for spec in paper_specs(name, reduced).values()]
@@ -932,6 +933,7 @@ __all__ = [
     "runs_having",
     "RunSpec",
     "RunStatus",
+    "Job",
     "Decision",
     "same_images",
     "spec_from_text",

@@ -105,7 +105,7 @@ def refresh_while_running(runs: pd.DataFrame, chosen: list[str], seconds: float 
 def queue_refresh() -> float:
     """`run_every` for a page's list of jobs: every 2 s while a job is queued or computing, else every 10 s
     (a job submitted from another session still shows; an idle class does not keep the server busy)."""
-    return 2.0 if any(job["status"] in api.LIVE_JOBS for job in read("jobs", limit=50)) else 10.0
+    return 2.0 if any(job.status in api.LIVE_JOBS for job in read("jobs", limit=50)) else 10.0
 
 
 def runs_with_checkpoints(runs: pd.DataFrame, at_least: int, message: str) -> pd.DataFrame:
@@ -136,23 +136,23 @@ def _retry(job_id: int) -> None:
     api.retry(job_id)
 
 
-def job_row(job: dict, retry: bool = False) -> list:
+def job_row(job: api.Job, retry: bool = False) -> list:
     """One job: live progress, Cancel while it is live (Retry once it ended, where asked), a link to its
     surface once it has a step; the row's columns, the last one free for the caller."""
     st.progress(
-        float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · run {job['run_id'][:12]} · {api.describe_job(job)}"
+        float(job.fraction or 0.0), text=f"Job {job.job_id} · run {job.run_id[:12]} · {api.describe_job(job)}"
     )
     columns = st.columns([1, 2, 1, 2])
-    if job["status"] in api.LIVE_JOBS:
-        columns[0].button("Cancel", key=f"cancel-{job['job_id']}", on_click=_cancel, args=(job["job_id"],))
-    elif retry and job["status"] in api.ENDED_JOBS:
-        columns[0].button("Retry", key=f"retry-{job['job_id']}", on_click=_retry, args=(job["job_id"],))
-    if job["status"] == api.JobStatus.DONE or (job.get("step") or 0) > 0:
+    if job.status in api.LIVE_JOBS:
+        columns[0].button("Cancel", key=f"cancel-{job.job_id}", on_click=_cancel, args=(job.job_id,))
+    elif retry and job.status in api.ENDED_JOBS:
+        columns[0].button("Retry", key=f"retry-{job.job_id}", on_click=_retry, args=(job.job_id,))
+    if job.status == api.JobStatus.DONE or (job.step or 0) > 0:
         columns[1].page_link(
             "pages/surface.py",
             label="Open its surface",
             icon=":material/landscape:",
-            query_params={"run": job["run_id"][:12]},
+            query_params={"run": job.run_id[:12]},
         )
     return columns
 
@@ -164,7 +164,7 @@ def fill_view(view: str, message: str, parent: str | None = None) -> None:
     each checkpoint that lands, so it fills without a reload."""
     st.info(message)
     watched = st.session_state.get(f"filling-{view}")
-    live = watched or [job["job_id"] for job in api.jobs(limit=20) if job["status"] in api.LIVE_JOBS]
+    live = watched or [job.job_id for job in api.jobs(limit=20) if job.status in api.LIVE_JOBS]
     if live:
         _follow(view, live)
     if watched:
@@ -177,7 +177,7 @@ def fill_view(view: str, message: str, parent: str | None = None) -> None:
     st.caption(runs.line())
     if st.button("Fill this view", key=f"fill-{view}", type="primary", icon=":material/play_arrow:"):
         try:
-            st.session_state[f"filling-{view}"] = [job["job_id"] for job in api.fill(view, parent)]
+            st.session_state[f"filling-{view}"] = [job.job_id for job in api.fill(view, parent)]
         except EngineError as exc:
             st.warning(str(exc))
             return
@@ -191,9 +191,9 @@ def _follow(view: str, job_ids: list[int]) -> None:
     jobs = [api.job(job_id) for job_id in job_ids]
     for job in jobs:
         job_row(job, retry=True)
-    progress = [(job["job_id"], job["status"], job.get("step")) for job in jobs]
+    progress = [(job.job_id, job.status, job.step) for job in jobs]
     seen = st.session_state.setdefault(f"progress-{view}", progress)
-    ended = all(job["status"] not in api.LIVE_JOBS for job in jobs)
+    ended = all(job.status not in api.LIVE_JOBS for job in jobs)
     if progress != seen or (ended and f"filling-{view}" in st.session_state):
         st.session_state[f"progress-{view}"] = progress
         if ended:

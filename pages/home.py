@@ -22,7 +22,7 @@ st.markdown(
 def start(name: str) -> None:
     """Queue a preset (or find its live or finished job) and follow it on this page."""
     try:
-        st.session_state["watching"] = api.submit(api.load_spec(preset=name))["job_id"]
+        st.session_state["watching"] = api.submit(api.load_spec(preset=name)).job_id
     except EngineError as exc:
         st.session_state["launch_error"] = str(exc)
 
@@ -132,7 +132,7 @@ def jobs_at_a_glance() -> None:
         st.subheader("The tour")
         tour_row(tour)
     watching = st.session_state.get("watching")
-    shown = [j for j in read("jobs", limit=50) if j["job_id"] == watching or j["status"] in api.LIVE_JOBS][:6]
+    shown = [j for j in read("jobs", limit=50) if j.job_id == watching or j.status in api.LIVE_JOBS][:6]
     if shown:
         st.subheader("Jobs")
     for job in shown:

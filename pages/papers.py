@@ -65,10 +65,10 @@ MARKS = {
 }
 
 
-def live_jobs() -> dict[str, dict]:
+def live_jobs() -> dict[str, api.Job]:
     """Variant label → its job, for the variants whose run is queued or computing."""
     jobs = {label: read("latest_job", spec.run_id()) for label, spec in specs.items()}
-    return {label: job for label, job in jobs.items() if job and job["status"] in api.LIVE_JOBS}
+    return {label: job for label, job in jobs.items() if job and job.status in api.LIVE_JOBS}
 
 
 @st.fragment(run_every=3 if live_jobs() or api.claim_job(name) is not None else None)
@@ -76,7 +76,7 @@ def draw() -> None:
     """Verdict, findings, the paper's figures and the numbers; redrawn while a variant computes."""
     results = read("paper_results", name)
     for label, job in live_jobs().items():
-        st.progress(float(job["fraction"] or 0.0), text=f"{label} · {api.describe_job(job)}")
+        st.progress(float(job.fraction or 0.0), text=f"{label} · {api.describe_job(job)}")
     verdict = api.paper_verdict(name, results)
     VERDICT_STYLE[verdict.status](
         verdict.headline

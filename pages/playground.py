@@ -93,7 +93,7 @@ except api.EngineError as exc:  # a damaged or missing checkpoint: its one line,
     if st.button("Repair: forget the damaged checkpoints and compute them again", key="repair"):
         st.caption(" · ".join(api.doctor()))  # what the CLI's `engine doctor` does
         job = api.submit(api.validate_tree(api.spec_tree(run_id)))
-        st.success(f"Queued as job {job['job_id']}: the Runs page follows it; this page works once it is done.")
+        st.success(f"Queued as job {job.job_id}: the Runs page follows it; this page works once it is done.")
     st.stop()
 first = st.sidebar.number_input("First image", 0, len(x) - 1, choice_from_query("img", list(range(len(x))), 0))
 count = st.sidebar.slider("Images", 1, 6, 3)

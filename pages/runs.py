@@ -35,7 +35,7 @@ def submit(tree_or_text) -> None:
             specs = api.validate_trees(tree_or_text)
         jobs = api.submit_all(specs, allow_long=st.session_state.get("allow-long", False))  # one run per seed
         st.session_state["submitted"] = " ".join(
-            f"Queued as job {job['job_id']} (run {job['run_id'][:12]}, seed {spec.seed}): {job['status']}."
+            f"Queued as job {job.job_id} (run {job.run_id[:12]}, seed {spec.seed}): {job.status}."
             for job, spec in zip(jobs, specs)
         )
     except SpecError as exc:
@@ -192,9 +192,9 @@ def queue_view() -> None:
     for job in jobs:
         with st.container(border=True):
             columns = job_row(job, retry=True)
-            if job["status"] == api.JobStatus.DONE:
+            if job.status == api.JobStatus.DONE:
                 with columns[3]:
-                    export_buttons(job["run_id"], str(job["job_id"]))
+                    export_buttons(job.run_id, str(job.job_id))
 
 
 st.subheader("Queue")

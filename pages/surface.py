@@ -86,8 +86,8 @@ def watch() -> None:
     """While the run computes: its job's progress, and a redraw of the page once a new checkpoint lands
     (not every few seconds: a 3-D chart redrawn in a browser costs the CPU the run needs)."""
     job = read("latest_job", run_id)
-    if job and job["status"] in api.LIVE_JOBS:
-        st.progress(float(job["fraction"] or 0.0), text=f"Job {job['job_id']} · {api.describe_job(job)}")
+    if job and job.status in api.LIVE_JOBS:
+        st.progress(float(job.fraction or 0.0), text=f"Job {job.job_id} · {api.describe_job(job)}")
     elif running:
         st.info("This run is still computing elsewhere; the plot fills in as its steps land.")
     now = read("runs_frame").set_index("run_id").loc[run_id]

@@ -119,7 +119,7 @@ def test_a_paper_from_the_gallery_queues_its_runs_and_opens_its_page(server, bro
     from engine.store.db import Store
 
     store = Store(root)  # stop the real preset the click started: the rest of the suite needs the CPU
-    jobs = [api.cancel(j["job_id"], store) for j in api.jobs(store) if j["status"] in ("queued", "running")]
+    jobs = [api.cancel(j.job_id, store) for j in api.jobs(store) if j.status in ("queued", "running")]
     assert len(jobs) == 2  # the preset's two variants
 
 

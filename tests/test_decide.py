@@ -143,8 +143,8 @@ def test_the_api_states_the_question_its_cost_and_queues_it_once(pair):
     assert standing["cost"].seconds_per_chunk is not None and standing["cost"].seconds_per_chunk > 0
     job = api.submit_decision((first, 2), (second, 2), ATTACK, 0.05)
     again = api.submit_decision((first, 2), (second, 2), ATTACK, 0.05)
-    assert job["job_id"] == again["job_id"] and job["run_id"].startswith("decide:")
-    assert api.decision((first, 2), (second, 2), ATTACK, 0.05)["job_id"] == job["job_id"]
+    assert job.job_id == again.job_id and job.run_id.startswith("decide:")
+    assert api.decision((first, 2), (second, 2), ATTACK, 0.05)["job_id"] == job.job_id
 
 
 @pytest.mark.slow
@@ -154,8 +154,8 @@ def test_a_real_worker_grows_the_comparison_and_the_pages_read_the_new_n(pair):
     store, (first, second) = pair
     job = api.submit_decision((first, 2), (first, 2), ATTACK, 0.1)  # itself: never decided, grows to the end
     Worker(store, lease_seconds=30).serve(exit_when_idle=True)
-    done = api.job(job["job_id"])
-    assert done["status"] == "done", done
+    done = api.job(job.job_id)
+    assert done.status == "done", done
     difference = api.compare((first, 2), (second, 2), ATTACK, 0.1)
     assert difference.n == 100 and not difference.sequential, "the other run's checkpoint did not grow"
     assert api.compare((first, 2), (first, 2), ATTACK, 0.1).n == 500
@@ -194,8 +194,8 @@ def test_compare_offers_decide_this_and_then_shows_the_grown_n(pair, monkeypatch
     assert any("cannot decide this" in c.value and "per 500 more" in c.value for c in at.caption)
     at.button(key="decide").click().run()
     assert not at.exception
-    jobs = [j for j in api.jobs() if j["run_id"].startswith("decide:")]
-    assert len(jobs) == 1 and jobs[0]["status"] == "queued"
+    jobs = [j for j in api.jobs() if j.run_id.startswith("decide:")]
+    assert len(jobs) == 1 and jobs[0].status == "queued"
     Worker(store, lease_seconds=30).serve(exit_when_idle=True)
     at = page(
         "pages/compare.py", store.root, monkeypatch, runs=f"{first[:12]},{second[:12]}", attack=ATTACK, eps=str(eps)

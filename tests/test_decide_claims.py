@@ -138,7 +138,7 @@ def test_the_papers_page_offers_decide_this_beside_an_inconclusive_claim_and_que
     assert not at.exception
     job = api.claim_job("hydra", api.open_store())
     assert job is not None
-    queued = Growth.from_json(api.job(job)["spec_json"])
+    queued = Growth.from_json(api.job(job).spec_json)
     assert queued.chunks == 1 and queued.label == "hydra: 1,000 images" and len(queued.checkpoints) == 8
     assert [p.proto.text for p in at.get("progress")] == [f"Deciding (job {job}): queued"]
 

@@ -101,7 +101,7 @@ def test_a_worker_records_the_one_line_reason_on_the_job(tmp_path, smoke_tree, m
     from engine.science.catalog import validate
 
     store = Store(tmp_path)
-    job_id = api.submit(validate(smoke_tree), store)["job_id"]
+    job_id = api.submit(validate(smoke_tree), store).job_id
     monkeypatch.setattr(checkpoints.os, "fsync", fail_on_call(7, errno.ENOSPC, os.fsync))
     Worker(store).serve(exit_when_idle=True)
     job = queue.get(store, job_id)

@@ -71,7 +71,7 @@ def test_surface_offers_resume_for_an_interrupted_run(cache, monkeypatch):
     assert any("interrupted after 1 of 3 checkpoints" in w.value for w in at.warning)
     next(b for b in at.button if b.label == "Resume").click()
     at.run()
-    assert api.latest_job(run_id, api.open_store())["status"] == JobStatus.QUEUED
+    assert api.latest_job(run_id, api.open_store()).status == JobStatus.QUEUED
 
 
 @pytest.mark.slow

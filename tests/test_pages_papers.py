@@ -34,7 +34,7 @@ def test_run_queues_every_variant_of_the_chosen_paper(cache, monkeypatch):
     at = page("pages/papers.py", cache, monkeypatch, paper="mrpf")
     at.button(key="run-paper-mrpf").click().run()
     assert not at.exception
-    queued = {j["run_id"] for j in api.jobs(api.open_store())}
+    queued = {j.run_id for j in api.jobs(api.open_store())}
     assert queued == {s.run_id() for s in api.paper_specs("mrpf").values()}
     assert len(at.get("progress")) == 4  # one live bar per queued variant
 

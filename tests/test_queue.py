@@ -98,7 +98,7 @@ def test_progress_and_description(db):
     (job,) = _submit(db)
     claimed = queue.claim(db, "w", 30)
     queue.report(db, claimed.fence(), 3, 7, "pruning to 80.0%, fine-tuning", 0.5, 40.0)
-    text = queue.describe(queue.get(db, job.job_id).as_dict())
+    text = queue.describe(queue.get(db, job.job_id))
     assert text == "step 3 of 6 · pruning to 80.0%, fine-tuning · about 40 s left"
 
 

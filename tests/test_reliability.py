@@ -68,7 +68,7 @@ def reference(tmp_path_factory):
     job = api.submit(spec, store)
     worker = start_worker(root)
     try:
-        wait_for(lambda: queue.get(store, job["job_id"]).status == "done", what="the reference run")
+        wait_for(lambda: queue.get(store, job.job_id).status == "done", what="the reference run")
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -78,7 +78,7 @@ def reference(tmp_path_factory):
 def test_kill_9_at_five_points_loses_and_duplicates_nothing(tmp_path, reference):
     spec, expected = reference
     store = Store(tmp_path)
-    job_id = api.submit(spec, store, max_attempts=10)["job_id"]
+    job_id = api.submit(spec, store, max_attempts=10).job_id
     kills = 0
     for target in (0.02, 0.25, 0.45, 0.65, 0.8):
         worker = start_worker(tmp_path)
@@ -110,7 +110,7 @@ def test_kill_9_at_five_points_loses_and_duplicates_nothing(tmp_path, reference)
 def test_a_stopped_worker_past_its_lease_has_its_late_writes_refused(tmp_path, reference):
     spec, expected = reference
     store = Store(tmp_path)
-    job_id = api.submit(spec, store)["job_id"]
+    job_id = api.submit(spec, store).job_id
     log_a = tmp_path / "worker-a.log"
     a = start_worker(tmp_path, log_a)
     b = None
@@ -232,7 +232,7 @@ def test_cancel_stops_a_running_job_between_batches_and_retry_resumes_it(tmp_pat
 
     spec, expected = reference
     store = Store(tmp_path)
-    job_id = api.submit(spec, store)["job_id"]
+    job_id = api.submit(spec, store).job_id
     worker = Worker(store, lease_seconds=5)
     thread = threading.Thread(target=worker.serve, kwargs={"exit_when_idle": True})
     thread.start()
@@ -243,9 +243,9 @@ def test_cancel_stops_a_running_job_between_batches_and_retry_resumes_it(tmp_pat
     assert cancelled.status == "cancelled" and not thread.is_alive()
     assert 0 < len(store.steps(spec.run_id())) < len(expected)
     retried = api.retry(job_id, store)
-    assert retried["job_id"] != job_id and retried["status"] == "queued"
+    assert retried.job_id != job_id and retried.status == "queued"
     Worker(store).serve(exit_when_idle=True)
-    assert api.job(retried["job_id"], store)["status"] == "done" and hashes(store, spec.run_id()) == expected
+    assert api.job(retried.job_id, store).status == "done" and hashes(store, spec.run_id()) == expected
 
 
 def test_a_resume_after_a_damaged_checkpoint_keeps_the_worker_s_threads(tmp_path, monkeypatch):

@@ -178,4 +178,4 @@ def test_submit_all_queues_every_seed_or_none(store, smoke_tree):
     with pytest.raises(SpecError, match="allow-long"):
         api.submit_all([small, huge], store)
     assert api.jobs(store) == []  # the small one was not queued either
-    assert [j["run_id"] for j in api.submit_all([small], store)] == [small.run_id()]
+    assert [j.run_id for j in api.submit_all([small], store)] == [small.run_id()]

@@ -277,11 +277,11 @@ def live_workers(store: Store, within_seconds: float = 15.0) -> list[dict[str, A
     return [dict(r) for r in rows]
 
 
-def describe(job: dict[str, Any]) -> str:
+def describe(job: Job) -> str:
     """One line for people: 'step 3 of 5 · pruning to 80.0% · about 40 s left', or the status."""
-    if job["status"] == JobStatus.RUNNING and job.get("n_steps"):
-        eta = f" · about {job['eta_seconds']:.0f} s left" if job.get("eta_seconds") else ""
-        return f"step {job['step']} of {job['n_steps'] - 1} · {job['phase']}{eta}"
-    if job["status"] == JobStatus.QUEUED:
+    if job.status == JobStatus.RUNNING and job.n_steps:
+        eta = f" · about {job.eta_seconds:.0f} s left" if job.eta_seconds else ""
+        return f"step {job.step} of {job.n_steps - 1} · {job.phase}{eta}"
+    if job.status == JobStatus.QUEUED:
         return "queued, waiting for a worker"
-    return str(job["status"]) + (f": {job['error']}" if job.get("error") else "")
+    return str(job.status) + (f": {job.error}" if job.error else "")

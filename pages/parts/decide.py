@@ -59,11 +59,9 @@ def decide_button(
 def _follow(job_id: int) -> None:
     """The growing job's progress, every two seconds; the whole page redraws when it ends (the new n)."""
     job = api.job(job_id)
-    if job["status"] not in api.LIVE_JOBS:
+    if job.status not in api.LIVE_JOBS:
         st.rerun(scope="app")
-    st.progress(
-        min(float(job.get("fraction") or 0.0), 1.0), text=f"Deciding (job {job_id}): {job.get('phase') or 'queued'}"
-    )
+    st.progress(min(float(job.fraction or 0.0), 1.0), text=f"Deciding (job {job_id}): {job.phase or 'queued'}")
 
 
 def undecided_sweet_spots(place: Any, spots: pd.DataFrame, norm: str) -> None:
@@ -98,8 +96,8 @@ def decide_claim(place: Any, name: str, status: str) -> None:
     plan = state["plan"]
     if state["job_id"] is not None:
         job = api.job(state["job_id"])
-        fraction = min(float(job.get("fraction") or 0.0), 1.0)
-        place.progress(fraction, text=f"Deciding (job {state['job_id']}): {job.get('phase') or 'queued'}")
+        fraction = min(float(job.fraction or 0.0), 1.0)
+        place.progress(fraction, text=f"Deciding (job {state['job_id']}): {job.phase or 'queued'}")
         return
     if plan.growth is None:
         place.caption(f"Still undecided on the whole test split: {plan.line()}.")

@@ -93,8 +93,8 @@ def tour_row(tour: list[dict]) -> None:
         job = api.job(entry["job_id"])
         path, label, icon = TOUR_PAGES[entry["view"]]
         columns = st.columns([3, 2])
-        columns[0].progress(float(job["fraction"] or 0.0), text=f"{label} · {api.describe_job(job)}")
-        if (job.get("step") or 0) > 0 or job["status"] == api.JobStatus.DONE:
+        columns[0].progress(float(job.fraction or 0.0), text=f"{label} · {api.describe_job(job)}")
+        if (job.step or 0) > 0 or job.status == api.JobStatus.DONE:
             columns[1].page_link(path, label=f"Open: {label}", icon=icon, query_params=_tour_query(entry, runs))
     if "layers" in runs:
         st.page_link(
