@@ -139,9 +139,7 @@ def _retry(job_id: int) -> None:
 def job_row(job: api.Job, retry: bool = False) -> list:
     """One job: live progress, Cancel while it is live (Retry once it ended, where asked), a link to its
     surface once it has a step; the row's columns, the last one free for the caller."""
-    st.progress(
-        float(job.fraction or 0.0), text=f"Job {job.job_id} · run {job.run_id[:12]} · {api.describe_job(job)}"
-    )
+    st.progress(float(job.fraction or 0.0), text=f"Job {job.job_id} · run {job.run_id[:12]} · {api.describe_job(job)}")
     columns = st.columns([1, 2, 1, 2])
     if job.status in api.LIVE_JOBS:
         columns[0].button("Cancel", key=f"cancel-{job.job_id}", on_click=_cancel, args=(job.job_id,))
