@@ -207,6 +207,26 @@ def test_compare_greys_a_difference_inside_the_noise_and_colours_a_real_one(serv
         page.screenshot(path=str(SCREENSHOTS / "compare-difference.png"), full_page=True)
 
 
+def test_a_paper_s_verdict_shows_its_parts_and_autoattack_beside_pgd(server, browser):
+    from engine.store.db import Store
+    from tests.paper_fakes import fill_paper, mrpf_fails
+
+    def mrpf(variant, step, target, attack, eps):  # AutoAttack finds 4 pt more than PGD where it is scored
+        clean, robust, moved = mrpf_fails(variant, step, target, attack, eps)
+        return clean, robust - (0.04 if attack == "autoattack" and eps else 0.0), moved
+
+    url, _, root = server
+    fill_paper(Store(root), "mrpf", mrpf)
+    with visit(browser, f"{url}/papers?paper=mrpf", viewport={"width": 1400, "height": 1400}) as page:
+        page.get_by_text(re.compile(r"^Judged by pgd_linf")).first.wait_for(timeout=60_000)
+        page.get_by_text("Does not hold here", exact=False).first.wait_for(timeout=60_000)
+        page.get_by_text("reported, not judged").first.wait_for(timeout=30_000)
+        page.get_by_text("PGD against AutoAttack, checkpoint by checkpoint").click()
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the paper's figures are drawn
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "papers-mrpf-verdict.png"), full_page=True)
+
+
 def test_the_teaching_walk_through_end_to_end_with_a_screenshot_per_step(server, browser):
     """Home → run teaching → read the surface → the heat map's sweet spots → fork with one-shot → Compare."""
     url, _, _ = server
