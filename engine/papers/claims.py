@@ -1,6 +1,7 @@
-"""Claim checks (registered): does a seed paper's qualitative claim hold in this store, and how sure is that?
+"""What every claim check shares: does a seed paper's qualitative claim hold in this store, and how sure is that?
 
-Each check reads a paper preset's results (engine.papers.results.PaperResults: robust, transfer and
+The checks themselves live one per paper in engine/papers/checks/, each registered with its figures
+(`register_check`). Each check reads a paper preset's results (engine.papers.results.PaperResults: robust, transfer and
 budget rows tagged by variant, with the per-example flags of every accuracy) and returns a Verdict:
 one finding per part of the claim. A finding turns the claim into a statistic of accuracies (a gap,
 a spread, a lead) and decides it from that statistic's 95 % interval, never from a point estimate
