@@ -84,3 +84,29 @@ def test_a_refused_grid_value_is_quoted_short_and_escaped(tmp_path):
         expand(load_sweep(bad))
     text = "\n".join(info.value.problems)
     assert "\x1b" not in text and len(text) < 400 and "\\x1b[31m" in text
+
+
+def test_a_ray_task_asks_for_its_cores_and_a_gpu_where_the_cluster_has_them():
+    from engine.jobs.sweep import TASK_CPUS, task_resources
+
+    assert task_resources({"CPU": 16.0}) == {"num_cpus": TASK_CPUS, "num_gpus": 0}
+    assert task_resources({"CPU": 16.0, "GPU": 4.0}) == {"num_cpus": TASK_CPUS, "num_gpus": 1}
+
+
+def test_a_ray_task_trains_at_its_share_of_the_cores(monkeypatch, tmp_path):
+    """Tasks × threads ≤ cores: the task body runs its spec at TASK_CPUS torch threads, not torch's default
+    (every core), which two concurrent tasks would oversubscribe."""
+    from engine import ENGINE_VERSION
+    from engine.jobs import sweep
+
+    seen = {}
+
+    def run_pipeline(spec, store, threads=None):
+        seen["threads"] = threads
+        store.begin_run(spec.run_id(), spec.base_id(), spec.canonical_json(), ENGINE_VERSION, 1)
+        store.finish_run(spec.run_id())
+
+    monkeypatch.setattr(sweep, "run_pipeline", run_pipeline)
+    spec = sweep.expand(sweep.load_sweep(GRID))[0][1]
+    bundle = sweep.compute_bundle(spec.canonical_json(), None)
+    assert seen == {"threads": sweep.TASK_CPUS} and bundle["run"]["run_id"] == spec.run_id()

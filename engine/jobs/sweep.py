@@ -100,14 +100,26 @@ def run_local(specs: list[tuple[str, RunSpec]], store: Store) -> None:
             worker.stopping.wait(0.5)  # others' workers hold the remaining jobs; wait for them
 
 
-def compute_bundle(spec_json: str, base_bundle: dict[str, Any] | None) -> dict[str, Any]:
-    """Ray task body: run one spec in a private store on this node and return its bundle."""
+TASK_CPUS = 1
+"""Cores each Ray task asks for, and the torch threads it runs at: tasks × threads never exceed a node's
+cores (two tasks of two threads each on two cores slow a step several-fold)."""
+
+
+def task_resources(cluster: dict[str, float]) -> dict[str, float]:
+    """What one sweep task asks Ray for: TASK_CPUS cores, and one GPU where the cluster declares GPUs (so a
+    paper preset's variants spread over them, one per GPU; the engine uses CUDA where it is present)."""
+    return {"num_cpus": TASK_CPUS, "num_gpus": 1 if cluster.get("GPU", 0) >= 1 else 0}
+
+
+def compute_bundle(spec_json: str, base_bundle: dict[str, Any] | None, threads: int = TASK_CPUS) -> dict[str, Any]:
+    """Ray task body: run one spec in a private store on this node, at `threads` torch threads (its share
+    of the cores), and return its bundle."""
     spec = validate(json.loads(spec_json))
     with tempfile.TemporaryDirectory(prefix="aer-ray-") as root:
         store = Store(Path(root))
         if base_bundle:
             import_base(store, base_bundle)
-        run_pipeline(spec, store)
+        run_pipeline(spec, store, threads=threads)
         bundle = export_run(store, spec.run_id())
         store.close()
         return bundle
@@ -130,7 +142,7 @@ def run_ray(specs: list[tuple[str, RunSpec]], store: Store, address: str | None 
             configure_logging=False,
         )
     try:
-        task = ray.remote(num_cpus=1)(compute_bundle)
+        task = ray.remote(**task_resources(ray.cluster_resources()))(compute_bundle)
         pending = [task.remote(s.canonical_json(), export_base(store, s.base_id())) for s in todo]
         with tqdm(total=len(pending), unit="run", desc="ray sweep") as bar:
             while pending:
