@@ -49,7 +49,7 @@ from engine.spec.runspec import validate as validate_structure
 from engine.spec.user_files import MAX_UPLOAD_BYTES, check_upload, pinned
 from engine.status import ENDED_JOBS, LIVE_JOBS, Decision, JobStatus, RunStatus
 from engine.store.db import Store, forget_stores, open_store
-from engine.store.estimate import Estimate, duration, shares_dense_point
+from engine.store.estimate import Estimate, duration, guess_basis, shares_dense_point
 from engine.store.estimate import estimate as _estimate
 from engine.store.uploads import store_upload
 
@@ -474,9 +474,16 @@ def start_tour(store: Store | None = None) -> list[dict[str, Any]]:
 
 
 def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:
-    """How long the run will take here, per phase, from earlier runs' timings (or a stated rough
-    guess); `.line()` says it in a sentence (engine.store.estimate)."""
-    return _estimate(spec, store or open_store())
+    """How long the run will take here, per phase, from earlier runs' timings; without any, the stated
+    rough guess scaled by how much slower a training step of this model is than one of the model the guess
+    was measured on, both probed once on this machine (engine.jobs.probe); `.line()` says it in a sentence."""
+    store = store or open_store()
+    found = _estimate(spec, store)
+    if found.history or (spec.model.name, spec.dataset.name) == guess_basis(spec.model.name):
+        return found
+    from engine.jobs.probe import cost_ratio  # noqa: PLC0415  torch: times the model once per machine
+
+    return found.scaled(cost_ratio(store.root, spec.model.name, spec.dataset.name, spec.model.width))
 
 
 def estimate_errors(store: Store | None = None) -> pd.DataFrame:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import sys
 import time
 from typing import Any
@@ -35,6 +34,7 @@ from tqdm import tqdm
 import engine.papers.checks  # noqa: F401  (registers every paper's check and figures)
 from engine.errors import SpecError
 from engine.jobs import sweep
+from engine.jobs.probe import cost_ratio
 from engine.papers import reference
 from engine.papers.claims import CHECKS, Verdict, across_seeds, eps_text, incomplete, judged_at
 from engine.papers.results import PaperResults, gather
@@ -43,12 +43,10 @@ from engine.pipeline import run as run_pipeline
 from engine.report import sequential
 from engine.science.attacks.base import ATTACKS
 from engine.science.catalog import validate
-from engine.science.efficiency import example_pass_seconds
 from engine.spec.reading import parse_text, read_spec_text, set_path
 from engine.spec.runspec import TEST_SPLIT_SIZES, Frozen, RunSpec, format_errors
 from engine.store.db import Store
 from engine.store.estimate import estimate as estimate_run
-from engine.store.estimate import guess_basis
 
 PAPERS_DIR = presets_dir() / "papers"
 UNGROWABLE = {"transfer": "it is judged on examples crafted on the base model and replayed, which do not grow"}
@@ -186,17 +184,10 @@ def paper_scale_seconds(preset: PaperPreset, store: Store) -> float:
     for spec in expand_all(preset, paper=True).values():
         estimate = estimate_run(spec, store)
         total = estimate.seconds - (estimate.base if spec.base_id() in bases else 0.0)
-        seconds += total * (1.0 if estimate.history else cost_ratio(spec.model.name, spec.dataset.name))
+        ratio = cost_ratio(store.root, spec.model.name, spec.dataset.name, spec.model.width)
+        seconds += total * (1.0 if estimate.history else ratio)
         bases.add(spec.base_id())
     return seconds
-
-
-@functools.lru_cache(maxsize=32)
-def cost_ratio(model: str, dataset: str) -> float:
-    """Seconds per example-pass of `model` on `dataset` over those of the model its rough guess was
-    measured on, both timed on this machine (1 where the data set's shape is known only from its files)."""
-    seconds, basis = example_pass_seconds(model, dataset), example_pass_seconds(*guess_basis(model))
-    return seconds / basis if seconds and basis else 1.0
 
 
 def judge(preset: PaperPreset, results: PaperResults, paper: bool = False) -> Verdict:

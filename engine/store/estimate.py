@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -53,6 +53,20 @@ class Estimate:
     base_cached: bool
     history: int  # earlier runs whose timings set the rates (0: the rough guess)
     words: str  # what the run does, in a few words
+
+    def scaled(self, ratio: float) -> Estimate:
+        """Every phase `ratio` times as long: a rough guess for another model, scaled by how much slower
+        a training step of it is here (engine.jobs.probe)."""
+        if ratio == 1.0:
+            return self
+        return replace(
+            self,
+            base=self.base * ratio,
+            finetune=self.finetune * ratio,
+            attacks=self.attacks * ratio,
+            checkpoints=self.checkpoints * ratio,
+            words=f"{self.words}, the guess scaled ×{ratio:.2g} by a timed step of the model",
+        )
 
     @property
     def seconds(self) -> float:
