@@ -483,7 +483,16 @@ def estimate(spec: RunSpec, store: Store | None = None) -> Estimate:
         return found
     from engine.jobs.probe import cost_ratio  # noqa: PLC0415  torch: times the model once per machine
 
-    return found.scaled(cost_ratio(store.root, spec.model.name, spec.dataset.name, spec.model.width))
+    return found.scaled(
+        cost_ratio(
+            store.root,
+            spec.model.name,
+            spec.dataset.name,
+            spec.model.width,
+            spec.dataset.path,
+            spec.train.batch_size,
+        )
+    )
 
 
 def estimate_errors(store: Store | None = None) -> pd.DataFrame:

@@ -17,7 +17,7 @@ def timed(monkeypatch):
     """The probe's timer replaced by a table; every call counted."""
     calls = []
 
-    def example_pass_seconds(model, dataset, width=None):
+    def example_pass_seconds(model, dataset, width=None, batch=128, info=None):
         calls.append((model, dataset, width))
         return SECONDS[model]
 
@@ -42,3 +42,37 @@ def test_an_estimate_without_history_scales_the_guess_by_the_model_s_probe(cache
     )
     assert "scaled ×20" in api.estimate(bigger).line()
     assert {call[0] for call in timed} == {"resnet8", "small_cnn"} and len(timed) == 2  # probed once each
+
+
+def test_a_user_s_data_set_is_probed_at_the_shape_its_file_headers_give(cache, monkeypatch):
+    import numpy as np
+
+    shapes = []
+    monkeypatch.setattr(
+        probe,
+        "example_pass_seconds",
+        lambda model, dataset, width=None, batch=128, info=None: shapes.append(info) or 4e-4,
+    )
+    data = cache.parent / "data"
+    data.mkdir(exist_ok=True)
+    np.savez(data / "mine.npz", x=np.zeros((40, 32, 32, 3), np.uint8), y=np.arange(40) % 5)
+    assert probe.cost_ratio(cache, "small_cnn", "arrays", data_path="mine.npz") == pytest.approx(1.0)
+    assert (shapes[0].channels, shapes[0].size, shapes[0].num_classes) == (3, 32, 5)  # read, not loaded
+    assert shapes[1] is None  # the guess's basis, fashion_mnist, is a built-in shape
+    assert probe.cost_ratio(cache, "small_cnn", "arrays", data_path="not_there.npz") == 1.0  # no file: no shape
+    assert probe.cost_ratio(cache, "small_cnn", "arrays") == 1.0 and len(shapes) == 2
+
+
+def test_an_image_folder_s_shape_is_read_from_its_first_image(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from engine.science.user_data import peek_info
+
+    for name in ("cat", "dog", "eel"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((24, 24), np.uint8)).save(tmp_path / "train" / name / "0.png")
+    (tmp_path / "test").mkdir()
+    info = peek_info("folder", tmp_path)
+    assert info is not None and (info.channels, info.size, info.num_classes) == (1, 24, 3)
+    assert peek_info("arrays", tmp_path) is None  # a folder is not an .npz: no shape, no crash

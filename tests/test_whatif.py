@@ -107,6 +107,7 @@ def test_every_page_of_one_run_offers_what_if(populated, monkeypatch, path):
 
 def test_the_estimate_says_when_it_is_a_guess_and_learns_from_runs_here(cache):
     from engine.jobs.worker import Worker
+    from engine.store.estimate import history_rates
 
     store = api.open_store()
     first = api.load_spec(preset="smoke")
@@ -128,12 +129,13 @@ def test_the_estimate_says_when_it_is_a_guess_and_learns_from_runs_here(cache):
     transfers = api.load_spec(preset="smoke", overrides=["schedule.final_sparsity=0.5", "eval.transfer=true"])
     measured_again = api.estimate(transfers, store)  # transfer measures step 0 itself
     checkpoints = len(child.schedule.plan()) + 1
-    rate = learnt.attacks / (child.attack_passes() * (checkpoints - 1))
-    assert measured_again.attacks == pytest.approx(rate * transfers.attack_passes() * checkpoints)
+    per_checkpoint = learnt.attacks / (checkpoints - 1)  # each attack at its own rate, on one checkpoint
+    assert measured_again.attacks == pytest.approx(per_checkpoint * checkpoints)
     assert "already measured" not in measured_again.line()
     probed = api.load_spec(preset="smoke", overrides=["schedule.final_sparsity=0.5", "eval.mrs={}"])
-    with_probes = api.estimate(probed, store)  # every checkpoint's MRS probe, at the attacks' rate
-    assert with_probes.attacks == pytest.approx(rate * (probed.attack_passes() + probed.probe_passes()) * checkpoints)
+    with_probes = api.estimate(probed, store)  # every checkpoint's MRS probe, at the attack phase's rate
+    rate = history_rates(store, "mlp", "synthetic")[0]["attack"]
+    assert with_probes.attacks == pytest.approx((per_checkpoint + rate * probed.probe_passes()) * checkpoints)
     assert "every layer's MRS" in with_probes.line()
 
 
@@ -179,3 +181,29 @@ def test_submit_all_queues_every_seed_or_none(store, smoke_tree):
         api.submit_all([small, huge], store)
     assert api.jobs(store) == []  # the small one was not queued either
     assert [j.run_id for j in api.submit_all([small], store)] == [small.run_id()]
+
+
+def test_each_attack_is_estimated_at_its_own_timed_rate_and_an_untimed_one_at_its_stated_prior(cache):
+    from engine.jobs.worker import Worker
+    from engine.store.estimate import ATTACK_COST_PRIOR, attack_seconds, history_rates
+
+    store = api.open_store()
+    api.submit(api.load_spec(preset="smoke"), store)
+    Worker(store).serve(exit_when_idle=True)
+    rates, _ = history_rates(store, "mlp", "synthetic")
+    assert (
+        rates["attack:pgd_linf"] > 0 and rates["attack:fgsm"] > 0 and rates["attack:pgd_linf"] != rates["attack:fgsm"]
+    )
+    smoke = api.load_spec(preset="smoke")
+    alone = api.load_spec(preset="smoke", overrides=["eval.attacks=[{name: pgd_linf, eps: [0, 0.02], steps: 5}]"])
+    assert attack_seconds(alone, rates, 1) == pytest.approx(
+        smoke.eval.n_samples * alone.eval.attacks[0].passes() * rates["attack:pgd_linf"]
+    )
+    with_autoattack = api.load_spec(
+        preset="smoke",
+        overrides=["eval.attacks=[{name: pgd_linf, eps: [0, 0.02], steps: 5}, {name: autoattack, eps: [0, 0.02]}]"],
+    )
+    autoattack = with_autoattack.eval.attacks[1]
+    untimed = attack_seconds(with_autoattack, rates, 1) - attack_seconds(alone, rates, 1)
+    prior = ATTACK_COST_PRIOR["autoattack"]
+    assert untimed == pytest.approx(smoke.eval.n_samples * autoattack.passes() * rates["attack"] * prior)

@@ -184,7 +184,14 @@ def paper_scale_seconds(preset: PaperPreset, store: Store) -> float:
     for spec in expand_all(preset, paper=True).values():
         estimate = estimate_run(spec, store)
         total = estimate.seconds - (estimate.base if spec.base_id() in bases else 0.0)
-        ratio = cost_ratio(store.root, spec.model.name, spec.dataset.name, spec.model.width)
+        ratio = cost_ratio(
+            store.root,
+            spec.model.name,
+            spec.dataset.name,
+            spec.model.width,
+            spec.dataset.path,
+            spec.train.batch_size,
+        )
         seconds += total * (1.0 if estimate.history else ratio)
         bases.add(spec.base_id())
     return seconds

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.science.data import KNOWN_INFO
+from engine.science.data import KNOWN_INFO, DatasetInfo
 from engine.science.device import to_input
 from engine.science.models import build_model
 from engine.science.pruning.graph_shrink import graph_shrink
@@ -52,11 +52,13 @@ logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402  (after the logger is quietened)
 
 
-def example_pass_seconds(model_name: str, dataset: str, width: float | None = None, batch: int = 16) -> float | None:
+def example_pass_seconds(
+    model_name: str, dataset: str, width: float | None = None, batch: int = 16, info: DatasetInfo | None = None
+) -> float | None:
     """Seconds of one training example-pass (forward, backward and an SGD step, per image) of a model
-    built for a built-in data set, timed on this machine: the fastest of three steps after a warm-up.
-    None for a data set whose shape only its files tell (a user's folder or arrays)."""
-    info = KNOWN_INFO.get(dataset)
+    built for a built-in data set (or for the shape `info` read from a user's files), timed on this
+    machine: the fastest of three steps after a warm-up. None where the shape is unknown."""
+    info = info or KNOWN_INFO.get(dataset)
     if info is None:
         return None
     model = build_model(model_name, info, width).train()

@@ -218,3 +218,52 @@ def folder(path: Path, test_share: float | None = None) -> Dataset:
 def arrays(path: Path, test_share: float | None = None) -> Dataset:
     """Your arrays: an .npz with x (uint8, or floats in [0, 1]) and integer labels y, or train/test splits."""
     return load_arrays(path, test_share)
+
+
+# --- shape without reading the pixels (for a cost probe) ---------------------------------------------------------
+
+
+def peek_info(name: str, path: Path) -> DatasetInfo | None:
+    """A user's data set's shape (channels, side, classes; neutral normalisation) read from its headers,
+    without loading its pixels: the first image of a folder, the .npy headers inside an .npz. None where
+    the files do not tell (they are refused with a clear message when the run reads them)."""
+    try:
+        shape = _peek_folder(path) if name == "folder" else _peek_arrays(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    if shape is None:
+        return None
+    channels, side, classes = shape
+    names = tuple(f"class {i}" for i in range(classes))
+    return DatasetInfo(channels, side, classes, (0.5,) * channels, (0.25,) * channels, names)
+
+
+def _peek_folder(path: Path) -> tuple[int, int, int] | None:
+    from PIL import Image  # noqa: PLC0415  only for a folder of images
+
+    root = path / "train" if (path / "train").is_dir() else path
+    folders = _class_folders(root)
+    for folder in folders:
+        for file in sorted(folder.iterdir()):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                with Image.open(file) as image:  # reads the header only
+                    channels = 1 if image.mode in ("1", "L", "I;16", "I") else 3
+                    return channels, max(image.size), len(folders)
+    return None
+
+
+def _peek_arrays(path: Path) -> tuple[int, int, int] | None:
+    with zipfile.ZipFile(path) as archive:
+        members = {Path(member).stem: member for member in archive.namelist()}
+        key = "x_train" if "x_train" in members else "x"
+        with archive.open(members[key]) as stream:
+            major, _ = np.lib.format.read_magic(stream)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape = read_header(stream)[0]  # the header only: no pixels, never pickle
+    shape = (*shape[:1], 1, *shape[1:]) if len(shape) == 3 else shape
+    channels, side = (shape[1], shape[2]) if shape[1] in (1, 3) else (shape[3], shape[1])
+    with np.load(path, allow_pickle=False) as npz:  # labels are small: one integer per image
+        if "classes" in npz.files:
+            return channels, side, len(npz["classes"].reshape(-1))
+        labels = [npz[k] for k in ("y", "y_train", "y_test") if k in npz.files]
+    return channels, side, int(max(int(y.max()) for y in labels)) + 1
