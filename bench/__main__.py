@@ -90,11 +90,19 @@ REFERENCES = [
     ),
     ("surface", "work_over_floor", "the surface's FLOPs over the floor's"),
     ("surface", "gflops_over_ceiling", "the surface's GFLOP/s over the fastest bare steps'"),
+    ("surface", "loop_over_replay", "the surface's seconds over bare passes at its own batch sizes, right after it"),
     (
         "surface",
         "attainable_bound_speedup",
         "the steps no sound search skips, all at the fastest bare-step GFLOP/s, vs the baseline's time",
     ),
+    (
+        "surface",
+        "speedup_over_sustained_bound",
+        "the floor's work as bare passes in full batches, timed beside the surface, over the surface's time",
+    ),
+    ("surface", "sustained_bound_speedup", "the torchattacks loop over that floor replay"),
+    ("surface", "step_ceiling_spread", "fastest over slowest bare-step ceiling, each timed beside a surface"),
     ("surface", "matmul_peak_gflops", "fp32 matmul peak of this run"),
     ("surface", "compiled_step_ceiling_gflops", "the bare step under torch.compile (inductor), fastest"),
     ("surface", "compile_s", "seconds torch.compile took before its first step"),
@@ -104,6 +112,8 @@ REFERENCES = [
     ("teaching", "busy_full_surface_s", "the same click beside one busy core"),
     ("estimate", "first_run_abs_error", "the first run on a fresh cache: the guess scaled by this machine's probe"),
     ("sweep", "ray_speedup", "20 smoke specs one after another, over the same as a local Ray sweep"),
+    ("sweep", "ray_tasks_utilisation", "the same from the first task submitted, Ray already started"),
+    ("sweep", "ray_start_s", "seconds to start the local Ray instance"),
     ("sweep", "serial_utilisation", "busy share of the CPU while they ran one after another"),
     (
         "structured",

@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def run_ray(specs: list[tuple[str, RunSpec]], store: Store, address: str | None 
     if started_here:
         ray.init(
             address=address,
-            num_cpus=None if address else 2,
+            num_cpus=None if address else os.cpu_count(),  # a local cluster of this machine's cores
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,

@@ -6,8 +6,9 @@ of one example, the unit of `RunSpec.work`), or seconds per checkpoint for the f
 - base training: a base's `train_seconds` over its epochs × examples × passes (0 when cached);
 - fine-tuning: each step's `train_seconds` over its batches × batch size × passes;
 - attacks: each curve's `seconds` over images × ε × steps × restarts (step 0 not counted when another
-  run on the same base already measured it the same way); MRS probes (`RunSpec.probe_passes`) at the
-  same rate;
+  run on the same base already measured it the same way), pooled, and per attack (`attack:<name>`):
+  each attack is estimated at its own rate where this machine has timed it, else at the pooled rate
+  times its stated prior (ATTACK_COST_PRIOR); MRS probes (`RunSpec.probe_passes`) at the pooled rate;
 - per checkpoint: the rest of a step's wall time (publishing, efficiency, clean accuracy, transfer,
   store).
 """
