@@ -3,10 +3,11 @@ measured in the same run and prints it beside its target: the robustness surface
 loop (speed ratio, accuracy difference, share of the matmul peak), structured pruning's latency
 ratio, a preset cold and cached, page render time from 1,000 runs, the teaching demo and the tour clicked
 in Chromium (quiet, then beside one busy core), the cost estimate's error, a Ray sweep's CPU use against
-the same specs one after another, and a classroom of 20
-Chromium sessions on one server (quiet, then beside a running job); `--only` picks figures.
+the same specs one after another, and a classroom of 20 Chromium sessions on one server (quiet, then
+beside a running job); `--only` picks figures.
 `python -m bench --drill 20` kills a worker 20 times in one run and reports what survived;
-`python -m bench --hostile` puts every hostile input of the hostile-input issue through the CLI.
+`python -m bench --hostile` puts every hostile input of the hostile-input issue through the CLI;
+`python -m bench --device cuda` measures the GPU path (bench/device.py).
 
 Prints numbers (seconds, ratios, counts); nothing here asserts a time.
 """
@@ -131,6 +132,11 @@ REFERENCES = [
     ("classroom", "busy_served_p95_s", "the same beside a running job"),
     ("classroom", "quiet_drawn_p95_s", "click to page drawn, in this machine's 20 renderers at nice 19"),
     ("classroom", "busy_server_peak_mb", "server memory at its peak, 20 sessions and a job"),
+    ("device", "speedup", "the sound surface vs the torchattacks loop, both on --device"),
+    ("device", "significant_over_pt", "the surface above torchattacks there, paired test (≤ 0: never significantly)"),
+    ("device", "train_examples_per_s", "small_cnn training examples per second, batch 128"),
+    ("device", "certify_passes_per_s", "CERTIFY's noisy forward passes per second (σ 0.25, n 1,000)"),
+    ("device", "teaching_s", "the teaching preset from an empty cache, where the engine puts it"),
     ("structured", "max_spread", "widest latency spread (median / fastest round − 1); above 0.25 the machine was busy"),
 ]
 
@@ -169,6 +175,13 @@ def measure(figure: str, presets: list[str]) -> dict:
     return {**first, "others": others}
 
 
+def device_figure(name: str) -> dict:
+    """The device path's figures on the device named (bench/device.py)."""
+    from bench import device
+
+    return device.run(name)
+
+
 def table(results: dict[str, dict]) -> str:
     """The figures beside their targets, one line each."""
     lines = [f"{'figure':<11} {'measure':<24} {'value':>9}  target"]
@@ -199,6 +212,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES), help="figures to measure")
     parser.add_argument("--drill", type=int, metavar="KILLS", help="run the crash drill with this many kill -9s")
     parser.add_argument("--hostile", action="store_true", help="run the hostile-input drill (counts, time, memory)")
+    parser.add_argument(
+        "--device",
+        metavar="NAME",
+        help="measure the device path on NAME (cuda or cpu): surface vs torchattacks there, training and "
+        "certification throughput, the teaching preset's time; nothing else",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder for the JSON record")
     args = parser.parse_args()
     if args.drill:
@@ -215,8 +234,8 @@ def main() -> None:
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     results = {}
-    for figure in args.only:
-        results[figure] = measure(figure, args.presets)
+    for figure in ["device"] if args.device else args.only:
+        results[figure] = device_figure(args.device) if args.device else measure(figure, args.presets)
         print(json.dumps({figure: results[figure]}), flush=True)
     print(table(results))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -110,3 +110,40 @@ def test_a_ray_task_trains_at_its_share_of_the_cores(monkeypatch, tmp_path):
     spec = sweep.expand(sweep.load_sweep(GRID))[0][1]
     bundle = sweep.compute_bundle(spec.canonical_json(), None)
     assert seen == {"threads": sweep.TASK_CPUS} and bundle["run"]["run_id"] == spec.run_id()
+
+
+def test_on_a_ray_instance_that_declares_gpus_each_task_holds_one_of_its_own():
+    """A local Ray instance declaring two GPUs (a custom resource count; no GPU needed): the resources the
+    engine asks for, read off the running cluster, give each task exactly one GPU, and two tasks running
+    at once hold different ones, as a paper preset's variants spread over a cluster's GPUs."""
+    ray = pytest.importorskip("ray")
+    from engine.jobs.sweep import task_resources
+
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        resources = task_resources(ray.cluster_resources())
+
+        @ray.remote(**resources)
+        def held(barrier):
+            ray.get(barrier.arrive.remote())
+            while ray.get(barrier.count.remote()) < 2:  # both tasks hold their GPU at the same moment
+                pass
+            return ray.get_gpu_ids()
+
+        @ray.remote(num_cpus=0)
+        class Barrier:
+            def __init__(self):
+                self.arrived = 0
+
+            def arrive(self):
+                self.arrived += 1
+
+            def count(self):
+                return self.arrived
+
+        barrier = Barrier.remote()
+        first, second = ray.get([held.remote(barrier), held.remote(barrier)], timeout=120)
+    finally:
+        ray.shutdown()
+    assert resources["num_gpus"] == 1
+    assert len(first) == 1 and len(second) == 1 and first != second
