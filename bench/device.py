@@ -79,9 +79,13 @@ def training_throughput(device: torch.device, model_name: str = "small_cnn", ste
 
     data = load_dataset("fashion_mnist")
     model = prepare_model(build_model(model_name, data.info), device)
-    common = {"batch_size": 128, "lr": 1e-3, "generator": torch.Generator().manual_seed(0)}
-    train_steps(model, data.x_train, data.y_train, steps=1, **common)
-    _, seconds = synchronised(device, lambda: train_steps(model, data.x_train, data.y_train, steps=steps, **common))
+    generator = torch.Generator().manual_seed(0)
+
+    def run(count: int) -> float:
+        return train_steps(model, data.x_train, data.y_train, steps=count, batch_size=128, lr=1e-3, generator=generator)
+
+    run(1)
+    _, seconds = synchronised(device, lambda: run(steps))
     return steps * 128 / seconds
 
 

@@ -141,7 +141,7 @@ def test_on_a_ray_instance_that_declares_gpus_each_task_holds_one_of_its_own():
             def count(self):
                 return self.arrived
 
-        barrier = Barrier.remote()
+        barrier = Barrier.remote()  # type: ignore[attr-defined]  # ray.remote turns the class into an ActorClass
         first, second = ray.get([held.remote(barrier), held.remote(barrier)], timeout=120)
     finally:
         ray.shutdown()
