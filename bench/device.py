@@ -8,6 +8,7 @@ Every time waits for the device to finish its queued work (CUDA runs asynchronou
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 import time
 from collections.abc import Callable
@@ -53,9 +54,9 @@ def surface(device: torch.device, models: list, x: torch.Tensor, y: torch.Tensor
         plain = copy.deepcopy(model).to(device).to(memory_format=torch.contiguous_format).eval()
         fast_model = copy.deepcopy(model).to(device).to(memory_format=torch.channels_last).eval()
         torch.manual_seed(0)
-        reference, s = synchronised(device, lambda plain=plain: torchattacks_loop(plain, x.to(device), y.to(device)))
+        reference, s = synchronised(device, functools.partial(torchattacks_loop, plain, x.to(device), y.to(device)))
         seconds["torchattacks"] += s
-        fast, s = synchronised(device, lambda fast_model=fast_model: ours(fast_model, x, y))
+        fast, s = synchronised(device, functools.partial(ours, fast_model, x, y))
         seconds["ours"] += s
         reference = on_cpu(reference)
         worst = max(worst, max(abs(fast[e] - reference[e]) for e in EPS))
